@@ -1,0 +1,439 @@
+"""Robot hand specs built on MuJoCo Menagerie models.
+
+A :class:`HandSpec` names what we need from a Menagerie hand (joint order, keypoints, palm
+geometry, real-hardware facts). :func:`load_hand` turns it into a :class:`Hand`: the spec
+plus everything derived from the compiled model (joint limits, actuator gains, the palm
+frame, keypoint offsets), and :meth:`Hand.mjspec` gives a fresh ``mujoco.MjSpec`` of the
+hand with our sites added, which both the simulator and the retargeting kinematics build
+from, so the two cannot drift.
+
+Frames
+------
+The *palm frame* (site ``palm_frame`` on the palm body) has +x along the fingers, +y toward
+the thumb, +z out of the back of the hand (the palm faces -z): the same axes as the
+operator's wrist frame (``devices.inputs.frame``). Its origin is on the middle finger's
+axis, ``palm_length_m`` behind the middle finger's base joint: the robot's "wrist".
+It is computed from the model at build time: x from the middle finger's base to its tip
+with all joints at zero (the fingers straight), y from the ring finger's base to the
+index finger's base, made orthogonal to x.
+
+Keypoints
+---------
+Eight keypoints, as DexterityGen uses (K = 8): the middle joint (PIP; the IP joint for the
+thumb) and the tip of each of the index, middle, ring fingers and the thumb, in the order
+of :data:`KEYPOINT_NAMES`. They are added as sites ``kp_<name>``.
+
+Models come from the ``mujoco-menagerie`` package; offline, set ``MENAGERIE_ROOT``.
+They are never copied into this repository.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FINGERS: tuple[str, ...] = ("index", "middle", "ring", "thumb")
+
+#: Order of the 8 robot keypoints (K = 8) everywhere in the project.
+KEYPOINT_NAMES: tuple[str, ...] = tuple(f"{f}_{p}" for f in FINGERS for p in ("pip", "tip"))
+
+#: The MediaPipe/MANO index of the human keypoint each robot keypoint corresponds to.
+KEYPOINT_HUMAN_INDEX: tuple[int, ...] = (6, 8, 10, 12, 14, 16, 3, 4)
+
+#: The human keypoint at the base of each finger (MCP; CMC for the thumb), FINGERS order.
+FINGER_BASE_HUMAN_INDEX: tuple[int, ...] = (5, 9, 13, 1)
+
+PALM_FRAME_SITE = "palm_frame"
+
+
+@dataclass(frozen=True)
+class KeypointDef:
+    """Where a keypoint sits: on ``body``, at ``pos`` (body frame, m) or at ``geom``'s centre."""
+
+    body: str
+    pos: tuple[float, float, float] | None = None
+    geom: str | None = None
+
+
+@dataclass(frozen=True)
+class HandSpec:
+    """What we take from a Menagerie hand model, plus facts about the real hardware.
+
+    Attributes:
+        name: our short name (``leap``, ``allegro``).
+        menagerie: Menagerie robot name; ``entry``: its model entry point.
+        joint_names: the canonical joint order (targets, states, datasets all use it).
+        palm_body: the body the fingers hang from.
+        finger_base_bodies: body carrying each finger's first joint, FINGERS order.
+        keypoints: the 8 keypoints in KEYPOINT_NAMES order.
+        palm_length_m: distance from the middle finger's base joint back to the wrist.
+        max_joint_speed_rad_s: the safety filter's per-joint rate limit.
+        default_open: the open default pose (clipped to the limits); ``None`` = all zeros.
+        visual_group / collision_group: geom groups of the visual meshes / collision geoms.
+        heavy_visuals: visual meshes too heavy for software rendering at interactive rates.
+        palm_surface_m: a point on the palm's inner surface, palm frame (the palm faces -z);
+            objects start resting on it.
+        real: facts about the real hand (gains, rates, wiring) with their sources.
+    """
+
+    name: str
+    menagerie: str
+    entry: str
+    joint_names: tuple[str, ...]
+    palm_body: str
+    finger_base_bodies: tuple[str, str, str, str]
+    keypoints: tuple[KeypointDef, ...]
+    palm_length_m: float
+    max_joint_speed_rad_s: float
+    default_open: tuple[float, ...] | None = None
+    visual_group: int = 1
+    collision_group: int = 0
+    heavy_visuals: bool = False
+    palm_surface_m: tuple[float, float, float] = (0.06, 0.0, -0.015)
+    real: dict[str, str] = field(default_factory=dict)
+
+
+LEAP = HandSpec(
+    name="leap",
+    menagerie="leap_hand",
+    entry="right_hand",
+    joint_names=(
+        "if_mcp",
+        "if_rot",
+        "if_pip",
+        "if_dip",
+        "mf_mcp",
+        "mf_rot",
+        "mf_pip",
+        "mf_dip",
+        "rf_mcp",
+        "rf_rot",
+        "rf_pip",
+        "rf_dip",
+        "th_cmc",
+        "th_axl",
+        "th_mcp",
+        "th_ipl",
+    ),
+    palm_body="palm",
+    finger_base_bodies=("if_bs", "mf_bs", "rf_bs", "th_mp"),
+    keypoints=(
+        KeypointDef("if_md"),
+        KeypointDef("if_ds", geom="if_tip"),
+        KeypointDef("mf_md"),
+        KeypointDef("mf_ds", geom="mf_tip"),
+        KeypointDef("rf_md"),
+        KeypointDef("rf_ds", geom="rf_tip"),
+        KeypointDef("th_ds"),
+        KeypointDef("th_ds", geom="th_tip"),
+    ),
+    palm_length_m=0.095,
+    # XC330-M288 no-load speed is ~10 rad/s at 5 V; stay well below it.
+    max_joint_speed_rad_s=6.0,
+    visual_group=1,
+    collision_group=0,
+    heavy_visuals=True,  # ~240k faces: ~400 ms/frame software-rendered, 10 ms without
+    palm_surface_m=(0.06, 0.0, -0.017),
+    real={
+        "bus": "Dynamixel protocol 2.0, 4 Mbaud, /dev/ttyUSB0 (LEAP_Hand_API main.py)",
+        "servos": "XC330-M288-T (full), XL330 (lite)",
+        "pd": "current-based position mode, kP 600 (0.75x on side joints), kD 200, "
+        "current limit 350 mA (LEAP_Hand_API); DexNDM uses kP 800, kD 200 at 20 Hz",
+        "angles": "real = sim + pi; menagerie joint order swaps mcp/rot vs motor order "
+        "on index, middle and ring",
+    },
+)
+
+ALLEGRO = HandSpec(
+    name="allegro",
+    menagerie="wonik_allegro",
+    entry="right_hand",
+    joint_names=(
+        "ffj0",
+        "ffj1",
+        "ffj2",
+        "ffj3",
+        "mfj0",
+        "mfj1",
+        "mfj2",
+        "mfj3",
+        "rfj0",
+        "rfj1",
+        "rfj2",
+        "rfj3",
+        "thj0",
+        "thj1",
+        "thj2",
+        "thj3",
+    ),
+    palm_body="palm",
+    finger_base_bodies=("ff_base", "mf_base", "rf_base", "th_base"),
+    keypoints=(
+        # Fingertip: centre of the distal end of the tip capsule (pos 0.019 + half 0.010).
+        KeypointDef("ff_medial"),
+        KeypointDef("ff_tip", pos=(0.0, 0.0, 0.029)),
+        KeypointDef("mf_medial"),
+        KeypointDef("mf_tip", pos=(0.0, 0.0, 0.029)),
+        KeypointDef("rf_medial"),
+        KeypointDef("rf_tip", pos=(0.0, 0.0, 0.029)),
+        KeypointDef("th_distal"),
+        KeypointDef("th_tip", pos=(0.0, 0.0, 0.043)),
+    ),
+    palm_length_m=0.095,
+    max_joint_speed_rad_s=6.0,
+    visual_group=2,
+    collision_group=3,
+    heavy_visuals=False,
+    palm_surface_m=(0.06, 0.0, -0.012),
+    real={
+        "bus": "CAN 1 Mbit/s (PEAK char driver or SocketCAN can0); hand streams at 333 Hz",
+        "pd": "torque PD on the host, v4 gains p 4000 d 150-300 (/1200 = sim units); "
+        "Hora: p 3600, d 120, 20 Hz policy",
+        "order": "ROS1: index 0-3 ... thumb 12-15; Wonik ROS2 puts the thumb at 0-3",
+    },
+)
+
+#: Every hand we know, by short name.
+HAND_SPECS: dict[str, HandSpec] = {s.name: s for s in (LEAP, ALLEGRO)}
+
+
+class HandModelError(RuntimeError):
+    """A hand model could not be found or does not match its spec."""
+
+
+@dataclass(frozen=True, eq=False)
+class Hand:
+    """A :class:`HandSpec` resolved against its compiled Menagerie model.
+
+    All arrays are in ``spec.joint_names`` order; positions are metres, angles radians.
+
+    Attributes:
+        lower, upper: (n,) joint limits.
+        default_open: (n,) the open default pose, inside the limits.
+        kp, kv: (n,) position-actuator gains of the simulated hand (N m / rad, N m s / rad).
+        timestep_s: the model's physics timestep.
+        palm_frame_pos / palm_frame_quat: the palm frame in the palm body (m, wxyz).
+        keypoint_local: (8, 3) each keypoint in its body's frame.
+        keypoint_bodies: the body of each keypoint.
+        finger_base_palm: (4, 3) each finger's base joint in the palm frame.
+    """
+
+    spec: HandSpec
+    lower: np.ndarray
+    upper: np.ndarray
+    default_open: np.ndarray
+    kp: np.ndarray
+    kv: np.ndarray
+    timestep_s: float
+    palm_frame_pos: np.ndarray
+    palm_frame_quat: np.ndarray
+    keypoint_local: np.ndarray
+    keypoint_bodies: tuple[str, ...]
+    finger_base_palm: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        return self.spec.joint_names
+
+    @property
+    def n_joints(self) -> int:
+        return len(self.spec.joint_names)
+
+    def max_delta(self, rate_hz: float) -> np.ndarray:
+        """(n,) largest allowed target change per control tick at ``rate_hz``."""
+        return np.full(self.n_joints, self.spec.max_joint_speed_rad_s / rate_hz)
+
+    def clip(self, q: np.ndarray) -> np.ndarray:
+        return np.clip(q, self.lower, self.upper)
+
+    def mjspec(self) -> mujoco.MjSpec:
+        """A fresh MjSpec of the hand with our sites added.
+
+        Sites: ``palm_frame``; ``base_<finger>`` (each finger's base joint, fixed in the palm);
+        ``kp_<keypoint>`` for the 8 keypoints.
+        """
+        spec = _menagerie_spec(self.spec)
+        palm = spec.body(self.spec.palm_body)
+        site = palm.add_site()
+        site.name = PALM_FRAME_SITE
+        site.pos = self.palm_frame_pos.tolist()
+        site.quat = self.palm_frame_quat.tolist()
+        site.group = 5
+        r_bf = np.zeros(9)
+        mujoco.mju_quat2Mat(r_bf, self.palm_frame_quat)
+        r_bf = r_bf.reshape(3, 3)
+        for finger, base in zip(FINGERS, self.finger_base_palm, strict=True):
+            s = palm.add_site()
+            s.name = f"base_{finger}"
+            s.pos = (self.palm_frame_pos + r_bf @ base).tolist()
+            s.group = 5
+        for name, body, local in zip(
+            KEYPOINT_NAMES, self.keypoint_bodies, self.keypoint_local, strict=True
+        ):
+            s = spec.body(body).add_site()
+            s.name = f"kp_{name}"
+            s.pos = local.tolist()
+            s.size = [0.004, 0.0, 0.0]
+            s.rgba = [1.0, 0.5, 0.0, 1.0]
+            s.group = 5
+        return spec
+
+
+def _menagerie_spec(spec: HandSpec) -> mujoco.MjSpec:
+    try:
+        import mujoco_menagerie
+    except ImportError as e:  # pragma: no cover - it is a dependency
+        raise HandModelError("the 'mujoco-menagerie' package is not installed") from e
+    try:
+        return mujoco_menagerie.get(spec.menagerie).spec(spec.entry)
+    except Exception as e:
+        raise HandModelError(
+            f"cannot load Menagerie model {spec.menagerie}/{spec.entry}: {e}. "
+            "Offline, set MENAGERIE_ROOT to a folder holding the models."
+        ) from e
+
+
+def available_hands() -> list[str]:
+    return sorted(HAND_SPECS)
+
+
+@functools.cache
+def load_hand(name: str) -> Hand:
+    """Resolve the hand ``name`` against its Menagerie model (cached).
+
+    Raises:
+        KeyError: unknown hand name (the message lists the known ones).
+        HandModelError: the model is missing or does not match the spec.
+    """
+    if name not in HAND_SPECS:
+        raise KeyError(f"unknown hand {name!r}; available: {', '.join(available_hands())}")
+    spec = HAND_SPECS[name]
+    model = _menagerie_spec(spec).compile()
+    data = mujoco.MjData(model)
+
+    jids = []
+    for j in spec.joint_names:
+        jid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, j)
+        if jid < 0:
+            raise HandModelError(f"{name}: joint {j!r} is not in the model")
+        jids.append(jid)
+    lower = model.jnt_range[jids, 0].copy()
+    upper = model.jnt_range[jids, 1].copy()
+
+    kp = np.zeros(len(jids))
+    kv = np.zeros(len(jids))
+    for a in range(model.nu):
+        if model.actuator_trntype[a] != mujoco.mjtTrn.mjTRN_JOINT:
+            continue
+        jid = int(model.actuator_trnid[a, 0])
+        if jid in jids:
+            i = jids.index(jid)
+            kp[i] = model.actuator_gainprm[a, 0]
+            kv[i] = -model.actuator_biasprm[a, 2]
+    if np.any(kp <= 0):
+        missing = [spec.joint_names[i] for i in np.flatnonzero(kp <= 0)]
+        raise HandModelError(f"{name}: joints without a position actuator: {missing}")
+
+    default = np.zeros(len(jids)) if spec.default_open is None else np.array(spec.default_open)
+    default = np.clip(default, lower, upper)
+
+    # Geometry with every joint at zero: the fingers straight.
+    data.qpos[:] = 0.0
+    mujoco.mj_kinematics(model, data)
+    palm_id = model.body(spec.palm_body).id
+    r_wp = data.xmat[palm_id].reshape(3, 3)
+    p_wp = data.xpos[palm_id]
+
+    def in_palm_body(p_world: np.ndarray) -> np.ndarray:
+        return r_wp.T @ (p_world - p_wp)
+
+    def first_joint_axis(body: str) -> tuple[np.ndarray, np.ndarray]:
+        """World anchor and axis of the first hinge on ``body``."""
+        bid = model.body(body).id
+        if model.body_jntnum[bid] < 1:
+            raise HandModelError(f"{name}: body {body!r} has no joint")
+        jid = model.body_jntadr[bid]
+        return data.xanchor[jid].copy(), data.xaxis[jid].copy()
+
+    def on_axis_near(body: str, target_world: np.ndarray) -> np.ndarray:
+        """The point of ``body``'s joint axis nearest ``target_world`` (world frame).
+
+        A joint's anchor can sit anywhere along its axis (LEAP's sit 1.5 cm to the side of
+        the finger); the keypoint we want is where the axis crosses the finger's midline.
+        """
+        anchor, axis = first_joint_axis(body)
+        along = (target_world - anchor) @ axis
+        if abs(along) > 0.3 * np.linalg.norm(target_world - anchor):
+            return anchor  # the axis runs along the finger (a roll joint): keep the anchor
+        return anchor + axis * along
+
+    tips_world = []
+    for kd in spec.keypoints[1::2]:
+        bid = model.body(kd.body).id
+        if kd.geom is not None:
+            gid = model.geom(kd.geom).id
+            if model.geom_bodyid[gid] != bid:
+                raise HandModelError(f"{name}: geom {kd.geom!r} is not on body {kd.body!r}")
+            local = model.geom_pos[gid].copy()
+        else:
+            local = np.zeros(3) if kd.pos is None else np.array(kd.pos, dtype=float)
+        tips_world.append(data.xpos[bid] + data.xmat[bid].reshape(3, 3) @ local)
+
+    keypoint_local = []
+    keypoint_bodies = []
+    for i, kd in enumerate(spec.keypoints):
+        bid = model.body(kd.body).id
+        if i % 2 == 1:  # a tip
+            p_world = tips_world[i // 2]
+        elif kd.pos is not None:
+            p_world = data.xpos[bid] + data.xmat[bid].reshape(3, 3) @ np.array(kd.pos)
+        else:  # a middle joint: on its axis, in the plane of the finger
+            p_world = on_axis_near(kd.body, tips_world[i // 2])
+        keypoint_local.append(data.xmat[bid].reshape(3, 3).T @ (p_world - data.xpos[bid]))
+        keypoint_bodies.append(kd.body)
+    keypoint_local = np.array(keypoint_local)
+
+    base_world = np.array(
+        [on_axis_near(b, tips_world[f]) for f, b in enumerate(spec.finger_base_bodies)]
+    )
+    mid_pip = (
+        data.xpos[model.body(keypoint_bodies[2]).id]
+        + data.xmat[model.body(keypoint_bodies[2]).id].reshape(3, 3) @ keypoint_local[2]
+    )
+    x = in_palm_body(tips_world[1]) - in_palm_body(mid_pip)
+    x /= np.linalg.norm(x)
+    across = in_palm_body(base_world[0]) - in_palm_body(base_world[2])
+    y = across - x * (across @ x)
+    y /= np.linalg.norm(y)
+    z = np.cross(x, y)
+    r_bf = np.stack([x, y, z], axis=1)  # palm frame axes in the palm body frame
+    origin = in_palm_body(base_world[1]) - spec.palm_length_m * x
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, r_bf.reshape(-1))
+
+    finger_base_palm = np.array([r_bf.T @ (in_palm_body(b) - origin) for b in base_world])
+
+    return Hand(
+        spec=spec,
+        lower=lower,
+        upper=upper,
+        default_open=default,
+        kp=kp,
+        kv=kv,
+        timestep_s=float(model.opt.timestep),
+        palm_frame_pos=origin,
+        palm_frame_quat=quat,
+        keypoint_local=keypoint_local,
+        keypoint_bodies=tuple(keypoint_bodies),
+        finger_base_palm=finger_base_palm,
+    )

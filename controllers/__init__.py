@@ -1,0 +1,6 @@
+"""Controllers: the retarget baseline and the learned low-level controllers."""
+
+from controllers import retarget as _retarget  # noqa: F401  (registers "retarget")
+from controllers.base import CONTROLLERS, Controller, ControllerConfig, ControllerUnavailable
+
+__all__ = ["CONTROLLERS", "Controller", "ControllerConfig", "ControllerUnavailable"]

@@ -1,0 +1,1 @@
+"""Input devices, hand backends and retargeting."""

@@ -1,0 +1,17 @@
+"""Input devices publishing HumanFrames, the replay file format and the clip generator."""
+
+from devices.inputs import replay as _replay  # noqa: F401  (registers "replay")
+from devices.inputs.base import DEVICES, Device, DeviceStatus
+from devices.inputs.clips import Clip, ClipFormatError, load_clip, save_clip
+from devices.inputs.frame import HumanFrame
+
+__all__ = [
+    "DEVICES",
+    "Clip",
+    "ClipFormatError",
+    "Device",
+    "DeviceStatus",
+    "HumanFrame",
+    "load_clip",
+    "save_clip",
+]

@@ -1,0 +1,107 @@
+"""Input devices: each owns its I/O thread and publishes its latest HumanFrame under a lock."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import ClassVar
+
+from assets.registry import Registry
+from devices.clock import Clock, RealClock
+from devices.inputs.frame import HumanFrame
+
+#: Every input device by name: ``DEVICES.make("replay", path="clip.npz")``.
+DEVICES: Registry[Device] = Registry("device")
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """What the UI shows about a device.
+
+    Attributes:
+        connected: the device is connected and its thread runs.
+        rate_hz: frames published per second over the last ~2 s.
+        frame_age_s: age of the latest frame on the device's clock, or None before the first.
+        frames: frames published since connecting. errors: malformed inputs dropped.
+        message: the last problem, human-readable, or "".
+    """
+
+    connected: bool
+    rate_hz: float
+    frame_age_s: float | None
+    frames: int
+    errors: int
+    message: str = ""
+
+
+class Device(abc.ABC):
+    """Base class of input devices.
+
+    Subclasses implement :meth:`_start` / :meth:`_stop` (usually a thread calling
+    :meth:`_publish`). :meth:`latest` is safe to call from any thread.
+    """
+
+    Config: ClassVar[type]
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: HumanFrame | None = None
+        self._frames = 0
+        self._errors = 0
+        self._message = ""
+        self._stamps: deque[float] = deque(maxlen=64)
+        self._connected = False
+        self.clock: Clock = RealClock()
+
+    def connect(self, clock: Clock | None = None) -> None:
+        """Open the device and start publishing; frames are stamped on ``clock``."""
+        if clock is not None:
+            self.clock = clock
+        self._start()
+        self._connected = True
+
+    def disconnect(self) -> None:
+        if self._connected:
+            self._stop()
+        self._connected = False
+
+    def __enter__(self) -> Device:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    def latest(self) -> HumanFrame | None:
+        """The most recent frame, or None before the first."""
+        with self._lock:
+            return self._latest
+
+    def status(self) -> DeviceStatus:
+        now = self.clock.now()
+        with self._lock:
+            stamps = [s for s in self._stamps if now - s <= 2.0]
+            rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+            age = None if self._latest is None else now - self._latest.t
+            return DeviceStatus(
+                self._connected, rate, age, self._frames, self._errors, self._message
+            )
+
+    def _publish(self, frame: HumanFrame) -> None:
+        with self._lock:
+            self._latest = frame
+            self._frames += 1
+            self._stamps.append(frame.t)
+
+    def _report_error(self, message: str) -> None:
+        with self._lock:
+            self._errors += 1
+            self._message = message
+
+    @abc.abstractmethod
+    def _start(self) -> None: ...
+
+    @abc.abstractmethod
+    def _stop(self) -> None: ...

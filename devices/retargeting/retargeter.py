@@ -1,0 +1,186 @@
+"""Human hand -> robot hand retargeting with dex-retargeting, on kinematics from our MJCF.
+
+Mapping human keypoints into the robot palm frame
+-------------------------------------------------
+The operator's wrist frame and the robot's palm frame share axes (x along the fingers,
+y toward the thumb, z dorsal), so the map is a scale and an anchor::
+
+    p_robot = s * (p_human - p_human[middle MCP]) + robot middle-finger base
+
+with ``s = hand_scale * operator scale``. ``hand_scale`` is the ratio of the robot's middle
+finger length to the nominal human's (``default_scale``). Anchoring at the middle MCP keeps
+the fingers over the robot's fingers whatever the operator's palm length; the human wrist
+(keypoint 0) maps to the robot's wrist, the palm frame's origin.
+
+Modes
+-----
+- ``position``: the 8 robot keypoints (PIP and tip of index, middle, ring, thumb) go to the
+  mapped human PIP/IP and tips (dex-retargeting ``PositionOptimizer``). These mapped
+  points are also the *fingertip command* every mode reports.
+- ``vector``: per finger, the vectors from the finger's base to its PIP and tip
+  (``VectorOptimizer``); robust to where the operator's fingers sit on the palm.
+- ``dexpilot``: DexPilot's wrist-to-tip and tip-to-tip vectors with its pinch projection
+  (``DexPilotOptimizer``).
+
+Each result is warm-started from the previous one and low-pass filtered
+(``y += alpha * (x - y)``; alpha = 1 disables the filter).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from dex_retargeting.optimizer import DexPilotOptimizer, PositionOptimizer, VectorOptimizer
+from dex_retargeting.optimizer_utils import LPFilter
+from dex_retargeting.seq_retarget import SeqRetargeting
+
+from assets.hands import (
+    FINGER_BASE_HUMAN_INDEX,
+    FINGERS,
+    KEYPOINT_HUMAN_INDEX,
+    KEYPOINT_NAMES,
+    PALM_FRAME_SITE,
+    Hand,
+    load_hand,
+)
+from devices.inputs.frame import MIDDLE_MCP, WRIST, HumanFrame
+from devices.retargeting.command import Command
+from devices.retargeting.kinematics import HandKinematics
+
+log = logging.getLogger(__name__)
+
+RETARGET_MODES: tuple[str, ...] = ("position", "vector", "dexpilot")
+
+# dex-retargeting adds ``norm_delta * |q - q_last|^2`` to pull each solve toward the last
+# one; its default (4e-3) is so strong against our metre-scale losses that one solve covers
+# only part of the way (a held LEAP pose needed ~10 ticks to come within 2 cm). Smoothness
+# comes from the low-pass filter and the safety rate limit instead, so keep it small.
+# SLSQP stops when the objective changes by less than FTOL_ABS: on the bundled demo clip
+# 1e-7 costs ~10 evaluations (2.5 ms) for 11.5 mm mean keypoint error, 1e-10 costs ~70
+# (16 ms) for 11.3 mm.
+NORM_DELTA = 1e-5
+FTOL_ABS = 1e-7
+
+
+@dataclass
+class RetargetConfig:
+    """Retargeting settings.
+
+    Attributes:
+        mode: one of RETARGET_MODES.
+        scale: the operator's scale factor, multiplying the hand's default human->robot
+            scale (larger hands: < 1).
+        lowpass_alpha: first-order low-pass on the joint result, in (0, 1]; 1 = off.
+            At 20 Hz, 0.6 puts the cut-off near 3 Hz.
+    """
+
+    mode: str = "position"
+    scale: float = 1.0
+    lowpass_alpha: float = 0.6
+
+
+@functools.cache
+def default_scale(hand_name: str) -> float:
+    """Robot middle-finger length (base to tip, straight) over the nominal human's."""
+    from devices.inputs.human_hand import DEFAULT_HAND, OPEN_POSE
+
+    hand = load_hand(hand_name)
+    k = HandKinematics(hand)
+    robot = np.linalg.norm(k.keypoints(np.zeros(hand.n_joints))[3] - hand.finger_base_palm[1])
+    human_kp = DEFAULT_HAND.keypoints(OPEN_POSE)
+    human = np.linalg.norm(human_kp[12] - human_kp[MIDDLE_MCP])
+    return float(robot / human)
+
+
+class Retargeter:
+    """Turns HumanFrames into Commands (fingertip keypoints + joint targets) for one hand."""
+
+    def __init__(self, hand: Hand | str, config: RetargetConfig | None = None) -> None:
+        self.hand = load_hand(hand) if isinstance(hand, str) else hand
+        self.config = config or RetargetConfig()
+        if self.config.mode not in RETARGET_MODES:
+            raise ValueError(
+                f"unknown retargeting mode {self.config.mode!r}; known: {', '.join(RETARGET_MODES)}"
+            )
+        if not self.config.scale > 0:
+            raise ValueError(f"scale must be positive, got {self.config.scale}")
+        if not 0 < self.config.lowpass_alpha <= 1:
+            raise ValueError(f"lowpass_alpha must be in (0, 1], got {self.config.lowpass_alpha}")
+        self.kin = HandKinematics(self.hand)
+        self.scale = default_scale(self.hand.name) * self.config.scale
+        self._anchor = self.hand.finger_base_palm[1].copy()
+        self.optimizer = self._make_optimizer(self.config.mode)
+        self._seq = SeqRetargeting(
+            self.optimizer,
+            has_joint_limits=True,
+            lp_filter=LPFilter(self.config.lowpass_alpha)
+            if self.config.lowpass_alpha < 1
+            else None,
+        )
+        self.reset()
+
+    def _make_optimizer(self, mode: str):
+        robot = self.kin.wrapper
+        joints = list(robot.dof_joint_names)
+        kp_links = [f"kp_{n}" for n in KEYPOINT_NAMES]
+        if mode == "position":
+            opt = PositionOptimizer(
+                robot,
+                joints,
+                kp_links,
+                np.array(KEYPOINT_HUMAN_INDEX),
+                huber_delta=0.02,
+                norm_delta=NORM_DELTA,
+            )
+        elif mode == "vector":
+            origins = [f"base_{f}" for f in FINGERS for _ in range(2)]
+            human = np.array(
+                [[FINGER_BASE_HUMAN_INDEX[i // 2] for i in range(8)], list(KEYPOINT_HUMAN_INDEX)]
+            )
+            opt = VectorOptimizer(
+                robot, joints, origins, kp_links, human, huber_delta=0.02, norm_delta=NORM_DELTA
+            )
+        else:
+            tips = ["kp_thumb_tip", "kp_index_tip", "kp_middle_tip", "kp_ring_tip"]
+            opt = DexPilotOptimizer(robot, joints, tips, PALM_FRAME_SITE, norm_delta=NORM_DELTA)
+        opt.opt.set_ftol_abs(FTOL_ABS)
+        return opt
+
+    def reset(self, q: np.ndarray | None = None) -> None:
+        """Forget the history; warm-start the next solve from ``q`` (default: open pose)."""
+        q = self.hand.default_open if q is None else np.asarray(q, dtype=float)
+        self._seq.reset()
+        self._seq.set_qpos(q[self.kin.spec_to_pin].astype(np.float32))
+        if self._seq.filter is not None:
+            self._seq.filter.reset()
+
+    def map_keypoints(self, human: np.ndarray) -> np.ndarray:
+        """(21, 3) human keypoints (wrist frame) -> (21, 3) targets in the robot palm frame."""
+        human = np.asarray(human, dtype=float)
+        mapped = self.scale * (human - human[MIDDLE_MCP]) + self._anchor
+        mapped[WRIST] = 0.0  # the human wrist is the robot wrist: the palm frame's origin
+        return mapped
+
+    def reference(self, mapped: np.ndarray) -> np.ndarray:
+        """The optimizer's reference value from mapped keypoints, in pinocchio's root frame."""
+        idx = self.optimizer.target_link_human_indices
+        if self.optimizer.retargeting_type == "POSITION":
+            return self.kin.to_body(mapped[idx])
+        vectors = mapped[idx[1]] - mapped[idx[0]]
+        return vectors @ self.kin.r_body_palm.T
+
+    def __call__(self, frame: HumanFrame) -> Command:
+        """Retarget one (already validated) frame."""
+        mapped = self.map_keypoints(frame.keypoints)
+        q_pin = self._seq.retarget(self.reference(mapped))
+        # dex-retargeting bounds the search 1e-3 rad outside the limits; targets are ours.
+        joints = self.hand.clip(np.asarray(q_pin, dtype=float)[self.kin.pin_to_spec])
+        return Command(
+            t=frame.t,
+            seq=frame.seq,
+            keypoints=mapped[list(KEYPOINT_HUMAN_INDEX)],
+            joints=joints,
+        )

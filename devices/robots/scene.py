@@ -1,0 +1,145 @@
+"""The simulated scene, composed in code: a hand on a wrist mount, optionally an object.
+
+The hand is attached to a mocap body ``mount`` whose frame coincides with the hand's palm
+frame, so the mount's pose *is* the palm frame's pose in the world. The mount either stays
+at one of the six DexNDM wrist orientations or follows the operator's wrist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from assets.hands import KEYPOINT_NAMES, PALM_FRAME_SITE, Hand
+from assets.objects import ObjectSpec, geom_type
+
+HAND_PREFIX = "hand/"
+MOUNT_BODY = "mount"
+OBJECT_BODY = "object"
+
+#: Where the palm frame's origin sits in the world, m.
+MOUNT_POS = (0.0, 0.0, 0.35)
+
+# Palm-frame axes (columns x: along the fingers, y: toward the thumb, z: dorsal) in the
+# world for each wrist orientation (DexNDM's six: palm up/down, base up/down, thumb up/down).
+_R = {
+    "palm_down": ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
+    "palm_up": ((1, 0, 0), (0, -1, 0), (0, 0, -1)),
+    "base_up": ((0, 0, 1), (0, 1, 0), (-1, 0, 0)),  # fingers point down, the wrist up
+    "base_down": ((0, 0, -1), (0, 1, 0), (1, 0, 0)),  # fingers point up
+    "thumb_up": ((1, 0, 0), (0, 0, -1), (0, 1, 0)),
+    "thumb_down": ((1, 0, 0), (0, 0, 1), (0, -1, 0)),
+}
+#: The six fixed wrist orientations, as rotation matrices (world from palm frame).
+WRIST_ORIENTATIONS: dict[str, np.ndarray] = {k: np.array(v, dtype=float) for k, v in _R.items()}
+#: Wrist modes: a fixed orientation or following the operator.
+WRIST_MODES: tuple[str, ...] = (*WRIST_ORIENTATIONS, "follow")
+
+
+def mat_to_quat(r: np.ndarray) -> np.ndarray:
+    q = np.zeros(4)
+    mujoco.mju_mat2Quat(q, np.ascontiguousarray(r, dtype=float).reshape(-1))
+    return q
+
+
+def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Rotation of a MuJoCo camera (looking along its -z, y up) at ``eye`` facing ``target``."""
+    z = eye - target
+    z = z / np.linalg.norm(z)
+    x = np.cross([0.0, 0.0, 1.0], z)
+    x = x / np.linalg.norm(x)
+    return np.stack([x, np.cross(z, x), z], axis=1)
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """An object to place in the hand, with its physical parameters."""
+
+    spec: ObjectSpec
+    mass_kg: float
+    friction: float
+
+
+def build_scene(hand: Hand, *, wrist: str, obj: SceneObject | None = None) -> mujoco.MjSpec:
+    """Compose the scene spec: floor, light, camera, mount + hand, optional object.
+
+    Args:
+        hand: the resolved hand.
+        wrist: one of WRIST_MODES; ``follow`` starts palm down.
+        obj: an object placed at the hand's spawn point (palm frame), or None.
+    """
+    if wrist not in WRIST_MODES:
+        raise ValueError(f"unknown wrist mode {wrist!r}; known: {', '.join(WRIST_MODES)}")
+    hand_spec = hand.mjspec()
+    ref = hand_spec.compile()
+
+    spec = mujoco.MjSpec()
+    spec.modelname = f"dexteleop_{hand.name}"
+    spec.option.timestep = ref.opt.timestep
+    spec.option.integrator = ref.opt.integrator
+    spec.option.cone = ref.opt.cone
+    spec.option.impratio = ref.opt.impratio
+    spec.visual.global_.offwidth = 1280
+    spec.visual.global_.offheight = 960
+
+    world = spec.worldbody
+    floor = world.add_geom()
+    floor.name = "floor"
+    floor.type = mujoco.mjtGeom.mjGEOM_PLANE
+    floor.size = [1.0, 1.0, 0.05]
+    floor.rgba = [0.55, 0.6, 0.65, 1.0]
+    light = world.add_light()
+    light.pos = [0.0, -0.3, 1.2]
+    light.dir = [0.0, 0.25, -1.0]
+    cam = world.add_camera()
+    cam.name = "front"
+    center = np.array(MOUNT_POS) + np.array([0.1, 0.0, 0.02])  # the middle of the hand
+    cam.pos = (center + np.array([0.2, -0.2, 0.2])).tolist()
+    cam.quat = mat_to_quat(look_at(np.array(cam.pos), center)).tolist()
+
+    r_world = WRIST_ORIENTATIONS["palm_down" if wrist == "follow" else wrist]
+    mount = world.add_body()
+    mount.name = MOUNT_BODY
+    mount.mocap = True
+    mount.pos = list(MOUNT_POS)
+    mount.quat = mat_to_quat(r_world).tolist()
+
+    # Place the palm body so that the mount frame coincides with the palm frame.
+    r_bf = np.zeros(9)
+    mujoco.mju_quat2Mat(r_bf, hand.palm_frame_quat)
+    r_bf = r_bf.reshape(3, 3)
+    frame = mount.add_frame()
+    frame.pos = (-r_bf.T @ hand.palm_frame_pos).tolist()
+    frame.quat = mat_to_quat(r_bf.T).tolist()
+    palm = hand_spec.body(hand.spec.palm_body)
+    palm.pos = [0.0, 0.0, 0.0]  # an attached body keeps its pose relative to the frame
+    palm.quat = [1.0, 0.0, 0.0, 0.0]
+    frame.attach_body(palm, HAND_PREFIX, "")
+
+    if obj is not None:
+        body = world.add_body()
+        body.name = OBJECT_BODY
+        spawn = np.array(MOUNT_POS) + r_world @ object_spawn_palm(hand, obj.spec)
+        body.pos = spawn.tolist()
+        body.add_freejoint()
+        g = body.add_geom()
+        g.name = "object_geom"
+        g.type = geom_type(obj.spec.shape)
+        g.size = list(obj.spec.size) + [0.0] * (3 - len(obj.spec.size))
+        g.mass = obj.mass_kg
+        g.friction = [obj.friction, 0.005, 0.0001]
+        g.condim = 4
+        g.rgba = [0.85, 0.3, 0.2, 1.0]
+    return spec
+
+
+def object_spawn_palm(hand: Hand, obj: ObjectSpec) -> np.ndarray:
+    """Where an object's centre starts, palm frame: resting on the palm, 2 mm above it."""
+    return np.array(hand.spec.palm_surface_m) - np.array([0.0, 0.0, obj.half_height_m + 0.002])
+
+
+def site_names() -> tuple[str, ...]:
+    """The palm-frame site followed by the 8 keypoint sites, as named in the scene."""
+    return (HAND_PREFIX + PALM_FRAME_SITE, *(f"{HAND_PREFIX}kp_{n}" for n in KEYPOINT_NAMES))

@@ -1,0 +1,218 @@
+"""The simulated hand: a Menagerie hand in a MuJoCo scene, position-controlled at a fixed rate."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from assets.hands import load_hand
+from assets.objects import OBJECTS
+from devices.robots.base import ROBOTS, Robot
+from devices.robots.scene import (
+    MOUNT_BODY,
+    MOUNT_POS,
+    OBJECT_BODY,
+    WRIST_MODES,
+    WRIST_ORIENTATIONS,
+    SceneObject,
+    build_scene,
+    mat_to_quat,
+    object_spawn_palm,
+    site_names,
+)
+from devices.robots.state import HandState
+
+log = logging.getLogger(__name__)
+
+#: The object counts as dropped once its centre is this far from where it started in the
+#: palm frame (m). A 5 cm cube rolling across the palm moves less than this.
+DROP_DISTANCE_M = 0.08
+
+
+@dataclass
+class SimHandConfig:
+    """Settings of the simulated hand.
+
+    Attributes:
+        hand: hand name (``leap``, ``allegro``).
+        wrist: a fixed orientation (palm_up, palm_down, base_up, base_down, thumb_up,
+            thumb_down) or ``follow`` (the mount follows the operator's wrist).
+        object: object name from ``assets.OBJECTS`` or None.
+        object_mass_kg / object_friction: override the object's defaults.
+        rate_hz: control rate; the physics runs ``1 / (rate_hz * timestep)`` substeps per tick.
+        timestep_s: physics timestep; None keeps the model's (0.002 s for LEAP and Allegro).
+    """
+
+    hand: str = "leap"
+    wrist: str = "palm_up"
+    object: str | None = None
+    object_mass_kg: float | None = None
+    object_friction: float | None = None
+    rate_hz: float = 20.0
+    timestep_s: float | None = None
+
+
+def substeps_for(rate_hz: float, timestep_s: float) -> int:
+    """Physics steps per control tick; the control period must be a whole number of steps."""
+    n = round(1.0 / (rate_hz * timestep_s))
+    if n < 1 or abs(n * timestep_s * rate_hz - 1.0) > 1e-6:
+        raise ValueError(
+            f"control period 1/{rate_hz} s is not a whole number of {timestep_s} s timesteps"
+        )
+    return n
+
+
+@ROBOTS.register("sim")
+class SimHand(Robot):
+    """A simulated LEAP or Allegro hand. Each :meth:`send` advances physics by one tick."""
+
+    Config = SimHandConfig
+    supports_wrist_pose = True
+
+    def __init__(self, config: SimHandConfig) -> None:
+        hand = load_hand(config.hand)
+        super().__init__(hand, config.rate_hz)
+        self.config = config
+        if config.wrist not in WRIST_MODES:
+            raise ValueError(
+                f"unknown wrist mode {config.wrist!r}; known: {', '.join(WRIST_MODES)}"
+            )
+        obj = None
+        if config.object is not None:
+            if config.object not in OBJECTS:
+                raise ValueError(
+                    f"unknown object {config.object!r}; known: {', '.join(sorted(OBJECTS))}"
+                )
+            ospec = OBJECTS[config.object]
+            mass = ospec.mass_kg if config.object_mass_kg is None else config.object_mass_kg
+            fric = ospec.friction if config.object_friction is None else config.object_friction
+            if not (mass > 0 and fric > 0):
+                raise ValueError("object mass and friction must be positive")
+            obj = SceneObject(ospec, mass, fric)
+        self.scene_spec = build_scene(hand, wrist=config.wrist, obj=obj)
+        if config.timestep_s is not None:
+            self.scene_spec.option.timestep = config.timestep_s
+        self.model = self.scene_spec.compile()
+        self.data = mujoco.MjData(self.model)
+        self.substeps = substeps_for(self.rate_hz, self.model.opt.timestep)
+
+        m = self.model
+        jids = [m.joint("hand/" + j).id for j in hand.joint_names]
+        self._qadr = np.array([m.jnt_qposadr[j] for j in jids])
+        self._vadr = np.array([m.jnt_dofadr[j] for j in jids])
+        act_of_joint = {int(m.actuator_trnid[a, 0]): a for a in range(m.nu)}
+        self._act = np.array([act_of_joint[j] for j in jids])
+        self._sites = np.array([m.site(n).id for n in site_names()])
+        self._mocap = m.body_mocapid[m.body(MOUNT_BODY).id]
+        self._obj_body = m.body(OBJECT_BODY).id if obj is not None else -1
+        self._obj_qadr = m.jnt_qposadr[m.body_jntadr[self._obj_body]] if obj is not None else -1
+        self._obj_spawn_palm = object_spawn_palm(hand, obj.spec) if obj is not None else None
+        self._dropped = False
+        self._target = hand.default_open.copy()
+        self._wrist_origin: np.ndarray | None = None
+        self.time_s = 0.0
+        self.reset()
+
+    # -- simulation control -------------------------------------------------------------------
+    def reset(self, q: np.ndarray | None = None) -> None:
+        """Put the hand at ``q`` (default: open pose) at rest, the object back at its spawn."""
+        mujoco.mj_resetData(self.model, self.data)
+        q = self.hand.default_open if q is None else self.hand.clip(np.asarray(q, dtype=float))
+        self.data.qpos[self._qadr] = q
+        self.data.ctrl[self._act] = q
+        self._target = q.copy()
+        self._dropped = False
+        self._wrist_origin = None
+        self.time_s = 0.0
+        mujoco.mj_forward(self.model, self.data)
+        self.safety.reset(q)
+
+    def set_wrist_pose(self, pose: np.ndarray) -> None:
+        """In ``follow`` mode, move the mount with the operator's wrist.
+
+        Position is relative to the first pose received (so the hand stays in view);
+        orientation is absolute (the operator's wrist frame and the palm frame share axes).
+        """
+        if self.config.wrist != "follow":
+            return
+        pose = np.asarray(pose, dtype=float)
+        if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
+            return
+        if self._wrist_origin is None:
+            self._wrist_origin = pose[:3, 3].copy()
+        self.data.mocap_pos[self._mocap] = np.array(MOUNT_POS) + pose[:3, 3] - self._wrist_origin
+        self.data.mocap_quat[self._mocap] = mat_to_quat(pose[:3, :3])
+
+    def set_wrist_orientation(self, name: str) -> None:
+        """Switch the mount to one of the six fixed orientations."""
+        r = WRIST_ORIENTATIONS[name]
+        self.data.mocap_pos[self._mocap] = MOUNT_POS
+        self.data.mocap_quat[self._mocap] = mat_to_quat(r)
+
+    # -- Robot ------------------------------------------------------------------------------
+    def _write(self, target: np.ndarray) -> None:
+        self._target = target.copy()
+        self.data.ctrl[self._act] = target
+        for _ in range(self.substeps):
+            mujoco.mj_step(self.model, self.data)
+        self.time_s += self.substeps * self.model.opt.timestep
+        if self._obj_body >= 0 and not self._dropped:
+            self._dropped = self._object_offset_m() > DROP_DISTANCE_M
+
+    def _palm_frame(self) -> tuple[np.ndarray, np.ndarray]:
+        sid = self._sites[0]
+        return self.data.site_xpos[sid], self.data.site_xmat[sid].reshape(3, 3)
+
+    def _object_offset_m(self) -> float:
+        p, r = self._palm_frame()
+        obj_palm = r.T @ (self.data.xpos[self._obj_body] - p)
+        return float(np.linalg.norm(obj_palm - self._obj_spawn_palm))
+
+    def _read(self) -> HandState:
+        p, r = self._palm_frame()
+        kp = (self.data.site_xpos[self._sites[1:]] - p) @ r
+        wrist = np.eye(4)
+        wrist[:3, :3] = r
+        wrist[:3, 3] = p
+        obj_pose = None
+        if self._obj_body >= 0:
+            obj_pose = self.data.qpos[self._obj_qadr : self._obj_qadr + 7].copy()
+        return HandState(
+            t=self.time_s,
+            q=self.data.qpos[self._qadr].copy(),
+            dq=self.data.qvel[self._vadr].copy(),
+            target=self._target.copy(),
+            keypoints=kp,
+            wrist=wrist,
+            object_pose=obj_pose,
+            object_dropped=self._dropped if self._obj_body >= 0 else None,
+        )
+
+    def load_state(self, state: np.ndarray, data: mujoco.MjData | None = None) -> None:
+        """Restore a :meth:`sim_state` vector into ``data`` (default: the live data) and
+        recompute positions. Used to render or inspect a run afterwards."""
+        d = self.data if data is None else data
+        m = self.model
+        i = 0
+        for arr, n in ((d.qpos, m.nq), (d.qvel, m.nv)):
+            arr[:] = state[i : i + n]
+            i += n
+        d.mocap_pos[:] = state[i : i + 3 * m.nmocap].reshape(-1, 3)
+        i += 3 * m.nmocap
+        d.mocap_quat[:] = state[i : i + 4 * m.nmocap].reshape(-1, 4)
+        mujoco.mj_kinematics(m, d)
+        mujoco.mj_camlight(m, d)
+
+    def sim_state(self) -> np.ndarray:
+        """Full physics state (qpos, qvel, mocap) for offline rendering or replay."""
+        return np.concatenate(
+            [
+                self.data.qpos,
+                self.data.qvel,
+                self.data.mocap_pos.ravel(),
+                self.data.mocap_quat.ravel(),
+            ]
+        )

@@ -1,0 +1,211 @@
+"""The ``dexteleop`` command line.
+
+    dexteleop run --hand leap --device replay[:PATH] --controller retarget --duration 20 \
+        [--fast] [--report report.json] [--video out.mp4]
+    dexteleop list
+    dexteleop clip generate KIND --out FILE
+
+Errors a user can cause (a malformed clip, an unknown hand, a missing model) end the run
+with one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("dexteleop")
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """An error to print as one line and exit with status 2."""
+
+
+def _parse_device(spec: str) -> tuple[str, dict[str, Any]]:
+    """``replay`` or ``replay:PATH`` -> (name, options)."""
+    name, _, arg = spec.partition(":")
+    options: dict[str, Any] = {}
+    if arg:
+        if name != "replay":
+            raise CliError(f"device {name!r} takes no ':' argument")
+        options["path"] = arg
+    return name, options
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from devices.retargeting.retargeter import RetargetConfig
+    from teleop_app.session import Session, SessionConfig
+
+    device, device_options = _parse_device(args.device)
+    if args.no_loop:
+        device_options["loop"] = False
+    robot_options: dict[str, Any] = {"wrist": args.wrist}
+    if args.object and args.object != "none":
+        robot_options["object"] = args.object
+    if args.object_mass is not None:
+        robot_options["object_mass_kg"] = args.object_mass
+    if args.object_friction is not None:
+        robot_options["object_friction"] = args.object_friction
+    config = SessionConfig(
+        hand=args.hand,
+        robot="sim",
+        robot_options=robot_options,
+        device=device,
+        device_options=device_options,
+        controller=args.controller,
+        retarget=RetargetConfig(mode=args.retarget_mode, scale=args.scale),
+        rate_hz=args.rate,
+        fast=args.fast,
+        keep_states=args.video is not None,
+    )
+    session = Session(config)
+    with session:
+        ticks = session.run(args.duration)
+    report = session.report()
+    report["duration_s"] = args.duration
+    log.info(
+        "%d ticks at %.1f Hz, %d missed deadlines, tracking error %s mm, safety events %s",
+        ticks,
+        report["rate_hz"],
+        report["missed_deadlines"],
+        report["tracking_error_mm"]["mean"],
+        report["safety_events"],
+    )
+    if args.report:
+        path = Path(args.report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        log.info("report: %s", path)
+    else:
+        print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
+    if args.video:
+        from teleop_app.video import render_video
+
+        n = render_video(session.robot, session.states, session.commands, args.video, fps=args.rate)
+        log.info("video: %s (%d frames)", args.video, n)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    import controllers
+    import devices.inputs
+    import devices.robots
+    from assets import HAND_SPECS, OBJECTS
+    from devices.retargeting.retargeter import RETARGET_MODES
+
+    rows = {
+        "hands": sorted(HAND_SPECS),
+        "hand backends": devices.robots.ROBOTS.names(),
+        "devices": devices.inputs.DEVICES.names(),
+        "controllers": controllers.CONTROLLERS.names(),
+        "retargeting modes": list(RETARGET_MODES),
+        "wrist modes": list(devices.robots.WRIST_MODES),
+        "objects": sorted(OBJECTS),
+    }
+    for k, v in rows.items():
+        print(f"{k:18s} {', '.join(v)}")
+    return 0
+
+
+def _cmd_clip(args: argparse.Namespace) -> int:
+    from devices.inputs.clips import CLIP_KINDS, generate_clip, save_clip
+
+    if args.kind not in CLIP_KINDS:
+        raise CliError(f"unknown clip kind {args.kind!r}; known: {', '.join(CLIP_KINDS)}")
+    clip = generate_clip(args.kind, duration_s=args.duration, rate_hz=args.rate, seed=args.seed)
+    save_clip(clip, args.out)
+    log.info("wrote %s (%d frames, %.1f s)", args.out, len(clip), clip.duration_s)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dexteleop", description="Teleoperate dexterous robot hands, real or simulated."
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a headless teleoperation session and report on it")
+    r.add_argument("--hand", default="leap", help="hand: leap | allegro (default leap)")
+    r.add_argument(
+        "--device", default="replay",
+        help="input device; replay[:PATH] plays an .npz clip (default: the bundled demo clip)",
+    )  # fmt: skip
+    r.add_argument("--controller", default="retarget", help="controller (see 'dexteleop list')")
+    r.add_argument("--duration", type=float, default=20.0, help="seconds of loop time")
+    r.add_argument(
+        "--fast", action="store_true", help="run on a virtual clock, as fast as possible"
+    )
+    r.add_argument("--report", help="write the JSON report here (default: print it)")
+    r.add_argument("--video", help="render the run offscreen to this .mp4")
+    r.add_argument("--rate", type=float, default=20.0, help="control rate, Hz (default 20)")
+    r.add_argument(
+        "--retarget-mode",
+        default="position",
+        help="position | vector | dexpilot (default position)",
+    )
+    r.add_argument("--scale", type=float, default=1.0, help="operator's hand-size scale factor")
+    r.add_argument(
+        "--wrist", default="palm_up",
+        help="palm_up | palm_down | base_up | base_down | thumb_up | thumb_down | follow",
+    )  # fmt: skip
+    r.add_argument("--object", default=None, help="cube | cylinder | sphere | long_cuboid | none")
+    r.add_argument("--object-mass", type=float, default=None, help="object mass, kg")
+    r.add_argument("--object-friction", type=float, default=None, help="object friction")
+    r.add_argument("--no-loop", action="store_true", help="do not loop the replay clip")
+    r.set_defaults(func=_cmd_run)
+
+    ls = sub.add_parser("list", help="list hands, devices, controllers and options")
+    ls.set_defaults(func=_cmd_list)
+
+    c = sub.add_parser("clip", help="generated human-hand motion clips")
+    csub = c.add_subparsers(dest="clip_command", required=True)
+    g = csub.add_parser("generate", help="write a generated clip")
+    g.add_argument("kind", help="open_close, pinch_index, ..., demo")
+    g.add_argument("--out", required=True, help="output .npz")
+    g.add_argument("--duration", type=float, default=6.0)
+    g.add_argument("--rate", type=float, default=30.0)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=_cmd_clip)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from assets.hands import HandModelError
+    from assets.registry import UnknownPluginError
+    from devices.inputs.clips import ClipFormatError
+
+    try:
+        return int(args.func(args))
+    except (CliError, ClipFormatError, HandModelError, UnknownPluginError, FileNotFoundError) as e:
+        print(f"dexteleop: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, KeyError) as e:
+        if args.verbose:
+            raise
+        print(f"dexteleop: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dexteleop: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(e: BaseException) -> str:
+    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    return " ".join(msg.split()) or type(e).__name__
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

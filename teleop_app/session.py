@@ -1,0 +1,373 @@
+"""The teleoperation session: a fixed-rate control loop from device to hand.
+
+One tick (20 Hz by default)::
+
+    device.latest() -> validate -> retarget (new frames only) -> controller.step
+        -> safety filter (inside Robot.send) -> hand -> TickRecord
+
+The device runs its own I/O thread; the loop runs on the thread that calls :meth:`run`
+(the UI runs it on a thread of its own). The loop keeps a monotonic schedule: tick ``k``
+is due at ``t0 + k * period``; when a tick overruns its slot, the overrun is counted as a
+missed deadline and the schedule restarts from now, so the loop never bursts to catch up.
+Changes from other threads (a new guidance strength, a controller switch, an emergency
+stop) go through :meth:`submit` and are applied at the start of the next tick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import controllers  # noqa: F401  (registers the controllers)
+import devices.inputs
+import devices.robots  # noqa: F401  (registers the hand backends)
+from controllers.base import CONTROLLERS, Controller
+from devices.clock import Clock, RealClock, SimClock
+from devices.inputs.base import DEVICES, Device
+from devices.inputs.frame import HumanFrame
+from devices.inputs.validate import frame_problem
+from devices.retargeting.command import Command
+from devices.retargeting.retargeter import RetargetConfig, Retargeter
+from devices.robots.base import ROBOTS, Robot
+from devices.robots.state import HandState
+from teleop_app.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+#: Per-tick stages timed by the loop (ms in the report).
+STAGES = ("frame_age", "retarget", "controller", "hand_read", "hand_write", "tick")
+
+
+@dataclass
+class SessionConfig:
+    """Everything a session is built from.
+
+    Attributes:
+        hand: hand spec name (``leap``, ``allegro``).
+        robot: hand backend (``sim``; real backends later).
+        robot_options: extra settings of the backend (e.g. ``wrist``, ``object``).
+        device: input device name; ``device_options`` its settings.
+        controller: controller name; ``controller_options`` its settings.
+        retarget: retargeting settings.
+        rate_hz: control rate.
+        fast: run on a virtual clock as fast as possible.
+        stale_ticks: hold once no new frame has arrived for this many ticks.
+        min_confidence: frames below this tracking confidence are ignored.
+        keep_states: keep the full simulator state of every tick (for video).
+    """
+
+    hand: str = "leap"
+    robot: str = "sim"
+    robot_options: dict[str, Any] = field(default_factory=dict)
+    device: str = "replay"
+    device_options: dict[str, Any] = field(default_factory=dict)
+    controller: str = "retarget"
+    controller_options: dict[str, Any] = field(default_factory=dict)
+    retarget: RetargetConfig = field(default_factory=RetargetConfig)
+    rate_hz: float = 20.0
+    fast: bool = False
+    stale_ticks: int = 3
+    min_confidence: float = 0.5
+    keep_states: bool = False
+
+
+@dataclass(frozen=True)
+class TickRecord:
+    """What happened in one tick (the UI's snapshot, the recorder's row).
+
+    Attributes:
+        tick: index. t: loop-clock time at the start of the tick (s).
+        frame: the frame used this tick (None when holding without one).
+        command: the command in force (None before the first valid frame).
+        state: the hand state read this tick (before the new target).
+        target: the controller's raw target (None when holding).
+        sent: the target the hand received after the safety filter.
+        events: safety events this tick. info: the controller's info.
+        timings_ms: per-stage durations. settings: the controller's settings.
+        controller: the controller's name.
+    """
+
+    tick: int
+    t: float
+    frame: HumanFrame | None
+    command: Command | None
+    state: HandState
+    target: np.ndarray | None
+    sent: np.ndarray
+    events: tuple[str, ...]
+    info: dict[str, Any]
+    timings_ms: dict[str, float]
+    settings: dict[str, Any]
+    controller: str
+
+
+class Session:
+    """Builds the device, hand, retargeter and controller from a :class:`SessionConfig`."""
+
+    def __init__(self, config: SessionConfig, *, clock: Clock | None = None) -> None:
+        self.config = config
+        if not config.rate_hz > 0:
+            raise ValueError(f"rate_hz must be positive, got {config.rate_hz}")
+        if config.stale_ticks < 1:
+            raise ValueError("stale_ticks must be at least 1")
+        self.clock: Clock = clock or (SimClock() if config.fast else RealClock())
+        self.period_s = 1.0 / config.rate_hz
+        self.device: Device = DEVICES.make(config.device, **config.device_options)
+        robot_options = {"hand": config.hand, **config.robot_options}
+        robot_options.setdefault("rate_hz", config.rate_hz)
+        self.robot: Robot = ROBOTS.make(config.robot, **robot_options)
+        self.retargeter = Retargeter(self.robot.hand, config.retarget)
+        self.controller_name = config.controller
+        self.controller: Controller = self._make_controller(
+            config.controller, config.controller_options
+        )
+        self.metrics = Metrics(STAGES)
+        self.states: list[np.ndarray] = []  # full sim states, when keep_states
+        self.commands: list[np.ndarray | None] = []  # commanded keypoints per tick (palm)
+        self._changes: queue.SimpleQueue[Callable[[Session], None]] = queue.SimpleQueue()
+        self._snapshot: TickRecord | None = None
+        self._snapshot_lock = threading.Lock()
+        self._listeners: list[Callable[[TickRecord], None]] = []
+        self._stop = threading.Event()
+        self.estop = False
+        self._reset_loop_state()
+
+    # -- building blocks ----------------------------------------------------------------------
+    def _make_controller(self, name: str, options: dict[str, Any]) -> Controller:
+        options = {"hand": self.config.hand, **options}
+        return CONTROLLERS.make(name, **options)
+
+    def _reset_loop_state(self) -> None:
+        self.tick_index = 0
+        self._command: Command | None = None
+        self._last_seq: int | None = None
+        self._last_frame_t: float | None = None
+        self._ticks_without_new = 0
+
+    # -- thread-safe API for the UI ----------------------------------------------------------
+    def submit(self, change: Callable[[Session], None]) -> None:
+        """Queue ``change(session)`` to run at the start of the next tick, on the loop thread."""
+        self._changes.put(change)
+
+    def set_controller(self, name: str, **options: Any) -> None:
+        """Switch controller between ticks; the hand holds its target meanwhile."""
+
+        def change(s: Session) -> None:
+            new = s._make_controller(name, options)
+            new.reset(s.robot.read())
+            s.controller, s.controller_name = new, name
+
+        self.submit(change)
+
+    def update_controller(self, **changes: Any) -> None:
+        """Change live controller settings (e.g. guidance strength) at the next tick."""
+        self.submit(lambda s: s.controller.update(**changes))
+
+    def set_estop(self, on: bool) -> None:
+        """Emergency stop: targets freeze at the measured pose until released."""
+
+        def change(s: Session) -> None:
+            if on and not s.estop:
+                s.robot.safety.reset(s.robot.read().q)
+            s.estop = on
+
+        self.submit(change)
+
+    def snapshot(self) -> TickRecord | None:
+        """The latest tick, for readers on other threads."""
+        with self._snapshot_lock:
+            return self._snapshot
+
+    def subscribe(self, listener: Callable[[TickRecord], None]) -> None:
+        """Call ``listener(record)`` on the loop thread after every tick (keep it cheap)."""
+        self._listeners.append(listener)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current tick (any thread)."""
+        self._stop.set()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect the hand and the device; reset retargeting and the controller."""
+        self.robot.connect()
+        self.device.connect(self.clock)
+        state = self.robot.read()
+        self.retargeter.reset(state.q)
+        self.controller.reset(state)
+        self._reset_loop_state()
+
+    def close(self) -> None:
+        self.device.disconnect()
+        self.robot.disconnect()
+
+    def __enter__(self) -> Session:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self, duration_s: float | None = None, *, ticks: int | None = None) -> int:
+        """Run the loop for ``duration_s`` (``round(duration_s * rate_hz)`` ticks), ``ticks``,
+        or until :meth:`stop`. Returns the number of ticks run."""
+        if ticks is None and duration_s is not None:
+            if not duration_s > 0:
+                raise ValueError(f"duration must be positive, got {duration_s}")
+            ticks = round(duration_s * self.config.rate_hz)
+        self._stop.clear()
+        n = 0
+        deadline = self.clock.now()
+        wall0 = time.perf_counter()
+        while not self._stop.is_set() and (ticks is None or n < ticks):
+            self.tick()
+            n += 1
+            deadline += self.period_s
+            now = self.clock.now()
+            if now > deadline:  # this tick overran its slot: count it, do not catch up
+                self.metrics.missed_deadlines += 1
+                deadline = now
+            else:
+                self.clock.sleep_until(deadline)
+        self.metrics.wall_time_s += time.perf_counter() - wall0
+        return n
+
+    def tick(self) -> TickRecord:
+        """One control tick. Never raises on bad input: it holds and counts instead."""
+        t_start = time.perf_counter()
+        while True:
+            try:
+                change = self._changes.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                change(self)
+            except Exception as e:  # noqa: BLE001 - a bad UI change must not stop the loop
+                log.error("could not apply a change: %s", e)
+                self.metrics.count("change_rejected")
+        now = self.clock.now()
+        timings: dict[str, float] = {}
+
+        frame = self.device.latest()
+        hold: str | None = None
+        new_frame = False
+        if frame is None:
+            self._ticks_without_new += 1
+            hold = "stale_input"
+        else:
+            problem = frame_problem(
+                frame, last_t=self._last_frame_t, min_confidence=self.config.min_confidence
+            )
+            if problem is None and frame.seq == self._last_seq:
+                self._ticks_without_new += 1
+            elif problem is None:
+                new_frame = True
+                self._ticks_without_new = 0
+            else:
+                hold = problem
+                self._ticks_without_new += 1
+                self._last_seq = frame.seq  # do not re-count the same bad frame as new
+            if problem is None:
+                timings["frame_age"] = (now - float(frame.t)) * 1e3
+        if hold is None and self._ticks_without_new >= self.config.stale_ticks:
+            hold = "stale_input"
+
+        if new_frame:
+            assert frame is not None
+            self._last_seq = frame.seq
+            self._last_frame_t = float(frame.t)
+            t0 = time.perf_counter()
+            try:
+                self._command = self.retargeter(frame)
+            except Exception as e:  # noqa: BLE001 - retargeting failures hold the hand
+                log.warning("retargeting failed: %s", e)
+                hold = "retarget_error"
+            timings["retarget"] = (time.perf_counter() - t0) * 1e3
+            if hold is None and self.robot.supports_wrist_pose:
+                self.robot.set_wrist_pose(frame.wrist)
+
+        t0 = time.perf_counter()
+        state = self.robot.read()
+        timings["hand_read"] = (time.perf_counter() - t0) * 1e3
+
+        target: np.ndarray | None = None
+        info: dict[str, Any] = {}
+        if self.estop:
+            hold = "emergency_stop"
+        elif hold is None and self._command is None:
+            hold = "stale_input"
+        if hold is None:
+            assert self._command is not None
+            t0 = time.perf_counter()
+            try:
+                target, info = self.controller.step(state, self._command)
+            except Exception as e:  # noqa: BLE001 - a failing controller holds the hand
+                log.warning("controller %s failed: %s", self.controller_name, e)
+                hold = "controller_error"
+            timings["controller"] = (time.perf_counter() - t0) * 1e3
+
+        t0 = time.perf_counter()
+        sent, events = self.robot.send(target, hold=hold)
+        timings["hand_write"] = (time.perf_counter() - t0) * 1e3
+        timings["tick"] = (time.perf_counter() - t_start) * 1e3
+
+        record = TickRecord(
+            tick=self.tick_index,
+            t=now,
+            frame=frame if new_frame else None,
+            command=self._command,
+            state=state,
+            target=target,
+            sent=sent,
+            events=tuple(events),
+            info=info,
+            timings_ms=timings,
+            settings=self.controller.settings(),
+            controller=self.controller_name,
+        )
+        self.metrics.add_tick(record)
+        if self.config.keep_states and hasattr(self.robot, "sim_state"):
+            self.states.append(self.robot.sim_state())
+            self.commands.append(None if self._command is None else self._command.keypoints)
+        with self._snapshot_lock:
+            self._snapshot = record
+        for listener in self._listeners:
+            listener(record)
+        self.tick_index += 1
+        return record
+
+    # -- results -----------------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        """The run's report (see :meth:`Metrics.report`), with what was run."""
+        rep = self.metrics.report(
+            rate_target_hz=self.config.rate_hz,
+            fast=self.config.fast,
+            limit_violations=self.robot.limit_violations,
+            safety_counts=dict(self.robot.safety.counts),
+        )
+        state = self.robot.read()
+        if state.object_dropped is not None:
+            rep["object_dropped"] = bool(state.object_dropped)
+        rep["config"] = _jsonable(dataclasses.asdict(self.config))
+        rep["controller_final"] = self.controller_name
+        return rep
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x

@@ -1,0 +1,108 @@
+"""Offscreen video of a finished run (``MUJOCO_GL=egl`` on a headless machine).
+
+Rendering happens after the run from the simulator states the session kept, never inside
+the control loop. The commanded keypoints are drawn as translucent green ghosts, the
+hand's own keypoints as small orange dots.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from devices.robots.scene import site_names
+from devices.robots.sim import SimHand
+
+log = logging.getLogger(__name__)
+
+GHOST_RGBA = np.array([0.1, 0.9, 0.3, 0.45], dtype=np.float32)
+GHOST_RADIUS_M = 0.008
+
+
+def scene_option(robot: SimHand) -> mujoco.MjvOption:
+    """Collision geometry always; heavy visual meshes hidden (they cost ~400 ms a frame)."""
+    opt = mujoco.MjvOption()
+    spec = robot.hand.spec
+    opt.geomgroup[spec.collision_group] = 1
+    if spec.heavy_visuals:
+        opt.geomgroup[spec.visual_group] = 0
+    opt.sitegroup[5] = 1  # our keypoint sites
+    return opt
+
+
+def add_ghosts(
+    scene: mujoco.MjvScene,
+    palm_pos: np.ndarray,
+    palm_rot: np.ndarray,
+    keypoints_palm: np.ndarray | None,
+) -> None:
+    """Append commanded keypoints (palm frame, (K, 3)) to ``scene`` as translucent spheres."""
+    if keypoints_palm is None:
+        return
+    world = palm_pos + np.asarray(keypoints_palm) @ palm_rot.T
+    for p in world:
+        if scene.ngeom >= scene.maxgeom:
+            return
+        mujoco.mjv_initGeom(
+            scene.geoms[scene.ngeom],
+            mujoco.mjtGeom.mjGEOM_SPHERE,
+            np.array([GHOST_RADIUS_M, 0.0, 0.0]),
+            p,
+            np.eye(3).reshape(-1),
+            GHOST_RGBA,
+        )
+        scene.ngeom += 1
+
+
+def render_video(
+    robot: SimHand,
+    states: Sequence[np.ndarray],
+    commands: Sequence[np.ndarray | None],
+    path: str | Path,
+    *,
+    fps: float,
+    width: int = 640,
+    height: int = 480,
+    camera: str = "front",
+) -> int:
+    """Render ``states`` (from ``SimHand.sim_state``) to an mp4 at ``path``.
+
+    Returns the number of frames written.
+    """
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = mujoco.MjData(robot.model)
+    opt = scene_option(robot)
+    palm_site = robot.model.site(site_names()[0]).id
+    n = 0
+    with mujoco.Renderer(robot.model, height, width) as renderer:
+        writer = imageio.get_writer(
+            str(path),
+            fps=fps,
+            codec="libx264",
+            quality=7,
+            macro_block_size=16,
+            ffmpeg_log_level="error",
+        )
+        try:
+            for state, cmd in zip(states, commands, strict=True):
+                robot.load_state(state, data)
+                renderer.update_scene(data, camera=camera, scene_option=opt)
+                add_ghosts(
+                    renderer.scene,
+                    data.site_xpos[palm_site],
+                    data.site_xmat[palm_site].reshape(3, 3),
+                    cmd,
+                )
+                writer.append_data(renderer.render())
+                n += 1
+        finally:
+            writer.close()
+    log.info("wrote %d frames to %s", n, path)
+    return n

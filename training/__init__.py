@@ -1,0 +1,1 @@
+"""Simulation environments, data generation and trainers for the learned controllers."""
