@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's import chatter
     from assets.hands import HandModelError
     from assets.registry import UnknownPluginError
     from devices.inputs.clips import ClipFormatError

@@ -112,7 +112,10 @@ class TickRecord:
 class Session:
     """Builds the device, hand, retargeter and controller from a :class:`SessionConfig`."""
 
-    def __init__(self, config: SessionConfig, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, config: SessionConfig, *, clock: Clock | None = None, device: Device | None = None
+    ) -> None:
+        """Build the session; ``device`` overrides ``config.device`` with a ready instance."""
         self.config = config
         if not config.rate_hz > 0:
             raise ValueError(f"rate_hz must be positive, got {config.rate_hz}")
@@ -120,7 +123,7 @@ class Session:
             raise ValueError("stale_ticks must be at least 1")
         self.clock: Clock = clock or (SimClock() if config.fast else RealClock())
         self.period_s = 1.0 / config.rate_hz
-        self.device: Device = DEVICES.make(config.device, **config.device_options)
+        self.device: Device = device or DEVICES.make(config.device, **config.device_options)
         robot_options = {"hand": config.hand, **config.robot_options}
         robot_options.setdefault("rate_hz", config.rate_hz)
         self.robot: Robot = ROBOTS.make(config.robot, **robot_options)
@@ -274,7 +277,6 @@ class Session:
             else:
                 hold = problem
                 self._ticks_without_new += 1
-                self._last_seq = frame.seq  # do not re-count the same bad frame as new
             if problem is None:
                 timings["frame_age"] = (now - float(frame.t)) * 1e3
         if hold is None and self._ticks_without_new >= self.config.stale_ticks:

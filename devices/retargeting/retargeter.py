@@ -17,8 +17,9 @@ Modes
 - ``position``: the 8 robot keypoints (PIP and tip of index, middle, ring, thumb) go to the
   mapped human PIP/IP and tips (dex-retargeting ``PositionOptimizer``). These mapped
   points are also the *fingertip command* every mode reports.
-- ``vector``: per finger, the vectors from the finger's base to its PIP and tip
-  (``VectorOptimizer``); robust to where the operator's fingers sit on the palm.
+- ``vector``: per finger, the vectors from the finger's base to its PIP and tip, and from
+  the thumb tip to each other tip (``VectorOptimizer``): the fingers' shapes and the pinches,
+  independent of where the operator's fingers sit on the palm.
 - ``dexpilot``: DexPilot's wrist-to-tip and tip-to-tip vectors with its pinch projection
   (``DexPilotOptimizer``).
 
@@ -136,9 +137,15 @@ class Retargeter:
                 norm_delta=NORM_DELTA,
             )
         elif mode == "vector":
+            # Each finger's shape (base -> PIP, base -> tip), then thumb tip -> other tips.
             origins = [f"base_{f}" for f in FINGERS for _ in range(2)]
+            origins += ["kp_thumb_tip"] * 3
+            kp_links = [*kp_links, "kp_index_tip", "kp_middle_tip", "kp_ring_tip"]
             human = np.array(
-                [[FINGER_BASE_HUMAN_INDEX[i // 2] for i in range(8)], list(KEYPOINT_HUMAN_INDEX)]
+                [
+                    [FINGER_BASE_HUMAN_INDEX[i // 2] for i in range(8)] + [4, 4, 4],
+                    [*KEYPOINT_HUMAN_INDEX, 8, 12, 16],
+                ]
             )
             opt = VectorOptimizer(
                 robot, joints, origins, kp_links, human, huber_delta=0.02, norm_delta=NORM_DELTA

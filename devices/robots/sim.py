@@ -158,6 +158,9 @@ class SimHand(Robot):
         self.data.ctrl[self._act] = target
         for _ in range(self.substeps):
             mujoco.mj_step(self.model, self.data)
+        # mj_step leaves positions (sites, bodies) at the state *before* its last
+        # integration; bring them up to date so keypoints and q agree.
+        mujoco.mj_kinematics(self.model, self.data)
         self.time_s += self.substeps * self.model.opt.timestep
         if self._obj_body >= 0 and not self._dropped:
             self._dropped = self._object_offset_m() > DROP_DISTANCE_M

@@ -1,0 +1,90 @@
+"""The dexteleop command line, end to end in subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+
+def dexteleop(*args, timeout=120):
+    return subprocess.run(
+        [sys.executable, "-m", "teleop_app", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+
+
+def test_allegro_replay_20s_fast(tmp_path):
+    out = tmp_path / "r.json"
+    p = dexteleop(
+        "run", "--hand", "allegro", "--device", "replay", "--controller", "retarget",
+        "--duration", "20", "--fast", "--report", str(out),
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(out.read_text())
+    assert rep["ticks"] == 400
+    assert rep["limit_violations"] == 0
+    for key in ("rate_hz", "missed_deadlines", "latency_ms", "safety_events", "tracking_error_mm"):
+        assert key in rep
+    for stage in ("frame_age", "retarget", "controller", "hand_write"):
+        assert set(rep["latency_ms"][stage]) >= {"p50", "p99"}
+    assert set(rep["tracking_error_mm"]) >= {"mean", "p95"}
+    assert rep["tracking_error_mm"]["mean"] < 40.0
+
+
+def test_video_and_object(tmp_path):
+    out, video = tmp_path / "r.json", tmp_path / "v.mp4"
+    p = dexteleop(
+        "run", "--hand", "leap", "--duration", "1", "--fast", "--object", "cube",
+        "--report", str(out), "--video", str(video),
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert json.loads(out.read_text())["object_dropped"] is False
+    import imageio.v2 as imageio
+
+    frames = [f for f in imageio.get_reader(str(video))]
+    assert len(frames) == 20
+    assert frames[-1].mean() > 20  # something was rendered, not a black frame
+
+
+T5 = np.arange(5.0)
+EYE5 = np.tile(np.eye(4), (5, 1, 1))
+KP5 = np.zeros((5, 21, 3))
+
+
+@pytest.mark.parametrize(
+    "arrays, needle",
+    [
+        ({"t": T5, "wrist": EYE5}, "keypoints"),  # missing key
+        ({"t": T5, "keypoints": np.zeros((5, 21)), "wrist": EYE5}, "keypoints"),  # shape
+        ({"t": T5[::-1].copy(), "keypoints": KP5, "wrist": EYE5}, "t"),  # time backwards
+        ({"t": T5, "keypoints": KP5[:4], "wrist": EYE5}, "keypoints"),  # length mismatch
+        ({"t": T5, "keypoints": KP5 + np.nan, "wrist": EYE5}, "keypoints"),  # NaN
+    ],
+)
+def test_malformed_input_file_is_one_line_and_nonzero(tmp_path, arrays, needle):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    p = dexteleop("run", "--device", f"replay:{bad}", "--duration", "1", "--fast")
+    assert p.returncode != 0
+    err = [line for line in p.stderr.splitlines() if line.strip()]
+    assert len(err) == 1, p.stderr
+    assert "Traceback" not in p.stderr and needle in err[0]
+
+
+def test_garbage_file_unknown_hand_and_list(tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"\x00not a zip at all")
+    p = dexteleop("run", "--device", f"replay:{junk}", "--duration", "1", "--fast")
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+    p = dexteleop("run", "--hand", "robonaut", "--duration", "1", "--fast")
+    assert p.returncode == 2 and "robonaut" in p.stderr and "Traceback" not in p.stderr
+    p = dexteleop("list")
+    assert p.returncode == 0 and "retarget" in p.stdout and "allegro" in p.stdout

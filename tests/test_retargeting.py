@@ -1,0 +1,95 @@
+"""Retargeting: round trips through forward kinematics, modes, filtering, scale."""
+
+import numpy as np
+import pytest
+from conftest import HANDS
+
+from assets import KEYPOINT_NAMES, load_hand
+from assets.hands import FINGER_BASE_HUMAN_INDEX, KEYPOINT_HUMAN_INDEX
+from devices.inputs.clips import generate_clip
+from devices.inputs.frame import MIDDLE_MCP, HumanFrame
+from devices.inputs.human_hand import DEFAULT_HAND, OPEN_POSE
+from devices.retargeting import RETARGET_MODES, RetargetConfig, Retargeter, default_scale
+
+
+def human_from_robot(rt: Retargeter, kp_robot: np.ndarray) -> np.ndarray:
+    """Invert the human->robot map: robot keypoints (palm frame) -> human keypoints."""
+    human = DEFAULT_HAND.keypoints(OPEN_POSE).copy()
+    anchor = human[MIDDLE_MCP].copy()
+
+    def inv(p):
+        return (p - rt.hand.finger_base_palm[1]) / rt.scale + anchor
+
+    human[list(KEYPOINT_HUMAN_INDEX)] = inv(kp_robot)
+    human[list(FINGER_BASE_HUMAN_INDEX)] = inv(rt.hand.finger_base_palm)
+    return human
+
+
+@pytest.mark.parametrize("name", HANDS)
+def test_position_round_trip_under_1cm(name):
+    """Random joints -> FK -> human-scaled keypoints -> retarget -> FK: mean error < 1 cm."""
+    hand = load_hand(name)
+    rt = Retargeter(hand, RetargetConfig(mode="position", lowpass_alpha=1.0))
+    rng = np.random.default_rng(0)
+    errors = []
+    for _ in range(25):
+        q = rng.uniform(hand.lower, hand.upper)
+        kp = rt.kin.keypoints(q)
+        rt.reset()
+        cmd = rt(HumanFrame(human_from_robot(rt, kp), np.eye(4), 0.0))
+        np.testing.assert_allclose(cmd.keypoints, kp, atol=1e-9)  # the map inverts exactly
+        errors.append(np.linalg.norm(rt.kin.keypoints(cmd.joints) - kp, axis=1).mean())
+    assert np.mean(errors) < 0.010, f"mean keypoint error {np.mean(errors) * 1e3:.1f} mm"
+
+
+@pytest.mark.parametrize("name", HANDS)
+@pytest.mark.parametrize("mode", RETARGET_MODES)
+def test_modes_track_a_clip_within_limits(name, mode):
+    """On a generated pinch clip every mode stays in the limits and tracks the fingertips."""
+    hand = load_hand(name)
+    rt = Retargeter(hand, RetargetConfig(mode=mode))
+    clip = generate_clip("pinch_index", duration_s=3.0, rate_hz=20.0, seed=1)
+    open_err, errs, pinch_gap = [], [], []
+    tips = [KEYPOINT_NAMES.index("thumb_tip"), KEYPOINT_NAMES.index("index_tip")]
+    for i in range(len(clip)):
+        cmd = rt(clip.frame(i))
+        assert np.all(cmd.joints >= hand.lower) and np.all(cmd.joints <= hand.upper)
+        kp = rt.kin.keypoints(cmd.joints)
+        errs.append(np.linalg.norm(kp - cmd.keypoints, axis=1).mean())
+        open_err.append(
+            np.linalg.norm(rt.kin.keypoints(hand.default_open) - cmd.keypoints, axis=1).mean()
+        )
+        pinch_gap.append(np.linalg.norm(kp[tips[0]] - kp[tips[1]]))
+    # Retargeting follows the command far better than standing still would.
+    assert np.mean(errs) < 0.5 * np.mean(open_err)
+    # The pinch closes: where the human's tips meet, the robot's come together too.
+    human_gap = np.linalg.norm(clip.keypoints[:, 4] - clip.keypoints[:, 8], axis=1)
+    closed, opened = int(np.argmin(human_gap)), int(np.argmax(human_gap))
+    assert pinch_gap[closed] < 0.5 * pinch_gap[opened]
+
+
+def test_lowpass_filter_smooths_steps():
+    hand = load_hand("leap")
+    raw = Retargeter(hand, RetargetConfig(lowpass_alpha=1.0))
+    smooth = Retargeter(hand, RetargetConfig(lowpass_alpha=0.3))
+    clip = generate_clip("open_close", duration_s=2.0, rate_hz=20.0, seed=0)
+    a = np.array([raw(clip.frame(i)).joints for i in range(len(clip))])
+    b = np.array([smooth(clip.frame(i)).joints for i in range(len(clip))])
+    assert np.abs(np.diff(b, axis=0)).sum() < np.abs(np.diff(a, axis=0)).sum()
+
+
+def test_operator_scale_scales_the_command():
+    hand = load_hand("allegro")
+    frame = generate_clip("open_close", duration_s=1.0, seed=0).frame(0)
+    a = Retargeter(hand, RetargetConfig(scale=1.0))(frame).keypoints
+    b = Retargeter(hand, RetargetConfig(scale=1.2))(frame).keypoints
+    anchor = hand.finger_base_palm[1]
+    np.testing.assert_allclose((b - anchor), 1.2 * (a - anchor), atol=1e-9)
+    assert 1.0 < default_scale("leap") < 2.0 and 1.0 < default_scale("allegro") < 2.0
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="mode"):
+        Retargeter("leap", RetargetConfig(mode="telepathy"))
+    with pytest.raises(ValueError, match="scale"):
+        Retargeter("leap", RetargetConfig(scale=0.0))

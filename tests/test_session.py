@@ -1,0 +1,173 @@
+"""The control loop: tick counts, rate, bad input, stale input, estop, switching."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from devices.clock import SimClock
+from devices.inputs.base import Device
+from devices.inputs.clips import generate_clip
+from devices.inputs.frame import HumanFrame
+from teleop_app.session import Session, SessionConfig
+
+
+@dataclasses.dataclass
+class ScriptConfig:
+    frames: list
+
+
+class ScriptedDevice(Device):
+    """Publishes one scripted item per tick: a HumanFrame, anything else, or None (nothing)."""
+
+    Config = ScriptConfig
+
+    def __init__(self, items):
+        super().__init__()
+        self.items = list(items)
+        self.i = 0
+
+    def _start(self):
+        pass
+
+    def _stop(self):
+        pass
+
+    def latest(self):
+        item = self.items[min(self.i, len(self.items) - 1)]
+        self.i += 1
+        if item is not None:
+            self._latest = item
+        return self._latest
+
+
+def good_frames(n, rate_hz=20.0, t0=0.0):
+    clip = generate_clip("open_close", duration_s=n / rate_hz, rate_hz=rate_hz, seed=3)
+    return [HumanFrame(clip.keypoints[i], clip.wrist[i], t0 + i / rate_hz, seq=i) for i in range(n)]
+
+
+def run_scripted(items, hand="leap", **kw):
+    config = SessionConfig(hand=hand, fast=True, **kw)
+    session = Session(config, clock=SimClock(), device=ScriptedDevice(items))
+    with session:
+        records = [session.tick() for _ in range(len(items))]
+    return session, records
+
+
+@pytest.mark.parametrize("hand", ["leap", "allegro"])
+def test_fast_mode_produces_exactly_the_requested_ticks(hand):
+    session = Session(SessionConfig(hand=hand, fast=True))
+    with session:
+        assert session.run(3.0) == 60
+    rep = session.report()
+    assert rep["ticks"] == 60
+    assert rep["limit_violations"] == 0
+    assert rep["missed_deadlines"] == 0
+    assert set(rep["latency_ms"]) >= {"frame_age", "retarget", "controller", "hand_write"}
+    assert rep["tracking_error_mm"]["n"] > 50
+
+
+def test_fast_and_real_time_clock_see_the_same_frames():
+    a = Session(SessionConfig(fast=True))
+    b = Session(SessionConfig(fast=True))
+    with a, b:
+        ra = [a.tick().sent for _ in range(5) if not a.clock.sleep_until(a.clock.now() + 0.05)]
+        rb = [b.tick().sent for _ in range(5) if not b.clock.sleep_until(b.clock.now() + 0.05)]
+    np.testing.assert_allclose(ra, rb)
+
+
+def test_real_time_loop_keeps_its_rate():
+    """A 1.5 s real-time run at 20 Hz: 30 ticks spaced by the period, no bursts."""
+    session = Session(SessionConfig(fast=False, rate_hz=20.0))
+    with session:
+        n = session.run(1.5)
+    rep = session.report()
+    assert n == 30 and rep["ticks"] == 30
+    assert 18.0 < rep["rate_hz"] < 22.0, rep["rate_hz"]
+
+
+def test_malformed_frames_never_crash_and_never_leave_limits():
+    good = good_frames(40)
+    bad_shape = dataclasses.replace(good[5], keypoints=np.zeros((20, 3)), seq=1000)
+    nan = dataclasses.replace(good[6], keypoints=np.full((21, 3), np.nan), seq=1001)
+    inf_wrist = dataclasses.replace(good[7], wrist=np.full((4, 4), np.inf), seq=1002)
+    back = dataclasses.replace(good[8], t=-5.0, seq=1003)
+    low_conf = dataclasses.replace(good[9], confidence=0.1, seq=1004)
+    items = (
+        good[:5]
+        + [bad_shape, nan, inf_wrist, back, low_conf, "garbage", 42]
+        + good[10:20]
+        + [None] * 6  # frames stop
+        + good[26:40]
+    )
+    session, records = run_scripted(items)
+    hand = session.robot.hand
+    for r in records:
+        assert np.all(r.sent >= hand.lower) and np.all(r.sent <= hand.upper)
+    events = session.report()["safety_events"]
+    assert events["invalid_input"] >= 5  # shape, NaN, inf, garbage, 42
+    assert events["time_backwards"] >= 1 and events["low_confidence"] >= 1
+    assert events["stale_input"] >= 4  # no new frame for 3+ ticks
+    assert session.report()["limit_violations"] == 0
+    # While holding, the target does not move.
+    held = [r for r in records if "stale_input" in r.events]
+    for r in held:
+        np.testing.assert_array_equal(r.sent, r.state.target)
+    # And the hand follows again once good frames return.
+    assert records[-1].events == () or "rate_limited" in records[-1].events
+
+
+def test_stale_after_three_ticks_without_a_new_frame():
+    good = good_frames(10)
+    items = good[:3] + [None] * 5
+    _, records = run_scripted(items)
+    stale = ["stale_input" in r.events for r in records]
+    assert stale == [False, False, False, False, False, True, True, True]
+
+
+def test_estop_freezes_at_the_measured_pose():
+    good = good_frames(30)
+    config = SessionConfig(hand="leap", fast=True)
+    session = Session(config, clock=SimClock(), device=ScriptedDevice(good))
+    with session:
+        for _ in range(10):
+            session.tick()
+        session.set_estop(True)
+        frozen = [session.tick().sent for _ in range(8)]
+        measured = session.robot.read().q
+        assert all(np.array_equal(f, frozen[0]) for f in frozen)
+        assert np.abs(frozen[0] - measured).max() < 0.05
+        session.set_estop(False)
+        moving = [session.tick().sent for _ in range(5)]
+        assert not np.array_equal(moving[-1], frozen[0])
+
+
+def test_controller_switch_between_ticks_and_live_update():
+    good = good_frames(20)
+    session = Session(SessionConfig(fast=True), clock=SimClock(), device=ScriptedDevice(good))
+    with session:
+        session.tick()
+        session.set_controller("retarget")
+        rec = session.tick()
+        assert rec.controller == "retarget"
+        session.update_controller(nonexistent=1.0)  # rejected, loop goes on
+        session.tick()
+    assert session.metrics.other["change_rejected"] == 1
+
+
+def test_object_drop_is_reported():
+    session = Session(
+        SessionConfig(fast=True, robot_options={"object": "cube", "wrist": "palm_down"})
+    )
+    with session:
+        session.run(1.0)
+    assert session.report()["object_dropped"] is True
+
+
+def test_wrist_follow_moves_the_mount():
+    clip = generate_clip("wrist_rotation", duration_s=4.0, rate_hz=20.0, seed=0)
+    items = [clip.frame(i) for i in range(len(clip))]
+    _session, records = run_scripted(items, robot_options={"wrist": "follow"})
+    rots = np.array([r.state.wrist[:3, :3] for r in records])
+    angle = np.degrees(np.arccos(np.clip((np.trace(rots[0].T @ rots[-40]) - 1) / 2, -1, 1)))
+    assert angle > 20.0
