@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench` prints the tables recorded in BENCHMARKS.md."""

@@ -1,0 +1,142 @@
+"""Run every benchmark and print markdown tables.
+
+python -m bench            # all
+python -m bench sim retarget loop
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault(
+    "MENAGERIE_ROOT", str(Path(__file__).resolve().parents[2] / "shared" / "menagerie")
+)
+
+import numpy as np
+
+HANDS = ("leap", "allegro")
+
+
+def _pct(xs: list[float]) -> tuple[float, float]:
+    a = np.asarray(xs) * 1e3
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+def bench_sim(seconds: float = 3.0) -> None:
+    """Control steps per second of the simulated hand (20 Hz ticks = 25 physics steps)."""
+    from devices.robots import ROBOTS
+
+    print("\n### Simulated hand: control steps per second (one core, Python in the loop)\n")
+    print("| hand | object | substeps | control steps/s | physics steps/s | x real time |")
+    print("|---|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for hand in HANDS:
+        for obj in (None, "cube"):
+            robot = ROBOTS.make("sim", hand=hand, object=obj)
+            with robot:
+                h = robot.hand
+                targets = rng.uniform(h.lower, h.upper, size=(64, h.n_joints))
+                n, t0 = 0, time.perf_counter()
+                while time.perf_counter() - t0 < seconds:
+                    robot.send(targets[n % 64])
+                    n += 1
+                dt = time.perf_counter() - t0
+            rate = n / dt
+            print(
+                f"| {hand} | {obj or '-'} | {robot.substeps} | {rate:,.0f} | "
+                f"{rate * robot.substeps:,.0f} | {rate / robot.rate_hz:,.0f} |"
+            )
+
+
+def bench_retarget(frames: int = 400) -> None:
+    """Retargeting latency per mode on the bundled demo clip sampled at 20 Hz."""
+    from assets import DEMO_CLIP
+    from devices.inputs.clips import load_clip
+    from devices.retargeting import RETARGET_MODES, RetargetConfig, Retargeter
+
+    clip = load_clip(DEMO_CLIP)
+    idx = np.searchsorted(clip.t, np.arange(frames) / 20.0 % clip.t[-1])
+    print("\n### Retargeting latency (demo clip at 20 Hz, warm-started)\n")
+    print("| hand | mode | p50 ms | p99 ms | keypoint error vs command, mean mm |")
+    print("|---|---|---|---|---|")
+    for hand in HANDS:
+        for mode in RETARGET_MODES:
+            rt = Retargeter(hand, RetargetConfig(mode=mode))
+            times, errs = [], []
+            for i in idx:
+                f = clip.frame(int(i))
+                t0 = time.perf_counter()
+                cmd = rt(f)
+                times.append(time.perf_counter() - t0)
+                errs.append(
+                    np.linalg.norm(rt.kin.keypoints(cmd.joints) - cmd.keypoints, axis=1).mean()
+                )
+            p50, p99 = _pct(times)
+            print(f"| {hand} | {mode} | {p50:.2f} | {p99:.2f} | {np.mean(errs) * 1e3:.1f} |")
+
+
+def bench_loop(seconds: float = 20.0) -> None:
+    """Per-tick cost of the loop itself: whole tick minus its timed stages, in --fast mode."""
+    from teleop_app.session import Session, SessionConfig
+
+    print(f"\n### Control loop, {seconds:.0f} s of --fast replay (retarget controller)\n")
+    print(
+        "| hand | ticks/s (wall) | tick p50 ms | tick p99 ms | stages p50 ms "
+        "| loop overhead p50 ms | overhead / tick |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for hand in HANDS:
+        overhead, ticks, stages = [], [], []
+
+        def on_tick(r, overhead=overhead, ticks=ticks, stages=stages) -> None:
+            parts = sum(
+                r.timings_ms.get(k, 0.0)
+                for k in ("retarget", "controller", "hand_read", "hand_write")
+            )
+            ticks.append(r.timings_ms["tick"])
+            stages.append(parts)
+            overhead.append(r.timings_ms["tick"] - parts)
+
+        session = Session(SessionConfig(hand=hand, fast=True))
+        session.subscribe(on_tick)
+        with session:
+            t0 = time.perf_counter()
+            n = session.run(seconds)
+            wall = time.perf_counter() - t0
+        o50 = float(np.percentile(overhead, 50))
+        t50 = float(np.percentile(ticks, 50))
+        print(
+            f"| {hand} | {n / wall:,.0f} | {t50:.2f} | {np.percentile(ticks, 99):.2f} | "
+            f"{np.percentile(stages, 50):.2f} | {o50:.3f} | {o50 / t50:.1%} |"
+        )
+
+
+BENCHES = {"sim": bench_sim, "retarget": bench_retarget, "loop": bench_loop}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="python -m bench")
+    p.add_argument("which", nargs="*", help=f"some of {', '.join(BENCHES)} (default: all)")
+    args = p.parse_args()
+    unknown = set(args.which) - set(BENCHES)
+    if unknown:
+        p.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(BENCHES)}")
+    import mujoco
+    import torch
+
+    torch.set_num_threads(2)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, mujoco {mujoco.__version__}, "
+        f"torch {torch.__version__}"
+    )
+    for name in args.which or list(BENCHES):
+        BENCHES[name]()
+
+
+if __name__ == "__main__":
+    main()
