@@ -79,6 +79,9 @@ class HandSpec:
         heavy_visuals: visual meshes too heavy for software rendering at interactive rates.
         palm_surface_m: a point on the palm's inner surface, palm frame (the palm faces -z);
             objects start resting on it.
+        retarget_no_hyperextension: joints that retargeting keeps at >= 0 although the
+            hand allows hyperextension (a human finger barely hyperextends at PIP/DIP, and
+            without this bound a position solver folds fingers into a zig-zag).
         real: facts about the real hand (gains, rates, wiring) with their sources.
     """
 
@@ -96,6 +99,7 @@ class HandSpec:
     collision_group: int = 0
     heavy_visuals: bool = False
     palm_surface_m: tuple[float, float, float] = (0.06, 0.0, -0.015)
+    retarget_no_hyperextension: tuple[str, ...] = ()
     real: dict[str, str] = field(default_factory=dict)
 
 
@@ -138,6 +142,7 @@ LEAP = HandSpec(
     max_joint_speed_rad_s=6.0,
     visual_group=1,
     collision_group=0,
+    retarget_no_hyperextension=("if_pip", "if_dip", "mf_pip", "mf_dip", "rf_pip", "rf_dip"),
     heavy_visuals=True,  # ~240k faces: ~400 ms/frame software-rendered, 10 ms without
     palm_surface_m=(0.06, 0.0, -0.017),
     real={
@@ -190,6 +195,7 @@ ALLEGRO = HandSpec(
     visual_group=2,
     collision_group=3,
     heavy_visuals=False,
+    retarget_no_hyperextension=("ffj2", "ffj3", "mfj2", "mfj3", "rfj2", "rfj3"),
     palm_surface_m=(0.06, 0.0, -0.012),
     real={
         "bus": "CAN 1 Mbit/s (PEAK char driver or SocketCAN can0); hand streams at 333 Hz",
@@ -255,6 +261,15 @@ class Hand:
 
     def clip(self, q: np.ndarray) -> np.ndarray:
         return np.clip(q, self.lower, self.upper)
+
+    @property
+    def retarget_lower(self) -> np.ndarray:
+        """(n,) lower limits retargeting uses: ``lower`` with no hyperextension where listed."""
+        lo = self.lower.copy()
+        for j in self.spec.retarget_no_hyperextension:
+            i = self.spec.joint_names.index(j)
+            lo[i] = max(lo[i], 0.0)
+        return lo
 
     def mjspec(self) -> mujoco.MjSpec:
         """A fresh MjSpec of the hand with our sites added.

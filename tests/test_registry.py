@@ -2,22 +2,23 @@
 
 import numpy as np
 import pytest
-from conftest import HANDS
 
 import controllers
+from assets.hands import HAND_SPECS
 from assets.registry import Registry, UnknownPluginError
 from devices.inputs.clips import generate_clip
 from devices.retargeting import Retargeter
 from devices.robots import ROBOTS
 
 
-@pytest.mark.parametrize("hand", HANDS)
+@pytest.mark.parametrize("backend", ROBOTS.names())
+@pytest.mark.parametrize("hand", sorted(HAND_SPECS))
 @pytest.mark.parametrize("name", controllers.CONTROLLERS.names())
-def test_every_controller_on_every_hand(name, hand):
+def test_every_controller_on_every_hand(name, hand, backend):
     reason = controllers.CONTROLLERS.get(name).availability(hand)
     if reason is not None:
         pytest.skip(f"{name} unavailable on {hand}: {reason}")
-    robot = ROBOTS.make("sim", hand=hand)
+    robot = ROBOTS.make(backend, hand=hand)
     ctrl = controllers.CONTROLLERS.make(name, hand=hand)
     rt = Retargeter(robot.hand)
     clip = generate_clip("tripod", duration_s=1.0, rate_hz=20.0, seed=0)

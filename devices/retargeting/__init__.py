@@ -2,14 +2,17 @@
 
 from devices.retargeting.command import Command
 from devices.retargeting.kinematics import HandKinematics, hand_kinematics
-from devices.retargeting.retargeter import RETARGET_MODES, RetargetConfig, Retargeter, default_scale
+from devices.retargeting.mapping import HandMap, default_scale, finger_scales
+from devices.retargeting.retargeter import RETARGET_MODES, RetargetConfig, Retargeter
 
 __all__ = [
     "RETARGET_MODES",
     "Command",
     "HandKinematics",
+    "HandMap",
     "RetargetConfig",
     "Retargeter",
     "default_scale",
+    "finger_scales",
     "hand_kinematics",
 ]

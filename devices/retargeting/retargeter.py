@@ -1,16 +1,8 @@
 """Human hand -> robot hand retargeting with dex-retargeting, on kinematics from our MJCF.
 
-Mapping human keypoints into the robot palm frame
--------------------------------------------------
-The operator's wrist frame and the robot's palm frame share axes (x along the fingers,
-y toward the thumb, z dorsal), so the map is a scale and an anchor::
-
-    p_robot = s * (p_human - p_human[middle MCP]) + robot middle-finger base
-
-with ``s = hand_scale * operator scale``. ``hand_scale`` is the ratio of the robot's middle
-finger length to the nominal human's (``default_scale``). Anchoring at the middle MCP keeps
-the fingers over the robot's fingers whatever the operator's palm length; the human wrist
-(keypoint 0) maps to the robot's wrist, the palm frame's origin.
+Human keypoints are first mapped into the robot's palm frame (:mod:`.mapping`: each finger
+anchored at its robot base and scaled to its length, the thumb blending into the map of the
+finger it pinches); the optimizer then solves for joints.
 
 Modes
 -----
@@ -29,7 +21,6 @@ Each result is warm-started from the previous one and low-pass filtered
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import dataclass
 
@@ -47,9 +38,10 @@ from assets.hands import (
     Hand,
     load_hand,
 )
-from devices.inputs.frame import MIDDLE_MCP, WRIST, HumanFrame
+from devices.inputs.frame import HumanFrame
 from devices.retargeting.command import Command
 from devices.retargeting.kinematics import HandKinematics
+from devices.retargeting.mapping import HandMap
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +75,6 @@ class RetargetConfig:
     lowpass_alpha: float = 0.6
 
 
-@functools.cache
-def default_scale(hand_name: str) -> float:
-    """Robot middle-finger length (base to tip, straight) over the nominal human's."""
-    from devices.inputs.human_hand import DEFAULT_HAND, OPEN_POSE
-
-    hand = load_hand(hand_name)
-    k = HandKinematics(hand)
-    robot = np.linalg.norm(k.keypoints(np.zeros(hand.n_joints))[3] - hand.finger_base_palm[1])
-    human_kp = DEFAULT_HAND.keypoints(OPEN_POSE)
-    human = np.linalg.norm(human_kp[12] - human_kp[MIDDLE_MCP])
-    return float(robot / human)
-
-
 class Retargeter:
     """Turns HumanFrames into Commands (fingertip keypoints + joint targets) for one hand."""
 
@@ -106,13 +85,10 @@ class Retargeter:
             raise ValueError(
                 f"unknown retargeting mode {self.config.mode!r}; known: {', '.join(RETARGET_MODES)}"
             )
-        if not self.config.scale > 0:
-            raise ValueError(f"scale must be positive, got {self.config.scale}")
         if not 0 < self.config.lowpass_alpha <= 1:
             raise ValueError(f"lowpass_alpha must be in (0, 1], got {self.config.lowpass_alpha}")
         self.kin = HandKinematics(self.hand)
-        self.scale = default_scale(self.hand.name) * self.config.scale
-        self._anchor = self.hand.finger_base_palm[1].copy()
+        self.map = HandMap(self.hand, self.config.scale)
         self.optimizer = self._make_optimizer(self.config.mode)
         self._seq = SeqRetargeting(
             self.optimizer,
@@ -121,6 +97,11 @@ class Retargeter:
             if self.config.lowpass_alpha < 1
             else None,
         )
+        # The solver's own bounds: the hand's limits without hyperextension where the spec says.
+        lo = self.hand.retarget_lower[self.kin.spec_to_pin]
+        hi = self.hand.upper[self.kin.spec_to_pin]
+        self.optimizer.set_joint_limit(np.stack([lo, hi], axis=1), epsilon=0.0)
+        self._seq.joint_limits = np.stack([lo, hi], axis=1)
         self.reset()
 
     def _make_optimizer(self, mode: str):
@@ -166,10 +147,7 @@ class Retargeter:
 
     def map_keypoints(self, human: np.ndarray) -> np.ndarray:
         """(21, 3) human keypoints (wrist frame) -> (21, 3) targets in the robot palm frame."""
-        human = np.asarray(human, dtype=float)
-        mapped = self.scale * (human - human[MIDDLE_MCP]) + self._anchor
-        mapped[WRIST] = 0.0  # the human wrist is the robot wrist: the palm frame's origin
-        return mapped
+        return self.map.forward(human)
 
     def reference(self, mapped: np.ndarray) -> np.ndarray:
         """The optimizer's reference value from mapped keypoints, in pinocchio's root frame."""
@@ -183,8 +161,8 @@ class Retargeter:
         """Retarget one (already validated) frame."""
         mapped = self.map_keypoints(frame.keypoints)
         q_pin = self._seq.retarget(self.reference(mapped))
-        # dex-retargeting bounds the search 1e-3 rad outside the limits; targets are ours.
-        joints = self.hand.clip(np.asarray(q_pin, dtype=float)[self.kin.pin_to_spec])
+        joints = np.asarray(q_pin, dtype=float)[self.kin.pin_to_spec]
+        joints = np.clip(joints, self.hand.retarget_lower, self.hand.upper)  # float32 rounding
         return Command(
             t=frame.t,
             seq=frame.seq,
