@@ -79,6 +79,31 @@ def bench_retarget(frames: int = 400) -> None:
             print(f"| {hand} | {mode} | {p50:.2f} | {p99:.2f} | {np.mean(errs) * 1e3:.1f} |")
 
 
+def bench_pinch() -> None:
+    """How close the robot's thumb and fingertip come where the operator's tips touch."""
+    from devices.inputs.clips import generate_clip
+    from devices.retargeting import RETARGET_MODES, RetargetConfig, Retargeter
+
+    print("\n### Pinches: robot thumb-tip to fingertip keypoint distance at the human's pinch\n")
+    print("Keypoints sit inside the fingertips, so touching pads are ~1-2 cm apart.\n")
+    print("| hand | mode | index mm | middle mm | ring mm |")
+    print("|---|---|---|---|---|")
+    for hand in HANDS:
+        for mode in RETARGET_MODES:
+            rt = Retargeter(hand, RetargetConfig(mode=mode))
+            gaps = []
+            for f, finger in enumerate(("index", "middle", "ring")):
+                clip = generate_clip(f"pinch_{finger}", duration_s=3.0, rate_hz=20.0, seed=0)
+                human = np.linalg.norm(clip.keypoints[:, 4] - clip.keypoints[:, 8 + 4 * f], axis=1)
+                peak = int(np.argmin(human))
+                rt.reset()
+                for i in range(peak + 1):
+                    cmd = rt(clip.frame(i))
+                kp = rt.kin.keypoints(cmd.joints)
+                gaps.append(np.linalg.norm(kp[7] - kp[2 * f + 1]) * 1e3)
+            print(f"| {hand} | {mode} | " + " | ".join(f"{g:.0f}" for g in gaps) + " |")
+
+
 def bench_loop(seconds: float = 20.0) -> None:
     """Per-tick cost of the loop itself: whole tick minus its timed stages, in --fast mode."""
     from teleop_app.session import Session, SessionConfig
@@ -115,7 +140,12 @@ def bench_loop(seconds: float = 20.0) -> None:
         )
 
 
-BENCHES = {"sim": bench_sim, "retarget": bench_retarget, "loop": bench_loop}
+BENCHES = {
+    "sim": bench_sim,
+    "retarget": bench_retarget,
+    "pinch": bench_pinch,
+    "loop": bench_loop,
+}
 
 
 def main() -> None:
