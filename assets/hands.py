@@ -13,9 +13,9 @@ The *palm frame* (site ``palm_frame`` on the palm body) has +x along the fingers
 the thumb, +z out of the back of the hand (the palm faces -z): the same axes as the
 operator's wrist frame (``devices.inputs.frame``). Its origin is on the middle finger's
 axis, ``palm_length_m`` behind the middle finger's base joint: the robot's "wrist".
-It is computed from the model at build time: x from the middle finger's base to its tip
-with all joints at zero (the fingers straight), y from the ring finger's base to the
-index finger's base, made orthogonal to x.
+It is computed from the model at build time: x from the middle finger's PIP keypoint to
+its tip with all joints at zero (the fingers straight), y from the ring finger's base to
+the index finger's base, made orthogonal to x.
 
 Keypoints
 ---------
@@ -255,9 +255,12 @@ class Hand:
     def n_joints(self) -> int:
         return len(self.spec.joint_names)
 
-    def max_delta(self, rate_hz: float) -> np.ndarray:
-        """(n,) largest allowed target change per control tick at ``rate_hz``."""
-        return np.full(self.n_joints, self.spec.max_joint_speed_rad_s / rate_hz)
+    @property
+    def palm_frame_rot(self) -> np.ndarray:
+        """(3, 3) the palm frame's axes (columns) in the palm body's frame."""
+        r = np.zeros(9)
+        mujoco.mju_quat2Mat(r, self.palm_frame_quat)
+        return r.reshape(3, 3)
 
     def clip(self, q: np.ndarray) -> np.ndarray:
         return np.clip(q, self.lower, self.upper)
@@ -284,9 +287,7 @@ class Hand:
         site.pos = self.palm_frame_pos.tolist()
         site.quat = self.palm_frame_quat.tolist()
         site.group = 5
-        r_bf = np.zeros(9)
-        mujoco.mju_quat2Mat(r_bf, self.palm_frame_quat)
-        r_bf = r_bf.reshape(3, 3)
+        r_bf = self.palm_frame_rot
         for finger, base in zip(FINGERS, self.finger_base_palm, strict=True):
             s = palm.add_site()
             s.name = f"base_{finger}"

@@ -1,8 +1,9 @@
 """Clocks for the control loop and the devices that must agree with it.
 
 ``RealClock`` is the monotonic wall clock. ``SimClock`` is virtual time for ``--fast`` runs:
-sleeping advances it instantly, so a 20 s session runs as fast as the machine allows and
-produces exactly the same ticks as in real time.
+sleeping advances it instantly, so a 20 s session runs as fast as the machine allows, with
+the same number of ticks and (for replayed input) the frame due at each tick, exactly and
+deterministically; in real time the same holds up to thread scheduling (within a frame).
 """
 
 from __future__ import annotations

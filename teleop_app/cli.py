@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,33 @@ EXIT_USAGE = 2
 
 class CliError(Exception):
     """An error to print as one line and exit with status 2."""
+
+
+def _positive(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _output_path(path: str | None) -> Path | None:
+    """Check an output file can be written before spending a run on it."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        raise CliError(f"{path} is a directory, not a file")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"cannot create the folder for {path}: {e.strerror or e}") from None
+    if not p.parent.is_dir() or not os.access(p.parent, os.W_OK):
+        raise CliError(f"cannot write to {p.parent}")
+    return p
 
 
 def _parse_device(spec: str) -> tuple[str, dict[str, Any]]:
@@ -42,6 +71,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from devices.retargeting.retargeter import RetargetConfig
     from teleop_app.session import Session, SessionConfig
 
+    report_path, video_path = _output_path(args.report), _output_path(args.video)
+    if round(args.duration * args.rate) < 1:
+        raise CliError(f"--duration {args.duration} is shorter than one tick at {args.rate} Hz")
     device, device_options = _parse_device(args.device)
     if args.no_loop:
         device_options["loop"] = False
@@ -77,18 +109,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         report["tracking_error_mm"]["mean"],
         report["safety_events"],
     )
-    if args.report:
-        path = Path(args.report)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        log.info("report: %s", path)
+    if report_path is not None:
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
+        log.info("report: %s", report_path)
     else:
         print(json.dumps({k: v for k, v in report.items() if k != "config"}, indent=2))
-    if args.video:
+    if video_path is not None:
         from teleop_app.video import render_video
 
-        n = render_video(session.robot, session.states, session.commands, args.video, fps=args.rate)
-        log.info("video: %s (%d frames)", args.video, n)
+        n = render_video(session.robot, session.states, session.commands, video_path, fps=args.rate)
+        log.info("video: %s (%d frames)", video_path, n)
     return 0
 
 
@@ -118,8 +148,9 @@ def _cmd_clip(args: argparse.Namespace) -> int:
 
     if args.kind not in CLIP_KINDS:
         raise CliError(f"unknown clip kind {args.kind!r}; known: {', '.join(CLIP_KINDS)}")
+    out = _output_path(args.out)
     clip = generate_clip(args.kind, duration_s=args.duration, rate_hz=args.rate, seed=args.seed)
-    save_clip(clip, args.out)
+    save_clip(clip, out)
     log.info("wrote %s (%d frames, %.1f s)", args.out, len(clip), clip.duration_s)
     return 0
 
@@ -138,26 +169,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="input device; replay[:PATH] plays an .npz clip (default: the bundled demo clip)",
     )  # fmt: skip
     r.add_argument("--controller", default="retarget", help="controller (see 'dexteleop list')")
-    r.add_argument("--duration", type=float, default=20.0, help="seconds of loop time")
+    r.add_argument("--duration", type=_positive, default=20.0, help="seconds of loop time")
     r.add_argument(
         "--fast", action="store_true", help="run on a virtual clock, as fast as possible"
     )
     r.add_argument("--report", help="write the JSON report here (default: print it)")
     r.add_argument("--video", help="render the run offscreen to this .mp4")
-    r.add_argument("--rate", type=float, default=20.0, help="control rate, Hz (default 20)")
+    r.add_argument("--rate", type=_positive, default=20.0, help="control rate, Hz (default 20)")
     r.add_argument(
         "--retarget-mode",
         default="position",
         help="position | vector | dexpilot (default position)",
     )
-    r.add_argument("--scale", type=float, default=1.0, help="operator's hand-size scale factor")
+    r.add_argument("--scale", type=_positive, default=1.0, help="operator's hand-size scale")
     r.add_argument(
         "--wrist", default="palm_up",
         help="palm_up | palm_down | base_up | base_down | thumb_up | thumb_down | follow",
     )  # fmt: skip
     r.add_argument("--object", default=None, help="cube | cylinder | sphere | long_cuboid | none")
-    r.add_argument("--object-mass", type=float, default=None, help="object mass, kg")
-    r.add_argument("--object-friction", type=float, default=None, help="object friction")
+    r.add_argument("--object-mass", type=_positive, default=None, help="object mass, kg")
+    r.add_argument("--object-friction", type=_positive, default=None, help="object friction")
     r.add_argument("--no-loop", action="store_true", help="do not loop the replay clip")
     r.set_defaults(func=_cmd_run)
 
@@ -169,8 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = csub.add_parser("generate", help="write a generated clip")
     g.add_argument("kind", help="open_close, pinch_index, ..., demo")
     g.add_argument("--out", required=True, help="output .npz")
-    g.add_argument("--duration", type=float, default=6.0)
-    g.add_argument("--rate", type=float, default=30.0)
+    g.add_argument("--duration", type=_positive, default=6.0)
+    g.add_argument("--rate", type=_positive, default=30.0)
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=_cmd_clip)
     return p
@@ -190,10 +221,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args))
-    except (CliError, ClipFormatError, HandModelError, UnknownPluginError, FileNotFoundError) as e:
+    except (CliError, ClipFormatError, HandModelError, UnknownPluginError, OSError) as e:
         print(f"dexteleop: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, OverflowError) as e:
         if args.verbose:
             raise
         print(f"dexteleop: error: {_one_line(e)}", file=sys.stderr)

@@ -117,15 +117,20 @@ class Session:
     ) -> None:
         """Build the session; ``device`` overrides ``config.device`` with a ready instance."""
         self.config = config
-        if not config.rate_hz > 0:
-            raise ValueError(f"rate_hz must be positive, got {config.rate_hz}")
+        if not (np.isfinite(config.rate_hz) and config.rate_hz > 0):
+            raise ValueError(f"rate_hz must be finite and positive, got {config.rate_hz}")
         if config.stale_ticks < 1:
             raise ValueError("stale_ticks must be at least 1")
         self.clock: Clock = clock or (SimClock() if config.fast else RealClock())
         self.period_s = 1.0 / config.rate_hz
         self.device: Device = device or DEVICES.make(config.device, **config.device_options)
         robot_options = {"hand": config.hand, **config.robot_options}
-        robot_options.setdefault("rate_hz", config.rate_hz)
+        if robot_options.setdefault("rate_hz", config.rate_hz) != config.rate_hz:
+            # The hand's rate limit is per tick of its own rate: the two must agree.
+            raise ValueError(
+                f"the hand runs at {robot_options['rate_hz']} Hz but the loop at "
+                f"{config.rate_hz} Hz; leave the hand's rate_hz unset"
+            )
         self.robot: Robot = ROBOTS.make(config.robot, **robot_options)
         self.retargeter = Retargeter(self.robot.hand, config.retarget)
         self.controller_name = config.controller
@@ -154,6 +159,7 @@ class Session:
         self._last_seq: int | None = None
         self._last_frame_t: float | None = None
         self._ticks_without_new = 0
+        self._last_send_t: float | None = None
 
     # -- thread-safe API for the UI ----------------------------------------------------------
     def submit(self, change: Callable[[Session], None]) -> None:
@@ -161,7 +167,11 @@ class Session:
         self._changes.put(change)
 
     def set_controller(self, name: str, **options: Any) -> None:
-        """Switch controller between ticks; the hand holds its target meanwhile."""
+        """Switch controller at the start of the next tick, without restarting the session.
+
+        The new controller is built and reset from the measured state on the loop thread; if
+        that fails the old one stays (counted as ``change_rejected``).
+        """
 
         def change(s: Session) -> None:
             new = s._make_controller(name, options)
@@ -194,14 +204,19 @@ class Session:
         self._listeners.append(listener)
 
     def stop(self) -> None:
-        """Ask :meth:`run` to return after the current tick (any thread)."""
+        """Ask :meth:`run` to return after the current tick (any thread). A stop requested
+        before :meth:`run` starts makes it return at once."""
         self._stop.set()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Connect the hand and the device; reset retargeting and the controller."""
         self.robot.connect()
-        self.device.connect(self.clock)
+        try:
+            self.device.connect(self.clock)
+        except BaseException:
+            self.robot.disconnect()
+            raise
         state = self.robot.read()
         self.retargeter.reset(state.q)
         self.controller.reset(state)
@@ -226,25 +241,32 @@ class Session:
             if not duration_s > 0:
                 raise ValueError(f"duration must be positive, got {duration_s}")
             ticks = round(duration_s * self.config.rate_hz)
-        self._stop.clear()
         n = 0
         deadline = self.clock.now()
         wall0 = time.perf_counter()
-        while not self._stop.is_set() and (ticks is None or n < ticks):
-            self.tick()
-            n += 1
-            deadline += self.period_s
-            now = self.clock.now()
-            if now > deadline:  # this tick overran its slot: count it, do not catch up
-                self.metrics.missed_deadlines += 1
-                deadline = now
-            else:
-                self.clock.sleep_until(deadline)
-        self.metrics.wall_time_s += time.perf_counter() - wall0
+        try:
+            while not self._stop.is_set() and (ticks is None or n < ticks):
+                self.tick()
+                n += 1
+                deadline += self.period_s
+                now = self.clock.now()
+                if now > deadline:  # this tick overran its slot: count it, do not catch up
+                    self.metrics.missed_deadlines += 1
+                    deadline = now
+                else:
+                    self.clock.sleep_until(deadline)
+        finally:
+            self.metrics.wall_time_s += time.perf_counter() - wall0
+            self._stop.clear()
         return n
 
     def tick(self) -> TickRecord:
-        """One control tick. Never raises on bad input: it holds and counts instead."""
+        """One control tick.
+
+        Bad input, a failing device, retargeter, controller or listener never stop it: the
+        hand holds and the event is counted. Only a failure to read or write the hand itself
+        propagates (nothing safe can be done without the hand).
+        """
         t_start = time.perf_counter()
         while True:
             try:
@@ -259,8 +281,13 @@ class Session:
         now = self.clock.now()
         timings: dict[str, float] = {}
 
-        frame = self.device.latest()
         hold: str | None = None
+        try:
+            frame = self.device.latest()
+        except Exception as e:  # noqa: BLE001 - a failing device reads as no input
+            log.warning("device %s failed: %s", self.config.device, e)
+            self.metrics.count("device_error")
+            frame = None
         new_frame = False
         if frame is None:
             self._ticks_without_new += 1
@@ -293,8 +320,6 @@ class Session:
                 log.warning("retargeting failed: %s", e)
                 hold = "retarget_error"
             timings["retarget"] = (time.perf_counter() - t0) * 1e3
-            if hold is None and self.robot.supports_wrist_pose:
-                self.robot.set_wrist_pose(frame.wrist)
 
         t0 = time.perf_counter()
         state = self.robot.read()
@@ -306,6 +331,9 @@ class Session:
             hold = "emergency_stop"
         elif hold is None and self._command is None:
             hold = "stale_input"
+        if hold is None and new_frame and self.robot.supports_wrist_pose:
+            assert frame is not None
+            self.robot.set_wrist_pose(frame.wrist)  # the mount moves only when not holding
         if hold is None:
             assert self._command is not None
             t0 = time.perf_counter()
@@ -316,8 +344,11 @@ class Session:
                 hold = "controller_error"
             timings["controller"] = (time.perf_counter() - t0) * 1e3
 
+        send_t = self.clock.now()  # the rate limit counts time between actual sends
+        dt_s = None if self._last_send_t is None else send_t - self._last_send_t
+        self._last_send_t = send_t
         t0 = time.perf_counter()
-        sent, events = self.robot.send(target, hold=hold)
+        sent, events = self.robot.send(target, hold=hold, dt_s=dt_s)
         timings["hand_write"] = (time.perf_counter() - t0) * 1e3
         timings["tick"] = (time.perf_counter() - t_start) * 1e3
 
@@ -332,7 +363,7 @@ class Session:
             events=tuple(events),
             info=info,
             timings_ms=timings,
-            settings=self.controller.settings(),
+            settings=self._settings(),
             controller=self.controller_name,
         )
         self.metrics.add_tick(record)
@@ -342,13 +373,26 @@ class Session:
         with self._snapshot_lock:
             self._snapshot = record
         for listener in self._listeners:
-            listener(record)
+            try:
+                listener(record)
+            except Exception as e:  # noqa: BLE001 - a broken plot must not stop the hand
+                log.warning("tick listener failed: %s", e)
+                self.metrics.count("listener_error")
         self.tick_index += 1
         return record
 
+    def _settings(self) -> dict[str, Any]:
+        try:
+            return self.controller.settings()
+        except Exception as e:  # noqa: BLE001 - reporting settings must not stop the loop
+            log.warning("controller settings failed: %s", e)
+            return {}
+
     # -- results -----------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
-        """The run's report (see :meth:`Metrics.report`), with what was run."""
+        """The run's report (see :meth:`Metrics.report`), with what was run.
+
+        Call it when the loop is not running (it reads the hand and the counters)."""
         rep = self.metrics.report(
             rate_target_hz=self.config.rate_hz,
             fast=self.config.fast,

@@ -88,3 +88,15 @@ def test_garbage_file_unknown_hand_and_list(tmp_path):
     assert p.returncode == 2 and "robonaut" in p.stderr and "Traceback" not in p.stderr
     p = dexteleop("list")
     assert p.returncode == 0 and "retarget" in p.stdout and "allegro" in p.stdout
+
+
+def test_bad_arguments_fail_before_running(tmp_path):
+    for args, needle in [
+        (["--report", str(tmp_path)], "directory"),
+        (["--rate", "10", "--duration", "0.01"], "shorter than one tick"),
+        (["--rate", "inf"], "finite"),
+        (["--scale", "50"], "scale"),
+    ]:
+        p = dexteleop("run", "--fast", "--duration", "1", *args)
+        assert p.returncode == 2, (args, p.stderr)
+        assert needle in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)

@@ -83,7 +83,8 @@ class Device(abc.ABC):
         now = self.clock.now()
         with self._lock:
             stamps = [s for s in self._stamps if now - s <= 2.0]
-            rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+            span = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
+            rate = (len(stamps) - 1) / span if span > 0 else 0.0
             age = None if self._latest is None else now - self._latest.t
             return DeviceStatus(
                 self._connected, rate, age, self._frames, self._errors, self._message

@@ -48,7 +48,7 @@ class HumanFrame:
         keypoints: (21, 3) float, metres, in the wrist frame documented above.
         wrist: (4, 4) float, pose of the wrist frame in the device's world frame.
         t: monotonic timestamp of capture, seconds (same clock as the control loop).
-        seq: sequence number, increasing by one per published frame.
+        seq: sequence number, increasing with every new frame (a gap: frames skipped).
         confidence: tracking confidence in [0, 1].
         buttons: button / axis values by name (booleans as 0.0 / 1.0).
     """

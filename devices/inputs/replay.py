@@ -1,8 +1,9 @@
 """Replay a recorded or generated clip (``devices.inputs.clips`` format) as a live device.
 
-In real time a thread publishes each frame when its time comes. On a virtual clock
-(``--fast``) there is no thread: :meth:`latest` returns the frame due at the clock's
-current time, so fast and real-time runs see the same frames at the same ticks.
+In real time a thread publishes each frame when its time comes, as a live device would. On a
+virtual clock (``--fast``) there is no thread: :meth:`latest` returns the frame due at the
+clock's current time, so fast runs are deterministic and see, at each tick, the frame a
+real-time run sees (up to the thread's scheduling, within one frame).
 """
 
 from __future__ import annotations
@@ -120,12 +121,9 @@ class ReplayDevice(Device):
             self._stop_evt.wait(max(0.0005, nxt - self.clock.now()))
 
     def latest(self) -> HumanFrame | None:
-        if self.clock.realtime or self._t0 is None:
-            return super().latest()
-        key = self._index_at(self.clock.now())
-        with self._lock:
-            if self._latest is None or self._latest.seq != key[0] * len(self._t) + key[1]:
-                self._latest = self._frame(*key)
-                self._frames += 1
-                self._stamps.append(self._latest.t)
-            return self._latest
+        if not self.clock.realtime and self._t0 is not None:
+            n_loop, i = self._index_at(self.clock.now())
+            current = super().latest()
+            if current is None or current.seq != n_loop * len(self._t) + i:
+                self._publish(self._frame(n_loop, i))
+        return super().latest()

@@ -6,11 +6,17 @@ import numpy as np
 
 from devices.inputs.frame import NUM_KEYPOINTS, HumanFrame
 
+#: A hand keypoint farther than this from the wrist is a tracking error, not a hand (m).
+MAX_KEYPOINT_M = 0.5
+#: A wrist farther than this from the device's origin is a tracking error (m).
+MAX_WRIST_M = 100.0
+
 
 def frame_problem(frame: object, *, last_t: float | None, min_confidence: float) -> str | None:
     """The reason ``frame`` must not be used, as a safety-event name, or None if it is fine.
 
-    Reasons: ``invalid_input`` (not a frame, wrong shapes, NaN/inf), ``low_confidence``,
+    Reasons: ``invalid_input`` (not a frame, wrong shapes, NaN/inf, keypoints farther than
+    MAX_KEYPOINT_M from the wrist or a wrist beyond MAX_WRIST_M), ``low_confidence``,
     ``time_backwards`` (older than the last accepted frame).
     """
     if not isinstance(frame, HumanFrame):
@@ -25,6 +31,8 @@ def frame_problem(frame: object, *, last_t: float | None, min_confidence: float)
     if kp.shape != (NUM_KEYPOINTS, 3) or wrist.shape != (4, 4):
         return "invalid_input"
     if not (np.all(np.isfinite(kp)) and np.all(np.isfinite(wrist)) and np.isfinite(t)):
+        return "invalid_input"
+    if np.abs(kp).max() > MAX_KEYPOINT_M or np.abs(wrist[:3, 3]).max() > MAX_WRIST_M:
         return "invalid_input"
     if not np.isfinite(conf) or conf < min_confidence:
         return "low_confidence"

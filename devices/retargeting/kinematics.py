@@ -80,10 +80,8 @@ class HandKinematics:
         self.spec_to_pin = np.array([hand.joint_names.index(n) for n in names])
         self.pin_to_spec = np.argsort(self.spec_to_pin)
         self._kp_frames = [self.model.getFrameId(f"kp_{n}") for n in KEYPOINT_NAMES]
-        r_bf = np.zeros(9)
-        mujoco.mju_quat2Mat(r_bf, hand.palm_frame_quat)
         #: palm frame axes in the palm body (pinocchio's root) frame
-        self.r_body_palm = r_bf.reshape(3, 3)
+        self.r_body_palm = hand.palm_frame_rot
         self.p_body_palm = hand.palm_frame_pos.copy()
         fid = self.model.getFrameId(PALM_FRAME_SITE)
         self._data = self.model.createData()

@@ -125,8 +125,8 @@ class HandMap:
     """The human -> robot keypoint map of one hand (see the module docstring)."""
 
     def __init__(self, hand: Hand, operator_scale: float = 1.0) -> None:
-        if not operator_scale > 0:
-            raise ValueError(f"scale must be positive, got {operator_scale}")
+        if not (np.isfinite(operator_scale) and 0.2 <= operator_scale <= 5.0):
+            raise ValueError(f"scale must be between 0.2 and 5, got {operator_scale}")
         self.hand = hand
         self.scales = np.array(finger_scales(hand.name)) * operator_scale
         self.bases = hand.finger_base_palm.copy()  # (4, 3) FINGERS order

@@ -21,6 +21,8 @@ Each result is warm-started from the previous one and low-pass filtered
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from dataclasses import dataclass
 
@@ -56,6 +58,10 @@ RETARGET_MODES: tuple[str, ...] = ("position", "vector", "dexpilot")
 # (16 ms) for 11.3 mm.
 NORM_DELTA = 1e-5
 FTOL_ABS = 1e-7
+# Hard caps on one solve, so no input can stall the control loop (a typical solve takes
+# 5-70 evaluations and 1-15 ms); on a cap the best point so far is returned.
+MAX_EVALS = 300
+MAX_SOLVE_S = 0.03
 
 
 @dataclass
@@ -135,6 +141,8 @@ class Retargeter:
             tips = ["kp_thumb_tip", "kp_index_tip", "kp_middle_tip", "kp_ring_tip"]
             opt = DexPilotOptimizer(robot, joints, tips, PALM_FRAME_SITE, norm_delta=NORM_DELTA)
         opt.opt.set_ftol_abs(FTOL_ABS)
+        opt.opt.set_maxeval(MAX_EVALS)
+        opt.opt.set_maxtime(MAX_SOLVE_S)
         return opt
 
     def reset(self, q: np.ndarray | None = None) -> None:
@@ -160,7 +168,13 @@ class Retargeter:
     def __call__(self, frame: HumanFrame) -> Command:
         """Retarget one (already validated) frame."""
         mapped = self.map_keypoints(frame.keypoints)
-        q_pin = self._seq.retarget(self.reference(mapped))
+        reference = self.reference(mapped)
+        if not np.all(np.isfinite(reference)) or np.abs(reference).max() > 10.0:
+            raise ValueError("retargeting reference is not finite or absurdly large")
+        with contextlib.redirect_stdout(io.StringIO()) as out:  # dex-retargeting print()s
+            q_pin = self._seq.retarget(reference)
+        if out.getvalue():
+            log.warning("retargeting: %s", out.getvalue().strip())
         joints = np.asarray(q_pin, dtype=float)[self.kin.pin_to_spec]
         joints = np.clip(joints, self.hand.retarget_lower, self.hand.upper)  # float32 rounding
         return Command(

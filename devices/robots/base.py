@@ -37,7 +37,11 @@ class Robot(abc.ABC):
         self.hand = hand
         self.rate_hz = float(rate_hz)
         self.safety = SafetyFilter(
-            hand.lower, hand.upper, hand.max_delta(self.rate_hz), hand.default_open
+            hand.lower,
+            hand.upper,
+            hand.spec.max_joint_speed_rad_s,
+            1.0 / self.rate_hz,
+            hand.default_open,
         )
         self.limit_violations = 0
         self._connected = False
@@ -68,9 +72,15 @@ class Robot(abc.ABC):
     def read(self) -> HandState:
         return self._read()
 
-    def send(self, target: object, *, hold: str | None = None) -> tuple[np.ndarray, list[str]]:
-        """Filter ``target`` for safety and write it. Returns the sent target and events."""
-        safe, events = self.safety(target, hold=hold)
+    def send(
+        self, target: object, *, hold: str | None = None, dt_s: float | None = None
+    ) -> tuple[np.ndarray, list[str]]:
+        """Filter ``target`` for safety and write it. Returns the sent target and events.
+
+        ``dt_s`` is the time since the previous send on the caller's clock (None: one
+        period); the rate limit scales with it, so a caller catching up cannot go faster.
+        """
+        safe, events = self.safety(target, hold=hold, dt_s=dt_s)
         if np.any(safe < self.hand.lower - LIMIT_TOL_RAD) or np.any(
             safe > self.hand.upper + LIMIT_TOL_RAD
         ):

@@ -2,9 +2,12 @@
 
 Every target a hand receives passes through :class:`SafetyFilter`: it is replaced by the last
 safe target when the input is stale or invalid, clipped to the joint limits, and rate
-limited so that no joint's target moves more than ``max_delta`` per tick. The output is
-always inside the limits and within ``max_delta`` of the previous output, whatever the
-input (a property test checks this).
+limited so that no joint's target moves faster than ``max_speed`` rad/s: a step may be at
+most ``max_speed * min(dt, period)``, where ``dt`` is the time since the previous target
+(a loop catching up after an overrun cannot move the hand faster than the limit). Between
+resets, the output is always inside the limits and within that step of the previous output,
+whatever the input (a property test checks this). ``reset`` (at connection, on emergency
+stop) re-anchors the filter at the measured pose.
 """
 
 from __future__ import annotations
@@ -13,17 +16,14 @@ from collections import Counter
 
 import numpy as np
 
-#: Event names counted by the filter (and reported by the session).
-HOLD_EVENTS = ("stale_input", "invalid_input", "emergency_stop")
-TARGET_EVENTS = ("invalid_target", "clipped_to_limits", "rate_limited")
-
 
 class SafetyFilter:
     """Joint limits, rate limit, and hold-last-safe-target.
 
     Args:
         lower, upper: (n,) joint limits, rad.
-        max_delta: (n,) or scalar, the largest change of the target per tick, rad.
+        max_speed: (n,) or scalar, the largest target speed, rad/s.
+        period_s: the nominal control period; steps never exceed ``max_speed * period_s``.
         initial: (n,) the pose to hold before the first target (clipped to the limits).
     """
 
@@ -31,7 +31,8 @@ class SafetyFilter:
         self,
         lower: np.ndarray,
         upper: np.ndarray,
-        max_delta: np.ndarray | float,
+        max_speed: np.ndarray | float,
+        period_s: float,
         initial: np.ndarray,
     ) -> None:
         self.lower = np.asarray(lower, dtype=float).copy()
@@ -41,12 +42,20 @@ class SafetyFilter:
         if np.any(self.lower > self.upper):
             raise ValueError("lower limits must not exceed upper limits")
         self.n = self.lower.size
-        self.max_delta = np.broadcast_to(np.asarray(max_delta, dtype=float), (self.n,)).copy()
-        if np.any(~np.isfinite(self.max_delta)) or np.any(self.max_delta <= 0):
-            raise ValueError("max_delta must be finite and positive")
+        self.max_speed = np.broadcast_to(np.asarray(max_speed, dtype=float), (self.n,)).copy()
+        if np.any(~np.isfinite(self.max_speed)) or np.any(self.max_speed <= 0):
+            raise ValueError("max_speed must be finite and positive")
+        if not (np.isfinite(period_s) and period_s > 0):
+            raise ValueError("period_s must be finite and positive")
+        self.period_s = float(period_s)
         self.counts: Counter[str] = Counter()
         self.last = self.lower.copy()
         self.reset(initial)
+
+    def max_step(self, dt_s: float | None = None) -> np.ndarray:
+        """(n,) the largest allowed change after ``dt_s`` seconds (default: one period)."""
+        dt = self.period_s if dt_s is None or not np.isfinite(dt_s) else dt_s
+        return self.max_speed * min(max(dt, 0.0), self.period_s)
 
     def reset(self, measured: np.ndarray) -> None:
         """Hold ``measured`` (clipped to the limits) as the last safe target."""
@@ -55,13 +64,16 @@ class SafetyFilter:
             measured = (self.lower + self.upper) / 2
         self.last = np.clip(measured, self.lower, self.upper)
 
-    def __call__(self, target: object, *, hold: str | None = None) -> tuple[np.ndarray, list[str]]:
+    def __call__(
+        self, target: object, *, hold: str | None = None, dt_s: float | None = None
+    ) -> tuple[np.ndarray, list[str]]:
         """Filter one target.
 
         Args:
             target: the controller's target, expected (n,) finite floats; anything else holds.
             hold: a reason to ignore ``target`` and hold the last safe target (e.g.
                 ``"stale_input"``), or None.
+            dt_s: seconds since the previous target; None means one period.
 
         Returns:
             The safe target (a new (n,) array) and the list of events this tick.
@@ -80,7 +92,8 @@ class SafetyFilter:
                 clipped = np.clip(t, self.lower, self.upper)
                 if np.any(clipped != t):
                     events.append("clipped_to_limits")
-                step = np.clip(clipped - self.last, -self.max_delta, self.max_delta)
+                limit = self.max_step(dt_s)
+                step = np.clip(clipped - self.last, -limit, limit)
                 if np.any(step != clipped - self.last):
                     events.append("rate_limited")
                 # last and clipped are inside the box, so is every point between them;

@@ -96,7 +96,7 @@ def build_scene(hand: Hand, *, wrist: str, obj: SceneObject | None = None) -> mu
     cam = world.add_camera()
     cam.name = "front"
     center = np.array(MOUNT_POS) + np.array([0.1, 0.0, 0.02])  # the middle of the hand
-    cam.pos = (center + np.array([0.2, -0.2, 0.2])).tolist()
+    cam.pos = (center + np.array([0.12, -0.3, 0.16])).tolist()
     cam.quat = mat_to_quat(look_at(np.array(cam.pos), center)).tolist()
 
     r_world = WRIST_ORIENTATIONS["palm_down" if wrist == "follow" else wrist]
@@ -107,9 +107,7 @@ def build_scene(hand: Hand, *, wrist: str, obj: SceneObject | None = None) -> mu
     mount.quat = mat_to_quat(r_world).tolist()
 
     # Place the palm body so that the mount frame coincides with the palm frame.
-    r_bf = np.zeros(9)
-    mujoco.mju_quat2Mat(r_bf, hand.palm_frame_quat)
-    r_bf = r_bf.reshape(3, 3)
+    r_bf = hand.palm_frame_rot
     frame = mount.add_frame()
     frame.pos = (-r_bf.T @ hand.palm_frame_pos).tolist()
     frame.quat = mat_to_quat(r_bf.T).tolist()
@@ -123,6 +121,7 @@ def build_scene(hand: Hand, *, wrist: str, obj: SceneObject | None = None) -> mu
         body.name = OBJECT_BODY
         spawn = np.array(MOUNT_POS) + r_world @ object_spawn_palm(hand, obj.spec)
         body.pos = spawn.tolist()
+        body.quat = mat_to_quat(r_world).tolist()  # object axes = palm axes: z off the palm
         body.add_freejoint()
         g = body.add_geom()
         g.name = "object_geom"
@@ -136,7 +135,9 @@ def build_scene(hand: Hand, *, wrist: str, obj: SceneObject | None = None) -> mu
 
 
 def object_spawn_palm(hand: Hand, obj: ObjectSpec) -> np.ndarray:
-    """Where an object's centre starts, palm frame: resting on the palm, 2 mm above it."""
+    """Where an object's centre starts, palm frame: 2 mm off the palm's inner surface, its
+    axes aligned with the palm frame's. With the palm up it rests there; in the other wrist
+    orientations it starts at the same place and gravity decides (palm down: it falls)."""
     return np.array(hand.spec.palm_surface_m) - np.array([0.0, 0.0, obj.half_height_m + 0.002])
 
 

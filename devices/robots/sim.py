@@ -15,8 +15,6 @@ from devices.robots.scene import (
     MOUNT_BODY,
     MOUNT_POS,
     OBJECT_BODY,
-    WRIST_MODES,
-    WRIST_ORIENTATIONS,
     SceneObject,
     build_scene,
     mat_to_quat,
@@ -76,10 +74,6 @@ class SimHand(Robot):
         hand = load_hand(config.hand)
         super().__init__(hand, config.rate_hz)
         self.config = config
-        if config.wrist not in WRIST_MODES:
-            raise ValueError(
-                f"unknown wrist mode {config.wrist!r}; known: {', '.join(WRIST_MODES)}"
-            )
         obj = None
         if config.object is not None:
             if config.object not in OBJECTS:
@@ -89,8 +83,8 @@ class SimHand(Robot):
             ospec = OBJECTS[config.object]
             mass = ospec.mass_kg if config.object_mass_kg is None else config.object_mass_kg
             fric = ospec.friction if config.object_friction is None else config.object_friction
-            if not (mass > 0 and fric > 0):
-                raise ValueError("object mass and friction must be positive")
+            if not (np.isfinite(mass) and np.isfinite(fric) and mass > 0 and fric > 0):
+                raise ValueError("object mass and friction must be finite and positive")
             obj = SceneObject(ospec, mass, fric)
         self.scene_spec = build_scene(hand, wrist=config.wrist, obj=obj)
         if config.timestep_s is not None:
@@ -145,12 +139,6 @@ class SimHand(Robot):
             self._wrist_origin = pose[:3, 3].copy()
         self.data.mocap_pos[self._mocap] = np.array(MOUNT_POS) + pose[:3, 3] - self._wrist_origin
         self.data.mocap_quat[self._mocap] = mat_to_quat(pose[:3, :3])
-
-    def set_wrist_orientation(self, name: str) -> None:
-        """Switch the mount to one of the six fixed orientations."""
-        r = WRIST_ORIENTATIONS[name]
-        self.data.mocap_pos[self._mocap] = MOUNT_POS
-        self.data.mocap_quat[self._mocap] = mat_to_quat(r)
 
     # -- Robot ------------------------------------------------------------------------------
     def _write(self, target: np.ndarray) -> None:

@@ -12,7 +12,7 @@ class HandState:
     """The measured state of a hand.
 
     Attributes:
-        t: time of the reading on the control loop's clock, seconds.
+        t: time of the reading on the hand's own clock, s (simulated time for the sim hand).
         q: (n,) joint positions, rad, in the hand spec's joint order.
         dq: (n,) joint velocities, rad/s.
         target: (n,) the last target the hand was sent (after the safety filter).
