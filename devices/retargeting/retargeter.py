@@ -21,11 +21,10 @@ Each result is warm-started from the previous one and low-pass filtered
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 from dataclasses import dataclass
 
+import dex_retargeting.optimizer
 import numpy as np
 from dex_retargeting.optimizer import DexPilotOptimizer, PositionOptimizer, VectorOptimizer
 from dex_retargeting.optimizer_utils import LPFilter
@@ -46,6 +45,15 @@ from devices.retargeting.kinematics import HandKinematics
 from devices.retargeting.mapping import HandMap
 
 log = logging.getLogger(__name__)
+
+
+def _solver_message(*args: object, **_: object) -> None:
+    log.warning("retargeting solver: %s", " ".join(map(str, args)))
+
+
+# dex-retargeting print()s solver failures to stdout, where the CLI may be writing its JSON
+# report; send them to the log instead (shadows the builtin for that module only).
+dex_retargeting.optimizer.print = _solver_message  # type: ignore[attr-defined]
 
 RETARGET_MODES: tuple[str, ...] = ("position", "vector", "dexpilot")
 
@@ -171,10 +179,7 @@ class Retargeter:
         reference = self.reference(mapped)
         if not np.all(np.isfinite(reference)) or np.abs(reference).max() > 10.0:
             raise ValueError("retargeting reference is not finite or absurdly large")
-        with contextlib.redirect_stdout(io.StringIO()) as out:  # dex-retargeting print()s
-            q_pin = self._seq.retarget(reference)
-        if out.getvalue():
-            log.warning("retargeting: %s", out.getvalue().strip())
+        q_pin = self._seq.retarget(reference)
         joints = np.asarray(q_pin, dtype=float)[self.kin.pin_to_spec]
         joints = np.clip(joints, self.hand.retarget_lower, self.hand.upper)  # float32 rounding
         return Command(
