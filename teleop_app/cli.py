@@ -56,17 +56,6 @@ def _output_path(path: str | None) -> Path | None:
     return p
 
 
-def _parse_device(spec: str) -> tuple[str, dict[str, Any]]:
-    """``replay`` or ``replay:PATH`` -> (name, options)."""
-    name, _, arg = spec.partition(":")
-    options: dict[str, Any] = {}
-    if arg:
-        if name != "replay":
-            raise CliError(f"device {name!r} takes no ':' argument")
-        options["path"] = arg
-    return name, options
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from devices.retargeting.retargeter import RetargetConfig
     from teleop_app.session import Session, SessionConfig
@@ -74,9 +63,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     report_path, video_path = _output_path(args.report), _output_path(args.video)
     if round(args.duration * args.rate) < 1:
         raise CliError(f"--duration {args.duration} is shorter than one tick at {args.rate} Hz")
-    device, device_options = _parse_device(args.device)
-    if args.no_loop:
-        device_options["loop"] = False
+    from devices.inputs.spec import parse_device_spec
+
+    device, device_options = parse_device_spec(args.device)
     robot_options: dict[str, Any] = {"wrist": args.wrist}
     if args.object and args.object != "none":
         robot_options["object"] = args.object
@@ -143,6 +132,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_devices(args: argparse.Namespace) -> int:
+    import devices.inputs
+
+    for name in devices.inputs.DEVICES.names():
+        cls = devices.inputs.DEVICES.get(name)
+        reason = cls.availability()
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        state = "available" if reason is None else f"unavailable: {reason}"
+        print(f"{name:8s} {state}")
+        if doc:
+            print(f"         {doc}")
+    return 0
+
+
 def _cmd_clip(args: argparse.Namespace) -> int:
     from devices.inputs.clips import CLIP_KINDS, generate_clip, save_clip
 
@@ -166,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--hand", default="leap", help="hand: leap | allegro (default leap)")
     r.add_argument(
         "--device", default="replay",
-        help="input device; replay[:PATH] plays an .npz clip (default: the bundled demo clip)",
+        help="input device NAME[:ARGS]: replay[:PATH] (default: the bundled demo clip), "
+        "glove[:HOST:PORT], quest3[:logcat=FILE], vive[:tracker=SERIAL]; see 'dexteleop devices'",
     )  # fmt: skip
     r.add_argument("--controller", default="retarget", help="controller (see 'dexteleop list')")
     r.add_argument("--duration", type=_positive, default=20.0, help="seconds of loop time")
@@ -189,11 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--object", default=None, help="cube | cylinder | sphere | long_cuboid | none")
     r.add_argument("--object-mass", type=_positive, default=None, help="object mass, kg")
     r.add_argument("--object-friction", type=_positive, default=None, help="object friction")
-    r.add_argument("--no-loop", action="store_true", help="do not loop the replay clip")
     r.set_defaults(func=_cmd_run)
 
     ls = sub.add_parser("list", help="list hands, devices, controllers and options")
     ls.set_defaults(func=_cmd_list)
+
+    dv = sub.add_parser("devices", help="list input devices and whether they work here")
+    dv.set_defaults(func=_cmd_devices)
 
     c = sub.add_parser("clip", help="generated human-hand motion clips")
     csub = c.add_subparsers(dest="clip_command", required=True)

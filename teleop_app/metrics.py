@@ -40,6 +40,9 @@ class Metrics:
         self.latency_ms: dict[str, list[float]] = {s: [] for s in stages}
         self.tracking_error_m: list[float] = []
         self.other = Counter[str]()
+        self.frames_used = 0
+        #: frames the loop refused (per distinct frame, by reason)
+        self.frames_rejected = Counter[str]()
         self.t_first: float | None = None
         self.t_last: float | None = None
 

@@ -34,6 +34,7 @@ from devices.clock import Clock, RealClock, SimClock
 from devices.inputs.base import DEVICES, Device
 from devices.inputs.frame import HumanFrame
 from devices.inputs.validate import frame_problem
+from devices.retargeting.axis import AxisConfig, AxisSelector
 from devices.retargeting.command import Command
 from devices.retargeting.retargeter import RetargetConfig, Retargeter
 from devices.robots.base import ROBOTS, Robot
@@ -57,6 +58,7 @@ class SessionConfig:
         device: input device name; ``device_options`` its settings.
         controller: controller name; ``controller_options`` its settings.
         retarget: retargeting settings.
+        axis: rotation-axis selection (buttons / controller orientation) for the command.
         rate_hz: control rate.
         fast: run on a virtual clock as fast as possible.
         stale_ticks: hold once no new frame has arrived for this many ticks.
@@ -72,6 +74,7 @@ class SessionConfig:
     controller: str = "retarget"
     controller_options: dict[str, Any] = field(default_factory=dict)
     retarget: RetargetConfig = field(default_factory=RetargetConfig)
+    axis: AxisConfig = field(default_factory=AxisConfig)
     rate_hz: float = 20.0
     fast: bool = False
     stale_ticks: int = 3
@@ -133,6 +136,7 @@ class Session:
             )
         self.robot: Robot = ROBOTS.make(config.robot, **robot_options)
         self.retargeter = Retargeter(self.robot.hand, config.retarget)
+        self.axis_selector = AxisSelector(config.axis)
         self.controller_name = config.controller
         self.controller: Controller = self._make_controller(
             config.controller, config.controller_options
@@ -160,6 +164,7 @@ class Session:
         self._last_frame_t: float | None = None
         self._ticks_without_new = 0
         self._last_send_t: float | None = None
+        self._last_bad: object = None
 
     # -- thread-safe API for the UI ----------------------------------------------------------
     def submit(self, change: Callable[[Session], None]) -> None:
@@ -219,6 +224,7 @@ class Session:
             raise
         state = self.robot.read()
         self.retargeter.reset(state.q)
+        self.axis_selector.reset()
         self.controller.reset(state)
         self._reset_loop_state()
 
@@ -301,9 +307,13 @@ class Session:
             elif problem is None:
                 new_frame = True
                 self._ticks_without_new = 0
+                self.metrics.frames_used += 1
             else:
                 hold = problem
                 self._ticks_without_new += 1
+                if frame is not self._last_bad:  # count each bad frame once
+                    self.metrics.frames_rejected[problem] += 1
+                    self._last_bad = frame
             if problem is None:
                 timings["frame_age"] = (now - float(frame.t)) * 1e3
         if hold is None and self._ticks_without_new >= self.config.stale_ticks:
@@ -315,7 +325,8 @@ class Session:
             self._last_frame_t = float(frame.t)
             t0 = time.perf_counter()
             try:
-                self._command = self.retargeter(frame)
+                command = self.retargeter(frame)
+                self._command = dataclasses.replace(command, axis=self.axis_selector(frame).axis)
             except Exception as e:  # noqa: BLE001 - retargeting failures hold the hand
                 log.warning("retargeting failed: %s", e)
                 hold = "retarget_error"
@@ -402,6 +413,22 @@ class Session:
         state = self.robot.read()
         if state.object_dropped is not None:
             rep["object_dropped"] = bool(state.object_dropped)
+        status = self.device.status()
+        rejected = dict(status.rejected)
+        for reason in ("invalid_input", "low_confidence", "time_backwards"):
+            if self.metrics.frames_rejected[reason]:
+                rejected[reason] = rejected.get(reason, 0) + self.metrics.frames_rejected[reason]
+        age = rep["latency_ms"]["frame_age"]
+        rep["device"] = {
+            "name": self.config.device,
+            "frames_received": status.frames,
+            "frames_used": self.metrics.frames_used,
+            "frames_rejected": dict(sorted(rejected.items())),
+            "frame_age_ms": {"p50": age["p50"], "p99": age["p99"]},
+            "stale_ticks": int(rep["safety_events"].get("stale_input", 0)),
+            "message": status.message,
+        }
+        rep["device"].update(self.device.report_extra())
         rep["config"] = _jsonable(dataclasses.asdict(self.config))
         rep["controller_final"] = self.controller_name
         return rep

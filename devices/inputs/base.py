@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections import deque
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from assets.registry import Registry
@@ -24,7 +24,9 @@ class DeviceStatus:
         connected: the device is connected and its thread runs.
         rate_hz: frames published per second over the last ~2 s.
         frame_age_s: age of the latest frame on the device's clock, or None before the first.
-        frames: frames published since connecting. errors: malformed inputs dropped.
+        frames: frames published since connecting.
+        errors: inputs dropped (malformed, out of order, ...), the sum of ``rejected``.
+        rejected: dropped inputs by reason.
         message: the last problem, human-readable, or "".
     """
 
@@ -34,22 +36,29 @@ class DeviceStatus:
     frames: int
     errors: int
     message: str = ""
+    rejected: dict[str, int] = field(default_factory=dict)
 
 
 class Device(abc.ABC):
     """Base class of input devices.
 
     Subclasses implement :meth:`_start` / :meth:`_stop` (usually a thread calling
-    :meth:`_publish`). :meth:`latest` is safe to call from any thread.
+    :meth:`_publish` for good frames and :meth:`_reject` for bad input) and may override
+    :meth:`availability`. :meth:`latest` is safe to call from any thread.
     """
 
     Config: ClassVar[type]
+
+    @classmethod
+    def availability(cls) -> str | None:
+        """None if the device can be used on this machine, else why not (one line)."""
+        return None
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: HumanFrame | None = None
         self._frames = 0
-        self._errors = 0
+        self._rejected: Counter[str] = Counter()
         self._message = ""
         self._stamps: deque[float] = deque(maxlen=64)
         self._connected = False
@@ -87,8 +96,18 @@ class Device(abc.ABC):
             rate = (len(stamps) - 1) / span if span > 0 else 0.0
             age = None if self._latest is None else now - self._latest.t
             return DeviceStatus(
-                self._connected, rate, age, self._frames, self._errors, self._message
+                connected=self._connected,
+                rate_hz=rate,
+                frame_age_s=age,
+                frames=self._frames,
+                errors=sum(self._rejected.values()),
+                message=self._message,
+                rejected=dict(self._rejected),
             )
+
+    def report_extra(self) -> dict[str, object]:
+        """Device-specific counters for the run report (e.g. lost packets); override."""
+        return {}
 
     def _publish(self, frame: HumanFrame) -> None:
         with self._lock:
@@ -96,9 +115,15 @@ class Device(abc.ABC):
             self._frames += 1
             self._stamps.append(frame.t)
 
-    def _report_error(self, message: str) -> None:
+    def _reject(self, reason: str, message: str = "") -> None:
+        """Count one dropped input under ``reason`` (e.g. ``"bad_packet"``, ``"duplicate"``)."""
         with self._lock:
-            self._errors += 1
+            self._rejected[reason] += 1
+            if message:
+                self._message = message
+
+    def _set_message(self, message: str) -> None:
+        with self._lock:
             self._message = message
 
     @abc.abstractmethod

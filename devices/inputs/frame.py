@@ -51,6 +51,8 @@ class HumanFrame:
         seq: sequence number, increasing with every new frame (a gap: frames skipped).
         confidence: tracking confidence in [0, 1].
         buttons: button / axis values by name (booleans as 0.0 / 1.0).
+        controllers: extra tracked poses by name (e.g. ``"left"``, ``"right"`` for Quest
+            controllers, a tracker's serial), each (4, 4) in the device's world frame.
     """
 
     keypoints: np.ndarray
@@ -59,6 +61,7 @@ class HumanFrame:
     seq: int = 0
     confidence: float = 1.0
     buttons: dict[str, float] = field(default_factory=dict)
+    controllers: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def wrist_frame_from_points(points: np.ndarray) -> np.ndarray:

@@ -1,0 +1,71 @@
+"""Device specs on the command line: ``NAME[:ARGS]``.
+
+``ARGS`` is either ``key=value`` pairs separated by commas (``quest3:logcat=cap.txt,speed=2``),
+or a device's positional shorthand: ``replay:PATH``, ``glove:HOST:PORT`` / ``glove:PORT``.
+Values are converted to the type of the setting's default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from devices.inputs.base import DEVICES
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(name: str, key: str, text: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        low = text.lower()
+        if low in _TRUE | _FALSE:
+            return low in _TRUE
+        raise ValueError(f"device {name}: {key} must be true or false, got {text!r}")
+    if isinstance(default, int | float):
+        try:
+            return type(default)(text)
+        except ValueError:
+            raise ValueError(
+                f"device {name}: {key} must be a {type(default).__name__}, got {text!r}"
+            ) from None
+    return text
+
+
+def _positional(name: str, arg: str) -> dict[str, str]:
+    if name == "replay":
+        return {"path": arg}
+    if name == "glove":
+        host, _, port = arg.rpartition(":")
+        return {"host": host or "127.0.0.1", "port": port} if port else {"host": arg}
+    raise ValueError(f"device {name}: use key=value settings after ':' (e.g. {name}:key=value)")
+
+
+def parse_device_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``'glove:127.0.0.1:9870'`` -> ``('glove', {'host': '127.0.0.1', 'port': 9870})``.
+
+    Raises:
+        UnknownPluginError: unknown device. ValueError: unknown setting or bad value.
+    """
+    name, _, arg = spec.partition(":")
+    config_cls = DEVICES.get(name).Config  # type: ignore[attr-defined]
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    if not arg:
+        return name, {}
+    if "=" in arg:
+        raw = {}
+        for item in arg.split(","):
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise ValueError(f"device {name}: expected key=value, got {item!r}")
+            raw[key.strip()] = value.strip()
+    else:
+        raw = _positional(name, arg)
+    options: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ValueError(f"device {name} has no setting {key!r}; settings: {sorted(fields)}")
+        f = fields[key]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        options[key] = _convert(name, key, value, default)
+    return name, options
