@@ -73,6 +73,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         robot_options["object_mass_kg"] = args.object_mass
     if args.object_friction is not None:
         robot_options["object_friction"] = args.object_friction
+    scale, alignment = args.scale, None
+    if args.operator:
+        from teleop_app.profiles import load_profile
+
+        profile = load_profile(args.operator)
+        scale, alignment = profile.scale * args.scale, profile.wrist_alignment
+        log.info("operator %s: scale %.3f", profile.name, scale)
     config = SessionConfig(
         hand=args.hand,
         robot="sim",
@@ -80,7 +87,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         device=device,
         device_options=device_options,
         controller=args.controller,
-        retarget=RetargetConfig(mode=args.retarget_mode, scale=args.scale),
+        retarget=RetargetConfig(mode=args.retarget_mode, scale=scale),
+        wrist_alignment=alignment,
         rate_hz=args.rate,
         fast=args.fast,
         keep_states=args.video is not None,
@@ -129,6 +137,41 @@ def _cmd_list(args: argparse.Namespace) -> int:
     }
     for k, v in rows.items():
         print(f"{k:18s} {', '.join(v)}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    import time
+
+    from devices.clock import RealClock
+    from devices.inputs.base import DEVICES
+    from devices.inputs.spec import parse_device_spec
+    from teleop_app.profiles import calibrate, save_profile
+
+    name, options = parse_device_spec(args.device)
+    device = DEVICES.make(name, **options)
+    print(
+        f"Hold your {args.hand} hand flat, palm down, fingers forward, for {args.seconds:.0f} s...",
+        file=sys.stderr,
+    )
+    frames, seen = [], None
+    device.connect(RealClock())
+    try:
+        end = time.monotonic() + args.seconds
+        while time.monotonic() < end:
+            f = device.latest()
+            if f is not None and f.seq != seen:
+                frames.append(f)
+                seen = f.seq
+            time.sleep(1 / 60)
+    finally:
+        device.disconnect()
+    profile = calibrate(frames, args.operator)
+    path = save_profile(profile)
+    print(
+        f"operator {profile.name}: middle finger {profile.middle_finger_m * 1e3:.0f} mm, "
+        f"scale {profile.scale:.3f}; saved {path}"
+    )
     return 0
 
 
@@ -185,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="position",
         help="position | vector | dexpilot (default position)",
     )
-    r.add_argument("--scale", type=_positive, default=1.0, help="operator's hand-size scale")
+    r.add_argument("--scale", type=_positive, default=1.0, help="extra hand-size scale factor")
+    r.add_argument("--operator", help="load this operator's calibration profile")
     r.add_argument(
         "--wrist", default="palm_up",
         help="palm_up | palm_down | base_up | base_down | thumb_up | thumb_down | follow",
@@ -200,6 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     dv = sub.add_parser("devices", help="list input devices and whether they work here")
     dv.set_defaults(func=_cmd_devices)
+
+    cal = sub.add_parser("calibrate", help="measure an operator's hand and save a profile")
+    cal.add_argument("--device", default="replay", help="input device NAME[:ARGS]")
+    cal.add_argument("--operator", required=True, help="operator id")
+    cal.add_argument("--seconds", type=_positive, default=3.0, help="how long to hold still")
+    cal.add_argument("--hand", default="right", help=argparse.SUPPRESS)
+    cal.set_defaults(func=_cmd_calibrate)
 
     c = sub.add_parser("clip", help="generated human-hand motion clips")
     csub = c.add_subparsers(dest="clip_command", required=True)
@@ -224,10 +275,19 @@ def main(argv: list[str] | None = None) -> int:
     from assets.hands import HandModelError
     from assets.registry import UnknownPluginError
     from devices.inputs.clips import ClipFormatError
+    from teleop_app.profiles import ProfileError
 
     try:
         return int(args.func(args))
-    except (CliError, ClipFormatError, HandModelError, UnknownPluginError, OSError) as e:
+    except (
+        CliError,
+        ClipFormatError,
+        HandModelError,
+        UnknownPluginError,
+        ProfileError,
+        OSError,
+        RuntimeError,
+    ) as e:
         print(f"dexteleop: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, KeyError, OverflowError) as e:

@@ -59,6 +59,8 @@ class SessionConfig:
         controller: controller name; ``controller_options`` its settings.
         retarget: retargeting settings.
         axis: rotation-axis selection (buttons / controller orientation) for the command.
+        wrist_alignment: (9,) row-major rotation applied on the right of the operator's wrist
+            orientation before the mount follows it (from the operator's calibration).
         rate_hz: control rate.
         fast: run on a virtual clock as fast as possible.
         stale_ticks: hold once no new frame has arrived for this many ticks.
@@ -75,6 +77,7 @@ class SessionConfig:
     controller_options: dict[str, Any] = field(default_factory=dict)
     retarget: RetargetConfig = field(default_factory=RetargetConfig)
     axis: AxisConfig = field(default_factory=AxisConfig)
+    wrist_alignment: tuple[float, ...] | None = None
     rate_hz: float = 20.0
     fast: bool = False
     stale_ticks: int = 3
@@ -344,7 +347,10 @@ class Session:
             hold = "stale_input"
         if hold is None and new_frame and self.robot.supports_wrist_pose:
             assert frame is not None
-            self.robot.set_wrist_pose(frame.wrist)  # the mount moves only when not holding
+            pose = np.array(frame.wrist, dtype=float)
+            if self.config.wrist_alignment is not None:
+                pose[:3, :3] = pose[:3, :3] @ np.reshape(self.config.wrist_alignment, (3, 3))
+            self.robot.set_wrist_pose(pose)  # the mount moves only when not holding
         if hold is None:
             assert self._command is not None
             t0 = time.perf_counter()

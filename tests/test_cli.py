@@ -17,7 +17,7 @@ def dexteleop(*args, timeout=120):
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},  # DEXTELEOP_HOME passes through
     )
 
 
@@ -100,3 +100,17 @@ def test_bad_arguments_fail_before_running(tmp_path):
         p = dexteleop("run", "--fast", "--duration", "1", *args)
         assert p.returncode == 2, (args, p.stderr)
         assert needle in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)
+
+
+def test_calibrate_then_run_with_the_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEXTELEOP_HOME", str(tmp_path))
+    clip = REPO / "assets" / "clips" / "open_close.npz"
+    p = dexteleop("calibrate", "--device", f"replay:{clip}", "--operator", "ada", "--seconds", "1")
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "operators" / "ada.json").exists()
+    out = tmp_path / "r.json"
+    p = dexteleop("run", "--fast", "--duration", "1", "--operator", "ada", "--report", str(out))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(out.read_text())["config"]["wrist_alignment"] is not None
+    p = dexteleop("run", "--fast", "--duration", "1", "--operator", "nobody")
+    assert p.returncode == 2 and "dexteleop calibrate" in p.stderr
