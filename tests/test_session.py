@@ -249,3 +249,21 @@ def test_stop_before_run_and_rate_mismatch():
         assert session.run(ticks=3) == 3
     with pytest.raises(ValueError, match="Hz"):
         Session(SessionConfig(fast=True, robot_options={"rate_hz": 5.0}))
+
+
+def test_dropout_holds_within_three_ticks_and_resumes_without_a_jump():
+    good = good_frames(60)
+    # the device stops for 15 ticks while the operator's hand moves on, then resumes
+    items = good[:20] + [None] * 15 + good[35:60]
+    session, records = run_scripted(items)
+    stale = [i for i, r in enumerate(records) if "stale_input" in r.events]
+    assert stale and stale[0] <= 20 + 3  # holds by the third tick without a new frame
+    assert all(20 + 2 <= i < 35 for i in stale)  # and only while the device is silent
+    held = records[stale[0]].sent
+    for i in stale:
+        np.testing.assert_array_equal(records[i].sent, held)
+    step_limit = session.robot.safety.max_step() + 1e-12
+    sent = np.array([r.sent for r in records])
+    assert np.all(np.abs(np.diff(sent, axis=0)) <= step_limit)  # no jump on resume
+    assert not np.array_equal(records[-1].sent, held)  # control resumed
+    assert session.report()["device"]["stale_ticks"] == len(stale)
