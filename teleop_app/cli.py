@@ -175,6 +175,14 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_glove_send(args: argparse.Namespace) -> int:
+    from devices.inputs import glove
+
+    argv = [args.file, "--host", args.host, "--port", str(args.port), "--speed", str(args.speed)]
+    argv += ["--loop"] * args.loop + ["--json"] * args.json + ["--angles"] * args.angles
+    return glove.main(argv)
+
+
 def _cmd_devices(args: argparse.Namespace) -> int:
     import devices.inputs
 
@@ -244,6 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     dv = sub.add_parser("devices", help="list input devices and whether they work here")
     dv.set_defaults(func=_cmd_devices)
+
+    gs = sub.add_parser("glove-send", help="stream a clip as glove packets (UDP protocol v1)")
+    gs.add_argument("file", help="clip (.npz) to send")
+    gs.add_argument("--host", default="127.0.0.1")
+    gs.add_argument("--port", type=int, default=9870)
+    gs.add_argument("--speed", type=_positive, default=1.0)
+    gs.add_argument("--loop", action="store_true", help="send the clip over and over")
+    gs.add_argument("--json", action="store_true", help="JSON packets instead of MessagePack")
+    gs.add_argument("--angles", action="store_true", help="send joint angles, not keypoints")
+    gs.set_defaults(func=_cmd_glove_send)
 
     cal = sub.add_parser("calibrate", help="measure an operator's hand and save a profile")
     cal.add_argument("--device", default="replay", help="input device NAME[:ARGS]")
