@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -121,6 +122,13 @@ class Device(abc.ABC):
             self._rejected[reason] += 1
             if message:
                 self._message = message
+
+    def _mark_lost(self) -> None:
+        """Tracking lost: keep the latest frame but with confidence 0, so the loop holds at
+        once (``low_confidence``) instead of after the stale timeout."""
+        with self._lock:
+            if self._latest is not None and self._latest.confidence != 0.0:
+                self._latest = dataclasses.replace(self._latest, confidence=0.0)
 
     def _set_message(self, message: str) -> None:
         with self._lock:

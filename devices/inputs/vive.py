@@ -51,7 +51,6 @@ index, is picked up again by its serial number.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import logging
 import threading
@@ -642,7 +641,5 @@ class ViveDevice(Device):
         self._state = state
         self._reject(state, message)
         log.warning("%s", message)
-        with self._lock:
-            if self._latest is not None and self._latest.confidence != 0.0:
-                self._latest = dataclasses.replace(self._latest, confidence=0.0)
+        self._mark_lost()
         return True

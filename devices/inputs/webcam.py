@@ -936,6 +936,4 @@ class WebcamDevice(Device):
             level = logging.INFO if reason in _HAND_REASONS else logging.WARNING
             log.log(level, "%s", message, exc_info=error)
         if changed:
-            with self._lock:
-                if self._latest is not None and self._latest.confidence != 0.0:
-                    self._latest = dataclasses.replace(self._latest, confidence=0.0)
+            self._mark_lost()
