@@ -188,7 +188,10 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
     for name in devices.inputs.DEVICES.names():
         cls = devices.inputs.DEVICES.get(name)
-        reason = cls.availability()
+        try:
+            reason = cls.availability()
+        except Exception as e:  # noqa: BLE001 - a broken probe means unavailable
+            reason = f"{type(e).__name__}: {e}"
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         state = "available" if reason is None else f"unavailable: {reason}"
         print(f"{name:8s} {state}")
@@ -308,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ) as e:
         print(f"dexteleop: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
-    except (ValueError, KeyError, OverflowError) as e:
+    except (ValueError, KeyError, OverflowError, TypeError) as e:
         if args.verbose:
             raise
         print(f"dexteleop: error: {_one_line(e)}", file=sys.stderr)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from devices.inputs.frame import HumanFrame
-from devices.inputs.validate import frame_problem
+from devices.inputs.validate import frame_problem, is_rotation
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -110,13 +110,19 @@ def load_profile(name: str) -> OperatorProfile:
         profile = OperatorProfile(**{k: v for k, v in raw.items() if k in known})
         profile.wrist_alignment = tuple(float(v) for v in profile.wrist_alignment)
         r = profile.alignment_matrix()
-        scale = float(profile.scale)
+        profile.scale = float(profile.scale)
+        if profile.middle_finger_m is not None:
+            profile.middle_finger_m = float(profile.middle_finger_m)
+        profile.name = str(profile.name)
+        profile.calibrated_at = str(profile.calibrated_at)
     except (TypeError, ValueError) as e:
         raise ProfileError(f"{path}: invalid profile ({e})") from None
-    if not (np.isfinite(scale) and 0.2 <= scale <= 5.0):
+    if not isinstance(profile.settings, dict):
+        raise ProfileError(f"{path}: settings must be a JSON object")
+    if not (np.isfinite(profile.scale) and 0.2 <= profile.scale <= 5.0):
         raise ProfileError(f"{path}: scale {profile.scale} is outside 0.2..5")
-    if not np.allclose(r @ r.T, np.eye(3), atol=1e-4):
-        raise ProfileError(f"{path}: wrist_alignment is not a rotation")
+    if not is_rotation(r, tol=1e-4):
+        raise ProfileError(f"{path}: wrist_alignment is not a proper rotation")
     if profile.name != name:
         raise ProfileError(f"{path}: holds operator {profile.name!r}, not {name!r}")
     return profile

@@ -420,16 +420,13 @@ class Session:
         if state.object_dropped is not None:
             rep["object_dropped"] = bool(state.object_dropped)
         status = self.device.status()
-        rejected = dict(status.rejected)
-        for reason in ("invalid_input", "low_confidence", "time_backwards"):
-            if self.metrics.frames_rejected[reason]:
-                rejected[reason] = rejected.get(reason, 0) + self.metrics.frames_rejected[reason]
         age = rep["latency_ms"]["frame_age"]
         rep["device"] = {
             "name": self.config.device,
             "frames_received": status.frames,
             "frames_used": self.metrics.frames_used,
-            "frames_rejected": dict(sorted(rejected.items())),
+            "frames_rejected": dict(sorted(status.rejected.items())),  # by the device
+            "frames_refused": dict(sorted(self.metrics.frames_rejected.items())),  # by the loop
             "frame_age_ms": {"p50": age["p50"], "p99": age["p99"]},
             "stale_ticks": int(rep["safety_events"].get("stale_input", 0)),
             "message": status.message,

@@ -40,6 +40,9 @@ def test_button_mode_defaults_like_dexndm():
 
 
 def test_orientation_mode_axis_deadband_recentre_and_short_axis():
+    assert AxisConfig().short_axis == 1  # the Quest grip's thin axis (y, left)
+    with pytest.raises(ValueError, match="short_axis"):
+        AxisSelector(AxisConfig(short_axis=3))
     sel = AxisSelector(AxisConfig(mode="orientation", short_axis=0, short_axis_weight=0.3))
     rest = rot([0, 0, 1], 30)  # any rest pose: axes are relative to it
     assert sel(frame(left=rest)).axis is None  # latched, no rotation yet

@@ -64,3 +64,11 @@ def test_bad_calibration_and_profiles_give_clear_errors(home):
     (folder / "eve.json").write_text('{"name": "eve", "wrist_alignment": [2,0,0,0,1,0,0,0,1]}')
     with pytest.raises(ProfileError, match="rotation"):
         load_profile("eve")
+    (folder / "eve.json").write_text('{"name": "eve", "wrist_alignment": [1,0,0,0,1,0,0,0,-1]}')
+    with pytest.raises(ProfileError, match="proper rotation"):  # a mirror image
+        load_profile("eve")
+    (folder / "eve.json").write_text('{"name": "eve", "scale": "1.2"}')  # numeric string: fine
+    assert load_profile("eve").scale == 1.2
+    (folder / "eve.json").write_text('{"name": "eve", "middle_finger_m": "x"}')
+    with pytest.raises(ProfileError, match="invalid"):
+        load_profile("eve")

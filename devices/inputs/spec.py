@@ -37,7 +37,9 @@ def _positional(name: str, arg: str) -> dict[str, str]:
         return {"path": arg}
     if name == "glove":
         host, _, port = arg.rpartition(":")
-        return {"host": host or "127.0.0.1", "port": port} if port else {"host": arg}
+        if port.isdigit():
+            return {"host": host or "127.0.0.1", "port": port}
+        return {"host": arg}
     raise ValueError(f"device {name}: use key=value settings after ':' (e.g. {name}:key=value)")
 
 
@@ -53,12 +55,17 @@ def parse_device_spec(spec: str) -> tuple[str, dict[str, Any]]:
     if not arg:
         return name, {}
     if "=" in arg:
-        raw = {}
+        raw: dict[str, str] = {}
+        last = None
         for item in arg.split(","):
             key, eq, value = item.partition("=")
-            if not eq:
+            if eq:
+                last = key.strip()
+                raw[last] = value.strip()
+            elif last is not None:  # a comma inside a value (mount=1,0,0,...): keep it
+                raw[last] += "," + item.strip()
+            else:
                 raise ValueError(f"device {name}: expected key=value, got {item!r}")
-            raw[key.strip()] = value.strip()
     else:
         raw = _positional(name, arg)
     options: dict[str, Any] = {}

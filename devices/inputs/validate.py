@@ -12,6 +12,17 @@ MAX_KEYPOINT_M = 0.5
 MAX_WRIST_M = 100.0
 
 
+def is_rotation(r: object, tol: float = 1e-2) -> bool:
+    """Whether ``r`` is a finite (3, 3) proper rotation: R^T R = I within ``tol``, det +1."""
+    try:
+        m = np.asarray(r, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        return False
+    return bool(np.abs(m.T @ m - np.eye(3)).max() <= tol and np.linalg.det(m) > 0.5)
+
+
 def frame_problem(frame: object, *, last_t: float | None, min_confidence: float) -> str | None:
     """The reason ``frame`` must not be used, as a safety-event name, or None if it is fine.
 

@@ -64,6 +64,7 @@ import numpy as np
 from devices.inputs.base import DEVICES, Device
 from devices.inputs.frame import HumanFrame
 from devices.inputs.human_hand import DEFAULT_HAND, OPEN_POSE
+from devices.inputs.validate import is_rotation
 
 log = logging.getLogger(__name__)
 
@@ -584,7 +585,8 @@ class ViveDevice(Device):
                 wrist_index = index
             if index < len(poses) and _pose_ok(poses[index], api):
                 pose_vr = pose_to_matrix(poses[index].mDeviceToAbsoluteTracking)
-                controllers[name] = openvr_to_world(pose_vr)
+                if is_rotation(pose_vr[:3, :3]):  # a garbage matrix counts as lost tracking
+                    controllers[name] = openvr_to_world(pose_vr)
 
         if wrist_index is None:
             self._enter("tracking_lost", f"vive: tracker {serial} is not seen by SteamVR")

@@ -48,7 +48,9 @@ class AxisConfig:
         buttons: button name -> axis in the palm frame (the first held one in this order wins).
         controller: which ``HumanFrame.controllers`` entry drives the orientation mode.
         recentre: button that re-latches the rest pose in orientation mode.
-        short_axis: index (0, 1, 2) of the controller's short axis in its own frame.
+        short_axis: index (0, 1, 2) of the controller's short axis in its own frame. With
+            the Quest device's axes (x along the pointing direction, y left, z up) the
+            grip's thin axis is y (1).
         short_axis_weight: factor on the rotation component about the short axis.
         deadband_deg: rotations smaller than this select no axis.
         controller_to_palm: (3, 3) row-major, controller-frame axes -> palm-frame axes.
@@ -58,7 +60,7 @@ class AxisConfig:
     buttons: dict[str, tuple[float, float, float]] = field(default_factory=_default_buttons)
     controller: str = "left"
     recentre: str = "LJ"
-    short_axis: int = 0
+    short_axis: int = 1
     short_axis_weight: float = 0.3
     deadband_deg: float = 15.0
     controller_to_palm: tuple[float, ...] = (1, 0, 0, 0, 1, 0, 0, 0, 1)
@@ -91,6 +93,8 @@ class AxisSelector:
             if v.shape != (3,) or not np.isfinite(v).all() or np.linalg.norm(v) < 1e-9:
                 raise ValueError(f"axis for button {name!r} must be a non-zero 3-vector")
             self._buttons[name] = v / np.linalg.norm(v)
+        if self.config.short_axis not in (0, 1, 2):
+            raise ValueError(f"short_axis must be 0, 1 or 2, got {self.config.short_axis}")
         c2p = np.asarray(self.config.controller_to_palm, dtype=float).reshape(3, 3)
         if not np.allclose(c2p @ c2p.T, np.eye(3), atol=1e-6):
             raise ValueError("controller_to_palm must be a rotation/permutation matrix")
