@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import logging
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from assets.registry import Registry
 from devices.clock import Clock, RealClock
 from devices.inputs.frame import HumanFrame
+
+log = logging.getLogger(__name__)
 
 #: Every input device by name: ``DEVICES.make("replay", path="clip.npz")``.
 DEVICES: Registry[Device] = Registry("device")
@@ -129,6 +133,24 @@ class Device(abc.ABC):
         with self._lock:
             if self._latest is not None and self._latest.confidence != 0.0:
                 self._latest = dataclasses.replace(self._latest, confidence=0.0)
+
+    def _join_thread(self, thread: threading.Thread | None, timeout_s: float) -> bool:
+        """Wait for a device's I/O thread to end; False (and a warning) if it did not."""
+        if thread is None:
+            return True
+        thread.join(timeout=timeout_s)
+        if thread.is_alive():
+            log.warning("%s: I/O thread did not stop within %.1f s", type(self).__name__, timeout_s)
+            return False
+        return True
+
+    @staticmethod
+    def _close_quietly(close: Callable[[], object], what: str) -> None:
+        """Call ``close()``; log instead of raising (closing must not fail the caller)."""
+        try:
+            close()
+        except Exception as e:  # noqa: BLE001
+            log.warning("closing %s failed: %s", what, e)
 
     def _set_message(self, message: str) -> None:
         with self._lock:

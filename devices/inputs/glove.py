@@ -697,11 +697,8 @@ class GloveDevice(Device):
     def _stop(self) -> None:
         """Stop the thread (within about :data:`RECV_TIMEOUT_S`) and close the socket."""
         self._stop_evt.set()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-            if self._thread.is_alive():
-                log.warning("glove: receiver thread did not stop within 1 s")
-            self._thread = None
+        self._join_thread(self._thread, 1.0)
+        self._thread = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None

@@ -781,11 +781,8 @@ class QuestDevice(Device):
     def _stop(self) -> None:
         self._stop_evt.set()
         self._kill_proc()
-        if self._thread is not None:
-            self._thread.join(timeout=ADB_TIMEOUT_S + 2.0)  # at most one adb call to wait
-            if self._thread.is_alive():
-                log.warning("quest3: the device thread did not stop in time")
-            self._thread = None
+        self._join_thread(self._thread, ADB_TIMEOUT_S + 2.0)  # at most one adb call to wait
+        self._thread = None
         if not self.playback and self.serial is not None:
             self._force_stop_app()
 

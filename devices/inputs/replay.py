@@ -100,9 +100,8 @@ class ReplayDevice(Device):
 
     def _stop(self) -> None:
         self._stop_evt.set()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-            self._thread = None
+        self._join_thread(self._thread, 1.0)
+        self._thread = None
 
     def _run(self) -> None:
         last = (-1, -1)

@@ -527,17 +527,11 @@ class ViveDevice(Device):
     def _stop(self) -> None:
         self._stop_evt.set()
         thread, self._thread = self._thread, None
-        joined = True
-        if thread is not None:
-            thread.join(timeout=self.JOIN_TIMEOUT_S)
-            joined = not thread.is_alive()
-            if not joined:
-                log.warning("vive: polling thread did not stop; OpenVR left initialised")
+        joined = self._join_thread(thread, self.JOIN_TIMEOUT_S)
+        if not joined:
+            log.warning("vive: OpenVR left initialised")
         if self._glove is not None:
-            try:
-                self._glove.disconnect()
-            except Exception as e:  # noqa: BLE001 - closing must not fail the caller
-                log.warning("vive: closing the glove receiver failed: %s", e)
+            self._close_quietly(self._glove.disconnect, "the glove receiver")
             self._glove = None
         if self._active_api is not None and joined:
             try:

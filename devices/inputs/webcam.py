@@ -756,17 +756,12 @@ class WebcamDevice(Device):
         """Stop the thread, release the capture and close the landmarker."""
         self._stop_evt.set()
         thread, self._thread = self._thread, None
-        if thread is not None:
-            thread.join(timeout=self.JOIN_TIMEOUT_S)
-            if thread.is_alive():
-                log.warning("webcam: thread did not stop; camera and landmarker left open")
-                return
+        if not self._join_thread(thread, self.JOIN_TIMEOUT_S):
+            log.warning("webcam: camera and landmarker left open")
+            return
         self._release()
         if self._landmarker is not None:
-            try:
-                self._landmarker.close()
-            except Exception as e:  # noqa: BLE001 - closing must not fail the caller
-                log.warning("webcam: closing the landmarker failed: %s", e)
+            self._close_quietly(self._landmarker.close, "the landmarker")
             self._landmarker = None
 
     def _release(self) -> None:
