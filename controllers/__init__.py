@@ -1,6 +1,20 @@
 """Controllers: the retarget baseline and the learned low-level controllers."""
 
 from controllers import retarget as _retarget  # noqa: F401  (registers "retarget")
-from controllers.base import CONTROLLERS, Controller, ControllerConfig, ControllerUnavailable
+from controllers.base import (
+    CONTROLLERS,
+    Controller,
+    ControllerConfig,
+    ControllerUnavailable,
+    LiveSetting,
+    live,
+)
 
-__all__ = ["CONTROLLERS", "Controller", "ControllerConfig", "ControllerUnavailable"]
+__all__ = [
+    "CONTROLLERS",
+    "Controller",
+    "ControllerConfig",
+    "ControllerUnavailable",
+    "LiveSetting",
+    "live",
+]

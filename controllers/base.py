@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, ClassVar
+import math
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -19,6 +20,92 @@ CONTROLLERS: Registry[Controller] = Registry("controller")
 
 class ControllerUnavailable(RuntimeError):
     """The controller cannot run (e.g. not trained yet); the message says why."""
+
+
+#: What kind of value a live setting holds; the app picks a widget per kind.
+SettingKind = Literal["float", "int", "bool", "choice", "axis", "text"]
+
+#: The axis widget's values: six signed axes (DexNDM's rotation commands) and "free".
+AXIS_CHOICES = ("+x", "-x", "+y", "-y", "+z", "-z", "free")
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveSetting:
+    """A setting a controller lets the operator change while driving.
+
+    Declared on the controller's Config with :func:`live`; the app builds a widget from it
+    (a slider for a bounded float, a spin box for an int, a combo box for a choice, six axis
+    buttons, a code editor for text). No Qt here: this is a description, not a widget.
+
+    Attributes:
+        name: the Config field. label: what the operator reads. help: one sentence.
+        kind: the value's kind. low/high: bounds of float/int settings (inclusive).
+        step: slider/spin increment. choices: allowed values of choice/axis settings.
+        plot: draw the value in the app's live plots (numeric kinds).
+    """
+
+    name: str
+    kind: SettingKind
+    label: str = ""
+    help: str = ""
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] = ()
+    plot: bool = False
+
+    def check(self, value: Any) -> Any:
+        """The value converted to the setting's type; ValueError (saying why) if invalid."""
+        name = self.label or self.name
+        if self.kind in ("float", "int"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, got {value}")
+            if self.kind == "int":
+                if float(value) != int(value):
+                    raise ValueError(f"{name} must be a whole number, got {value}")
+                value = int(value)
+            else:
+                value = float(value)
+            if (self.low is not None and value < self.low) or (
+                self.high is not None and value > self.high
+            ):
+                raise ValueError(f"{name} must be in [{self.low}, {self.high}], got {value}")
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, got {value!r}")
+            return value
+        if self.kind in ("choice", "axis"):
+            if value not in self.choices:
+                raise ValueError(f"{name} must be one of {list(self.choices)}, got {value!r}")
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be text, got {type(value).__name__}")
+        return value
+
+
+def live(
+    default: Any,
+    kind: SettingKind,
+    *,
+    label: str = "",
+    help: str = "",
+    low: float | None = None,
+    high: float | None = None,
+    step: float | None = None,
+    choices: tuple[str, ...] = (),
+    plot: bool = False,
+) -> Any:
+    """A Config field the operator may change while the controller runs::
+
+    guidance: float = live(1.0, "float", label="guidance", low=0, high=10, plot=True)
+    """
+    if kind == "axis" and not choices:
+        choices = AXIS_CHOICES
+    meta = LiveSetting("", kind, label, help, low, high, step, tuple(choices), plot)
+    return dataclasses.field(default=default, metadata={"live": meta})
 
 
 @dataclasses.dataclass
@@ -45,12 +132,25 @@ class Controller(abc.ABC):
     """
 
     Config: ClassVar[type] = ControllerConfig
-    #: Settings that may change between ticks without a reset.
-    live_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ControllerConfig) -> None:
         self.config = config
         self.hand: Hand = load_hand(config.hand)
+
+    @classmethod
+    def setting_specs(cls) -> tuple[LiveSetting, ...]:
+        """The live settings, from the Config fields declared with :func:`live`."""
+        out = []
+        for f in dataclasses.fields(cls.Config):
+            meta = f.metadata.get("live")
+            if meta is not None:
+                out.append(dataclasses.replace(meta, name=f.name, label=meta.label or f.name))
+        return tuple(out)
+
+    @classmethod
+    def live_settings(cls) -> tuple[str, ...]:
+        """Names of the settings that may change between ticks without a reset."""
+        return tuple(spec.name for spec in cls.setting_specs())
 
     @classmethod
     def availability(cls, hand: str) -> str | None:
@@ -69,11 +169,19 @@ class Controller(abc.ABC):
         return dataclasses.asdict(self.config)
 
     def update(self, **changes: Any) -> None:
-        """Change live settings; unknown or non-live names raise ValueError."""
-        bad = set(changes) - set(self.live_settings)
+        """Change live settings (all or none). Unknown or non-live names, and values of the
+        wrong type or out of range, raise ValueError saying which."""
+        specs = {spec.name: spec for spec in self.setting_specs()}
+        bad = set(changes) - set(specs)
         if bad:
             raise ValueError(
                 f"{type(self).__name__}: {sorted(bad)} cannot change live; "
-                f"live settings: {list(self.live_settings)}"
+                f"live settings: {list(specs)}"
             )
-        self.config = dataclasses.replace(self.config, **changes)
+        checked = {k: specs[k].check(v) for k, v in changes.items()}
+        self._apply_live(checked)
+        self.config = dataclasses.replace(self.config, **checked)
+
+    def _apply_live(self, changes: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Validate or act on checked live changes before they take effect (e.g. compile a
+        cost function); raise ValueError to refuse them."""

@@ -212,6 +212,30 @@ def _cmd_clip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_app(args: argparse.Namespace) -> int:
+    if (args.screenshot is not None or args.report is not None) and args.duration is None:
+        raise CliError("--screenshot and --report need --duration SECONDS")
+    screenshot, report = _output_path(args.screenshot), _output_path(args.report)
+    if screenshot is not None and screenshot.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise CliError(f"--screenshot {args.screenshot}: use a .png or .jpg file name")
+    from teleop_app.ui.app import display_problem
+
+    problem = display_problem()
+    if problem is not None:
+        raise CliError(problem)
+    from teleop_app.ui.app import run_app
+
+    overrides = {
+        "hand": args.hand,
+        "device": args.device,
+        "controller": args.controller,
+        "object": args.object,
+        "wrist": args.wrist,
+        "operator": args.operator,
+    }
+    return run_app(overrides, duration_s=args.duration, screenshot=screenshot, report=report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dexteleop", description="Teleoperate dexterous robot hands, real or simulated."
@@ -249,6 +273,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--object-mass", type=_positive, default=None, help="object mass, kg")
     r.add_argument("--object-friction", type=_positive, default=None, help="object friction")
     r.set_defaults(func=_cmd_run)
+
+    a = sub.add_parser("app", help="open the desktop app (PyQt6)")
+    a.add_argument("--hand", help="hand: leap | allegro (default: as last time)")
+    a.add_argument("--device", help="input device NAME[:ARGS] (default: as last time)")
+    a.add_argument("--controller", help="controller (default: as last time)")
+    a.add_argument("--object", help="cube | cylinder | sphere | long_cuboid | none")
+    a.add_argument("--wrist", help="wrist orientation of the simulated hand")
+    a.add_argument("--operator", help="operator profile to use")
+    a.add_argument(
+        "--duration", type=_positive, help="run this many seconds of loop time, then quit"
+    )
+    a.add_argument("--screenshot", help="with --duration: save the main window here (.png)")
+    a.add_argument("--report", help="with --duration: write the session and UI report (JSON)")
+    a.set_defaults(func=_cmd_app)
 
     ls = sub.add_parser("list", help="list hands, devices, controllers and options")
     ls.set_defaults(func=_cmd_list)

@@ -17,7 +17,6 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import numpy as np
 
 from devices.inputs.frame import HumanFrame
 from devices.inputs.validate import frame_problem, is_rotation
+from teleop_app.atomic import write_atomic
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -60,10 +60,14 @@ class OperatorProfile:
         return np.asarray(self.wrist_alignment, dtype=float).reshape(3, 3)
 
 
-def profiles_dir() -> Path:
+def app_home() -> Path:
+    """Where the app keeps its files: ``$DEXTELEOP_HOME`` or ``~/.config/dexteleop``."""
     home = os.environ.get("DEXTELEOP_HOME")
-    base = Path(home) if home else Path.home() / ".config" / "dexteleop"
-    return base / "operators"
+    return Path(home) if home else Path.home() / ".config" / "dexteleop"
+
+
+def profiles_dir() -> Path:
+    return app_home() / "operators"
 
 
 def _check_name(name: str) -> None:
@@ -74,21 +78,16 @@ def _check_name(name: str) -> None:
 def save_profile(profile: OperatorProfile) -> Path:
     """Write ``profile`` atomically (temp file, fsync, rename); returns its path."""
     _check_name(profile.name)
+    path = profiles_dir() / f"{profile.name}.json"
+    return write_atomic(path, json.dumps(dataclasses.asdict(profile), indent=2) + "\n")
+
+
+def list_profiles() -> list[str]:
+    """Names of the saved operator profiles, sorted."""
     folder = profiles_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{profile.name}.json"
-    data = json.dumps(dataclasses.asdict(profile), indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{profile.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if _NAME.match(p.stem))
 
 
 def load_profile(name: str) -> OperatorProfile:

@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 import controllers  # noqa: F401  (registers the controllers)
 import devices.inputs
 import devices.robots  # noqa: F401  (registers the hand backends)
-from controllers.base import CONTROLLERS, Controller
+from controllers.base import CONTROLLERS, Controller, ControllerUnavailable
 from devices.clock import Clock, RealClock, SimClock
 from devices.inputs.base import DEVICES, Device
 from devices.inputs.frame import HumanFrame
@@ -147,7 +148,10 @@ class Session:
         self.metrics = Metrics(STAGES)
         self.states: list[np.ndarray] = []  # full sim states, when keep_states
         self.commands: list[np.ndarray | None] = []  # commanded keypoints per tick (palm)
-        self._changes: queue.SimpleQueue[Callable[[Session], None]] = queue.SimpleQueue()
+        self._changes: queue.SimpleQueue[tuple[Callable[[Session], Any], Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+        self._switching = 0  # controller switches in progress (the hand holds meanwhile)
         self._snapshot: TickRecord | None = None
         self._snapshot_lock = threading.Lock()
         self._listeners: list[Callable[[TickRecord], None]] = []
@@ -170,29 +174,92 @@ class Session:
         self._last_bad: object = None
 
     # -- thread-safe API for the UI ----------------------------------------------------------
-    def submit(self, change: Callable[[Session], None]) -> None:
-        """Queue ``change(session)`` to run at the start of the next tick, on the loop thread."""
-        self._changes.put(change)
+    def submit(self, change: Callable[[Session], Any]) -> Future[Any]:
+        """Queue ``change(session)`` to run at the start of the next tick, on the loop thread.
 
-    def set_controller(self, name: str, **options: Any) -> None:
-        """Switch controller at the start of the next tick, without restarting the session.
-
-        The new controller is built and reset from the measured state on the loop thread; if
-        that fails the old one stays (counted as ``change_rejected``).
+        Returns a future that holds what ``change`` returned, or the exception it raised (a
+        refused change is also counted as ``change_rejected``; the loop goes on).
         """
+        future: Future[Any] = Future()
+        self._changes.put((change, future))
+        return future
 
-        def change(s: Session) -> None:
-            new = s._make_controller(name, options)
+    def set_controller(self, name: str, *, build_now: bool = False, **options: Any) -> Future[str]:
+        """Switch controller without restarting the session.
+
+        The hand holds its pose from the next tick until the switch is done. The new
+        controller is built off the loop thread (loading a model can take longer than a tick)
+        and then reset from the measured state and put in place at the start of a tick; with
+        ``build_now`` it is built at the next tick instead. If it cannot be built (unknown,
+        not trained yet, bad options) the old one stays and goes on; the future says why.
+        """
+        result: Future[str] = Future()
+
+        def build() -> Controller:
+            cls = CONTROLLERS.get(name)
+            reason = cls.availability(self.config.hand)
+            if reason is not None:
+                raise ControllerUnavailable(f"{name}: {reason}")
+            return self._make_controller(name, options)
+
+        def install(s: Session, new: Controller) -> str:
             new.reset(s.robot.read())
             s.controller, s.controller_name = new, name
+            return name
 
-        self.submit(change)
+        def finish(change: Future[Any]) -> None:
+            exc = change.exception()
+            if exc is None:
+                result.set_result(name)
+            else:
+                result.set_exception(exc)
 
-    def update_controller(self, **changes: Any) -> None:
-        """Change live controller settings (e.g. guidance strength) at the next tick."""
-        self.submit(lambda s: s.controller.update(**changes))
+        def fail(s: Session, exc: BaseException) -> None:
+            s._switching -= 1
+            raise exc
 
-    def set_estop(self, on: bool) -> None:
+        def hold(s: Session) -> None:
+            s._switching += 1
+
+        if build_now:
+
+            def now(s: Session) -> str:
+                try:
+                    return install(s, build())
+                finally:
+                    s._switching -= 1
+
+            self.submit(hold)
+            self.submit(now).add_done_callback(finish)
+            return result
+
+        def builder() -> None:
+            try:
+                new = build()
+            except Exception as e:  # noqa: BLE001 - reported through the future
+                self.submit(lambda s, e=e: fail(s, e)).add_done_callback(finish)
+                return
+
+            def swap(s: Session) -> str:
+                try:
+                    return install(s, new)
+                finally:
+                    s._switching -= 1
+
+            self.submit(swap).add_done_callback(finish)
+
+        def start_building(_held: Future[Any]) -> None:
+            threading.Thread(target=builder, name="controller-build", daemon=True).start()
+
+        self.submit(hold).add_done_callback(start_building)
+        return result
+
+    def update_controller(self, **changes: Any) -> Future[None]:
+        """Change live controller settings (e.g. guidance strength) at the next tick; the
+        future holds the ValueError of a refused change."""
+        return self.submit(lambda s: s.controller.update(**changes))
+
+    def set_estop(self, on: bool) -> Future[None]:
         """Emergency stop: targets freeze at the measured pose until released."""
 
         def change(s: Session) -> None:
@@ -200,7 +267,12 @@ class Session:
                 s.robot.safety.reset(s.robot.read().q)
             s.estop = on
 
-        self.submit(change)
+        return self.submit(change)
+
+    @property
+    def switching(self) -> bool:
+        """A controller switch is in progress (the hand holds)."""
+        return self._switching > 0
 
     def snapshot(self) -> TickRecord | None:
         """The latest tick, for readers on other threads."""
@@ -279,14 +351,17 @@ class Session:
         t_start = time.perf_counter()
         while True:
             try:
-                change = self._changes.get_nowait()
+                change, future = self._changes.get_nowait()
             except queue.Empty:
                 break
             try:
-                change(self)
+                out = change(self)
             except Exception as e:  # noqa: BLE001 - a bad UI change must not stop the loop
                 log.error("could not apply a change: %s", e)
                 self.metrics.count("change_rejected")
+                future.set_exception(e)
+            else:
+                future.set_result(out)
         now = self.clock.now()
         timings: dict[str, float] = {}
 
@@ -343,6 +418,8 @@ class Session:
         info: dict[str, Any] = {}
         if self.estop:
             hold = "emergency_stop"
+        elif self._switching > 0:
+            hold = "switching_controller"
         elif hold is None and self._command is None:
             hold = "stale_input"
         if hold is None and new_frame and self.robot.supports_wrist_pose:

@@ -163,20 +163,79 @@ def test_estop_freezes_at_the_measured_pose():
 
 
 def test_controller_switch_between_ticks_and_live_update():
-    good = good_frames(20)
+    good = good_frames(40)
     session = Session(SessionConfig(fast=True), clock=SimClock(), device=ScriptedDevice(good))
     with session:
-        step(session)
+        for _ in range(3):
+            step(session)
         old = session.controller
-        session.set_controller("retarget")
+        done = session.set_controller("retarget", build_now=True)
         assert session.controller is old  # applied at the next tick, not now
         rec = step(session)
+        assert done.result(timeout=0) == "retarget"
         assert session.controller is not old and rec.controller == "retarget"
-        session.update_controller(nonexistent=1.0)  # rejected, the loop goes on
-        session.set_controller("no_such_controller")  # rejected too
-        step(session)
+        assert "switching_controller" not in rec.events  # built and put in place between ticks
+        bad = session.update_controller(nonexistent=1.0)  # refused, the loop goes on
+        unknown = session.set_controller("no_such_controller", build_now=True)  # refused too
+        out_of_range = session.update_controller(smoothing=2.0)
+        rec = step(session)
+        assert "switching_controller" not in rec.events
         assert session.controller_name == "retarget"
-    assert session.metrics.other["change_rejected"] == 2
+        with pytest.raises(ValueError, match="cannot change live"):
+            bad.result(timeout=0)
+        with pytest.raises(Exception, match="no_such_controller"):
+            unknown.result(timeout=0)
+        with pytest.raises(ValueError, match=r"smoothing must be in \[0.0, 0.95\]"):
+            out_of_range.result(timeout=0)
+        session.update_controller(smoothing=0.5).add_done_callback(lambda f: None)
+        rec = step(session)
+        assert rec.settings["smoothing"] == 0.5
+    assert session.metrics.other["change_rejected"] == 3
+
+
+def test_controller_built_off_the_loop_thread_while_the_hand_holds():
+    """A slow-to-build controller (a model loading) does not stall ticks: the hand holds
+    until it is ready, then the new one takes over."""
+    import threading
+    import time
+
+    from controllers.base import CONTROLLERS
+    from controllers.retarget import RetargetController
+
+    built_on = []
+
+    @CONTROLLERS.register("slow_build_test")
+    class SlowBuild(RetargetController):
+        def __init__(self, config):
+            built_on.append(threading.current_thread().name)
+            time.sleep(0.3)
+            super().__init__(config)
+
+    try:
+        session = Session(
+            SessionConfig(fast=True), clock=SimClock(), device=ScriptedDevice(good_frames(200))
+        )
+        with session:
+            for _ in range(3):
+                step(session)
+            done = session.set_controller("slow_build_test")
+            held, longest = 0, 0.0
+            for _ in range(200):
+                t0 = time.perf_counter()
+                rec = step(session)
+                longest = max(longest, time.perf_counter() - t0)
+                held += "switching_controller" in rec.events
+                if done.done():
+                    break
+                time.sleep(0.01)
+            assert done.result(timeout=0) == "slow_build_test"
+            assert session.controller_name == "slow_build_test" and held >= 5
+            assert built_on == ["controller-build"]
+            assert longest < 0.3  # no tick waited for the build
+            rec = step(session)
+            assert "switching_controller" not in rec.events
+    finally:
+        CONTROLLERS._classes.pop("slow_build_test", None)
 
 
 def test_object_drop_is_reported():

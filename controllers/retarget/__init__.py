@@ -7,14 +7,30 @@ from typing import Any
 
 import numpy as np
 
-from controllers.base import CONTROLLERS, Controller, ControllerConfig
+from controllers.base import CONTROLLERS, Controller, ControllerConfig, live
 from devices.retargeting.command import Command
 from devices.robots.state import HandState
 
 
 @dataclass
 class RetargetControllerConfig(ControllerConfig):
-    """No settings beyond the hand: what retargeting says is what the hand gets."""
+    """What retargeting says is what the hand gets, optionally smoothed.
+
+    Attributes:
+        smoothing: exponential smoothing of the joint targets, 0 (pass through) to 0.95
+            (slow, steady); each tick moves ``1 - smoothing`` of the way to the new target.
+    """
+
+    smoothing: float = live(
+        0.0,
+        "float",
+        label="smoothing",
+        help="0 passes retargeting through; higher values steady a jittery tracker",
+        low=0.0,
+        high=0.95,
+        step=0.05,
+        plot=True,
+    )
 
 
 @CONTROLLERS.register("retarget")
@@ -26,7 +42,20 @@ class RetargetController(Controller):
 
     Config = RetargetControllerConfig
 
+    def __init__(self, config: RetargetControllerConfig) -> None:
+        super().__init__(config)
+        self.config: RetargetControllerConfig = config
+        self._last: np.ndarray | None = None
+
+    def reset(self, state: HandState) -> None:
+        self._last = state.target.copy()
+
     def step(self, state: HandState, command: Command) -> tuple[np.ndarray, dict[str, Any]]:
         if command.joints is None:
             return state.target.copy(), {"holding": 1.0}
-        return np.asarray(command.joints, dtype=float), {"holding": 0.0}
+        target = np.asarray(command.joints, dtype=float)
+        a = self.config.smoothing
+        if a > 0 and self._last is not None:
+            target = a * self._last + (1.0 - a) * target
+        self._last = target.copy()
+        return target, {"holding": 0.0}

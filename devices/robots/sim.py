@@ -144,8 +144,9 @@ class SimHand(Robot):
     def _write(self, target: np.ndarray) -> None:
         self._target = target.copy()
         self.data.ctrl[self._act] = target
-        for _ in range(self.substeps):
-            mujoco.mj_step(self.model, self.data)
+        # One call for all substeps: the GIL is released once, not once per substep (in
+        # the app, other threads would otherwise get the interpreter between substeps).
+        mujoco.mj_step(self.model, self.data, nstep=self.substeps)
         # mj_step leaves positions (sites, bodies) at the state *before* its last
         # integration; bring them up to date so keypoints and q agree.
         mujoco.mj_kinematics(self.model, self.data)

@@ -1,0 +1,195 @@
+"""Runs a session's control loop on a thread of its own, for the app (no Qt).
+
+The app never calls the session's loop itself: :class:`SessionRunner` builds the session,
+starts the loop on the ``control-loop`` thread, and offers what views need:
+
+- a :class:`~teleop_app.history.TickHistory` of the last ticks (plots),
+- the latest :class:`SceneFrame` (the 3D view renders it on its own thread),
+- the device's status, the loop's state and its last error,
+- changes (controller, live settings, emergency stop) forwarded to the session's queue,
+  applied at the start of the next tick.
+
+Connecting again (another hand, device, object) stops the old loop, closes its session,
+and builds a new one; an engaged emergency stop stays engaged across reconnects.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from devices.inputs.base import Device, DeviceStatus
+from teleop_app.history import TickHistory
+from teleop_app.session import Session, SessionConfig, TickRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SceneFrame:
+    """What the 3D view draws for one tick.
+
+    Attributes:
+        tick: the tick index. q: measured joint positions.
+        sim_state: the simulator's full state (hand, object, mount), when simulated.
+        commanded: (K, 3) commanded keypoints in the palm frame, or None.
+    """
+
+    tick: int
+    q: np.ndarray
+    sim_state: np.ndarray | None
+    commanded: np.ndarray | None
+
+
+class SessionRunner:
+    """Owns the running session and its loop thread."""
+
+    def __init__(self, *, history_capacity: int = 600) -> None:
+        self.history_capacity = history_capacity
+        self.session: Session | None = None
+        self.history: TickHistory | None = None
+        self.state = "idle"  # idle | connecting | running | stopped | error
+        self.error = ""
+        self.estop = False
+        #: the report of the last session that was stopped (see ``Session.report``)
+        self.last_report: dict[str, Any] | None = None
+        self._scene: SceneFrame | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._connect_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def connect(self, config: SessionConfig, *, device: Device | None = None) -> Session:
+        """Stop any running session, build and start a new one, run its loop. Blocking
+        (building loads models): the app calls it through :meth:`connect_async`."""
+        with self._connect_lock:
+            self._shutdown()
+            self.state, self.error = "connecting", ""
+            try:
+                session = Session(config, device=device)
+                history = TickHistory(
+                    session.robot.hand.n_joints,
+                    capacity=self.history_capacity,
+                    missed_deadlines=lambda: session.metrics.missed_deadlines,
+                )
+                session.subscribe(history)
+                session.subscribe(self._keep_scene)
+                session.start()
+            except Exception as e:
+                self.state, self.error = "error", _one_line(e)
+                raise
+            if self.estop:
+                session.set_estop(True)
+            self.session, self.history = session, history
+            self._scene = None
+            self._thread = threading.Thread(target=self._loop, name="control-loop", daemon=True)
+            self.state = "running"
+            self._thread.start()
+            return session
+
+    def connect_async(self, config: SessionConfig, *, device: Device | None = None) -> Future[Any]:
+        """:meth:`connect` on a worker thread; the future holds the session or the error."""
+        future: Future[Any] = Future()
+        self.state, self.error = "connecting", ""
+
+        def work() -> None:
+            try:
+                future.set_result(self.connect(config, device=device))
+            except Exception as e:  # noqa: BLE001 - reported through the future and state
+                future.set_exception(e)
+
+        threading.Thread(target=work, name="session-connect", daemon=True).start()
+        return future
+
+    def disconnect(self) -> None:
+        """Stop the loop and close the session (the hand and device disconnect)."""
+        with self._connect_lock:
+            self._shutdown()
+            if self.state != "error":
+                self.state = "stopped"
+
+    def _shutdown(self) -> None:
+        session, thread = self.session, self._thread
+        if session is None:
+            return
+        session.stop()
+        if thread is not None:
+            thread.join(timeout=5.0)
+            if thread.is_alive():
+                log.error("the control loop did not stop within 5 s")
+        try:
+            self.last_report = session.report()
+        except Exception as e:  # noqa: BLE001 - a report must not block closing
+            log.warning("no report for the session: %s", e)
+        try:
+            session.close()
+        except Exception as e:  # noqa: BLE001 - closing must go on
+            log.warning("closing the session failed: %s", e)
+        self.session, self._thread = None, None
+
+    def _loop(self) -> None:
+        session = self.session
+        assert session is not None
+        try:
+            session.run()
+        except Exception as e:
+            log.exception("control loop stopped")
+            self.state, self.error = "error", f"control loop stopped: {_one_line(e)}"
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running" and self._thread is not None and self._thread.is_alive()
+
+    # -- what views read ---------------------------------------------------------------------
+    def _keep_scene(self, r: TickRecord) -> None:
+        session = self.session
+        robot = session.robot if session is not None else None
+        sim_state = robot.sim_state() if robot is not None and hasattr(robot, "sim_state") else None
+        cmd = None if r.command is None else r.command.keypoints
+        frame = SceneFrame(r.tick, r.state.q, sim_state, cmd)
+        with self._lock:
+            self._scene = frame
+
+    def scene(self) -> SceneFrame | None:
+        with self._lock:
+            return self._scene
+
+    def snapshot(self) -> TickRecord | None:
+        return None if self.session is None else self.session.snapshot()
+
+    def device_status(self) -> DeviceStatus | None:
+        session = self.session
+        if session is None:
+            return None
+        try:
+            return session.device.status()
+        except Exception as e:  # noqa: BLE001 - a broken status reads as disconnected
+            return DeviceStatus(False, 0.0, None, 0, 0, f"status failed: {_one_line(e)}")
+
+    # -- changes (applied at the next tick) ----------------------------------------------------
+    def set_controller(self, name: str, **options: Any) -> Future[Any]:
+        return self._forward(lambda s: s.set_controller(name, **options))
+
+    def update_controller(self, **changes: Any) -> Future[Any]:
+        return self._forward(lambda s: s.update_controller(**changes))
+
+    def set_estop(self, on: bool) -> Future[Any]:
+        self.estop = on
+        return self._forward(lambda s: s.set_estop(on))
+
+    def _forward(self, call: Any) -> Future[Any]:
+        session = self.session
+        if session is None or not self.running:
+            future: Future[Any] = Future()
+            future.set_exception(RuntimeError("no session is running"))
+            return future
+        return call(session)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
