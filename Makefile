@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 # Robot models come through mujoco-menagerie; offline they are read from here.
 export MENAGERIE_ROOT ?= $(abspath ../shared/menagerie)
 export MUJOCO_GL ?= egl
-export QT_QPA_PLATFORM ?= offscreen
+DEMO := --hand leap --device replay --controller retarget --object cube
 
 .PHONY: venv demo test lint bench clips clean
 
@@ -21,15 +21,25 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# With a display: the app opens on the simulated LEAP hand and the replay device.
+# Without one (a server, CI): the same session runs headless (report + video) and the app
+# runs offscreen for 10 s to save a screenshot.
 demo: venv
-	$(VENV)/bin/dexteleop run --hand leap --device replay --controller retarget \
-		--duration 20 --object cube --report out/demo/report.json --video out/demo/demo.mp4
-	@echo "report: out/demo/report.json   video: out/demo/demo.mp4"
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		$(VENV)/bin/dexteleop app $(DEMO); \
+	else \
+		echo "no display: running headless, then the app offscreen for a screenshot"; \
+		$(VENV)/bin/dexteleop run $(DEMO) --duration 20 \
+			--report out/demo/report.json --video out/demo/demo.mp4 && \
+		QT_QPA_PLATFORM=offscreen $(VENV)/bin/dexteleop app $(DEMO) --duration 10 \
+			--screenshot out/demo/app.png --report out/demo/app_report.json && \
+		echo "report: out/demo/report.json  video: out/demo/demo.mp4  app: out/demo/app.png"; \
+	fi
 
 test: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest
+	QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} $(PY) -m pytest
 
 lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -140,11 +140,54 @@ def bench_loop(seconds: float = 20.0) -> None:
         )
 
 
+def bench_app(seconds: float = 60.0) -> None:
+    """The app (offscreen Qt, 3D view and plots updating) vs the same session headless.
+
+    Both run the LEAP hand with the cube on the replay device in real time for ``seconds``;
+    the headless run (``dexteleop run``) is the baseline measured in the same sitting.
+    """
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    print(f"\n### The app: {seconds:.0f} s of replay on the simulated LEAP hand (real time)\n")
+    print(
+        "| run | ticks | loop Hz | missed deadlines | missed % | tick p50 ms | tick p99 ms "
+        "| 3D view fps | plot redraws/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "DEXTELEOP_HOME": tmp}
+        base = [sys.executable, "-m", "teleop_app"]
+        common = ["--hand", "leap", "--device", "replay", "--object", "cube"]
+        runs = {
+            "headless (baseline)": [*base, "run", *common, "--controller", "retarget"],
+            "app": [*base, "app", *common, "--controller", "retarget", "--wrist", "palm_up"],
+        }
+        for name, cmd in runs.items():
+            report = Path(tmp) / f"{name.split()[0]}.json"
+            cmd = [*cmd, "--duration", str(seconds), "--report", str(report)]
+            subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=seconds + 120)
+            r = json.loads(report.read_text())
+            ui = r.get("ui", {})
+            ticks = ui.get("ticks", r["ticks"])
+            missed = ui.get("missed_deadlines", r["missed_deadlines"])
+            hz = ui.get("loop_hz", r["rate_hz"])
+            tick = r["latency_ms"]["tick"]
+            print(
+                f"| {name} | {ticks} | {hz:.2f} | {missed} | {missed / max(ticks, 1):.2%} | "
+                f"{tick['p50']:.1f} | {tick['p99']:.1f} | {ui.get('view_fps', '-')} | "
+                f"{ui.get('plot_redraws_per_s', '-')} |"
+            )
+
+
 BENCHES = {
     "sim": bench_sim,
     "retarget": bench_retarget,
     "pinch": bench_pinch,
     "loop": bench_loop,
+    "app": bench_app,
 }
 
 

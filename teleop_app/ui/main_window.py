@@ -400,6 +400,7 @@ class MainWindow(QMainWindow):
                 if session is not None:
                     hand = session.robot.hand
                     self.plots.set_limits(hand.lower, hand.upper)
+                    self.plots.set_finger(self.finger_combo.currentText(), hand.joint_names)
         if self._switching is not None and self._switching[1].done():
             name, future = self._switching
             self._switching = None

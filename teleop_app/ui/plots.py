@@ -30,6 +30,13 @@ def _pen(i: int, dashed: bool = False, width: float = 1.6) -> pg.QtGui.QPen:
     return pen
 
 
+def _legend(names: object) -> str:
+    """Names coloured as their curves, for a plot title (cheaper to paint than a legend)."""
+    return " ".join(
+        f"<span style='color:{COLORS[i % len(COLORS)]}'>{n}</span>" for i, n in enumerate(names)
+    )
+
+
 class LivePlots(pg.GraphicsLayoutWidget):
     """Five stacked plots sharing the time axis; :meth:`update_from` redraws them."""
 
@@ -67,6 +74,8 @@ class LivePlots(pg.GraphicsLayoutWidget):
             self.ci.layout.setRowStretchFactor(row, 2)
         self.redraws = 0
         self._titles: dict[int, str] = {}
+        self._joint_names: tuple[str, ...] = ()
+        self.set_finger(FINGERS[0])
 
     def _plot(self, row: int, title: str) -> pg.PlotItem:
         p = self.addPlot(row=row, col=0)
@@ -97,8 +106,20 @@ class LivePlots(pg.GraphicsLayoutWidget):
             plot.setTitle(text, size="9pt")
             self._titles[id(plot)] = text
 
-    def set_finger(self, finger: str) -> None:
+    def set_finger(self, finger: str, joint_names: tuple[str, ...] | None = None) -> None:
+        """Show ``finger``; ``joint_names`` (the hand's, in order) name the joint curves."""
         self.finger = FINGERS.index(finger)
+        if joint_names is not None:
+            self._joint_names = tuple(joint_names)
+        names = self._joint_names[4 * self.finger : 4 * self.finger + 4] or ("", "", "", "")
+        self._title(
+            self.p_tip,
+            f"{finger} tip (mm, palm frame) {_legend('xyz')}: dashed commanded, solid executed",
+        )
+        self._title(
+            self.p_joint,
+            f"{finger} joints (rad) {_legend(names)}: dashed target sent, solid measured",
+        )
 
     def update_from(self, h: HistoryView, live_names: tuple[str, ...] = ()) -> None:
         """Redraw from a history view (called at ~30 Hz by the app)."""
