@@ -38,8 +38,10 @@ class SceneFrame:
         tick: the tick index. q: measured joint positions.
         sim_state: the simulator's full state (hand, object, mount), when simulated.
         commanded: (K, 3) commanded keypoints in the palm frame, or None.
+        robot: the hand backend that produced it (a view must draw it with that model).
     """
 
+    robot: object
     tick: int
     q: np.ndarray
     sim_state: np.ndarray | None
@@ -59,15 +61,18 @@ class SessionRunner:
         #: the report of the last session that was stopped (see ``Session.report``)
         self.last_report: dict[str, Any] | None = None
         self._scene: SceneFrame | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # session, scene and e-stop change together under it
         self._thread: threading.Thread | None = None
         self._connect_lock = threading.Lock()
+        self._closing = False
 
     # -- lifecycle -----------------------------------------------------------------------
     def connect(self, config: SessionConfig, *, device: Device | None = None) -> Session:
         """Stop any running session, build and start a new one, run its loop. Blocking
         (building loads models): the app calls it through :meth:`connect_async`."""
         with self._connect_lock:
+            if self._closing:
+                raise RuntimeError("the app is closing")
             self._shutdown()
             self.state, self.error = "connecting", ""
             try:
@@ -78,18 +83,27 @@ class SessionRunner:
                     missed_deadlines=lambda: session.metrics.missed_deadlines,
                 )
                 session.subscribe(history)
-                session.subscribe(self._keep_scene)
+                session.subscribe(lambda r: self._keep_scene(session, r))
                 session.start()
             except Exception as e:
                 self.state, self.error = "error", _one_line(e)
                 raise
-            if self.estop:
-                session.set_estop(True)
-            self.session, self.history = session, history
-            self._scene = None
-            self._thread = threading.Thread(target=self._loop, name="control-loop", daemon=True)
-            self.state = "running"
-            self._thread.start()
+            if self._closing:  # the window closed while we were loading
+                session.close()
+                self.state = "stopped"
+                raise RuntimeError("the app is closing")
+            thread = threading.Thread(
+                target=self._loop, args=(session,), name="control-loop", daemon=True
+            )
+            with self._lock:
+                # Under the lock set_estop takes: an e-stop pressed at any moment reaches
+                # either this session (below) or the flag read here.
+                if self.estop:
+                    session.set_estop(True)
+                self.session, self.history, self._thread = session, history, thread
+                self._scene = None
+                self.state = "running"
+            thread.start()
             return session
 
     def connect_async(self, config: SessionConfig, *, device: Device | None = None) -> Future[Any]:
@@ -113,15 +127,32 @@ class SessionRunner:
             if self.state != "error":
                 self.state = "stopped"
 
+    def close(self) -> None:
+        """For good (the window closes): stop the session without waiting for a connect
+        in progress; that one closes its own session when it finishes loading."""
+        self._closing = True
+        if self._connect_lock.acquire(blocking=False):
+            try:
+                self._shutdown()
+                if self.state != "error":
+                    self.state = "stopped"
+            finally:
+                self._connect_lock.release()
+
     def _shutdown(self) -> None:
-        session, thread = self.session, self._thread
+        with self._lock:
+            session, thread = self.session, self._thread
+            self.session, self._thread, self._scene = None, None, None
         if session is None:
             return
         session.stop()
         if thread is not None:
             thread.join(timeout=5.0)
             if thread.is_alive():
-                log.error("the control loop did not stop within 5 s")
+                # Never report on or close a session whose loop may still step the hand.
+                log.error("the control loop did not stop within 5 s; leaving it")
+                self.state, self.error = "error", "the control loop did not stop"
+                return
         try:
             self.last_report = session.report()
         except Exception as e:  # noqa: BLE001 - a report must not block closing
@@ -130,11 +161,8 @@ class SessionRunner:
             session.close()
         except Exception as e:  # noqa: BLE001 - closing must go on
             log.warning("closing the session failed: %s", e)
-        self.session, self._thread = None, None
 
-    def _loop(self) -> None:
-        session = self.session
-        assert session is not None
+    def _loop(self, session: Session) -> None:
         try:
             session.run()
         except Exception as e:
@@ -146,14 +174,14 @@ class SessionRunner:
         return self.state == "running" and self._thread is not None and self._thread.is_alive()
 
     # -- what views read ---------------------------------------------------------------------
-    def _keep_scene(self, r: TickRecord) -> None:
-        session = self.session
-        robot = session.robot if session is not None else None
-        sim_state = robot.sim_state() if robot is not None and hasattr(robot, "sim_state") else None
+    def _keep_scene(self, session: Session, r: TickRecord) -> None:
+        robot = session.robot
+        sim_state = robot.sim_state() if hasattr(robot, "sim_state") else None
         cmd = None if r.command is None else r.command.keypoints
-        frame = SceneFrame(r.tick, r.state.q, sim_state, cmd)
+        frame = SceneFrame(robot, r.tick, r.state.q, sim_state, cmd)
         with self._lock:
-            self._scene = frame
+            if self.session is session:
+                self._scene = frame
 
     def scene(self) -> SceneFrame | None:
         with self._lock:
@@ -179,8 +207,16 @@ class SessionRunner:
         return self._forward(lambda s: s.update_controller(**changes))
 
     def set_estop(self, on: bool) -> Future[Any]:
-        self.estop = on
-        return self._forward(lambda s: s.set_estop(on))
+        """Engage or release the emergency stop of the running session, and of every
+        session connected later (it stays engaged across reconnects until released)."""
+        with self._lock:
+            self.estop = on
+            session = self.session
+            if session is not None:  # running, or about to: queued for its next tick
+                return session.set_estop(on)
+        future: Future[Any] = Future()
+        future.set_result(None)  # no session: remembered for the next one
+        return future
 
     def _forward(self, call: Any) -> Future[Any]:
         session = self.session

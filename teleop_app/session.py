@@ -139,7 +139,10 @@ class Session:
                 f"{config.rate_hz} Hz; leave the hand's rate_hz unset"
             )
         self.robot: Robot = ROBOTS.make(config.robot, **robot_options)
-        self.retargeter = Retargeter(self.robot.hand, config.retarget)
+        retarget = config.retarget
+        if config.fast:  # a virtual clock: no wall-clock cap, so runs are reproducible
+            retarget = dataclasses.replace(retarget, max_solve_s=None)
+        self.retargeter = Retargeter(self.robot.hand, retarget)
         self.axis_selector = AxisSelector(config.axis)
         self.controller_name = config.controller
         self.controller: Controller = self._make_controller(
@@ -151,7 +154,10 @@ class Session:
         self._changes: queue.SimpleQueue[tuple[Callable[[Session], Any], Future[Any]]] = (
             queue.SimpleQueue()
         )
-        self._switching = 0  # controller switches in progress (the hand holds meanwhile)
+        self._submit_lock = threading.Lock()
+        self._closed = False
+        self._switch_gen = 0  # switches requested so far
+        self._switch_pending: int | None = None  # the switch the hand holds for
         self._snapshot: TickRecord | None = None
         self._snapshot_lock = threading.Lock()
         self._listeners: list[Callable[[TickRecord], None]] = []
@@ -178,10 +184,16 @@ class Session:
         """Queue ``change(session)`` to run at the start of the next tick, on the loop thread.
 
         Returns a future that holds what ``change`` returned, or the exception it raised (a
-        refused change is also counted as ``change_rejected``; the loop goes on).
+        refused change is also counted as ``change_rejected``; the loop goes on). A change
+        whose future was cancelled before its tick is skipped. Once the session is closed,
+        the future fails at once (and changes still queued fail when it closes).
         """
         future: Future[Any] = Future()
-        self._changes.put((change, future))
+        with self._submit_lock:
+            if self._closed:
+                future.set_exception(RuntimeError("the session is closed"))
+            else:
+                self._changes.put((change, future))
         return future
 
     def set_controller(self, name: str, *, build_now: bool = False, **options: Any) -> Future[str]:
@@ -192,8 +204,13 @@ class Session:
         and then reset from the measured state and put in place at the start of a tick; with
         ``build_now`` it is built at the next tick instead. If it cannot be built (unknown,
         not trained yet, bad options) the old one stays and goes on; the future says why.
+        The latest request wins: a switch superseded by a later one before it was put in
+        place is dropped (its future says so), whatever order the builds finish in.
         """
         result: Future[str] = Future()
+        with self._submit_lock:
+            self._switch_gen += 1
+            gen = self._switch_gen
 
         def build() -> Controller:
             cls = CONTROLLERS.get(name)
@@ -202,53 +219,52 @@ class Session:
                 raise ControllerUnavailable(f"{name}: {reason}")
             return self._make_controller(name, options)
 
-        def install(s: Session, new: Controller) -> str:
+        def settle(s: Session) -> None:
+            if s._switch_pending == gen:
+                s._switch_pending = None  # the hand may move again
+
+        def install(s: Session, new: Controller | BaseException) -> str:
+            if gen != s._switch_gen:
+                raise RuntimeError(f"the switch to {name} was superseded by a later switch")
+            settle(s)
+            if isinstance(new, BaseException):
+                raise new
             new.reset(s.robot.read())
             s.controller, s.controller_name = new, name
             return name
 
         def finish(change: Future[Any]) -> None:
+            if change.cancelled():
+                result.cancel()
+                return
             exc = change.exception()
             if exc is None:
                 result.set_result(name)
             else:
                 result.set_exception(exc)
 
-        def fail(s: Session, exc: BaseException) -> None:
-            s._switching -= 1
-            raise exc
-
         def hold(s: Session) -> None:
-            s._switching += 1
+            if gen == s._switch_gen:
+                s._switch_pending = gen
+
+        def built() -> Controller | BaseException:
+            try:
+                return build()
+            except Exception as e:  # noqa: BLE001 - reported through the future
+                return e
 
         if build_now:
-
-            def now(s: Session) -> str:
-                try:
-                    return install(s, build())
-                finally:
-                    s._switching -= 1
-
-            self.submit(hold)
-            self.submit(now).add_done_callback(finish)
+            self.submit(lambda s: install(s, built())).add_done_callback(finish)
             return result
 
         def builder() -> None:
-            try:
-                new = build()
-            except Exception as e:  # noqa: BLE001 - reported through the future
-                self.submit(lambda s, e=e: fail(s, e)).add_done_callback(finish)
+            new = built()
+            self.submit(lambda s: install(s, new)).add_done_callback(finish)
+
+        def start_building(held: Future[Any]) -> None:
+            if held.exception() is not None:  # the session closed first
+                finish(held)
                 return
-
-            def swap(s: Session) -> str:
-                try:
-                    return install(s, new)
-                finally:
-                    s._switching -= 1
-
-            self.submit(swap).add_done_callback(finish)
-
-        def start_building(_held: Future[Any]) -> None:
             threading.Thread(target=builder, name="controller-build", daemon=True).start()
 
         self.submit(hold).add_done_callback(start_building)
@@ -260,11 +276,18 @@ class Session:
         return self.submit(lambda s: s.controller.update(**changes))
 
     def set_estop(self, on: bool) -> Future[None]:
-        """Emergency stop: targets freeze at the measured pose until released."""
+        """Emergency stop: targets freeze at the measured pose until released. Releasing
+        resets the controller and retargeting from the measured pose, and the hand waits for
+        a new frame from the operator before it moves."""
 
         def change(s: Session) -> None:
             if on and not s.estop:
                 s.robot.safety.reset(s.robot.read().q)
+            elif not on and s.estop:
+                state = s.robot.read()
+                s.retargeter.reset(state.q)
+                s.controller.reset(state)
+                s._command = None
             s.estop = on
 
         return self.submit(change)
@@ -272,7 +295,7 @@ class Session:
     @property
     def switching(self) -> bool:
         """A controller switch is in progress (the hand holds)."""
-        return self._switching > 0
+        return self._switch_pending is not None
 
     def snapshot(self) -> TickRecord | None:
         """The latest tick, for readers on other threads."""
@@ -291,6 +314,8 @@ class Session:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Connect the hand and the device; reset retargeting and the controller."""
+        with self._submit_lock:
+            self._closed = False
         self.robot.connect()
         try:
             self.device.connect(self.clock)
@@ -304,6 +329,19 @@ class Session:
         self._reset_loop_state()
 
     def close(self) -> None:
+        """Disconnect the device and the hand. Changes still queued fail (their futures say
+        the session closed); later ones fail at once."""
+        with self._submit_lock:
+            self._closed = True
+            pending = []
+            while True:
+                try:
+                    pending.append(self._changes.get_nowait())
+                except queue.Empty:
+                    break
+        for _change, future in pending:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(RuntimeError("the session closed before this change"))
         self.device.disconnect()
         self.robot.disconnect()
 
@@ -354,6 +392,8 @@ class Session:
                 change, future = self._changes.get_nowait()
             except queue.Empty:
                 break
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled before its tick
             try:
                 out = change(self)
             except Exception as e:  # noqa: BLE001 - a bad UI change must not stop the loop
@@ -418,7 +458,7 @@ class Session:
         info: dict[str, Any] = {}
         if self.estop:
             hold = "emergency_stop"
-        elif self._switching > 0:
+        elif self._switch_pending is not None:
             hold = "switching_controller"
         elif hold is None and self._command is None:
             hold = "stale_input"

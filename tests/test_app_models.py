@@ -148,7 +148,19 @@ def test_runner_runs_the_loop_on_its_own_thread_and_keeps_estop_across_reconnect
         runner.disconnect()
     assert runner.state == "stopped" and runner.session is None
     assert runner.last_report["ticks"] > 0
-    assert runner.set_estop(True).exception() is not None  # nothing running: said so
+    # pressed with nothing running: remembered, and the next session starts stopped
+    assert runner.set_estop(True).result(timeout=0) is None and runner.estop
+    third = runner.connect(config)
+    try:
+        deadline = time.monotonic() + 10
+        while not third.estop:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        runner.close()
+    assert not third.robot.connected
+    with pytest.raises(RuntimeError, match="closing"):
+        runner.connect(config)
 
 
 def test_runner_reports_a_failed_connect():

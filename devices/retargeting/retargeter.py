@@ -82,11 +82,15 @@ class RetargetConfig:
             scale (larger hands: < 1).
         lowpass_alpha: first-order low-pass on the joint result, in (0, 1]; 1 = off.
             At 20 Hz, 0.6 puts the cut-off near 3 Hz.
+        max_solve_s: wall-clock cap on one solve (real time: no input may stall the loop);
+            None leaves only the evaluation cap, so results do not depend on how busy the
+            machine is (runs on a virtual clock use that).
     """
 
     mode: str = "position"
     scale: float = 1.0
     lowpass_alpha: float = 0.6
+    max_solve_s: float | None = MAX_SOLVE_S
 
 
 class Retargeter:
@@ -150,7 +154,8 @@ class Retargeter:
             opt = DexPilotOptimizer(robot, joints, tips, PALM_FRAME_SITE, norm_delta=NORM_DELTA)
         opt.opt.set_ftol_abs(FTOL_ABS)
         opt.opt.set_maxeval(MAX_EVALS)
-        opt.opt.set_maxtime(MAX_SOLVE_S)
+        if self.config.max_solve_s is not None:
+            opt.opt.set_maxtime(self.config.max_solve_s)
         return opt
 
     def reset(self, q: np.ndarray | None = None) -> None:

@@ -11,9 +11,11 @@ import logging
 from concurrent.futures import Future
 from typing import Any
 
-from PyQt6.QtCore import QByteArray, Qt, QTimer
-from PyQt6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PyQt6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer
+from PyQt6.QtGui import QCloseEvent, QKeyEvent
 from PyQt6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -21,10 +23,12 @@ from PyQt6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
+    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QSizePolicy,
     QSplitter,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -59,6 +63,46 @@ ESTOP_ENGAGED_STYLE = (
     "QPushButton {background: #f1c40f; color: black; font-size: 16px; font-weight: bold;"
     " border: 3px solid #c0392b; border-radius: 6px; padding: 12px;}"
 )
+
+
+#: Keys that engage the emergency stop wherever the focus is. Space too, except while the
+#: operator types text (a task label, a cost function), where it is a space.
+ESTOP_KEYS = (Qt.Key.Key_Escape, Qt.Key.Key_Pause)
+#: Releasing needs a click on the release button, not sooner than this after engaging.
+RELEASE_DELAY_MS = 1000
+
+
+def _typing_text(w: QWidget | None) -> bool:
+    if isinstance(w, QPlainTextEdit | QTextEdit):
+        return True
+    return isinstance(w, QLineEdit) and not isinstance(w.parent(), QAbstractSpinBox | QComboBox)
+
+
+class EstopKeys(QObject):
+    """Application-wide key filter: the e-stop keys reach the window before any widget
+    (a focused button, spin box or combo box cannot swallow them)."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self._window = window
+
+    def eventFilter(self, obj: QObject | None, event: QEvent | None) -> bool:
+        if event is None or event.type() not in (
+            QEvent.Type.KeyPress,
+            QEvent.Type.KeyRelease,
+            QEvent.Type.ShortcutOverride,
+        ):
+            return False
+        assert isinstance(event, QKeyEvent)
+        key = event.key()
+        hit = key in ESTOP_KEYS or (
+            key == Qt.Key.Key_Space and not _typing_text(QApplication.focusWidget())
+        )
+        if not hit or not self._window.isActiveWindow():
+            return False
+        if event.type() == QEvent.Type.KeyPress:
+            self._window.set_estop(True)
+        return True  # consumed: a focused button must not also "click" on Space
 
 
 def controller_reason(name: str, hand: str) -> str | None:
@@ -98,8 +142,12 @@ class MainWindow(QMainWindow):
         self.estop_button = QPushButton()
         self.estop_button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.estop_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.estop_button.clicked.connect(self._estop_clicked)
+        self.estop_button.clicked.connect(lambda: self.set_estop(True))  # engages, only
         lay.addWidget(self.estop_button)
+        self.release_button = QPushButton("Release emergency stop")
+        self.release_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.release_button.clicked.connect(lambda: self.set_estop(False))
+        lay.addWidget(self.release_button)
         lay.addWidget(self._connection_panel())
         lay.addWidget(self._controller_panel())
         lay.addWidget(self._recording_panel())
@@ -144,11 +192,14 @@ class MainWindow(QMainWindow):
         if message:
             self.statusBar().showMessage(message, 10000)
 
-        # Space engages the emergency stop from anywhere in the window; releasing it takes
-        # a deliberate click (a second press of space in a panic must not release it).
-        self.estop_shortcut = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
-        self.estop_shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
-        self.estop_shortcut.activated.connect(lambda: self.set_estop(True))
+        # Space / Esc / Pause engage the emergency stop from anywhere in the window; the
+        # big button engages too. Releasing takes a click on the release button, enabled a
+        # second after engaging (a double click or a second key press in a panic must not
+        # release it).
+        self.estop_keys = EstopKeys(self)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self.estop_keys)
         self._show_estop(self.runner.estop)
 
         if settings.geometry:
@@ -279,15 +330,18 @@ class MainWindow(QMainWindow):
         return box
 
     # -- actions ----------------------------------------------------------------------------
-    def _collect_settings(self) -> AppSettings:
+    def _collect_settings(self, *, connection: bool = False) -> AppSettings:
+        """Copy the widgets into the settings; the connection choices only when they are
+        applied (Connect), so unapplied ones are not saved as if they had been used."""
         s = self.settings
-        s.device = self.device_combo.currentText().strip()
-        s.hand = self.hand_combo.currentText()
-        s.object = self.object_combo.currentText()
-        s.wrist = self.wrist_combo.currentText()
-        s.retarget_mode = self.retarget_combo.currentText()
-        op = self.operator_combo.currentText()
-        s.operator = "" if op == "(none)" else op
+        if connection:
+            s.device = self.device_combo.currentText().strip()
+            s.hand = self.hand_combo.currentText()
+            s.object = self.object_combo.currentText()
+            s.wrist = self.wrist_combo.currentText()
+            s.retarget_mode = self.retarget_combo.currentText()
+            op = self.operator_combo.currentText()
+            s.operator = "" if op == "(none)" else op
         s.task = self.task_edit.text()
         s.plot_finger = self.finger_combo.currentText()
         if self.form is not None and self._form_controller is not None:
@@ -296,7 +350,8 @@ class MainWindow(QMainWindow):
 
     def connect_session(self) -> None:
         """(Re)connect with the chosen device, hand, object, wrist and operator."""
-        s = self._collect_settings()
+        s = self._collect_settings(connection=True)
+        self._switching = None  # a switch in flight belongs to the session being replaced
         reason = controller_reason(s.controller, s.hand) if s.controller in CONTROLLERS else ""
         if reason is not None:
             why = reason or "not registered"
@@ -333,21 +388,28 @@ class MainWindow(QMainWindow):
         return future
 
     def set_estop(self, on: bool) -> None:
+        """Engage (any time) or release (only through the release button) the e-stop."""
+        was = self.runner.estop
         self.runner.set_estop(on)
         self._show_estop(on)
-        if on:
+        if on and not was:
             self.statusBar().showMessage("EMERGENCY STOP: targets frozen at the measured pose")
+            self.release_button.setEnabled(False)
+            QTimer.singleShot(RELEASE_DELAY_MS, self._allow_release)
+        elif not on and was:
+            self.statusBar().showMessage("emergency stop released", 5000)
 
-    def _estop_clicked(self) -> None:
-        self.set_estop(not self.runner.estop)
+    def _allow_release(self) -> None:
+        self.release_button.setEnabled(self.runner.estop)
 
     def _show_estop(self, on: bool) -> None:
         if on:
-            self.estop_button.setText("E-STOP ENGAGED\nclick to release")
+            self.estop_button.setText("E-STOP ENGAGED\ntargets frozen")
             self.estop_button.setStyleSheet(ESTOP_ENGAGED_STYLE)
         else:
-            self.estop_button.setText("EMERGENCY STOP  [space]")
+            self.estop_button.setText("EMERGENCY STOP  [space / esc]")
             self.estop_button.setStyleSheet(ESTOP_STYLE)
+        self.release_button.setVisible(on)
 
     def _finger_changed(self, finger: str) -> None:
         self.plots.set_finger(finger)
@@ -442,6 +504,9 @@ class MainWindow(QMainWindow):
     def _update_status(self, view: Any) -> None:
         runner = self.runner
         state = runner.state
+        snap = runner.snapshot()
+        if snap is not None and snap.target is None and snap.events:
+            state += f" (holding: {', '.join(snap.events)})"
         if state == "error":
             self.status_state.setText(f"<b style='color:#d33'>{runner.error}</b>")
         elif runner.estop:
@@ -490,7 +555,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
         self.renderer.stop()
-        self.runner.disconnect()
+        self.runner.close()
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self.estop_keys)
         s = self._collect_settings()
         s.geometry = bytes(self.saveGeometry().toHex()).decode()
         if self.persist:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Default orbit camera around the palm: the "front" camera of the scene, as a free camera.
-DEFAULT_CAMERA = {"distance": 0.36, "azimuth": 112.0, "elevation": -26.0}
+DEFAULT_CAMERA = {"distance": 0.46, "azimuth": 112.0, "elevation": -28.0}
 
 
 class SceneRenderer:
@@ -96,31 +96,31 @@ class SceneRenderer:
 
     def _run(self) -> None:
         renderer: mujoco.Renderer | None = None
-        model = data = robot = None
-        opt = cam = None
+        data = robot = opt = cam = None
         palm_site = -1
-        drawn = (-1, -1, None)
-        try:
-            while not self._stop.is_set():
-                t0 = time.perf_counter()
-                session = self.runner.session
-                frame = self.runner.scene()
-                r = None if session is None else session.robot
-                if r is not robot:
+        drawn: tuple[int, int, int] = (-1, -1, -1)
+        failures = 0
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            frame = self.runner.scene()
+            try:
+                # Draw each frame with the model it came from (a reconnect may change hand).
+                r = None if frame is None else frame.robot
+                if r is not None and r is not robot:
                     robot = r
                     if renderer is not None:
                         renderer.close()
                         renderer = None
-                    if robot is not None and hasattr(robot, "load_state"):
-                        model = robot.model
+                    if hasattr(robot, "load_state"):
+                        model = robot.model  # type: ignore[attr-defined]
                         data = mujoco.MjData(model)
                         renderer = mujoco.Renderer(model, self.height, self.width)
-                        opt = scene_option(robot)
+                        opt = scene_option(robot)  # type: ignore[arg-type]
                         palm_site = model.site(site_names()[0]).id
                         cam = mujoco.MjvCamera()
-                        drawn = (-1, -1, None)
+                        drawn = (-1, -1, -1)
                         self.message = ""
-                    elif robot is not None:
+                    else:
                         self.message = "no 3D view for this hand backend"
                 if renderer is None or frame is None or frame.sim_state is None:
                     self._stop.wait(self.period_s)
@@ -129,8 +129,8 @@ class SceneRenderer:
                     camera, version = dict(self.camera), self._camera_version
                 key = (frame.tick, version, id(robot))
                 if key != drawn:
-                    assert robot is not None and data is not None and cam is not None
-                    robot.load_state(frame.sim_state, data)
+                    assert data is not None and cam is not None
+                    robot.load_state(frame.sim_state, data)  # type: ignore[union-attr]
                     palm = data.site_xpos[palm_site].copy()
                     cam.type = mujoco.mjtCamera.mjCAMERA_FREE
                     cam.lookat[:] = palm
@@ -155,14 +155,17 @@ class SceneRenderer:
                         while self._times and self._times[0] < now - 2.0:
                             self._times.pop(0)
                     drawn = key
-                rest = self.period_s - (time.perf_counter() - t0)
-                self._stop.wait(max(rest, 0.001))
-        except Exception as e:
-            log.exception("3D view stopped")
-            self.message = f"3D view stopped: {e}"
-        finally:
-            if renderer is not None:
-                renderer.close()
+                    failures = 0
+            except Exception as e:  # one bad frame must not end the view
+                failures += 1
+                if failures == 1:
+                    log.exception("3D view: a frame failed")
+                self.message = f"3D view: {e}"
+                drawn = (-1, -1, -1)
+            rest = self.period_s - (time.perf_counter() - t0)
+            self._stop.wait(max(rest, 0.001) if failures == 0 else 0.5)
+        if renderer is not None:
+            renderer.close()
 
 
 class SceneView(QWidget):

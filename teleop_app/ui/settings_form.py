@@ -37,23 +37,29 @@ SLIDER_STEPS = 1000
 
 
 class FloatSetting(QWidget):
-    """A slider and a number box kept in step; ``changed(value)`` on every move."""
+    """A slider and a number box kept in step; ``changed(value)`` on every move of the
+    slider and when a typed number is committed (Enter or leaving the box). A setting
+    without both bounds gets the number box alone."""
 
     def __init__(self, spec: LiveSetting, value: float, changed: Callable[[float], None]) -> None:
         super().__init__()
         self.spec, self._changed = spec, changed
-        self.low = float(spec.low if spec.low is not None else 0.0)
-        self.high = float(spec.high if spec.high is not None else 1.0)
+        bounded = spec.low is not None and spec.high is not None
+        self.low = float(spec.low) if spec.low is not None else -1e9
+        self.high = float(spec.high) if spec.high is not None else 1e9
         n = SLIDER_STEPS
-        if spec.step:
+        if spec.step and bounded:
             n = max(1, round((self.high - self.low) / spec.step))
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, n)
+        self.slider.setVisible(bounded)
         self.box = QDoubleSpinBox()
         self.box.setRange(self.low, self.high)
         self.box.setDecimals(3)
-        self.box.setSingleStep(spec.step or (self.high - self.low) / 100)
+        self.box.setKeyboardTracking(False)  # "7.5" is one value, not "7" then "7.5"
+        self.box.setSingleStep(spec.step or ((self.high - self.low) / 100 if bounded else 0.1))
         self._n = n
+        self._bounded = bounded
         self._syncing = False
         self.set_value(value)
         self.slider.valueChanged.connect(self._from_slider)
@@ -70,10 +76,15 @@ class FloatSetting(QWidget):
         self._syncing = True
         try:
             self.box.setValue(float(value))
-            frac = (float(value) - self.low) / (self.high - self.low) if self.high > self.low else 0
-            self.slider.setValue(round(frac * self._n))
+            self._slider_to(float(value))
         finally:
             self._syncing = False
+
+    def _slider_to(self, value: float) -> None:
+        if self._bounded and self.high > self.low:
+            was = self.slider.blockSignals(True)
+            self.slider.setValue(round((value - self.low) / (self.high - self.low) * self._n))
+            self.slider.blockSignals(was)
 
     def _from_slider(self, i: int) -> None:
         if self._syncing:
@@ -87,7 +98,7 @@ class FloatSetting(QWidget):
     def _from_box(self, value: float) -> None:
         if self._syncing:
             return
-        self.set_value(value)
+        self._slider_to(value)  # the box keeps what was typed; only the slider follows
         self._changed(float(value))
 
 
@@ -174,7 +185,8 @@ class SettingsForm(QWidget):
             self._changed(name, v)
 
         if spec.kind == "float":
-            return FloatSetting(spec, float(value if value is not None else spec.low or 0), changed)
+            start = value if value is not None else (spec.low if spec.low is not None else 0.0)
+            return FloatSetting(spec, float(start), changed)
         if spec.kind == "int":
             box = QSpinBox()
             box.setRange(int(spec.low or 0), int(spec.high if spec.high is not None else 1000))
