@@ -199,6 +199,30 @@ class SessionRunner:
         except Exception as e:  # noqa: BLE001 - a broken status reads as disconnected
             return DeviceStatus(False, 0.0, None, 0, 0, f"status failed: {_one_line(e)}")
 
+    def collect_frames(self, seconds: float) -> Future[list[Any]]:
+        """The operator's new frames over the next ``seconds`` of ticks (for calibration),
+        gathered on the loop thread; the future fails if no session runs or it stops."""
+        future: Future[list[Any]] = Future()
+        session = self.session
+        if session is None or not self.running:
+            future.set_exception(RuntimeError("connect a device first"))
+            return future
+        frames: list[Any] = []
+        t_end: list[float] = []
+
+        def listen(r: TickRecord) -> None:
+            if not t_end:
+                t_end.append(r.t + seconds)
+            if r.frame is not None:
+                frames.append(r.frame)
+            if r.t >= t_end[0] or future.done():
+                session.unsubscribe(listen)
+                if not future.done():
+                    future.set_result(frames)
+
+        session.subscribe(listen)
+        return future
+
     # -- changes (applied at the next tick) ----------------------------------------------------
     def set_controller(self, name: str, **options: Any) -> Future[Any]:
         return self._forward(lambda s: s.set_controller(name, **options))

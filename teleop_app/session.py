@@ -303,8 +303,13 @@ class Session:
             return self._snapshot
 
     def subscribe(self, listener: Callable[[TickRecord], None]) -> None:
-        """Call ``listener(record)`` on the loop thread after every tick (keep it cheap)."""
-        self._listeners.append(listener)
+        """Call ``listener(record)`` on the loop thread after every tick (keep it cheap).
+        Safe from any thread, also while the loop runs."""
+        self._listeners = [*self._listeners, listener]  # copy on write: ticks iterate a list
+
+    def unsubscribe(self, listener: Callable[[TickRecord], None]) -> None:
+        """Stop calling ``listener`` (from the next tick on); unknown listeners are ignored."""
+        self._listeners = [x for x in self._listeners if x is not listener]
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current tick (any thread). A stop requested

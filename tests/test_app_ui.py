@@ -313,3 +313,22 @@ def test_a_bad_device_is_reported_not_raised(qtbot):
     w.connect_session()
     qtbot.waitUntil(lambda: w.runner.running, timeout=20000)
     close(w)
+
+
+def test_calibrating_an_operator_from_the_app(qtbot):
+    from teleop_app.profiles import load_profile
+
+    w = open_window(qtbot)
+    w.operator_edit.setText("ann")
+    qtbot.mouseClick(w.calibrate_button, Qt.MouseButton.LeftButton)
+    assert not w.calibrate_button.isEnabled()
+    qtbot.waitUntil(lambda: w.calibrate_button.isEnabled(), timeout=10000)
+    profile = load_profile("ann")  # saved from ~3 s of the replay device's frames
+    assert 0.5 < profile.scale < 2.0 and profile.calibrated_at
+    assert w.operator_combo.currentText() == "ann"
+    assert f"scale {profile.scale:.3f}" in w.calibration_label.text()
+    w.operator_edit.setText("bad name!")
+    w.start_calibration()
+    qtbot.waitUntil(lambda: w.calibrate_button.isEnabled(), timeout=10000)
+    assert "calibration failed" in w.calibration_label.text()
+    close(w)

@@ -62,6 +62,13 @@ def run_app(
     for key, value in (overrides or {}).items():
         if value is not None:
             setattr(settings, key, value)
+
+    # PyQt aborts the process on an exception escaping a slot unless an excepthook is set;
+    # a UI bug must not take the control loop (and the hand) down with it.
+    def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        log.error("unexpected error in the UI", exc_info=(kind, value, tb))
+
+    sys.excepthook = excepthook
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("dexteleop")
     timed = duration_s is not None

@@ -7,8 +7,10 @@ scene, device status) and every change goes to the session's queue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from concurrent.futures import Future
+import time
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from PyQt6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer
@@ -40,7 +42,13 @@ from assets.hands import FINGERS
 from controllers.base import CONTROLLERS
 from devices.retargeting.retargeter import RETARGET_MODES
 from teleop_app.app_settings import AppSettings, controller_options, save_settings, session_config
-from teleop_app.profiles import ProfileError, list_profiles, load_profile
+from teleop_app.profiles import (
+    ProfileError,
+    calibrate,
+    list_profiles,
+    load_profile,
+    save_profile,
+)
 from teleop_app.runner import SessionRunner
 from teleop_app.ui.plots import LivePlots
 from teleop_app.ui.scene_view import SceneRenderer, SceneView
@@ -49,6 +57,7 @@ from teleop_app.ui.settings_form import SettingsForm
 log = logging.getLogger(__name__)
 
 UI_HZ = 30.0
+CALIBRATION_S = 3.0
 #: Plots redraw at every second UI tick (15 Hz): painting them costs more than reading.
 PLOT_EVERY = 2
 RECORDING_NOTE = (
@@ -135,6 +144,9 @@ class MainWindow(QMainWindow):
         self._form_controller: str | None = None
         self.form: SettingsForm | None = None
         self._ui_ticks = 0
+        self._calibrating: tuple[str, Future[Any]] | None = None
+        self._calibration_deadline = 0.0
+        self._refresh_failed = False
         self.setWindowTitle("dexteleop")
 
         left = QWidget()
@@ -263,6 +275,18 @@ class MainWindow(QMainWindow):
         self.calibration_label = QLabel("-")
         self.calibration_label.setWordWrap(True)
         form.addRow("calibration", self.calibration_label)
+        row = QHBoxLayout()
+        self.operator_edit = QLineEdit()
+        self.operator_edit.setPlaceholderText("operator id")
+        self.calibrate_button = QPushButton("Calibrate")
+        self.calibrate_button.setToolTip(
+            f"Hold your hand flat, palm down, fingers forward, for {CALIBRATION_S:.0f} s: "
+            "measures your hand size and neutral wrist and saves your profile"
+        )
+        self.calibrate_button.clicked.connect(self.start_calibration)
+        row.addWidget(self.operator_edit)
+        row.addWidget(self.calibrate_button)
+        form.addRow("", row)
         self.connect_button = QPushButton("Connect")
         self.connect_button.clicked.connect(self.connect_session)
         form.addRow(self.connect_button)
@@ -427,6 +451,43 @@ class MainWindow(QMainWindow):
         when = p.calibrated_at or "never calibrated"
         self.calibration_label.setText(f"scale {p.scale:.3f}, {when}")
 
+    def start_calibration(self) -> Future[Any] | None:
+        """Collect frames of the calibration pose from the connected device, then save the
+        operator's profile (applied at the next Connect)."""
+        name = self.operator_edit.text().strip() or self.operator_combo.currentText()
+        if name in ("", "(none)"):
+            self.calibration_label.setText("type an operator id first")
+            return None
+        future = self.runner.collect_frames(CALIBRATION_S)
+        self._calibrating = (name, future)
+        self._calibration_deadline = time.monotonic() + CALIBRATION_S + 5.0
+        self.calibrate_button.setEnabled(False)
+        self.calibration_label.setText(
+            f"calibrating {name}: hold your hand flat, palm down, fingers forward..."
+        )
+        return future
+
+    def _finish_calibration(self) -> None:
+        assert self._calibrating is not None
+        name, future = self._calibrating
+        self._calibrating = None
+        self.calibrate_button.setEnabled(True)
+        try:
+            profile = calibrate(future.result(), name)
+            save_profile(profile)
+        except (ProfileError, RuntimeError, OSError) as e:
+            self.calibration_label.setText(
+                f"<span style='color:#d33'>calibration failed: {e}</span>"
+            )
+            return
+        if self.operator_combo.findText(name) < 0:
+            self.operator_combo.addItem(name)
+        self.operator_combo.setCurrentText(name)
+        self._show_calibration()
+        self.statusBar().showMessage(
+            f"operator {name}: scale {profile.scale:.3f} saved; press Connect to apply", 10000
+        )
+
     def _send_setting(self, name: str, value: Any) -> Future[Any]:
         return self.runner.update_controller(**{name: value})
 
@@ -449,6 +510,19 @@ class MainWindow(QMainWindow):
 
     # -- the UI tick (30 Hz) ----------------------------------------------------------------
     def refresh(self) -> None:
+        """The UI tick. An exception here is logged and shown, never raised into Qt (which
+        would abort the app, and with it the control loop)."""
+        try:
+            self._refresh()
+        except Exception as e:  # see above
+            if not self._refresh_failed:
+                log.exception("UI refresh failed")
+            self._refresh_failed = True
+            self.statusBar().showMessage(f"display error: {_one_line(e)}", 5000)
+        else:
+            self._refresh_failed = False
+
+    def _refresh(self) -> None:
         runner = self.runner
         if self._connecting is not None and self._connecting.done():
             exc = self._connecting.exception()
@@ -482,6 +556,13 @@ class MainWindow(QMainWindow):
             self._fill_controllers()
         if self.form is not None:
             self.form.poll()
+        if self._calibrating is not None:
+            name, future = self._calibrating
+            if not future.done() and time.monotonic() > self._calibration_deadline:
+                with contextlib.suppress(InvalidStateError):  # the loop may finish it now
+                    future.set_exception(RuntimeError("the session stopped or sent no ticks"))
+            if future.done():
+                self._finish_calibration()
         self.scene_view.refresh()
         history = runner.history
         view = history.view() if history is not None else None
