@@ -96,9 +96,11 @@ def test_real_time_loop_keeps_its_rate_and_sees_the_frame_due():
         t0 = session.device._t0
     rep = session.report()
     assert n == 30 and rep["ticks"] == 30
-    assert 18.0 < rep["rate_hz"] < 22.0, rep["rate_hz"]
-    gaps = np.diff([r.t for r in recs])
     missed = rep["missed_deadlines"]
+    assert rep["rate_hz"] < 22.0, rep["rate_hz"]  # never faster than asked (no catching up)
+    # slower only if a tick overran (a loaded shared machine), and then it never bursts
+    assert rep["rate_hz"] > 18.0 or missed > 0, (rep["rate_hz"], missed)
+    gaps = np.diff([r.t for r in recs])
     assert np.sum(gaps < 0.5 * session.period_s) <= missed  # only after an overrun
     used = [(r.t, r.command.seq) for r in recs if r.command is not None]
     assert len(used) >= 25
