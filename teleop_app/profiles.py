@@ -70,6 +70,11 @@ def profiles_dir() -> Path:
     return app_home() / "operators"
 
 
+def check_operator_name(name: str) -> None:
+    """ProfileError unless ``name`` is a valid operator id."""
+    _check_name(name)
+
+
 def _check_name(name: str) -> None:
     if not _NAME.match(name):
         raise ProfileError(f"operator name {name!r}: use 1-64 letters, digits, '_', '.', '-'")

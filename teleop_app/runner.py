@@ -15,9 +15,10 @@ and builds a new one; an engaged emergency stop stays engaged across reconnects.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,8 @@ class SessionRunner:
         self._thread: threading.Thread | None = None
         self._connect_lock = threading.Lock()
         self._closing = False
+        self._stuck: threading.Thread | None = None  # a loop that would not stop
+        self._collectors: list[Future[Any]] = []
 
     # -- lifecycle -----------------------------------------------------------------------
     def connect(self, config: SessionConfig, *, device: Device | None = None) -> Session:
@@ -73,7 +76,8 @@ class SessionRunner:
         with self._connect_lock:
             if self._closing:
                 raise RuntimeError("the app is closing")
-            self._shutdown()
+            if not self._shutdown():
+                raise RuntimeError("the previous control loop did not stop; restart the app")
             self.state, self.error = "connecting", ""
             try:
                 session = Session(config, device=device)
@@ -88,21 +92,24 @@ class SessionRunner:
             except Exception as e:
                 self.state, self.error = "error", _one_line(e)
                 raise
-            if self._closing:  # the window closed while we were loading
-                session.close()
-                self.state = "stopped"
-                raise RuntimeError("the app is closing")
             thread = threading.Thread(
                 target=self._loop, args=(session,), name="control-loop", daemon=True
             )
             with self._lock:
-                # Under the lock set_estop takes: an e-stop pressed at any moment reaches
-                # either this session (below) or the flag read here.
-                if self.estop:
-                    session.set_estop(True)
-                self.session, self.history, self._thread = session, history, thread
-                self._scene = None
-                self.state = "running"
+                # Under the lock set_estop and close take: an e-stop pressed at any moment
+                # reaches either this session (below) or the flag read here, and a window
+                # closed while we were loading is seen here.
+                closing = self._closing
+                if not closing:
+                    if self.estop:
+                        session.set_estop(True)
+                    self.session, self.history, self._thread = session, history, thread
+                    self._scene = None
+                    self.state = "running"
+            if closing:
+                session.close()
+                self.state = "stopped"
+                raise RuntimeError("the app is closing")
             thread.start()
             return session
 
@@ -130,7 +137,8 @@ class SessionRunner:
     def close(self) -> None:
         """For good (the window closes): stop the session without waiting for a connect
         in progress; that one closes its own session when it finishes loading."""
-        self._closing = True
+        with self._lock:
+            self._closing = True
         if self._connect_lock.acquire(blocking=False):
             try:
                 self._shutdown()
@@ -139,12 +147,18 @@ class SessionRunner:
             finally:
                 self._connect_lock.release()
 
-    def _shutdown(self) -> None:
+    def _shutdown(self) -> bool:
+        """Stop and close the current session. False if its loop would not stop (then it
+        is left alone, and nothing new may take the hand)."""
         with self._lock:
             session, thread = self.session, self._thread
             self.session, self._thread, self._scene = None, None, None
+            collectors, self._collectors = self._collectors, []
+        for future in collectors:
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(RuntimeError("the session stopped"))
         if session is None:
-            return
+            return self._stuck is None
         session.stop()
         if thread is not None:
             thread.join(timeout=5.0)
@@ -152,7 +166,8 @@ class SessionRunner:
                 # Never report on or close a session whose loop may still step the hand.
                 log.error("the control loop did not stop within 5 s; leaving it")
                 self.state, self.error = "error", "the control loop did not stop"
-                return
+                self._stuck = thread
+                return False
         try:
             self.last_report = session.report()
         except Exception as e:  # noqa: BLE001 - a report must not block closing
@@ -161,6 +176,7 @@ class SessionRunner:
             session.close()
         except Exception as e:  # noqa: BLE001 - closing must go on
             log.warning("closing the session failed: %s", e)
+        return True
 
     def _loop(self, session: Session) -> None:
         try:
@@ -209,6 +225,8 @@ class SessionRunner:
             return future
         frames: list[Any] = []
         t_end: list[float] = []
+        with self._lock:
+            self._collectors.append(future)
 
         def listen(r: TickRecord) -> None:
             if not t_end:
@@ -217,7 +235,7 @@ class SessionRunner:
                 frames.append(r.frame)
             if r.t >= t_end[0] or future.done():
                 session.unsubscribe(listen)
-                if not future.done():
+                with contextlib.suppress(InvalidStateError):
                     future.set_result(frames)
 
         session.subscribe(listen)

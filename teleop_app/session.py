@@ -161,6 +161,7 @@ class Session:
         self._snapshot: TickRecord | None = None
         self._snapshot_lock = threading.Lock()
         self._listeners: list[Callable[[TickRecord], None]] = []
+        self._listeners_lock = threading.Lock()
         self._stop = threading.Event()
         self.estop = False
         self._reset_loop_state()
@@ -220,8 +221,8 @@ class Session:
             return self._make_controller(name, options)
 
         def settle(s: Session) -> None:
-            if s._switch_pending == gen:
-                s._switch_pending = None  # the hand may move again
+            if gen == s._switch_gen:
+                s._switch_pending = None  # the latest switch is done: the hand may move
 
         def install(s: Session, new: Controller | BaseException) -> str:
             if gen != s._switch_gen:
@@ -258,6 +259,11 @@ class Session:
             return result
 
         def builder() -> None:
+            if gen != self._switch_gen:  # superseded before we began: do not load a model
+                self.submit(lambda s: install(s, RuntimeError("superseded"))).add_done_callback(
+                    finish
+                )
+                return
             new = built()
             self.submit(lambda s: install(s, new)).add_done_callback(finish)
 
@@ -281,14 +287,18 @@ class Session:
         a new frame from the operator before it moves."""
 
         def change(s: Session) -> None:
-            if on and not s.estop:
-                s.robot.safety.reset(s.robot.read().q)
-            elif not on and s.estop:
+            if on:
+                was, s.estop = s.estop, True  # engaged first, whatever follows
+                if not was:
+                    s.robot.safety.reset(s.robot.read().q)
+            elif s.estop:
+                # Released only once everything restarted from the measured pose; if that
+                # fails the stop stays engaged and the future says why.
                 state = s.robot.read()
                 s.retargeter.reset(state.q)
                 s.controller.reset(state)
                 s._command = None
-            s.estop = on
+                s.estop = False
 
         return self.submit(change)
 
@@ -305,11 +315,13 @@ class Session:
     def subscribe(self, listener: Callable[[TickRecord], None]) -> None:
         """Call ``listener(record)`` on the loop thread after every tick (keep it cheap).
         Safe from any thread, also while the loop runs."""
-        self._listeners = [*self._listeners, listener]  # copy on write: ticks iterate a list
+        with self._listeners_lock:  # copy on write: a tick iterates the list it started with
+            self._listeners = [*self._listeners, listener]
 
     def unsubscribe(self, listener: Callable[[TickRecord], None]) -> None:
         """Stop calling ``listener`` (from the next tick on); unknown listeners are ignored."""
-        self._listeners = [x for x in self._listeners if x is not listener]
+        with self._listeners_lock:
+            self._listeners = [x for x in self._listeners if x is not listener]
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current tick (any thread). A stop requested

@@ -213,3 +213,17 @@ def test_session_config_from_settings(home):
     with pytest.raises(ProfileError):
         session_config(AppSettings(operator="nobody"))
     assert "retarget" in CONTROLLERS
+
+
+def test_collecting_frames_ends_with_the_session():
+    runner = SessionRunner()
+    runner.connect(SessionConfig())
+    try:
+        done = runner.collect_frames(0.5)
+        frames = done.result(timeout=10)
+        assert len(frames) >= 5 and all(f.seq is not None for f in frames)
+        cut = runner.collect_frames(60.0)
+    finally:
+        runner.disconnect()
+    with pytest.raises(RuntimeError, match="stopped"):
+        cut.result(timeout=1)

@@ -141,9 +141,10 @@ def test_switching_controllers_keeps_the_loop_running(qtbot):
     # no burst of missed deadlines: the slow build (0.6 s) ran off the loop thread
     missed = session.metrics.missed_deadlines - missed0
     assert missed <= 3 + 2 * baseline * max(elapsed / 2.0, 1.0), (missed, baseline)
-    assert len(seen) - n0 >= 0.6 * 20 * elapsed  # the loop went on at (about) its rate
+    rate = (len(seen) - n0) / elapsed
+    assert rate >= 10.0, rate  # the loop went on (20 Hz asked; a loaded machine is slower)
     held = [ev for *_, ev, _ in seen if "switching_controller" in ev]
-    assert len(held) >= 8  # the hand held while the slow controller was built (0.6 s)
+    assert len(held) >= 0.6 * 0.6 * rate  # the hand held while the slow one was built (0.6 s)
     assert {c for *_, c in seen} == {"retarget", "guided_test", "slow_test"}
     close(w)
 
@@ -267,8 +268,8 @@ def test_settings_and_choices_persist_between_runs(qtbot):
     qtbot.waitUntil(lambda: w.form.values.get("mode") == "free", timeout=3000)
     w.object_combo.setCurrentText("sphere")
     w.connect_session()  # applied: saved
-    qtbot.waitUntil(lambda: w.runner.running and w.form is not None, timeout=20000)
-    qtbot.waitUntil(lambda: "guidance" in w.form.widgets, timeout=5000)
+    qtbot.waitUntil(lambda: not w.connecting and w.runner.running, timeout=20000)
+    qtbot.waitUntil(lambda: w._form_controller == "guided_test", timeout=5000)
     w.hand_combo.setCurrentText("allegro")  # chosen but never connected: not saved
     w.task_edit.setText("spin the ball")
     w.finger_combo.setCurrentText("thumb")
@@ -311,7 +312,8 @@ def test_a_bad_device_is_reported_not_raised(qtbot):
     assert not w.runner.running
     w.device_combo.setCurrentText("replay")
     w.connect_session()
-    qtbot.waitUntil(lambda: w.runner.running, timeout=20000)
+    qtbot.waitUntil(lambda: not w.connecting and w.runner.running, timeout=20000)
+    assert w.settings.device == "replay"  # saved only once it worked
     close(w)
 
 
@@ -328,7 +330,103 @@ def test_calibrating_an_operator_from_the_app(qtbot):
     assert w.operator_combo.currentText() == "ann"
     assert f"scale {profile.scale:.3f}" in w.calibration_label.text()
     w.operator_edit.setText("bad name!")
-    w.start_calibration()
-    qtbot.waitUntil(lambda: w.calibrate_button.isEnabled(), timeout=10000)
+    assert w.start_calibration() is None  # refused before the operator holds still
+    assert "operator name 'bad name!'" in w.calibration_label.text()
+    w.runner.disconnect()
+    w.operator_edit.setText("bob")
+    future = w.start_calibration()  # nothing connected: fails at once, said so
+    qtbot.waitUntil(lambda: w.calibrate_button.isEnabled(), timeout=3000)
+    assert future.exception() is not None
     assert "calibration failed" in w.calibration_label.text()
+    close(w)
+
+
+@dataclasses.dataclass
+class AllKindsConfig(RetargetControllerConfig):
+    guidance: float = live(1.0, "float", low=0.0, high=10.0, step=0.5, plot=True)
+    steps: int = live(10, "int", low=8, high=12)
+    enabled: bool = live(True, "bool")
+    gesture: str = live("ok", "choice", choices=("ok", "thumbs_up", "point"))
+    axis: str = live("+z", "axis")
+    cost: str = live("def cost(tips):\n    return 0.0\n", "text")
+    gain: float = live(2.0, "float", low=0.0)  # no upper bound: a number box alone
+
+
+class AllKinds(RetargetController):
+    """Every kind of live setting (DexGen's slider and mode, DexNDM's axis buttons, MoDex's
+    gesture picker and cost editor); refuses a cost that is not valid Python."""
+
+    Config = AllKindsConfig
+
+    def _apply_live(self, changes):
+        if "cost" in changes:
+            try:
+                compile(changes["cost"], "<cost>", "exec")
+            except SyntaxError as e:
+                raise ValueError(f"cost function: {e.msg} (line {e.lineno})") from None
+
+
+def test_every_kind_of_live_setting_gets_a_working_widget(qtbot):
+    from devices.clock import SimClock
+    from teleop_app.session import Session, SessionConfig
+    from teleop_app.ui.settings_form import SettingsForm
+
+    CONTROLLERS.register("all_kinds_test")(AllKinds)
+    try:
+        session = Session(SessionConfig(fast=True, controller="all_kinds_test"), clock=SimClock())
+        with session:
+
+            def send(name, value):
+                return session.update_controller(**{name: value})
+
+            form = SettingsForm(AllKinds.setting_specs(), session.controller.settings(), send)
+            qtbot.addWidget(form)
+            w = form.widgets
+
+            def apply():
+                session.tick()
+                session.clock.sleep_until(session.clock.now() + session.period_s)
+                form.poll()
+
+            w["guidance"].slider.setValue(w["guidance"].slider.maximum())  # 20 steps of 0.5
+            w["steps"].setValue(12)
+            w["enabled"].setChecked(False)
+            w["gesture"].setCurrentText("point")
+            qtbot.mouseClick(w["axis"].buttons["-y"], Qt.MouseButton.LeftButton)
+            w["cost"].editor.setPlainText("def cost(tips):\n    return tips.sum()\n")
+            qtbot.mouseClick(w["cost"].apply, Qt.MouseButton.LeftButton)
+            w["gain"].box.setValue(50.0)
+            apply()
+            c = session.controller.config
+            assert (c.guidance, c.steps, c.enabled, c.gesture, c.axis) == (
+                10.0,
+                12,
+                False,
+                "point",
+                "-y",
+            )
+            assert "tips.sum()" in c.cost and c.gain == 50.0
+            assert not w["gain"].slider.isVisible() and w["gain"].value() == 50.0
+            assert w["axis"].value() == "-y"
+            # a cost function that does not compile: shown, and the old one stays
+            w["cost"].editor.setPlainText("def cost(tips) return 1")
+            qtbot.mouseClick(w["cost"].apply, Qt.MouseButton.LeftButton)
+            apply()
+            assert "cost function" in form.error.text()
+            assert "tips.sum()" in session.controller.config.cost
+            assert form.values["cost"] == c.cost  # what is saved is what runs
+    finally:
+        CONTROLLERS._classes.pop("all_kinds_test", None)
+
+
+def test_a_dead_control_loop_shows_as_an_error(qtbot):
+    w = open_window(qtbot)
+    robot = w.runner.session.robot
+
+    def unplugged(*a, **k):
+        raise RuntimeError("hand unplugged")
+
+    robot.send = unplugged
+    qtbot.waitUntil(lambda: "hand unplugged" in w.status_state.text(), timeout=3000)
+    assert "error" in w.status_state.text() and not w.runner.running
     close(w)

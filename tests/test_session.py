@@ -395,20 +395,31 @@ def test_latest_switch_wins_cancelled_changes_are_skipped_and_close_fails_the_re
 
 
 def test_releasing_the_estop_resets_the_controller_and_waits_for_a_new_frame():
+    good = good_frames(40)
+    # ticks 0-9: frames; 10-14: under e-stop; 15: released, the same frame again (nothing
+    # new from the operator); 16 on: new frames
+    items = [*good[:15], None, *good[15:]]
     session = Session(
         SessionConfig(fast=True, controller_options={"smoothing": 0.9}),
         clock=SimClock(),
-        device=ScriptedDevice(good_frames(60)),
+        device=ScriptedDevice(items),
     )
     with session:
         for _ in range(10):
-            step(session)
+            before = step(session)
         session.set_estop(True)
         for _ in range(5):
             frozen = step(session)
+        assert "emergency_stop" in frozen.events
+        stale_last = session.controller._last.copy()  # where the smoothing was before
         session.set_estop(False)
-        rec = step(session)
-        # the smoothing restarted from the measured pose, not from before the stop
-        np.testing.assert_allclose(session.controller._last, rec.target)
-        measured = frozen.state.q
-        assert np.abs(rec.target - measured).max() < np.abs(rec.target - frozen.sent).max() + 0.5
+        released = step(session)
+        assert released.target is None and "stale_input" in released.events  # waits
+        moving = step(session)
+        assert moving.target is not None and moving.frame is not None
+        # the smoothing restarted from the frozen, measured pose, not from before the stop
+        expect = 0.9 * frozen.sent + 0.1 * moving.command.joints
+        np.testing.assert_allclose(moving.target, expect, atol=1e-9)
+        stale = 0.9 * stale_last + 0.1 * moving.command.joints
+        assert np.abs(stale - expect).max() > 1e-3  # (the test can tell the two apart)
+        assert before.target is not None

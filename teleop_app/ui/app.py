@@ -65,10 +65,13 @@ def run_app(
 
     # PyQt aborts the process on an exception escaping a slot unless an excepthook is set;
     # a UI bug must not take the control loop (and the hand) down with it.
+    ui_errors: list[str] = []
+
     def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
         log.error("unexpected error in the UI", exc_info=(kind, value, tb))
+        ui_errors.append(f"{kind.__name__}: {value}")
 
-    sys.excepthook = excepthook
+    previous_hook, sys.excepthook = sys.excepthook, excepthook
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("dexteleop")
     timed = duration_s is not None
@@ -122,10 +125,15 @@ def run_app(
             app.quit()
 
         QTimer.singleShot(0, mark_start)
-    app.exec()
+    try:
+        app.exec()
+    finally:
+        sys.excepthook = previous_hook
     if timed:
         if "error" in result:
             raise RuntimeError(result["error"])
+        if ui_errors:  # a timed run is a check: a UI error fails it
+            raise RuntimeError(f"{len(ui_errors)} error(s) in the UI, first: {ui_errors[0]}")
         session_report = window.runner.last_report
         out = {**(session_report or {}), **result}
         if report is not None:

@@ -8,7 +8,9 @@ scene, device status) and every change goes to the session's queue.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import sys
 import time
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
@@ -45,6 +47,7 @@ from teleop_app.app_settings import AppSettings, controller_options, save_settin
 from teleop_app.profiles import (
     ProfileError,
     calibrate,
+    check_operator_name,
     list_profiles,
     load_profile,
     save_profile,
@@ -82,9 +85,11 @@ RELEASE_DELAY_MS = 1000
 
 
 def _typing_text(w: QWidget | None) -> bool:
+    """The focus is where the operator types text that may hold spaces (a task label, a
+    cost function, a device argument such as a file path), not a number box."""
     if isinstance(w, QPlainTextEdit | QTextEdit):
         return True
-    return isinstance(w, QLineEdit) and not isinstance(w.parent(), QAbstractSpinBox | QComboBox)
+    return isinstance(w, QLineEdit) and not isinstance(w.parent(), QAbstractSpinBox)
 
 
 class EstopKeys(QObject):
@@ -107,11 +112,14 @@ class EstopKeys(QObject):
         hit = key in ESTOP_KEYS or (
             key == Qt.Key.Key_Space and not _typing_text(QApplication.focusWidget())
         )
-        if not hit or not self._window.isActiveWindow():
+        popup = QApplication.activePopupWidget() is not None
+        if not hit or not (self._window.isActiveWindow() or popup):
             return False
         if event.type() == QEvent.Type.KeyPress:
             self._window.set_estop(True)
-        return True  # consumed: a focused button must not also "click" on Space
+        # Consumed, so a focused button does not also "click" on Space; but an open popup
+        # (a combo box list, a plot's menu) still gets Esc to close itself.
+        return not (popup and key == Qt.Key.Key_Escape)
 
 
 def controller_reason(name: str, hand: str) -> str | None:
@@ -146,6 +154,8 @@ class MainWindow(QMainWindow):
         self._ui_ticks = 0
         self._calibrating: tuple[str, Future[Any]] | None = None
         self._calibration_deadline = 0.0
+        self._connecting_with: dict[str, Any] = {}
+        self._estop_future: Future[Any] | None = None
         self._refresh_failed = False
         self.setWindowTitle("dexteleop")
 
@@ -354,18 +364,21 @@ class MainWindow(QMainWindow):
         return box
 
     # -- actions ----------------------------------------------------------------------------
-    def _collect_settings(self, *, connection: bool = False) -> AppSettings:
-        """Copy the widgets into the settings; the connection choices only when they are
-        applied (Connect), so unapplied ones are not saved as if they had been used."""
+    def _connection_choices(self) -> dict[str, Any]:
+        op = self.operator_combo.currentText()
+        return {
+            "device": self.device_combo.currentText().strip(),
+            "hand": self.hand_combo.currentText(),
+            "object": self.object_combo.currentText(),
+            "wrist": self.wrist_combo.currentText(),
+            "retarget_mode": self.retarget_combo.currentText(),
+            "operator": "" if op == "(none)" else op,
+        }
+
+    def _collect_settings(self) -> AppSettings:
+        """Copy the widgets into the settings. The connection choices are copied only once
+        a connect with them succeeded, so choices never used are not saved."""
         s = self.settings
-        if connection:
-            s.device = self.device_combo.currentText().strip()
-            s.hand = self.hand_combo.currentText()
-            s.object = self.object_combo.currentText()
-            s.wrist = self.wrist_combo.currentText()
-            s.retarget_mode = self.retarget_combo.currentText()
-            op = self.operator_combo.currentText()
-            s.operator = "" if op == "(none)" else op
         s.task = self.task_edit.text()
         s.plot_finger = self.finger_combo.currentText()
         if self.form is not None and self._form_controller is not None:
@@ -374,7 +387,9 @@ class MainWindow(QMainWindow):
 
     def connect_session(self) -> None:
         """(Re)connect with the chosen device, hand, object, wrist and operator."""
-        s = self._collect_settings(connection=True)
+        self._collect_settings()
+        choices = self._connection_choices()
+        s = dataclasses.replace(self.settings, **choices)
         self._switching = None  # a switch in flight belongs to the session being replaced
         reason = controller_reason(s.controller, s.hand) if s.controller in CONTROLLERS else ""
         if reason is not None:
@@ -388,11 +403,15 @@ class MainWindow(QMainWindow):
         except Exception as e:  # noqa: BLE001 - a bad choice is shown, never raised
             self.statusBar().showMessage(f"cannot connect: {_one_line(e)}", 15000)
             return
-        self._fill_controllers()
-        self.operator_id.setText(s.operator or "(none)")
         self.connect_button.setEnabled(False)
         self._connecting = self.runner.connect_async(config)
+        self._connecting_with = choices
         self._form_controller = None
+
+    @property
+    def connecting(self) -> bool:
+        """A connect is in progress (its outcome not yet shown)."""
+        return self._connecting is not None
 
     def _controller_chosen(self, index: int) -> None:
         name = self.controller_combo.itemData(index, Qt.ItemDataRole.UserRole)
@@ -414,7 +433,7 @@ class MainWindow(QMainWindow):
     def set_estop(self, on: bool) -> None:
         """Engage (any time) or release (only through the release button) the e-stop."""
         was = self.runner.estop
-        self.runner.set_estop(on)
+        self._estop_future = self.runner.set_estop(on)
         self._show_estop(on)
         if on and not was:
             self.statusBar().showMessage("EMERGENCY STOP: targets frozen at the measured pose")
@@ -434,6 +453,9 @@ class MainWindow(QMainWindow):
             self.estop_button.setText("EMERGENCY STOP  [space / esc]")
             self.estop_button.setStyleSheet(ESTOP_STYLE)
         self.release_button.setVisible(on)
+        if on and self._estop_future is None:  # engaged before this window: after a delay
+            self.release_button.setEnabled(False)
+            QTimer.singleShot(RELEASE_DELAY_MS, self._allow_release)
 
     def _finger_changed(self, finger: str) -> None:
         self.plots.set_finger(finger)
@@ -457,6 +479,11 @@ class MainWindow(QMainWindow):
         name = self.operator_edit.text().strip() or self.operator_combo.currentText()
         if name in ("", "(none)"):
             self.calibration_label.setText("type an operator id first")
+            return None
+        try:
+            check_operator_name(name)
+        except ProfileError as e:
+            self.calibration_label.setText(f"<span style='color:#d33'>{e}</span>")
             return None
         future = self.runner.collect_frames(CALIBRATION_S)
         self._calibrating = (name, future)
@@ -514,9 +541,9 @@ class MainWindow(QMainWindow):
         would abort the app, and with it the control loop)."""
         try:
             self._refresh()
-        except Exception as e:  # see above
-            if not self._refresh_failed:
-                log.exception("UI refresh failed")
+        except Exception as e:  # noqa: BLE001 - see above
+            if not self._refresh_failed:  # reported once (the app's hook logs and counts it)
+                sys.excepthook(type(e), e, e.__traceback__)
             self._refresh_failed = True
             self.statusBar().showMessage(f"display error: {_one_line(e)}", 5000)
         else:
@@ -531,6 +558,10 @@ class MainWindow(QMainWindow):
             if exc is not None:
                 self.statusBar().showMessage(f"cannot connect: {_one_line(exc)}", 15000)
             else:
+                for key, value in self._connecting_with.items():  # used: now they are saved
+                    setattr(self.settings, key, value)
+                self._fill_controllers()
+                self.operator_id.setText(self.settings.operator or "(none)")
                 self.plots.set_period(1.0 / self.settings_rate())
                 session = self.runner.session
                 if session is not None:
@@ -556,6 +587,13 @@ class MainWindow(QMainWindow):
             self._fill_controllers()
         if self.form is not None:
             self.form.poll()
+        ef = self._estop_future
+        if ef is not None and ef.done():
+            self._estop_future = None
+            if ef.exception() is not None and not self.runner.estop:
+                # the release failed (the session could not restart): still stopped
+                self.set_estop(True)
+                self.statusBar().showMessage(f"could not release: {_one_line(ef.exception())}")
         if self._calibrating is not None:
             name, future = self._calibrating
             if not future.done() and time.monotonic() > self._calibration_deadline:
@@ -586,12 +624,12 @@ class MainWindow(QMainWindow):
         runner = self.runner
         state = runner.state
         snap = runner.snapshot()
-        if snap is not None and snap.target is None and snap.events:
-            state += f" (holding: {', '.join(snap.events)})"
         if state == "error":
-            self.status_state.setText(f"<b style='color:#d33'>{runner.error}</b>")
+            self.status_state.setText(f"<b style='color:#d33'>error: {runner.error}</b>")
         elif runner.estop:
             self.status_state.setText("<b style='color:#d33'>E-STOP</b>")
+        elif snap is not None and snap.target is None and snap.events and state == "running":
+            self.status_state.setText(f"running (holding: {', '.join(snap.events)})")
         else:
             self.status_state.setText(state)
         session = runner.session

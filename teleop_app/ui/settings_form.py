@@ -189,6 +189,7 @@ class SettingsForm(QWidget):
             return FloatSetting(spec, float(start), changed)
         if spec.kind == "int":
             box = QSpinBox()
+            box.setKeyboardTracking(False)
             box.setRange(int(spec.low or 0), int(spec.high if spec.high is not None else 1000))
             box.setSingleStep(int(spec.step or 1))
             box.setValue(int(value or 0))
