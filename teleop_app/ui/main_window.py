@@ -177,7 +177,8 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea()
         scroll.setWidget(left)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(330)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(max(330, left.minimumSizeHint().width() + 24))
 
         self.scene_view = SceneView(self.renderer)
         plots_box = QWidget()
@@ -450,7 +451,7 @@ class MainWindow(QMainWindow):
             self.estop_button.setText("E-STOP ENGAGED\ntargets frozen")
             self.estop_button.setStyleSheet(ESTOP_ENGAGED_STYLE)
         else:
-            self.estop_button.setText("EMERGENCY STOP  [space / esc]")
+            self.estop_button.setText("EMERGENCY STOP\nspace · esc")
             self.estop_button.setStyleSheet(ESTOP_STYLE)
         self.release_button.setVisible(on)
         if on and self._estop_future is None:  # engaged before this window: after a delay

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Default orbit camera around the palm: the "front" camera of the scene, as a free camera.
+#: The camera looks at the middle of the hand: 6 cm from the palm frame towards the fingers.
+LOOK_OFFSET_PALM = np.array([0.06, 0.0, 0.0])
 DEFAULT_CAMERA = {"distance": 0.46, "azimuth": 112.0, "elevation": -28.0}
 
 
@@ -132,8 +134,9 @@ class SceneRenderer:
                     assert data is not None and cam is not None
                     robot.load_state(frame.sim_state, data)  # type: ignore[union-attr]
                     palm = data.site_xpos[palm_site].copy()
+                    palm_rot = data.site_xmat[palm_site].reshape(3, 3)
                     cam.type = mujoco.mjtCamera.mjCAMERA_FREE
-                    cam.lookat[:] = palm
+                    cam.lookat[:] = palm + palm_rot @ LOOK_OFFSET_PALM
                     cam.distance = camera["distance"]
                     cam.azimuth = camera["azimuth"]
                     cam.elevation = camera["elevation"]
@@ -143,7 +146,7 @@ class SceneRenderer:
                     add_ghosts(
                         renderer.scene,
                         palm,
-                        data.site_xmat[palm_site].reshape(3, 3),
+                        palm_rot,
                         frame.commanded,
                     )
                     rgb = renderer.render().copy()
