@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
+import traceback
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
@@ -164,7 +166,11 @@ class SessionRunner:
             thread.join(timeout=5.0)
             if thread.is_alive():
                 # Never report on or close a session whose loop may still step the hand.
-                log.error("the control loop did not stop within 5 s; leaving it")
+                frame = sys._current_frames().get(thread.ident or -1)
+                where = "".join(traceback.format_stack(frame)) if frame is not None else "?"
+                log.error(
+                    "the control loop did not stop within 5 s; leaving it. It is at:\n%s", where
+                )
                 self.state, self.error = "error", "the control loop did not stop"
                 self._stuck = thread
                 return False

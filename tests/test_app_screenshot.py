@@ -126,3 +126,30 @@ def test_qt_is_imported_only_by_the_ui_package():
     code = "import sys; import teleop_app.runner, teleop_app.history, teleop_app.app_settings; "
     code += "assert not any(m.startswith('PyQt6') for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
+
+
+@pytest.mark.slow
+def test_ctrl_c_closes_the_app_properly(tmp_path):
+    """SIGINT from the terminal: the window closes, the hand disconnects, settings are saved."""
+    import signal
+    import time
+
+    env = _env(tmp_path, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen(
+        [*DEXTELEOP, "app", "--object", "sphere"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(8)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "did not stop" not in err
+    saved = json.loads((tmp_path / "home" / "app.json").read_text())
+    assert saved["object"] == "sphere"

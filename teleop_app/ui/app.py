@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -77,6 +78,12 @@ def run_app(
     timed = duration_s is not None
     window = MainWindow(settings, persist=not timed, message=message)
     window.show()
+    # Ctrl+C or a kill from the terminal closes the window properly: the hand is
+    # disconnected and the settings saved (the window's 30 Hz timer lets Python see signals).
+    # The handler only schedules the close: it runs wherever the main thread happens to be,
+    # possibly holding a lock the control loop needs, so it must not wait for the loop.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: QTimer.singleShot(0, window.close))
     result: dict[str, Any] = {}
     if timed:
         assert duration_s is not None
