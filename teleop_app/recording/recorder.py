@@ -1,0 +1,298 @@
+"""Recording a running session into a dataset, crash-safe.
+
+A :class:`Recorder` is a session listener: on the loop thread it turns each tick into a row
+(a few array copies) and queues it; its ``recorder`` thread appends rows to the episode's
+write-ahead log, fsynced at least every 0.5 s, and commits finished episodes to the dataset
+(:func:`~teleop_app.recording.dataset.commit_episode`). Nothing it does can stall or stop
+the control loop: a full disk or a permission error ends the recording with a message
+(``state == "failed"``) while teleoperation goes on, and what reached the log stays
+recoverable.
+
+Opening a dataset that holds an unfinished log (a crash, a kill) recovers it into an episode
+first, or discards it on request (``dexteleop dataset doctor``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from teleop_app.recording.dataset import (
+    RECORDING_DIR,
+    DatasetError,
+    all_features,
+    commit_episode,
+    finish_committed,
+    read_info,
+)
+from teleop_app.recording.features import hand_features, tick_row
+from teleop_app.recording.wal import WalError, WalWriter, read_wal
+
+if TYPE_CHECKING:
+    from assets.hands import Hand
+    from teleop_app.session import TickRecord
+
+log = logging.getLogger(__name__)
+
+SYNC_S = 0.5
+
+
+def _wal_path(root: Path, episode: int) -> Path:
+    return Path(root) / RECORDING_DIR / f"episode_{episode:06d}.wal"
+
+
+def pending_logs(root: Path) -> list[Path]:
+    """Logs of episodes that were being recorded when a recorder stopped without finishing."""
+    return sorted((Path(root) / RECORDING_DIR).glob("episode_*.wal"))
+
+
+def recover(root: Path, *, discard: bool = False) -> list[str]:
+    """Recover (or discard) every unfinished episode log in ``root``; returns what was done,
+    one line per log."""
+    done = []
+    for path in pending_logs(root):
+        if discard:
+            path.unlink()
+            done.append(f"{path.name}: discarded")
+            continue
+        try:
+            header, rows, clean = read_wal(path)
+        except WalError as e:
+            path.rename(path.with_suffix(".wal.bad"))
+            done.append(f"{path.name}: unreadable ({e}); set aside as {path.name}.bad")
+            continue
+        info = read_info(root)
+        committed = info is not None and int(header["episode"]) < int(info["total_episodes"])
+        tail = "" if clean else " (a torn last record was dropped)"
+        if committed:  # the crash came after the commit point: only the stats are left
+            finish_committed(root)
+            done.append(f"{path.name}: episode {header['episode']} was already saved{tail}")
+        elif rows:
+            ep = commit_episode(root, header, rows)
+            done.append(f"{path.name}: recovered as episode {ep}, {len(rows)} frames{tail}")
+        else:
+            done.append(f"{path.name}: empty, removed")
+        path.unlink()
+    return done
+
+
+def _describe(e: OSError, what: str) -> str:
+    why = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "the file system is read-only",
+    }.get(e.errno or 0, e.strerror or str(e))
+    where = f" ({e.filename})" if e.filename else ""
+    return f"recording stopped: {why} while {what}{where}; teleoperation goes on"
+
+
+class Recorder:
+    """Records ticks of a session into the dataset at ``root`` (created if needed).
+
+    ``start(task)`` begins an episode, ``stop()`` commits it (a future of its episode index),
+    ``discard()`` drops it. Subscribe the recorder to the session (``session.subscribe``).
+    ``on_sync(episode, frames)`` is called from the recorder thread after each fsync.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        hand: Hand,
+        fps: float,
+        with_object: bool,
+        robot_type: str | None = None,
+        sync_s: float = SYNC_S,
+        on_sync: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        if abs(fps - round(fps)) > 1e-9:
+            raise DatasetError(f"LeRobot datasets need a whole fps, got {fps}")
+        self.fps = round(fps)
+        self.features = hand_features(hand, with_object=with_object)
+        self.robot_type = robot_type or f"{hand.name}_hand"
+        self.sync_s = sync_s
+        self.on_sync = on_sync
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / RECORDING_DIR).mkdir(exist_ok=True)
+        self._lock_file = open(self.root / RECORDING_DIR / "lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise DatasetError(f"{self.root} is being recorded by another process") from None
+        for line in recover(self.root):
+            log.warning("%s: %s", self.root, line)
+        info = read_info(self.root)
+        if info is not None and info["features"] != all_features(self.features):
+            self._lock_file.close()
+            raise DatasetError(
+                f"{self.root} holds a dataset with other features (another hand or object "
+                "setting); record into a new folder"
+            )
+        if info is not None and int(info["fps"]) != self.fps:
+            self._lock_file.close()
+            raise DatasetError(f"{self.root} is at {info['fps']} fps, this session {self.fps}")
+        self.episodes = 0 if info is None else int(info["total_episodes"])
+        self.state = "idle"  # idle | recording | failed | closed
+        self.message = ""
+        self.frames = 0  # in the episode being recorded
+        self.bytes_written = 0
+        self._q: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._wal: WalWriter | None = None
+        self._header: dict[str, Any] | None = None
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+
+    # -- control (any thread) ------------------------------------------------------------------
+    def start(self, task: str = "") -> Future[int]:
+        """Begin an episode labelled ``task``; the future holds its episode index."""
+        return self._ask("start", task)
+
+    def stop(self) -> Future[int]:
+        """Finish the episode: commit it to the dataset. The future holds its index."""
+        return self._ask("stop", None)
+
+    def discard(self) -> Future[None]:
+        """Drop the episode being recorded."""
+        return self._ask("discard", None)
+
+    def close(self) -> None:
+        """Finish (commit) an episode in progress and stop the thread."""
+        if self.state == "recording":
+            with contextlib.suppress(Exception):
+                self.stop().result(timeout=60)
+        self._q.put(("quit", None))
+        self._thread.join(timeout=60)
+        self._lock_file.close()
+        self.state = "closed"
+
+    def __call__(self, record: TickRecord) -> None:
+        """The session listener (loop thread): queue the tick while recording."""
+        if self.state == "recording":
+            self._q.put(("row", tick_row(record, self.features)))
+
+    def _ask(self, what: str, arg: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._q.put((what, (arg, future)))
+        return future
+
+    # -- the recorder thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            try:
+                what, arg = self._q.get(timeout=self.sync_s / 2)
+            except queue.Empty:
+                self._maybe_sync()
+                continue
+            if what == "quit":
+                return
+            if what == "row":
+                self._append(arg)
+                continue
+            payload, future = arg
+            try:
+                future.set_result(getattr(self, f"_do_{what}")(payload))
+            except Exception as e:  # noqa: BLE001 - reported through the future
+                future.set_exception(e)
+
+    def _fail(self, e: OSError, what: str) -> None:
+        self.state, self.message = "failed", _describe(e, what)
+        log.error(self.message)
+        if self._wal is not None:
+            with contextlib.suppress(OSError):
+                self._wal.close()
+        self._wal = None
+
+    def _append(self, row: dict[str, Any]) -> None:
+        if self.state != "recording" or self._wal is None:
+            return
+        try:
+            self._wal.append(row)
+            self.frames += 1
+            self.bytes_written = self._wal.bytes
+        except OSError as e:
+            self._fail(e, "writing the episode log")
+            return
+        self._maybe_sync()
+
+    def _maybe_sync(self) -> None:
+        wal = self._wal
+        if wal is None or self.state != "recording":
+            return
+        if time.monotonic() - wal.last_sync < self.sync_s:
+            return
+        try:
+            wal.sync()
+        except OSError as e:
+            self._fail(e, "writing the episode log")
+            return
+        if self.on_sync is not None and self._header is not None:
+            self.on_sync(int(self._header["episode"]), wal.rows)
+
+    def _do_start(self, task: str) -> int:
+        if self.state == "recording":
+            raise RuntimeError("already recording an episode")
+        if self.state == "failed":
+            self.message = ""
+        episode = self.episodes
+        self._header = {
+            "episode": episode,
+            "task": str(task),
+            "fps": self.fps,
+            "robot_type": self.robot_type,
+            "features": self.features,
+            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "pid": os.getpid(),
+        }
+        try:
+            self._wal = WalWriter(_wal_path(self.root, episode), self._header, sync_s=self.sync_s)
+        except OSError as e:
+            self._fail(e, "starting the episode log")
+            raise RuntimeError(self.message) from None
+        self.frames = 0
+        self.state = "recording"
+        return episode
+
+    def _do_stop(self, _: Any) -> int:
+        if self.state == "failed":
+            raise RuntimeError(self.message)
+        if self.state != "recording" or self._wal is None or self._header is None:
+            raise RuntimeError("not recording")
+        wal, self._wal = self._wal, None
+        self.state = "idle"
+        try:
+            wal.close()
+            header, rows, _clean = read_wal(wal.path)
+            if not rows:
+                wal.path.unlink()
+                raise RuntimeError("the episode has no frames; nothing saved")
+            episode = commit_episode(self.root, header, rows)
+            wal.path.unlink()
+        except OSError as e:
+            self._fail(e, "saving the episode")
+            raise RuntimeError(f"{self.message}; the episode stays in its log") from None
+        self.episodes = episode + 1
+        return episode
+
+    def _do_discard(self, _: Any) -> None:
+        wal, self._wal = self._wal, None
+        if wal is not None:
+            with contextlib.suppress(OSError):
+                wal.close()
+            with contextlib.suppress(OSError):
+                wal.path.unlink()
+        self.state, self.frames = "idle", 0
