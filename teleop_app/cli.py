@@ -212,6 +212,166 @@ def _cmd_clip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session_config_from_args(args: argparse.Namespace, **extra: Any) -> Any:
+    from devices.inputs.spec import parse_device_spec
+    from devices.retargeting.retargeter import RetargetConfig
+    from teleop_app.session import SessionConfig
+
+    device, device_options = parse_device_spec(args.device)
+    robot_options: dict[str, Any] = {"wrist": args.wrist}
+    if args.object and args.object != "none":
+        robot_options["object"] = args.object
+    return SessionConfig(
+        hand=args.hand,
+        robot="sim",
+        robot_options=robot_options,
+        device=device,
+        device_options=device_options,
+        controller=args.controller,
+        controller_options=_settings(args.set),
+        retarget=RetargetConfig(mode=args.retarget_mode),
+        rate_hz=args.rate,
+        fast=args.fast,
+        **extra,
+    )
+
+
+def _settings(pairs: list[str] | None) -> dict[str, Any]:
+    """``["guidance=0.5", "mode=free"]`` -> {"guidance": 0.5, "mode": "free"}."""
+    out: dict[str, Any] = {}
+    for item in pairs or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise CliError(f"--set {item!r}: expected NAME=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    import time
+
+    from teleop_app.recording.recorder import Recorder
+    from teleop_app.session import Session
+
+    if round(args.duration * args.rate) < 1:
+        raise CliError(f"--duration {args.duration} is shorter than one tick at {args.rate} Hz")
+    config = _session_config_from_args(args)
+    session = Session(config)
+
+    def progress(episode: int, frames: int) -> None:
+        if args.progress:
+            print(f"synced episode {episode} frames {frames} t {time.time():.3f}", flush=True)
+
+    recorder = Recorder(
+        args.out,
+        hand=session.robot.hand,
+        fps=args.rate,
+        with_object="object" in config.robot_options,
+        on_sync=progress,
+        session_info=_jsonable_config(config),
+    )
+    session.subscribe(recorder)
+    saved = []
+    try:
+        with session:
+            for _ in range(args.episodes):
+                episode = recorder.start(args.task).result(timeout=30)
+                if args.progress:
+                    print(f"recording episode {episode} t {time.time():.3f}", flush=True)
+                session.run(args.duration)
+                if recorder.state == "failed":
+                    raise CliError(recorder.message)
+                saved.append(recorder.stop().result(timeout=120))
+                log.info("saved episode %d (%d frames)", saved[-1], recorder.frames)
+    finally:
+        recorder.close()
+    from teleop_app.recording.reader import RecordedDataset
+
+    info = RecordedDataset(args.out).summary()
+    log.info(
+        "%s: %d episodes, %d frames, %.1f MB", args.out, info["episodes"], info["frames"],
+        info["bytes"] / 1e6,
+    )  # fmt: skip
+    return 0
+
+
+def _jsonable_config(config: Any) -> dict[str, Any]:
+    import dataclasses
+
+    from teleop_app.session import _jsonable
+
+    out = _jsonable(dataclasses.asdict(config))
+    return out if isinstance(out, dict) else {}
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from teleop_app.recording.replay import counterfactual
+
+    report, _ = counterfactual(
+        args.dataset, args.episode, controller=args.controller, settings=_settings(args.set)
+    )
+    text = json.dumps(report, indent=2)
+    if args.report:
+        out = _output_path(args.report)
+        assert out is not None
+        out.write_text(text + "\n")
+        log.info("report: %s", out)
+    else:
+        print(text)
+    return 0
+
+
+def _cmd_dataset(args: argparse.Namespace) -> int:
+    from teleop_app.recording.reader import RecordedDataset, export_hdf5
+    from teleop_app.recording.recorder import pending_logs, recover
+
+    if args.dataset_command == "doctor":
+        root = Path(args.dir)
+        if not root.is_dir():
+            raise CliError(f"{args.dir} is not a folder")
+        logs = pending_logs(root)
+        for line in recover(root, discard=args.discard):
+            print(line)
+        if (root / "meta" / "info.json").exists():
+            problems = RecordedDataset(root).validate()
+            for p in problems:
+                print(f"problem: {p}")
+            if problems:
+                return 1
+        if not logs:
+            print("no unfinished episodes")
+        print("ok")
+        return 0
+    ds = RecordedDataset(args.dir)
+    if args.dataset_command == "info":
+        summary = ds.summary()
+        if args.json:
+            print(json.dumps(summary, indent=2))
+            return 0
+        print(f"{summary['path']}: {summary['format']} dataset, robot {summary['robot_type']}")
+        print(
+            f"  {summary['episodes']} episodes, {summary['frames']} frames at "
+            f"{summary['fps']} fps ({summary['duration_s']:.1f} s), {summary['bytes'] / 1e6:.1f} MB"
+        )
+        print(f"  tasks: {', '.join(repr(t) for t in summary['tasks']) or '-'}")
+        print(f"  features: {len(summary['features'])}")
+        for name, (dtype, *shape) in summary["features"].items():
+            print(f"    {name:28s} {dtype:8s} {shape}")
+        if summary["unfinished_logs"]:
+            print(f"  unfinished: {summary['unfinished_logs']} (run 'dexteleop dataset doctor')")
+        return 0
+    if args.dataset_command == "export":
+        out = _output_path(args.out)
+        assert out is not None
+        export_hdf5(ds, out)
+        print(f"wrote {out} ({ds.num_episodes} demos, {ds.num_frames} samples)")
+        return 0
+    raise CliError(f"unknown dataset command {args.dataset_command!r}")
+
+
 def _cmd_app(args: argparse.Namespace) -> int:
     if (args.screenshot is not None or args.report is not None) and args.duration is None:
         raise CliError("--screenshot and --report need --duration SECONDS")
@@ -288,6 +448,49 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--report", help="with --duration: write the session and UI report (JSON)")
     a.set_defaults(func=_cmd_app)
 
+    rec = sub.add_parser("record", help="record teleoperation episodes into a dataset (headless)")
+    rec.add_argument("--out", required=True, help="dataset folder (created, or appended to)")
+    rec.add_argument("--hand", default="leap", help="hand: leap | allegro (default leap)")
+    rec.add_argument("--device", default="replay", help="input device NAME[:ARGS]")
+    rec.add_argument("--controller", default="retarget", help="controller")
+    rec.add_argument("--set", action="append", help="controller setting NAME=VALUE (repeat)")
+    rec.add_argument("--duration", type=_positive, default=10.0, help="seconds per episode")
+    rec.add_argument("--episodes", type=int, default=1, help="episodes to record (default 1)")
+    rec.add_argument("--task", default="", help="task label of the episodes")
+    rec.add_argument("--object", default=None, help="cube | cylinder | sphere | long_cuboid")
+    rec.add_argument("--wrist", default="palm_up", help="wrist orientation (default palm_up)")
+    rec.add_argument("--retarget-mode", default="position", help="position | vector | dexpilot")
+    rec.add_argument("--rate", type=_positive, default=20.0, help="control rate = fps (Hz)")
+    rec.add_argument("--fast", action="store_true", help="virtual clock, as fast as possible")
+    rec.add_argument(
+        "--progress", action="store_true", help="print a line each time the log is synced"
+    )
+    rec.set_defaults(func=_cmd_record)
+
+    rp = sub.add_parser(
+        "replay", help="feed a recorded operator stream through a controller; compare runs"
+    )
+    rp.add_argument("dataset", help="dataset folder")
+    rp.add_argument("--episode", type=int, default=0)
+    rp.add_argument("--controller", help="controller (default: the one that recorded it)")
+    rp.add_argument("--set", action="append", help="controller setting NAME=VALUE (repeat)")
+    rp.add_argument("--report", help="write the JSON report here (default: print it)")
+    rp.set_defaults(func=_cmd_replay)
+
+    ds = sub.add_parser("dataset", help="inspect, repair and export recorded datasets")
+    dsub = ds.add_subparsers(dest="dataset_command", required=True)
+    di = dsub.add_parser("info", help="what a dataset holds")
+    di.add_argument("dir")
+    di.add_argument("--json", action="store_true")
+    dd = dsub.add_parser("doctor", help="recover (or --discard) unfinished episodes; validate")
+    dd.add_argument("dir")
+    dd.add_argument("--discard", action="store_true", help="drop unfinished episodes")
+    de = dsub.add_parser("export", help="export to another format")
+    de.add_argument("dir")
+    de.add_argument("--to", choices=["hdf5"], required=True, help="hdf5: robomimic layout")
+    de.add_argument("out", help="output file")
+    ds.set_defaults(func=_cmd_dataset)
+
     ls = sub.add_parser("list", help="list hands, devices, controllers and options")
     ls.set_defaults(func=_cmd_list)
 
@@ -335,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     from assets.registry import UnknownPluginError
     from devices.inputs.clips import ClipFormatError
     from teleop_app.profiles import ProfileError
+    from teleop_app.recording.dataset import DatasetError
+    from teleop_app.recording.wal import WalError
 
     try:
         return int(args.func(args))
@@ -344,6 +549,8 @@ def main(argv: list[str] | None = None) -> int:
         HandModelError,
         UnknownPluginError,
         ProfileError,
+        DatasetError,
+        WalError,
         OSError,
         RuntimeError,
     ) as e:

@@ -46,6 +46,8 @@ VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.m
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 INFO = "meta/info.json"
 STATS = "meta/stats.json"
+#: ours, beside LeRobot's files (its loader ignores it): how each episode's session was set up
+SESSIONS = "meta/dexteleop.json"
 TASKS = "meta/tasks.parquet"
 RECORDING_DIR = ".recording"
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
@@ -111,6 +113,17 @@ def read_info(root: Path) -> dict[str, Any] | None:
             f"{CODEBASE_VERSION!r} (LeRobot {LEROBOT_VERSION} layout)"
         )
     return info
+
+
+def read_sessions(root: Path) -> dict[str, Any]:
+    """Episode index (str) -> the session settings it was recorded with."""
+    path = Path(root) / SESSIONS
+    if not path.exists():
+        return {}
+    try:
+        return dict(json.loads(path.read_text()).get("episodes", {}))
+    except (OSError, ValueError, AttributeError) as e:
+        raise DatasetError(f"{path}: unreadable ({e})") from None
 
 
 def read_tasks(root: Path) -> list[str]:
@@ -311,6 +324,9 @@ def commit_episode(root: Path, header: dict[str, Any], rows: list[dict[str, Any]
         _parquet_bytes(pa.Table.from_pydict(ep_row)),
     )
     write_tasks(root, tasks)
+    sessions = read_sessions(root)
+    sessions[str(episode)] = header.get("session", {})
+    write_atomic(root / SESSIONS, json.dumps({"episodes": sessions}, indent=2) + "\n")
     old_stats = read_stats(root) if episode > 0 else None
     info.update(
         total_episodes=episode + 1,

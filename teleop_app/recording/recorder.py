@@ -117,6 +117,7 @@ class Recorder:
         robot_type: str | None = None,
         sync_s: float = SYNC_S,
         on_sync: Callable[[int, int], None] | None = None,
+        session_info: dict[str, Any] | None = None,
     ) -> None:
         self.root = Path(root)
         if abs(fps - round(fps)) > 1e-9:
@@ -126,6 +127,7 @@ class Recorder:
         self.robot_type = robot_type or f"{hand.name}_hand"
         self.sync_s = sync_s
         self.on_sync = on_sync
+        self.session_info = dict(session_info or {})
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / RECORDING_DIR).mkdir(exist_ok=True)
         self._lock_file = open(self.root / RECORDING_DIR / "lock", "w")  # noqa: SIM115
@@ -257,6 +259,7 @@ class Recorder:
             "features": self.features,
             "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "pid": os.getpid(),
+            "session": self.session_info,
         }
         try:
             self._wal = WalWriter(_wal_path(self.root, episode), self._header, sync_s=self.sync_s)
