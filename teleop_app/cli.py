@@ -265,14 +265,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
         if args.progress:
             print(f"synced episode {episode} frames {frames} t {time.time():.3f}", flush=True)
 
-    recorder = Recorder(
-        args.out,
-        hand=session.robot.hand,
-        fps=args.rate,
-        with_object="object" in config.robot_options,
-        on_sync=progress,
-        session_info=_jsonable_config(config),
-    )
+    recorder = Recorder.for_session(args.out, session, on_sync=progress)
     session.subscribe(recorder)
     saved = []
     try:
@@ -298,20 +291,15 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
-def _jsonable_config(config: Any) -> dict[str, Any]:
-    import dataclasses
-
-    from teleop_app.session import _jsonable
-
-    out = _jsonable(dataclasses.asdict(config))
-    return out if isinstance(out, dict) else {}
-
-
 def _cmd_replay(args: argparse.Namespace) -> int:
     from teleop_app.recording.replay import counterfactual
 
     report, _ = counterfactual(
-        args.dataset, args.episode, controller=args.controller, settings=_settings(args.set)
+        args.dataset,
+        args.episode,
+        controller=args.controller,
+        settings=_settings(args.set),
+        retarget=args.retarget,
     )
     text = json.dumps(report, indent=2)
     if args.report:
@@ -475,6 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--controller", help="controller (default: the one that recorded it)")
     rp.add_argument("--set", action="append", help="controller setting NAME=VALUE (repeat)")
     rp.add_argument("--report", help="write the JSON report here (default: print it)")
+    rp.add_argument(
+        "--retarget", action="store_true",
+        help="retarget the recorded human frames again instead of replaying the recorded commands",
+    )  # fmt: skip
     rp.set_defaults(func=_cmd_replay)
 
     ds = sub.add_parser("dataset", help="inspect, repair and export recorded datasets")

@@ -100,6 +100,7 @@ class TickRecord:
         events: safety events this tick. info: the controller's info.
         timings_ms: per-stage durations. settings: the controller's settings.
         controller: the controller's name.
+        sim_state: the simulator's full state when ``state`` was read (simulated hands).
     """
 
     tick: int
@@ -114,6 +115,7 @@ class TickRecord:
     timings_ms: dict[str, float]
     settings: dict[str, Any]
     controller: str
+    sim_state: np.ndarray | None = None
 
 
 class Session:
@@ -158,6 +160,9 @@ class Session:
         self._closed = False
         self._switch_gen = 0  # switches requested so far
         self._switch_pending: int | None = None  # the switch the hand holds for
+        self._has_sim_state = hasattr(self.robot, "sim_state")
+        #: when set, ``command_source(frame)`` replaces retargeting (replaying recordings)
+        self.command_source: Callable[[HumanFrame], Command] | None = None
         self._snapshot: TickRecord | None = None
         self._snapshot_lock = threading.Lock()
         self._listeners: list[Callable[[TickRecord], None]] = []
@@ -460,8 +465,12 @@ class Session:
             self._last_frame_t = float(frame.t)
             t0 = time.perf_counter()
             try:
-                command = self.retargeter(frame)
-                self._command = dataclasses.replace(command, axis=self.axis_selector(frame).axis)
+                if self.command_source is not None:  # replaying recorded commands
+                    self._command = self.command_source(frame)
+                else:
+                    command = self.retargeter(frame)
+                    axis = self.axis_selector(frame).axis
+                    self._command = dataclasses.replace(command, axis=axis)
             except Exception as e:  # noqa: BLE001 - retargeting failures hold the hand
                 log.warning("retargeting failed: %s", e)
                 hold = "retarget_error"
@@ -469,6 +478,7 @@ class Session:
 
         t0 = time.perf_counter()
         state = self.robot.read()
+        sim_state = self.robot.sim_state() if self._has_sim_state else None
         timings["hand_read"] = (time.perf_counter() - t0) * 1e3
 
         target: np.ndarray | None = None
@@ -516,6 +526,7 @@ class Session:
             timings_ms=timings,
             settings=self._settings(),
             controller=self.controller_name,
+            sim_state=sim_state,
         )
         self.metrics.add_tick(record)
         if self.config.keep_states and hasattr(self.robot, "sim_state"):

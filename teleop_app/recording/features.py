@@ -45,8 +45,11 @@ def _f(dtype: str, names: list[str] | None, n: int | None = None) -> dict[str, A
     return {"dtype": dtype, "shape": [int(size or 1)], "names": names}
 
 
-def hand_features(hand: Hand, *, with_object: bool) -> dict[str, dict[str, Any]]:
-    """The schema of a dataset recorded on ``hand`` (without LeRobot's default columns)."""
+def hand_features(
+    hand: Hand, *, with_object: bool, sim_state_size: int | None = None
+) -> dict[str, dict[str, Any]]:
+    """The schema of a dataset recorded on ``hand`` (without LeRobot's default columns).
+    ``sim_state_size``: record the simulator's full state too (exact replays, rendering)."""
     joints = list(hand.joint_names)
     kp = _xyz(list(KEYPOINT_NAMES))
     feats: dict[str, dict[str, Any]] = {
@@ -75,6 +78,8 @@ def hand_features(hand: Hand, *, with_object: bool) -> dict[str, dict[str, Any]]
         "timing.stage_ms": _f("float32", list(TIMING_STAGES)),
         "time.loop_s": _f("float64", None, 1),
     }
+    if sim_state_size:
+        feats["sim.state"] = _f("float64", None, sim_state_size)
     if with_object:
         feats["observation.object_pose"] = _f("float32", ["x", "y", "z", "qw", "qx", "qy", "qz"])
         feats["observation.object_dropped"] = _f("bool", None, 1)
@@ -138,6 +143,11 @@ def tick_row(r: TickRecord, features: dict[str, dict[str, Any]]) -> dict[str, An
         ),
         "time.loop_s": np.array([float(r.t)]),
     }
+    if "sim.state" in features:
+        size = features["sim.state"]["shape"][0]
+        row["sim.state"] = (
+            np.full(size, np.nan) if r.sim_state is None else np.asarray(r.sim_state, float)
+        )
     if "observation.object_pose" in features:
         row["observation.object_pose"] = _vec(s.object_pose, 7)
         row["observation.object_dropped"] = np.array([bool(s.object_dropped)])

@@ -125,7 +125,7 @@ class RecordedDataset:
         import torch
 
         return {
-            k: torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+            k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v
             for k, v in self.episode(index).items()
         }
 

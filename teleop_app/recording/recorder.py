@@ -118,12 +118,13 @@ class Recorder:
         sync_s: float = SYNC_S,
         on_sync: Callable[[int, int], None] | None = None,
         session_info: dict[str, Any] | None = None,
+        sim_state_size: int | None = None,
     ) -> None:
         self.root = Path(root)
         if abs(fps - round(fps)) > 1e-9:
             raise DatasetError(f"LeRobot datasets need a whole fps, got {fps}")
         self.fps = round(fps)
-        self.features = hand_features(hand, with_object=with_object)
+        self.features = hand_features(hand, with_object=with_object, sim_state_size=sim_state_size)
         self.robot_type = robot_type or f"{hand.name}_hand"
         self.sync_s = sync_s
         self.on_sync = on_sync
@@ -158,6 +159,27 @@ class Recorder:
         self._header: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
+
+    @classmethod
+    def for_session(cls, root: str | Path, session: Any, **kw: Any) -> Recorder:
+        """A recorder for ``session``'s hand, rate and object, keeping the simulator state
+        and the session's settings (so an episode can be replayed exactly)."""
+        import dataclasses
+
+        from teleop_app.session import _jsonable
+
+        robot = session.robot
+        size = len(robot.sim_state()) if hasattr(robot, "sim_state") else None
+        config = session.config
+        return cls(
+            root,
+            hand=robot.hand,
+            fps=config.rate_hz,
+            with_object="object" in config.robot_options,
+            sim_state_size=size,
+            session_info=_jsonable(dataclasses.asdict(config)),
+            **kw,
+        )
 
     # -- control (any thread) ------------------------------------------------------------------
     def start(self, task: str = "") -> Future[int]:

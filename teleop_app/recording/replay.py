@@ -91,6 +91,45 @@ class DatasetDevice(Device):
         return super().latest()
 
 
+def _recorded_commands(ep: dict[str, Any]) -> Any:
+    """``frame -> Command``: the command recorded at the tick that frame was published for."""
+    from devices.retargeting.command import Command
+
+    def command(frame: HumanFrame) -> Command:
+        k = int(frame.seq)
+        axis = np.asarray(ep["command.axis"][k], float)
+        gesture = ep["command.gesture"][k] or None
+        return Command(
+            t=float(frame.t),
+            seq=k,
+            keypoints=np.asarray(ep["command.keypoints"][k], float).reshape(8, 3),
+            joints=np.asarray(ep["command.joints"][k], float),
+            axis=axis if np.all(np.isfinite(axis)) else None,
+            gesture=gesture,
+        )
+
+    return command
+
+
+def _restore_start(session: Any, ep: dict[str, Any]) -> bool:
+    """Put the simulated hand (and object) where the episode started; False when the
+    episode has no recorded simulator state (then it starts from the session's reset)."""
+    robot = session.robot
+    if "sim.state" not in ep or not hasattr(robot, "load_state"):
+        return False
+    state0 = np.asarray(ep["sim.state"][0], float)
+    if state0.size != len(robot.sim_state()) or not np.all(np.isfinite(state0)):
+        return False
+    robot.load_state(state0)
+    target0 = np.asarray(ep["observation.target"][0], float)
+    robot._target = target0.copy()
+    if "observation.object_dropped" in ep:
+        robot._dropped = bool(ep["observation.object_dropped"][0])
+    robot.safety.reset(target0)
+    session.controller.reset(robot.read())
+    return True
+
+
 def _run_summary(ep: dict[str, Any]) -> dict[str, Any]:
     """Tracking error, intervention, drops and safety events of a recorded or replayed run."""
     valid = np.asarray(ep["command.valid"], dtype=bool)
@@ -122,9 +161,14 @@ def counterfactual(
     *,
     controller: str | None = None,
     settings: dict[str, Any] | None = None,
+    retarget: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Replay ``episode`` through ``controller`` (default: the recorded one) on the simulated
-    hand, in fast mode. Returns (report, the replayed episode as columns)."""
+    hand, in fast mode, from the episode's recorded starting state (when it was recorded).
+
+    By default the recorded commands are replayed (the operator's stream as the controller
+    saw it); with ``retarget`` the recorded human frames are retargeted again. Returns
+    (report, what was run)."""
     from teleop_app.recording.features import hand_features, tick_row
     from teleop_app.session import Session, SessionConfig
 
@@ -154,10 +198,13 @@ def counterfactual(
         fast=True,
     )
     session = Session(config, device=device)
+    if not retarget:
+        session.command_source = _recorded_commands(ep)
     features = hand_features(session.robot.hand, with_object="object" in robot_options)
     rows: list[dict[str, Any]] = []
     session.subscribe(lambda r: rows.append(tick_row(r, features)))
     with session:
+        exact_start = _restore_start(session, ep)
         session.run(ticks=device.length)
     replay = {k: [r[k] for r in rows] for k in rows[0]} if rows else {}
     for k, v in replay.items():
@@ -180,5 +227,7 @@ def counterfactual(
             "mean": round(float(diff.mean()), 6) if diff.size else 0.0,
         },
         "limit_violations": session.robot.limit_violations,
+        "replayed_from": "human frames, retargeted again" if retarget else "recorded commands",
+        "exact_start": exact_start,
     }
     return report, dataclasses.asdict(config) | {"rows": len(rows)}
