@@ -28,7 +28,8 @@ class AppSettings:
     object: simulated object or "none". wrist: wrist orientation of the simulated mount.
     controller: controller name. controller_settings: controller -> live settings.
     retarget_mode: retargeting mode. operator: operator profile name or "".
-    task: task label for recordings. plot_finger: finger shown in the plots.
+    task: task label for recordings. dataset: the folder recordings go to ("" = default).
+    plot_finger: finger shown in the plots.
     geometry: the main window's saved geometry (hex), or "".
     """
 
@@ -41,8 +42,14 @@ class AppSettings:
     retarget_mode: str = "position"
     operator: str = ""
     task: str = ""
+    dataset: str = ""
     plot_finger: str = "index"
     geometry: str = ""
+
+
+def default_dataset() -> Path:
+    """Where the app records when no folder was chosen."""
+    return app_home() / "datasets" / "demos"
 
 
 def settings_path() -> Path:

@@ -295,13 +295,57 @@ def test_settings_and_choices_persist_between_runs(qtbot):
     close(w2)
 
 
-def test_recording_controls_are_disabled_with_a_note(qtbot):
-    w = MainWindow(AppSettings(), persist=False, connect=False)
-    qtbot.addWidget(w)
-    for b in (w.record_start, w.record_stop, w.record_discard):
-        assert not b.isEnabled() and "dataset writer" in b.toolTip()
-    assert "disabled" in w.recording_note.text()
-    w.close()
+def test_recording_from_the_app(qtbot, tmp_path):
+    from teleop_app.recording.reader import RecordedDataset
+
+    w = open_window(qtbot)
+    w.dataset_edit.setText(str(tmp_path / "demos"))
+    w.task_edit.setText("spin cube")
+    assert w.record_start.isEnabled() and not w.record_stop.isEnabled()
+    qtbot.mouseClick(w.record_start, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.recording.recording, timeout=5000)
+    qtbot.waitUntil(lambda: "REC" in w.status_state.text() and w.record_stop.isEnabled())
+    qtbot.waitUntil(lambda: w.recording.status()["frames"] >= 20, timeout=5000)
+    qtbot.mouseClick(w.record_stop, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "saved episode 0" in w.recording_message.text(), timeout=10000)
+    qtbot.waitUntil(w.record_start.isEnabled, timeout=5000)
+    qtbot.mouseClick(w.record_start, Qt.MouseButton.LeftButton)  # a second one, discarded
+    qtbot.waitUntil(w.record_discard.isEnabled, timeout=5000)
+    qtbot.mouseClick(w.record_discard, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "discarded" in w.recording_message.text(), timeout=5000)
+    qtbot.waitUntil(w.record_start.isEnabled, timeout=5000)
+    qtbot.mouseClick(w.record_start, Qt.MouseButton.LeftButton)  # a third, saved on close
+    qtbot.waitUntil(lambda: w.recording.status()["frames"] >= 5, timeout=5000)
+    assert "episodes: 1" in w.episodes_label.text()
+    close(w)
+    ds = RecordedDataset(tmp_path / "demos")
+    assert ds.num_episodes == 2 and ds.validate() == []
+    assert ds.tasks == ["spin cube"] and ds.episodes[0]["length"] >= 20
+
+
+def test_recording_into_a_full_disk_says_so_and_the_hand_goes_on(qtbot, tmp_path, monkeypatch):
+    import errno
+
+    from teleop_app.recording import wal
+
+    real_append = wal.WalWriter.append
+
+    def append(self, row):  # the disk fills up after 10 frames
+        if self.rows >= 10:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        real_append(self, row)
+
+    monkeypatch.setattr(wal.WalWriter, "append", append)
+    w = open_window(qtbot)
+    w.dataset_edit.setText(str(tmp_path / "full"))
+    ticks = w.runner.session.metrics
+    qtbot.mouseClick(w.record_start, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "disk is full" in w.recording_message.text(), timeout=5000)
+    assert "teleoperation goes on" in w.recording_message.text()
+    n = ticks.ticks
+    qtbot.waitUntil(lambda: ticks.ticks > n + 10, timeout=3000)  # the loop goes on
+    assert w.runner.running and not w.recording.recording
+    close(w)
 
 
 def test_a_bad_device_is_reported_not_raised(qtbot):

@@ -330,3 +330,17 @@ def test_sigkill_mid_episode_loses_at_most_a_second(tmp_path, seed):
         assert t_kill - t_last < 1.0 + 0.2 and not synced
     assert t_start > 0
     print(f"seed {seed}: killed {t_kill - t_start:.2f} s in, episode {last_ep}, lengths {lengths}")
+
+
+def test_a_log_that_is_not_a_file_is_set_aside_not_read(tmp_path):
+    root = tmp_path / "d"
+    (root / ".recording").mkdir(parents=True)
+    bogus = root / ".recording" / "episode_000000.wal"
+    bogus.symlink_to("/dev/zero")  # reading it whole would never end
+    (line,) = recover(root)
+    assert "not a regular file" in line and "set aside" in line
+    assert pending_logs(root) == []
+    garbage = root / ".recording" / "episode_000001.wal"
+    garbage.write_bytes(b"not a log at all")
+    (line,) = recover(root)
+    assert "not a recording log" in line

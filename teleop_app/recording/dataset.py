@@ -325,7 +325,11 @@ def commit_episode(root: Path, header: dict[str, Any], rows: list[dict[str, Any]
     )
     write_tasks(root, tasks)
     sessions = read_sessions(root)
-    sessions[str(episode)] = header.get("session", {})
+    sessions[str(episode)] = {
+        **header.get("session", {}),
+        "operator": header.get("operator", ""),
+        "started": header.get("started", ""),
+    }
     write_atomic(root / SESSIONS, json.dumps({"episodes": sessions}, indent=2) + "\n")
     old_stats = read_stats(root) if episode > 0 else None
     info.update(

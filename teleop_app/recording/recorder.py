@@ -182,9 +182,9 @@ class Recorder:
         )
 
     # -- control (any thread) ------------------------------------------------------------------
-    def start(self, task: str = "") -> Future[int]:
-        """Begin an episode labelled ``task``; the future holds its episode index."""
-        return self._ask("start", task)
+    def start(self, task: str = "", operator: str = "") -> Future[int]:
+        """Begin an episode labelled ``task`` by ``operator``; the future holds its index."""
+        return self._ask("start", (task, operator))
 
     def stop(self) -> Future[int]:
         """Finish the episode: commit it to the dataset. The future holds its index."""
@@ -267,7 +267,8 @@ class Recorder:
         if self.on_sync is not None and self._header is not None:
             self.on_sync(int(self._header["episode"]), wal.rows)
 
-    def _do_start(self, task: str) -> int:
+    def _do_start(self, arg: tuple[str, str] | str) -> int:
+        task, operator = arg if isinstance(arg, tuple) else (arg, "")
         if self.state == "recording":
             raise RuntimeError("already recording an episode")
         if self.state == "failed":
@@ -281,6 +282,7 @@ class Recorder:
             "features": self.features,
             "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "pid": os.getpid(),
+            "operator": str(operator),
             "session": self.session_info,
         }
         try:

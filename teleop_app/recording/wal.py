@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 import time
 import zlib
@@ -86,6 +87,9 @@ class WalWriter:
 def read_wal(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
     """The header, the intact rows, and whether the log ended cleanly (False: a torn or
     corrupt tail was dropped)."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):  # e.g. a link to a device: never read it whole
+        raise WalError(f"{path}: not a regular file")
     data = Path(path).read_bytes()
     if not data.startswith(MAGIC):
         raise WalError(f"{path}: not a recording log")

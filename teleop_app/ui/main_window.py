@@ -43,7 +43,13 @@ from assets import HAND_SPECS, OBJECTS
 from assets.hands import FINGERS
 from controllers.base import CONTROLLERS
 from devices.retargeting.retargeter import RETARGET_MODES
-from teleop_app.app_settings import AppSettings, controller_options, save_settings, session_config
+from teleop_app.app_settings import (
+    AppSettings,
+    controller_options,
+    default_dataset,
+    save_settings,
+    session_config,
+)
 from teleop_app.profiles import (
     ProfileError,
     calibrate,
@@ -52,6 +58,7 @@ from teleop_app.profiles import (
     load_profile,
     save_profile,
 )
+from teleop_app.recording.control import RecordingControl
 from teleop_app.runner import SessionRunner
 from teleop_app.ui.plots import LivePlots
 from teleop_app.ui.scene_view import SceneRenderer, SceneView
@@ -63,10 +70,6 @@ UI_HZ = 30.0
 CALIBRATION_S = 3.0
 #: Plots redraw at every second UI tick (15 Hz): painting them costs more than reading.
 PLOT_EVERY = 2
-RECORDING_NOTE = (
-    "Recording arrives with the dataset writer (LeRobot v3.0 layout, crash-safe); until "
-    "then these controls are disabled."
-)
 ESTOP_STYLE = (
     "QPushButton {background: #c0392b; color: white; font-size: 18px; font-weight: bold;"
     " border-radius: 6px; padding: 14px;} QPushButton:hover {background: #e74c3c;}"
@@ -156,6 +159,8 @@ class MainWindow(QMainWindow):
         self._calibration_deadline = 0.0
         self._connecting_with: dict[str, Any] = {}
         self._estop_future: Future[Any] | None = None
+        self.recording = RecordingControl(self.runner)
+        self._recording_future: tuple[str, Future[Any]] | None = None
         self._refresh_failed = False
         self.setWindowTitle("dexteleop")
 
@@ -342,27 +347,97 @@ class MainWindow(QMainWindow):
     def _recording_panel(self) -> QGroupBox:
         box = QGroupBox("Recording")
         form = QFormLayout(box)
+        self.dataset_edit = QLineEdit(self.settings.dataset or str(default_dataset()))
+        self.dataset_edit.setToolTip(
+            "Dataset folder (LeRobot v3.0 layout); episodes are appended to it"
+        )
+        form.addRow("dataset", self.dataset_edit)
         self.task_edit = QLineEdit(self.settings.task)
         self.task_edit.setPlaceholderText("e.g. rotate cube about z")
         form.addRow("task", self.task_edit)
         self.operator_id = QLabel(self.settings.operator or "(none)")
         form.addRow("operator", self.operator_id)
         row = QHBoxLayout()
-        self.record_start = QPushButton("Record")
-        self.record_stop = QPushButton("Stop")
+        self.record_start = QPushButton("● Record")
+        self.record_stop = QPushButton("Stop && save")
         self.record_discard = QPushButton("Discard")
+        self.record_start.clicked.connect(self.start_recording)
+        self.record_stop.clicked.connect(self.stop_recording)
+        self.record_discard.clicked.connect(self.discard_recording)
         for b in (self.record_start, self.record_stop, self.record_discard):
-            b.setEnabled(False)
-            b.setToolTip(RECORDING_NOTE)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # space is the e-stop, not a click
             row.addWidget(b)
         form.addRow(row)
-        self.episodes_label = QLabel("episodes: -   size: -")
+        self.episodes_label = QLabel("episodes: -")
         form.addRow(self.episodes_label)
-        self.recording_note = QLabel(RECORDING_NOTE)
-        self.recording_note.setWordWrap(True)
-        self.recording_note.setStyleSheet("color: #888;")
-        form.addRow(self.recording_note)
+        self.recording_message = QLabel("")
+        self.recording_message.setWordWrap(True)
+        form.addRow(self.recording_message)
+        self._update_recording_buttons()
         return box
+
+    def start_recording(self) -> None:
+        self._collect_settings()
+        try:
+            future = self.recording.start(
+                self.dataset_edit.text().strip(), self.task_edit.text(), self.settings.operator
+            )
+        except Exception as e:  # noqa: BLE001 - shown, never raised into Qt
+            self._recording_said(f"cannot record: {_one_line(e)}", error=True)
+            return
+        self._recording_future = ("start", future)
+        self._update_recording_buttons()
+
+    def stop_recording(self) -> None:
+        if self.recording.recorder is None:
+            return
+        self._recording_future = ("stop", self.recording.stop())
+        self.record_stop.setEnabled(False)
+        self.record_discard.setEnabled(False)
+        self._recording_said("saving the episode...")
+
+    def discard_recording(self) -> None:
+        if self.recording.recorder is None:
+            return
+        self._recording_future = ("discard", self.recording.discard())
+
+    def _recording_said(self, text: str, *, error: bool = False) -> None:
+        color = "#d33" if error else "#2a2"
+        self.recording_message.setText(f"<span style='color:{color}'>{text}</span>")
+
+    def _update_recording_buttons(self) -> None:
+        busy = self._recording_future is not None
+        recording = self.recording.recording
+        self.record_start.setEnabled(self.runner.running and not recording and not busy)
+        self.record_stop.setEnabled(recording and not busy)
+        self.record_discard.setEnabled(recording and not busy)
+        self.dataset_edit.setEnabled(not recording)
+
+    def _refresh_recording(self) -> None:
+        pending = self._recording_future
+        if pending is not None and pending[1].done():
+            what, future = pending
+            self._recording_future = None
+            exc = future.exception()
+            if exc is not None:
+                self._recording_said(f"{what} failed: {_one_line(exc)}", error=True)
+            elif what == "start":
+                self._recording_said(f"recording episode {future.result()}")
+            elif what == "stop":
+                self._recording_said(f"saved episode {future.result()}")
+            else:
+                self._recording_said("episode discarded")
+        st = self.recording.status()
+        if st["state"] == "failed" and st["message"]:
+            self._recording_said(st["message"], error=True)
+        if st["episodes"] is None:
+            self.episodes_label.setText("episodes: -")
+        else:
+            text = f"episodes: {st['episodes']}"
+            if st["state"] == "recording":
+                text += f"   recording: {st['frames']} frames, {st['bytes'] / 1e6:.2f} MB"
+            self.episodes_label.setText(text)
+        self._update_recording_buttons()
 
     # -- actions ----------------------------------------------------------------------------
     def _connection_choices(self) -> dict[str, Any]:
@@ -381,6 +456,7 @@ class MainWindow(QMainWindow):
         a connect with them succeeded, so choices never used are not saved."""
         s = self.settings
         s.task = self.task_edit.text()
+        s.dataset = self.dataset_edit.text().strip()
         s.plot_finger = self.finger_combo.currentText()
         if self.form is not None and self._form_controller is not None:
             s.controller_settings[self._form_controller] = dict(self.form.values)
@@ -392,6 +468,7 @@ class MainWindow(QMainWindow):
         choices = self._connection_choices()
         s = dataclasses.replace(self.settings, **choices)
         self._switching = None  # a switch in flight belongs to the session being replaced
+        self.recording.close()  # an episode in progress is saved before the session goes
         reason = controller_reason(s.controller, s.hand) if s.controller in CONTROLLERS else ""
         if reason is not None:
             why = reason or "not registered"
@@ -595,6 +672,7 @@ class MainWindow(QMainWindow):
                 # the release failed (the session could not restart): still stopped
                 self.set_estop(True)
                 self.statusBar().showMessage(f"could not release: {_one_line(ef.exception())}")
+        self._refresh_recording()
         if self._calibrating is not None:
             name, future = self._calibrating
             if not future.done() and time.monotonic() > self._calibration_deadline:
@@ -626,13 +704,16 @@ class MainWindow(QMainWindow):
         state = runner.state
         snap = runner.snapshot()
         if state == "error":
-            self.status_state.setText(f"<b style='color:#d33'>error: {runner.error}</b>")
+            text = f"<b style='color:#d33'>error: {runner.error}</b>"
         elif runner.estop:
-            self.status_state.setText("<b style='color:#d33'>E-STOP</b>")
+            text = "<b style='color:#d33'>E-STOP</b>"
         elif snap is not None and snap.target is None and snap.events and state == "running":
-            self.status_state.setText(f"running (holding: {', '.join(snap.events)})")
+            text = f"running (holding: {', '.join(snap.events)})"
         else:
-            self.status_state.setText(state)
+            text = state
+        if self.recording.recording:
+            text = "<b style='color:#d33'>● REC</b> " + text
+        self.status_state.setText(text)
         session = runner.session
         if view is not None and session is not None and len(view):
             self.status_loop.setText(
@@ -675,6 +756,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
         self.renderer.stop()
+        self.recording.close()  # saves an episode in progress
         self.runner.close()
         app = QApplication.instance()
         if app is not None:
