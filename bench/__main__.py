@@ -182,12 +182,48 @@ def bench_app(seconds: float = 60.0) -> None:
             )
 
 
+def bench_record(seconds: float = 60.0) -> None:
+    """Recording on vs off: the same real-time session, recorded (one episode) or not."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    print(f"\n### Recording: {seconds:.0f} s at 20 Hz on the simulated LEAP hand (real time)\n")
+    print("| run | ticks | loop Hz | missed deadlines | missed % | tick p99 ms | bytes/s on disk |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        base = [sys.executable, "-m", "teleop_app"]
+        common = ["--hand", "leap", "--device", "replay", "--object", "cube"]
+        for name in ("not recording (baseline)", "recording"):
+            report = Path(tmp) / "report.json"
+            if name == "recording":
+                out = Path(tmp) / "demos"
+                cmd = [*base, "record", *common, "--out", str(out), "--duration", str(seconds)]
+                cmd += ["--report", str(report)]
+            else:
+                cmd = [*base, "run", *common, "--duration", str(seconds), "--report", str(report)]
+            subprocess.run(cmd, check=True, capture_output=True, timeout=seconds + 120)
+            r = json.loads(report.read_text())
+            size = "-"
+            if name == "recording":
+                total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+                wal = r.get("recording", {}).get("log_bytes", 0)
+                size = f"{total / seconds:,.0f} (log while recording: {wal / seconds:,.0f})"
+            ticks, missed = r["ticks"], r["missed_deadlines"]
+            print(
+                f"| {name} | {ticks} | {r['rate_hz']:.2f} | {missed} | "
+                f"{missed / max(ticks, 1):.2%} | {r['latency_ms']['tick']['p99']:.1f} | {size} |"
+            )
+
+
 BENCHES = {
     "sim": bench_sim,
     "retarget": bench_retarget,
     "pinch": bench_pinch,
     "loop": bench_loop,
     "app": bench_app,
+    "record": bench_record,
 }
 
 

@@ -267,7 +267,9 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
     recorder = Recorder.for_session(args.out, session, on_sync=progress)
     session.subscribe(recorder)
+    report_path = _output_path(args.report)
     saved = []
+    log_bytes = 0
     try:
         with session:
             for _ in range(args.episodes):
@@ -277,6 +279,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
                 session.run(args.duration)
                 if recorder.state == "failed":
                     raise CliError(recorder.message)
+                log_bytes += recorder.bytes_written
                 saved.append(recorder.stop().result(timeout=120))
                 log.info("saved episode %d (%d frames)", saved[-1], recorder.frames)
     finally:
@@ -284,6 +287,15 @@ def _cmd_record(args: argparse.Namespace) -> int:
     from teleop_app.recording.reader import RecordedDataset
 
     info = RecordedDataset(args.out).summary()
+    if report_path is not None:
+        report = session.report()
+        report["recording"] = {
+            "dataset": str(args.out),
+            "episodes_saved": saved,
+            "log_bytes": log_bytes,
+            "dataset_bytes": info["bytes"],
+        }
+        report_path.write_text(json.dumps(report, indent=2) + "\n")
     log.info(
         "%s: %d episodes, %d frames, %.1f MB", args.out, info["episodes"], info["frames"],
         info["bytes"] / 1e6,
@@ -453,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument(
         "--progress", action="store_true", help="print a line each time the log is synced"
     )
+    rec.add_argument("--report", help="write the session's JSON report here")
     rec.set_defaults(func=_cmd_record)
 
     rp = sub.add_parser(

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -344,3 +345,26 @@ def test_a_log_that_is_not_a_file_is_set_aside_not_read(tmp_path):
     garbage.write_bytes(b"not a log at all")
     (line,) = recover(root)
     assert "not a recording log" in line
+
+
+def test_lerobot_itself_loads_a_recording(dataset):
+    """Set DEXTELEOP_LEROBOT_PYTHON to a python with lerobot 0.4.x (a separate venv: it
+    cannot be installed beside our torch) to run this check; skipped otherwise."""
+    python = os.environ.get("DEXTELEOP_LEROBOT_PYTHON")
+    if not python:
+        pytest.skip("DEXTELEOP_LEROBOT_PYTHON is not set (a python with lerobot 0.4.x)")
+    root, _ = dataset
+    script = Path(__file__).with_name("lerobot_load_check.py")
+    out = subprocess.run(
+        [python, str(script), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root.parent,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["frames"] == 120 and result["episodes"] == 3 and result["fps"] == 20
+    assert result["task"] == "pinch" and result["state_shape"] == [16]
+    assert result["subset_frames"] == 40 and result["action_is_pad"] == [False, True]
+    assert result["has_stats"]

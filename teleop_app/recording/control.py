@@ -3,13 +3,12 @@ by the operator, reporting what the panel shows."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from teleop_app.recording.recorder import Recorder
+from teleop_app.recording.recorder import Recorder, describe_os_error
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,10 @@ class RecordingControl:
             self.close()
             rec = None
         if rec is None:
-            rec = Recorder.for_session(root, session)
+            try:
+                rec = Recorder.for_session(root, session)
+            except OSError as e:  # cannot create or lock the folder
+                raise RuntimeError(describe_os_error(e, "opening the dataset folder")) from None
             session.subscribe(rec)
             self.recorder, self._session = rec, session
         return rec
@@ -80,5 +82,7 @@ class RecordingControl:
             return
         if session is not None:
             session.unsubscribe(rec)
-        with contextlib.suppress(Exception):
+        try:
             rec.close()
+        except Exception as e:  # noqa: BLE001 - closing must go on; the log stays recoverable
+            log.error("closing the recorder: %s", e)

@@ -87,7 +87,7 @@ def recover(root: Path, *, discard: bool = False) -> list[str]:
     return done
 
 
-def _describe(e: OSError, what: str) -> str:
+def describe_os_error(e: OSError, what: str) -> str:
     why = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exceeded",
@@ -234,7 +234,7 @@ class Recorder:
                 future.set_exception(e)
 
     def _fail(self, e: OSError, what: str) -> None:
-        self.state, self.message = "failed", _describe(e, what)
+        self.state, self.message = "failed", describe_os_error(e, what)
         log.error(self.message)
         if self._wal is not None:
             with contextlib.suppress(OSError):
