@@ -333,7 +333,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
         if not root.is_dir():
             raise CliError(f"{args.dir} is not a folder")
         logs = pending_logs(root)
-        for line in recover(root, discard=args.discard):
+        for line in recover(root, discard=args.discard, rebuild_stats=True):
             print(line)
         if (root / "meta" / "info.json").exists():
             problems = RecordedDataset(root).validate()

@@ -200,19 +200,56 @@ def test_hdf5_export_has_the_robomimic_layout(dataset, tmp_path):
 
 
 # -- recording next to a running loop ----------------------------------------------------------
-def test_a_full_disk_stops_recording_not_teleoperation(tmp_path):
+def test_a_full_disk_stops_recording_not_teleoperation(tmp_path, monkeypatch):
+    import errno
+
+    from teleop_app.recording import wal
+
+    real_append = wal.WalWriter.append
+
+    def append(self, row):  # the disk fills up after 10 frames
+        if self.rows >= 10:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        real_append(self, row)
+
+    monkeypatch.setattr(wal.WalWriter, "append", append)
     root = tmp_path / "full"
     session = Session(SessionConfig(fast=True))
-    rec = Recorder(root, hand=session.robot.hand, fps=20, with_object=False, sync_s=0.01)
+    rec = Recorder.for_session(root, session, sync_s=0.01)
     session.subscribe(rec)
-    (root / ".recording" / "episode_000000.wal").symlink_to("/dev/full")  # ENOSPC on write
     with session:
+        rec.start("x").result(timeout=10)
+        assert session.run(ticks=40) == 40  # the loop is untouched
+        deadline = time.monotonic() + 5
+        while rec.state != "failed":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert "the disk is full" in rec.message and "teleoperation goes on" in rec.message
         with pytest.raises(RuntimeError, match="the disk is full"):
-            rec.start("x").result(timeout=10)
-        assert rec.state == "failed" and "teleoperation goes on" in rec.message
-        assert session.run(ticks=20) == 20  # the loop is untouched
+            rec.stop().result(timeout=10)
+        assert session.run(ticks=10) == 10
     rec.close()
-    assert not (root / "meta" / "info.json").exists()
+    monkeypatch.setattr(wal.WalWriter, "append", real_append)
+    # the frames that reached the log are not lost: the next recorder recovers them
+    again = Recorder.for_session(root, Session(SessionConfig(fast=True)))
+    again.close()
+    ds = RecordedDataset(root)
+    assert ds.num_episodes == 1 and ds.episodes[0]["length"] == 10 and ds.validate() == []
+
+
+def test_a_device_file_as_log_is_refused_at_start(tmp_path):
+    root = tmp_path / "dev"
+    session = Session(SessionConfig(fast=True))
+    rec = Recorder.for_session(root, session)
+    session.subscribe(rec)
+    (root / ".recording" / "episode_000000.wal").symlink_to("/dev/full")
+    with session:
+        episode = rec.start("x").result(timeout=10)  # set aside, the episode starts
+        assert episode == 0 and rec.state == "recording"
+        session.run(ticks=5)
+        assert rec.stop().result(timeout=10) == 0
+    rec.close()
+    assert (root / ".recording" / "episode_000000.wal.bad").is_symlink()
 
 
 def test_an_unwritable_folder_is_a_clear_error(tmp_path):
@@ -368,3 +405,172 @@ def test_lerobot_itself_loads_a_recording(dataset):
     assert result["task"] == "pinch" and result["state_shape"] == [16]
     assert result["subset_frames"] == 40 and result["action_is_pad"] == [False, True]
     assert result["has_stats"]
+
+
+def _recorder(root, **kw):
+    session = Session(SessionConfig(fast=True))
+    rec = Recorder.for_session(root, session, **kw)
+    session.subscribe(rec)
+    session.start()
+    return session, rec
+
+
+def test_a_save_that_fails_after_the_commit_point_is_neither_lost_nor_doubled(
+    tmp_path, monkeypatch
+):
+    from teleop_app.recording import dataset as dsmod
+
+    root = tmp_path / "d"
+    session, rec = _recorder(root)
+    try:
+        for _ in range(2):
+            rec.start("t").result(timeout=10)
+            session.run(ticks=10)
+            if rec.episodes == 1:  # the second save: stats.json cannot be written
+                monkeypatch.setattr(dsmod, "rebuild_stats", _raise_oserror)
+                with pytest.raises(RuntimeError, match="stays in its log"):
+                    rec.stop().result(timeout=10)
+                monkeypatch.undo()
+            else:
+                rec.stop().result(timeout=10)
+        assert rec.start("t").result(timeout=10) == 2  # episode 1 was saved: not redone
+        session.run(ticks=10)
+        assert rec.stop().result(timeout=10) == 2
+    finally:
+        rec.close()
+        session.close()
+    ds = RecordedDataset(root)
+    assert [e["length"] for e in ds.episodes] == [10, 10, 10] and ds.validate() == []
+    stats = json.loads((root / "meta" / "stats.json").read_text())
+    assert stats["index"]["count"] == [30]
+
+
+def _raise_oserror(*a, **k):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_save_interrupted_before_the_commit_point_leaves_nothing_lerobot_would_read(
+    tmp_path, monkeypatch
+):
+    from teleop_app.recording import dataset as dsmod
+
+    root = tmp_path / "d"
+    session, rec = _recorder(root)
+    try:
+        rec.start("t").result(timeout=10)
+        session.run(ticks=10)
+        rec.stop().result(timeout=10)
+        rec.start("u").result(timeout=10)
+        session.run(ticks=10)
+        monkeypatch.setattr(dsmod, "write_tasks", _raise_oserror)  # data files are written
+        with pytest.raises(RuntimeError):
+            rec.stop().result(timeout=10)
+        monkeypatch.undo()
+    finally:
+        rec.close()
+        session.close()
+    assert len(list((root / "data").glob("*/*.parquet"))) == 2  # the leftover is there...
+    lines = recover(root, discard=True)  # ...until the operator discards the episode
+    assert any("discarded" in x for x in lines)
+    assert len(list((root / "data").glob("*/*.parquet"))) == 1
+    assert len(list((root / "meta" / "episodes").glob("*/*.parquet"))) == 1
+    ds = RecordedDataset(root)
+    assert ds.num_episodes == 1 and ds.tasks == ["t"] and ds.validate() == []
+
+
+def test_the_doctor_waits_for_no_one_and_touches_nothing_in_use(tmp_path):
+    root = tmp_path / "d"
+    session, rec = _recorder(root)
+    try:
+        rec.start("t").result(timeout=10)
+        session.run(ticks=5)
+        with pytest.raises(DatasetError, match="another process"):
+            recover(root)  # a live recording: its log is not recovered under it
+        assert rec.stop().result(timeout=10) == 0
+    finally:
+        rec.close()
+        session.close()
+
+
+def test_a_recorder_bug_or_a_slow_disk_fails_loudly_and_never_blocks_the_loop(
+    tmp_path, monkeypatch
+):
+    from teleop_app.recording import wal
+
+    def broken(episode, frames):
+        raise ValueError("a bug in a progress callback")
+
+    session, rec = _recorder(tmp_path / "a", sync_s=0.01, on_sync=broken)
+    try:
+        rec.start("t").result(timeout=10)
+        for _ in range(50):
+            session.run(ticks=1)
+            time.sleep(0.005)
+            if rec.state == "failed":
+                break
+        assert rec.state == "failed" and "ValueError" in rec.message
+        assert rec._thread.is_alive()
+    finally:
+        rec.close()
+        session.close()
+
+    real = wal.WalWriter.append
+
+    def slow(self, row):
+        time.sleep(0.2)
+        real(self, row)
+
+    monkeypatch.setattr(wal.WalWriter, "append", slow)
+    session, rec = _recorder(tmp_path / "b")
+    try:
+        rec.start("t").result(timeout=10)
+        t0 = time.perf_counter()
+        session.run(ticks=100)  # fast mode: 100 ticks in well under the 20 s the disk needs
+        assert time.perf_counter() - t0 < 10
+        assert rec.state == "failed" and "cannot keep up" in rec.message
+    finally:
+        monkeypatch.undo()
+        rec.close()
+        session.close()
+
+
+def test_stats_ignore_absent_values_across_episodes():
+    from teleop_app.recording.dataset import aggregate_stats, column_stats
+
+    a = column_stats(np.array([1.0, 2.0]))
+    b = column_stats(np.full(100, np.nan))  # an episode where the value never came
+    c = aggregate_stats([a, b])
+    assert c["min"][0] == 1.0 and c["max"][0] == 2.0 and c["mean"][0] == pytest.approx(1.5)
+    assert c["count"][0] == 102
+    d = aggregate_stats([b, b])
+    assert np.isnan(d["mean"][0])  # nothing anywhere: NaN here, 0 in stats.json
+
+
+def test_validate_finds_leftovers_and_stale_stats(tmp_path):
+    import shutil
+
+    root = tmp_path / "d"
+    record(root, episodes=2, ticks=10)
+    assert RecordedDataset(root).validate() == []
+    extra = root / "data" / "chunk-000" / "file-005.parquet"
+    shutil.copy(root / "data" / "chunk-000" / "file-001.parquet", extra)
+    stats = json.loads((root / "meta" / "stats.json").read_text())
+    stats["index"]["count"] = [10]
+    (root / "meta" / "stats.json").write_text(json.dumps(stats))
+    problems = RecordedDataset(root).validate()
+    assert any("file-005.parquet belongs to no episode" in p for p in problems)
+    assert any("stats.json counts 10 frames" in p for p in problems)
+    out = subprocess.run(
+        [*DEXTELEOP, "dataset", "doctor", str(root)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout  # the doctor removes the leftover, redoes stats
+    assert not extra.exists() and RecordedDataset(root).validate() == []
+    # and what it cannot repair, it reports (exit status 1)
+    tasks = root / "meta" / "tasks.parquet"
+    tasks.unlink()
+    out = subprocess.run(
+        [*DEXTELEOP, "dataset", "doctor", str(root)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 1 and "problem: 0 tasks" in out.stdout

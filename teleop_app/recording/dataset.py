@@ -161,45 +161,67 @@ def column_stats(values: np.ndarray) -> dict[str, np.ndarray]:
         a = a[:, None]
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (absent values)
-        finite = np.isfinite(a)
-        count = finite.sum(axis=0)
+        masked = np.where(np.isfinite(a), a, np.nan)
         out = {
-            "min": np.where(count > 0, np.nanmin(np.where(finite, a, np.inf), axis=0), 0.0),
-            "max": np.where(count > 0, np.nanmax(np.where(finite, a, -np.inf), axis=0), 0.0),
-            "mean": np.nan_to_num(np.nanmean(np.where(finite, a, np.nan), axis=0)),
-            "std": np.nan_to_num(np.nanstd(np.where(finite, a, np.nan), axis=0)),
+            "min": np.nanmin(masked, axis=0),
+            "max": np.nanmax(masked, axis=0),
+            "mean": np.nanmean(masked, axis=0),
+            "std": np.nanstd(masked, axis=0),
             "count": np.array([a.shape[0]], dtype=np.int64),
         }
-        qs = np.nanquantile(np.where(finite, a, np.nan), QUANTILES, axis=0)
-    for q, row in zip(QUANTILES, np.nan_to_num(qs), strict=True):
+        qs = np.nanquantile(masked, QUANTILES, axis=0)
+    for q, row in zip(QUANTILES, qs, strict=True):
         out[f"q{round(q * 100):02d}"] = row
-    return out
+    return out  # NaN where an element had no value in the episode
 
 
 def aggregate_stats(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Combine per-episode stats (LeRobot's rule: exact min/max/mean/std/count, quantiles
-    as count-weighted means)."""
-    counts = np.array([float(p["count"][0]) for p in parts])
-    w = counts / counts.sum()
-    mean = sum(wi * p["mean"] for wi, p in zip(w, parts, strict=True))
-    var = sum(
-        wi * (p["std"] ** 2 + (p["mean"] - mean) ** 2) for wi, p in zip(w, parts, strict=True)
-    )
-    out = {
-        "min": np.min([p["min"] for p in parts], axis=0),
-        "max": np.max([p["max"] for p in parts], axis=0),
-        "mean": mean,
-        "std": np.sqrt(var),
-        "count": np.array([int(counts.sum())], dtype=np.int64),
-    }
-    for k in STAT_KEYS[5:]:
-        out[k] = sum(wi * p[k] for wi, p in zip(w, parts, strict=True))
+    as count-weighted means), each element weighted by its finite values in each episode
+    (NaN: absent). Elements with no value anywhere come out as NaN."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.array([np.asarray(p["mean"], dtype=float) for p in parts])
+        frames = np.array([float(p["count"][0]) for p in parts])[:, None]
+        n = np.where(np.isfinite(means), frames, 0.0)  # an episode without the value: no say
+        total = n.sum(axis=0)
+        w = np.where(total > 0, n / np.where(total > 0, total, 1.0), 0.0)
+
+        def wsum(key: str) -> np.ndarray:
+            vals = np.array([np.asarray(p[key], dtype=float) for p in parts])
+            out = np.nansum(w * np.nan_to_num(vals), axis=0)
+            return np.where(total > 0, out, np.nan)
+
+        mean = wsum("mean")
+        stds = np.array([np.asarray(p["std"], dtype=float) for p in parts])
+        var = np.nansum(w * np.nan_to_num(stds**2 + (means - mean) ** 2), axis=0)
+        out = {
+            "min": np.nanmin([np.asarray(p["min"], dtype=float) for p in parts], axis=0),
+            "max": np.nanmax([np.asarray(p["max"], dtype=float) for p in parts], axis=0),
+            "mean": mean,
+            "std": np.where(total > 0, np.sqrt(var), np.nan),
+            "count": np.array([int(sum(p["count"][0] for p in parts))], dtype=np.int64),
+        }
+        for k in STAT_KEYS[5:]:
+            out[k] = wsum(k)
     return out
+
+
+def stats_for_json(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """LeRobot's keys only; absent elements (no value anywhere) as 0 (normalisation needs
+    numbers)."""
+    return {
+        k: (v if k == "count" else np.nan_to_num(v)) for k, v in stats.items() if k in STAT_KEYS
+    }
 
 
 def _stats_json(stats: dict[str, dict[str, np.ndarray]]) -> str:
     return json.dumps(
-        {f: {k: np.asarray(v).tolist() for k, v in s.items()} for f, s in stats.items()}, indent=4
+        {
+            f: {k: np.asarray(v).tolist() for k, v in stats_for_json(s).items()}
+            for f, s in stats.items()
+        },
+        indent=4,
     )
 
 
@@ -329,9 +351,9 @@ def commit_episode(root: Path, header: dict[str, Any], rows: list[dict[str, Any]
         **header.get("session", {}),
         "operator": header.get("operator", ""),
         "started": header.get("started", ""),
+        "uid": header.get("uid", ""),  # how recovery knows this log was committed
     }
     write_atomic(root / SESSIONS, json.dumps({"episodes": sessions}, indent=2) + "\n")
-    old_stats = read_stats(root) if episode > 0 else None
     info.update(
         total_episodes=episode + 1,
         total_frames=start + n,
@@ -339,17 +361,64 @@ def commit_episode(root: Path, header: dict[str, Any], rows: list[dict[str, Any]
         splits={"train": f"0:{episode + 1}"},
     )
     write_atomic(root / INFO, json.dumps(info, indent=4) + "\n")  # the commit point
-    if old_stats is not None and set(old_stats) == set(stats):
-        merged = {k: aggregate_stats([old_stats[k], stats[k]]) for k in stats}
-    else:
-        merged = rebuild_stats(root)
-    write_atomic(root / STATS, _stats_json(merged) + "\n")
+    # From every episode's own stats (kept with NaN for absent values in the episode rows),
+    # never merged into the previous stats.json: that one may be stale after a crash.
+    write_atomic(root / STATS, _stats_json(rebuild_stats(root)) + "\n")
     return episode
+
+
+def is_committed(root: Path, header: dict[str, Any]) -> bool:
+    """Whether the episode a log holds is already in the dataset (a crash after the commit
+    point): its id is recorded for an episode below ``total_episodes``."""
+    info = read_info(root)
+    uid = header.get("uid")
+    if info is None or not uid:
+        return False
+    sessions = read_sessions(root)
+    return any(
+        int(k) < int(info["total_episodes"]) and v.get("uid") == uid
+        for k, v in sessions.items()
+        if str(k).isdigit() and isinstance(v, dict)
+    )
+
+
+def prune_uncommitted(root: Path) -> int:
+    """Remove what an interrupted commit left: data and episode files of episodes the
+    dataset does not count (LeRobot would read any parquet file it finds), tasks beyond
+    ``total_tasks``. Returns the number of files removed."""
+    root = Path(root)
+    info = read_info(root)
+    total = 0 if info is None else int(info["total_episodes"])
+    removed = 0
+    for pattern in (DATA_PATH, EPISODES_PATH):
+        folder = root / pattern.split("/chunk-")[0]
+        for path in folder.glob("chunk-*/file-*.parquet"):
+            try:
+                chunk = int(path.parent.name.split("-")[1])
+                file = int(path.stem.split("-")[1])
+            except (IndexError, ValueError):
+                continue
+            if chunk * CHUNKS_SIZE + file >= total:
+                path.unlink()
+                removed += 1
+    if info is not None:
+        tasks = read_tasks(root)
+        if len(tasks) > int(info["total_tasks"]):
+            write_tasks(root, tasks[: int(info["total_tasks"])])
+        sessions = read_sessions(root)
+        extra = [k for k in sessions if not str(k).isdigit() or int(k) >= total]
+        if extra:
+            for k in extra:
+                sessions.pop(k)
+            write_atomic(root / SESSIONS, json.dumps({"episodes": sessions}, indent=2) + "\n")
+    return removed
 
 
 def rebuild_stats(root: Path) -> dict[str, dict[str, np.ndarray]]:
     """stats.json from the per-episode stats (after a crash between commit and stats)."""
-    per_episode = episode_stats_from_meta(root)
+    info = read_info(root)
+    total = 0 if info is None else int(info["total_episodes"])
+    per_episode = episode_stats_from_meta(root)[:total]
     names = set().union(*(set(p) for p in per_episode)) if per_episode else set()
     return {k: aggregate_stats([p[k] for p in per_episode if k in p]) for k in sorted(names)}
 

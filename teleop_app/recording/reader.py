@@ -171,11 +171,36 @@ class RecordedDataset:
             next_index += n
         if next_index != self.num_frames:
             problems.append(f"{next_index} frames in the data, info.json says {self.num_frames}")
+        # files LeRobot would read that the dataset does not count (an interrupted save)
+        counted = {(e["data/chunk_index"], e["data/file_index"]) for e in self.episodes}
+        for path in sorted((self.root / "data").glob("*/*.parquet")):
+            key = (int(path.parent.name.split("-")[1]), int(path.stem.split("-")[1]))
+            if key not in counted:
+                problems.append(f"{path.relative_to(self.root)} belongs to no episode")
+                continue
+            rows = pq.read_table(path, columns=["episode_index", "task_index"])
+            owners = set(rows.column("episode_index").to_pylist())
+            if len(owners) != 1:
+                problems.append(f"{path.relative_to(self.root)} holds episodes {sorted(owners)}")
+            bad_tasks = [
+                t for t in set(rows.column("task_index").to_pylist()) if t >= len(self.tasks)
+            ]
+            if bad_tasks:
+                problems.append(f"{path.relative_to(self.root)}: task_index {bad_tasks} unknown")
+        n_meta = sum(
+            pq.read_metadata(p).num_rows
+            for p in (self.root / "meta" / "episodes").glob("*/*.parquet")
+        )
+        if n_meta != self.num_episodes:
+            problems.append(f"{n_meta} episode rows, info.json says {self.num_episodes}")
         stats_path = self.root / STATS
         if self.num_episodes and not stats_path.exists():
             problems.append("meta/stats.json is missing")
         elif stats_path.exists():
             stats = json.loads(stats_path.read_text())
+            count = stats.get("index", {}).get("count", [None])[0]
+            if count != self.num_frames:
+                problems.append(f"stats.json counts {count} frames, not {self.num_frames}")
             for name, feat in self.info["features"].items():
                 if feat["dtype"] == "string":
                     continue

@@ -23,17 +23,21 @@ import os
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from teleop_app.atomic import fsync_dir
 from teleop_app.recording.dataset import (
     RECORDING_DIR,
     DatasetError,
     all_features,
     commit_episode,
     finish_committed,
+    is_committed,
+    prune_uncommitted,
     read_info,
 )
 from teleop_app.recording.features import hand_features, tick_row
@@ -57,34 +61,65 @@ def pending_logs(root: Path) -> list[Path]:
     return sorted((Path(root) / RECORDING_DIR).glob("episode_*.wal"))
 
 
-def recover(root: Path, *, discard: bool = False) -> list[str]:
-    """Recover (or discard) every unfinished episode log in ``root``; returns what was done,
-    one line per log."""
-    done = []
-    for path in pending_logs(root):
-        if discard:
+def lock_dataset(root: Path) -> Any:
+    """Take the dataset's writer lock (a file handle to keep open); DatasetError when another
+    process (a recorder, a doctor) holds it."""
+    folder = Path(root) / RECORDING_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / "lock", "w")  # noqa: SIM115 - returned, closed by the caller
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise DatasetError(f"{root} is being recorded by another process") from None
+    return handle
+
+
+def recover(
+    root: Path, *, discard: bool = False, locked: bool = False, rebuild_stats: bool = False
+) -> list[str]:
+    """Recover (or discard) every unfinished episode log in ``root``, then remove what an
+    interrupted commit left behind (and, with ``rebuild_stats``, rewrite stats.json from the
+    episodes' own stats); returns what was done, one line per action. Takes the dataset's
+    lock unless the caller holds it (``locked``)."""
+    root = Path(root)
+    handle = None if locked else lock_dataset(root)
+    try:
+        done = []
+        for path in pending_logs(root):
+            try:
+                header, rows, clean = read_wal(path)
+            except WalError as e:
+                if discard:
+                    path.unlink()
+                    done.append(f"{path.name}: unreadable, discarded")
+                else:
+                    path.rename(path.with_suffix(".wal.bad"))
+                    done.append(f"{path.name}: unreadable ({e}); set aside as {path.name}.bad")
+                continue
+            tail = "" if clean else " (a torn last record was dropped)"
+            if is_committed(root, header):  # crashed after the commit point: finish the stats
+                finish_committed(root)
+                done.append(f"{path.name}: episode {header['episode']} was already saved{tail}")
+            elif discard:
+                done.append(f"{path.name}: discarded ({len(rows)} frames)")
+            elif rows:
+                ep = commit_episode(root, header, rows)
+                done.append(f"{path.name}: recovered as episode {ep}, {len(rows)} frames{tail}")
+            else:
+                done.append(f"{path.name}: empty, removed")
             path.unlink()
-            done.append(f"{path.name}: discarded")
-            continue
-        try:
-            header, rows, clean = read_wal(path)
-        except WalError as e:
-            path.rename(path.with_suffix(".wal.bad"))
-            done.append(f"{path.name}: unreadable ({e}); set aside as {path.name}.bad")
-            continue
-        info = read_info(root)
-        committed = info is not None and int(header["episode"]) < int(info["total_episodes"])
-        tail = "" if clean else " (a torn last record was dropped)"
-        if committed:  # the crash came after the commit point: only the stats are left
+            fsync_dir(path.parent)
+        pruned = prune_uncommitted(root)
+        if pruned:
+            done.append(f"removed {pruned} file(s) of an interrupted save")
+        if rebuild_stats and read_info(root) is not None:
             finish_committed(root)
-            done.append(f"{path.name}: episode {header['episode']} was already saved{tail}")
-        elif rows:
-            ep = commit_episode(root, header, rows)
-            done.append(f"{path.name}: recovered as episode {ep}, {len(rows)} frames{tail}")
-        else:
-            done.append(f"{path.name}: empty, removed")
-        path.unlink()
-    return done
+            done.append("rewrote meta/stats.json from the episodes")
+        return done
+    finally:
+        if handle is not None:
+            handle.close()
 
 
 def describe_os_error(e: OSError, what: str) -> str:
@@ -130,31 +165,29 @@ class Recorder:
         self.on_sync = on_sync
         self.session_info = dict(session_info or {})
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / RECORDING_DIR).mkdir(exist_ok=True)
-        self._lock_file = open(self.root / RECORDING_DIR / "lock", "w")  # noqa: SIM115
+        self._lock_file = lock_dataset(self.root)
         try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+            for line in recover(self.root, locked=True):
+                log.warning("%s: %s", self.root, line)
+            info = read_info(self.root)
+            if info is not None and info["features"] != all_features(self.features):
+                raise DatasetError(
+                    f"{self.root} holds a dataset with other features (another hand or object "
+                    "setting); record into a new folder"
+                )
+            if info is not None and int(info["fps"]) != self.fps:
+                raise DatasetError(f"{self.root} is at {info['fps']} fps, this session {self.fps}")
+        except BaseException:
             self._lock_file.close()
-            raise DatasetError(f"{self.root} is being recorded by another process") from None
-        for line in recover(self.root):
-            log.warning("%s: %s", self.root, line)
-        info = read_info(self.root)
-        if info is not None and info["features"] != all_features(self.features):
-            self._lock_file.close()
-            raise DatasetError(
-                f"{self.root} holds a dataset with other features (another hand or object "
-                "setting); record into a new folder"
-            )
-        if info is not None and int(info["fps"]) != self.fps:
-            self._lock_file.close()
-            raise DatasetError(f"{self.root} is at {info['fps']} fps, this session {self.fps}")
+            raise
         self.episodes = 0 if info is None else int(info["total_episodes"])
         self.state = "idle"  # idle | recording | failed | closed
         self.message = ""
         self.frames = 0  # in the episode being recorded
         self.bytes_written = 0
-        self._q: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        # Bounded: about 2 s of ticks. If the disk cannot keep up, recording stops (the
+        # loop never waits for it, and a kill could not lose more than that backlog).
+        self._q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(20, 2 * self.fps))
         self._wal: WalWriter | None = None
         self._header: dict[str, Any] | None = None
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
@@ -201,13 +234,28 @@ class Recorder:
                 self.stop().result(timeout=60)
         self._q.put(("quit", None))
         self._thread.join(timeout=60)
+        if self._thread.is_alive():  # still writing: keep the lock, say so
+            log.error("the recorder did not finish within 60 s; its log stays for recovery")
+            return
         self._lock_file.close()
         self.state = "closed"
 
     def __call__(self, record: TickRecord) -> None:
-        """The session listener (loop thread): queue the tick while recording."""
-        if self.state == "recording":
-            self._q.put(("row", tick_row(record, self.features)))
+        """The session listener (loop thread): queue the tick while recording; never waits."""
+        if self.state != "recording":
+            return
+        if not self._thread.is_alive():
+            self.state, self.message = "failed", "recording stopped: the recorder thread ended"
+            return
+        try:
+            self._q.put_nowait(("row", tick_row(record, self.features)))
+        except queue.Full:
+            self.state = "failed"
+            self.message = (
+                "recording stopped: the disk cannot keep up (2 s of ticks waiting); "
+                "teleoperation goes on; the episode so far stays in its log"
+            )
+            log.error(self.message)
 
     def _ask(self, what: str, arg: Any) -> Future[Any]:
         future: Future[Any] = Future()
@@ -220,18 +268,28 @@ class Recorder:
             try:
                 what, arg = self._q.get(timeout=self.sync_s / 2)
             except queue.Empty:
-                self._maybe_sync()
-                continue
+                what, arg = "tick", None
             if what == "quit":
                 return
-            if what == "row":
-                self._append(arg)
-                continue
-            payload, future = arg
             try:
-                future.set_result(getattr(self, f"_do_{what}")(payload))
-            except Exception as e:  # noqa: BLE001 - reported through the future
-                future.set_exception(e)
+                if what == "tick":
+                    self._maybe_sync()
+                elif what == "row":
+                    self._append(arg)
+                else:
+                    payload, future = arg
+                    try:
+                        future.set_result(getattr(self, f"_do_{what}")(payload))
+                    except Exception as e:  # noqa: BLE001 - reported through the future
+                        future.set_exception(e)
+            except Exception as e:  # a bug here must not end the thread silently
+                log.exception("recorder failed")
+                self.state = "failed"
+                self.message = f"recording stopped: {type(e).__name__}: {e}; the log is kept"
+                if self._wal is not None:
+                    with contextlib.suppress(OSError):
+                        self._wal.close()
+                    self._wal = None
 
     def _fail(self, e: OSError, what: str) -> None:
         self.state, self.message = "failed", describe_os_error(e, what)
@@ -273,8 +331,15 @@ class Recorder:
             raise RuntimeError("already recording an episode")
         if self.state == "failed":
             self.message = ""
+        # A failed save leaves its log: recover it first (it becomes an episode), and count
+        # from what the dataset says, never from memory.
+        for line in recover(self.root, locked=True):
+            log.warning("%s: %s", self.root, line)
+        info = read_info(self.root)
+        self.episodes = 0 if info is None else int(info["total_episodes"])
         episode = self.episodes
         self._header = {
+            "uid": uuid.uuid4().hex,
             "episode": episode,
             "task": str(task),
             "fps": self.fps,

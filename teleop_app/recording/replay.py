@@ -7,7 +7,10 @@ tick for tick, into a new session on the simulated hand, with the controller and
 you choose; the report compares that run with the recorded one: tracking error,
 intervention, object drops, safety events. Tune a controller on real operator input without
 the operator. Replayed through the controller that recorded it, in ``--fast`` mode, the run
-is reproduced exactly (the same targets, tick for tick).
+is reproduced exactly (the same targets, tick for tick) when the episode starts with the
+session or the controller keeps no state beyond the hand's (its internal state at the
+episode's start is not recorded); holds caused by frames the loop refused are not replayed
+(those ticks are recorded as "no new frame").
 """
 
 from __future__ import annotations
@@ -42,16 +45,20 @@ class DatasetDevice(Device):
 
     Config = DatasetDeviceConfig
 
-    def __init__(self, config: DatasetDeviceConfig, *, episode: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        config: DatasetDeviceConfig,
+        *,
+        episode: dict[str, Any] | None = None,
+        fps: int | None = None,
+    ):
         super().__init__()
         self.config = config
-        if episode is None:
-            episode = RecordedDataset(config.path).episode(config.episode)
-        self.fps = (
-            round(1.0 / float(np.median(np.diff(episode["timestamp"]))))
-            if len(episode["timestamp"]) > 1
-            else 20
-        )
+        if episode is None or fps is None:
+            ds = RecordedDataset(config.path)
+            fps = ds.fps
+            episode = ds.episode(config.episode) if episode is None else episode
+        self.fps = int(fps)
         new = np.asarray(episode["human.new_frame"], dtype=bool)
         self._recorded: list[HumanFrame | None] = []
         for k in range(len(new)):
@@ -187,7 +194,7 @@ def counterfactual(
     hand = str(session_info.get("hand", hand))
     if "observation.object_pose" in ds.features and "object" not in robot_options:
         robot_options["object"] = "cube"  # recorded without session settings: a guess
-    device = DatasetDevice(DatasetDeviceConfig(str(dataset), episode), episode=ep)
+    device = DatasetDevice(DatasetDeviceConfig(str(dataset), episode), episode=ep, fps=ds.fps)
     config = SessionConfig(
         hand=hand,
         device="dataset",

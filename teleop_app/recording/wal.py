@@ -25,6 +25,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from teleop_app.atomic import fsync_dir
+
 MAGIC = b"DXWAL1\n"
 _HEAD = struct.Struct("<II")
 #: a record larger than this is corruption, not data (a tick is a few kB)
@@ -55,13 +57,15 @@ class WalWriter:
     def __init__(self, path: Path, header: dict[str, Any], *, sync_s: float = 0.5) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        # "x": never truncate a log that exists (it holds an episode to recover)
+        self._f = open(self.path, "xb")  # noqa: SIM115 - closed in close()
         self._f.write(MAGIC + json.dumps(header).encode() + b"\n")
         self.sync_s = sync_s
         self.rows = 0
         self.bytes = self._f.tell()
         self.last_sync = time.monotonic()
         self.sync()
+        fsync_dir(self.path.parent)
 
     def append(self, row: dict[str, Any]) -> None:
         payload = msgpack.packb({k: _pack_value(v) for k, v in row.items()}, use_bin_type=True)
@@ -100,6 +104,9 @@ def read_wal(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
         header = json.loads(data[len(MAGIC) : nl])
     except ValueError as e:
         raise WalError(f"{path}: the log's header is damaged ({e})") from None
+    missing = {"episode", "fps", "features"} - set(header if isinstance(header, dict) else {})
+    if missing:
+        raise WalError(f"{path}: the log's header lacks {sorted(missing)}")
     rows: list[dict[str, Any]] = []
     i, clean = nl + 1, True
     while i < len(data):
