@@ -1,0 +1,1 @@
+"""MoDex (neural internal models + bidirectional CEM planning): data, models, planners."""

@@ -1,0 +1,303 @@
+"""Random-exploration data for MoDex's internal models (paper Sec. 2.1), in simulation.
+
+The hand state ``s`` is the fingertip positions in the hand's base frame (``H = 3 x
+fingers``); the action ``a`` is the position-actuator targets (``K`` = actuators), drawn
+uniformly in the actuators' control ranges.
+
+- **quasi-static** (eq. 3-4): reset to the default pose, apply one random action, let the
+  hand settle (``settle_s``), record the fingertips: pairs ``(a, s')``.
+- **sequential** (eq. 1-2, 5-8): from the default pose, a new random target every control
+  period (20 Hz) for ``steps`` periods, moved towards at most at the hand's joint speed
+  limit (what the app's safety filter lets through, so the model learns the hand as it is
+  driven): trajectories ``s_0, a_0, s_1, a_1, ...`` of the executed actions.
+
+Many worlds are stepped at once with ``mujoco.rollout`` on several threads; the fingertips
+come from ``framepos`` sensors measured in the hand's base frame, so no Python runs per
+physics step. Hands: LEAP and Allegro (our hand specs' fingertip keypoints) and the Shadow
+hand (20 actuators, 24 joints; fingertips at the far end of each distal segment).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mujoco
+import numpy as np
+
+MODEX_HANDS = ("leap", "allegro", "shadow")
+SETTINGS = ("quasi-static", "sequential")
+CONTROL_DT = 0.05  # 20 Hz, the app's control rate
+
+_SHADOW_DISTAL = ("rh_ffdistal", "rh_mfdistal", "rh_rfdistal", "rh_lfdistal", "rh_thdistal")
+
+
+@dataclass(frozen=True)
+class ExplorationHand:
+    """A compiled hand for exploration: the model, its fingertip sensors, its ranges."""
+
+    name: str
+    model: mujoco.MjModel
+    fingers: tuple[str, ...]
+    ctrl_low: np.ndarray
+    ctrl_high: np.ndarray
+    default_ctrl: np.ndarray
+    substeps: int
+    tip_index: np.ndarray  # where the fingertip sensors sit in sensordata
+    max_step: float  # largest change of an actuator target per control period
+
+    @property
+    def state_dim(self) -> int:
+        return 3 * len(self.fingers)
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.model.nu)
+
+
+def _add_tip_sensors(spec: mujoco.MjSpec, sites: list[str], base_site: str) -> None:
+    for name in sites:
+        s = spec.add_sensor()
+        s.name = f"tip_{name}"
+        s.type = mujoco.mjtSensor.mjSENS_FRAMEPOS
+        s.objtype = mujoco.mjtObj.mjOBJ_SITE
+        s.objname = name
+        s.reftype = mujoco.mjtObj.mjOBJ_SITE
+        s.refname = base_site
+
+
+def exploration_hand(name: str) -> ExplorationHand:
+    """The hand ``name`` (leap, allegro, shadow) ready for exploration rollouts."""
+    if name in ("leap", "allegro"):
+        from assets.hands import FINGERS, load_hand
+
+        hand = load_hand(name)
+        spec = hand.mjspec()  # has sites palm_frame and kp_<finger>_tip
+        sites = [f"kp_{f}_tip" for f in FINGERS]
+        _add_tip_sensors(spec, sites, "palm_frame")
+        fingers = tuple(FINGERS)
+        model = spec.compile()
+        default = hand.default_open.copy()
+    elif name == "shadow":
+        import mujoco_menagerie
+
+        spec = mujoco_menagerie.get("shadow_hand").spec("right_hand")
+        probe = spec.compile()
+        sites = []
+        for body_name in _SHADOW_DISTAL:
+            body = spec.body(body_name)
+            bid = probe.body(body_name).id
+            tip = _far_end(probe, bid)
+            site = body.add_site()
+            site.name = f"tip_site_{body_name}"
+            site.pos = tip.tolist()
+            sites.append(site.name)
+        palm = spec.body("rh_palm").add_site()
+        palm.name = "palm_frame"
+        _add_tip_sensors(spec, sites, "palm_frame")
+        fingers = ("index", "middle", "ring", "little", "thumb")
+        model = spec.compile()
+        default = np.clip(np.zeros(model.nu), *model.actuator_ctrlrange.T)
+    else:
+        raise ValueError(f"unknown hand {name!r}; MoDex hands: {', '.join(MODEX_HANDS)}")
+    steps = CONTROL_DT / model.opt.timestep
+    if abs(steps - round(steps)) > 1e-6:
+        raise ValueError(f"{name}: timestep {model.opt.timestep} does not divide {CONTROL_DT}")
+    low, high = model.actuator_ctrlrange.T.copy()
+    index = np.concatenate(
+        [model.sensor_adr[model.sensor(f"tip_{site}").id] + np.arange(3) for site in sites]
+    )
+    speed = 6.0  # rad/s: LEAP's and Allegro's limit in our specs; Shadow's servos likewise
+    if name in ("leap", "allegro"):
+        from assets.hands import HAND_SPECS
+
+        speed = float(HAND_SPECS[name].max_joint_speed_rad_s)
+    return ExplorationHand(
+        name, model, fingers, low, high, default, round(steps), index, speed * CONTROL_DT
+    )
+
+
+def _far_end(model: mujoco.MjModel, body: int) -> np.ndarray:
+    """Body-frame point at the far (+z) end of the body's geoms: the fingertip."""
+    best = None
+    for g in range(model.ngeom):
+        if model.geom_bodyid[g] != body:
+            continue
+        rot = np.zeros(9)
+        mujoco.mju_quat2Mat(rot, model.geom_quat[g])
+        center, half = model.geom_aabb[g][:3], model.geom_aabb[g][3:]
+        p = model.geom_pos[g] + rot.reshape(3, 3) @ (center + np.array([0.0, 0.0, half[2]]))
+        if best is None or p[2] > best[2]:
+            best = p
+    if best is None:
+        raise ValueError(f"body {model.body(body).name} has no geoms")
+    return best
+
+
+def _initial_state(hand: ExplorationHand) -> np.ndarray:
+    """The default pose at rest, as a full physics state (what every episode starts from)."""
+    m = hand.model
+    d = mujoco.MjData(m)
+    d.ctrl[:] = hand.default_ctrl
+    # hold the default targets for 1 s so the hand starts at rest
+    mujoco.mj_step(m, d, nstep=round(1.0 / m.opt.timestep))
+    size = mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    state = np.empty(size)
+    mujoco.mj_getState(m, d, state, mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    return state
+
+
+def _tips(hand: ExplorationHand, sensordata: np.ndarray) -> np.ndarray:
+    return np.asarray(sensordata[..., hand.tip_index], dtype=np.float32)
+
+
+def _rollout(
+    hand: ExplorationHand, state0: np.ndarray, control: np.ndarray, nthread: int
+) -> np.ndarray:
+    """Step ``len(control)`` worlds from ``state0``; returns sensor data (B, steps, S)."""
+    from mujoco import rollout
+
+    m = hand.model
+    datas = [mujoco.MjData(m) for _ in range(max(1, nthread))]
+    init = np.repeat(state0[None], len(control), axis=0)
+    _state, sensordata = rollout.rollout(m, datas, init, control)
+    return sensordata
+
+
+def collect(
+    hand_name: str,
+    setting: str,
+    *,
+    samples: int,
+    seed: int = 0,
+    settle_s: float = 0.5,
+    steps: int = 20,
+    nthread: int = 2,
+    batch: int = 256,
+) -> dict[str, Any]:
+    """Explore ``hand_name`` at random. ``samples``: quasi-static pairs, or sequential
+    transitions (trajectories of ``steps`` control periods). Returns arrays and a manifest.
+    Deterministic for a given seed (and independent of ``nthread`` and ``batch``)."""
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; one of {', '.join(SETTINGS)}")
+    if samples < 1:
+        raise ValueError("samples must be at least 1")
+    hand = exploration_hand(hand_name)
+    rng = np.random.default_rng(seed)
+    state0 = _initial_state(hand)
+    t0 = time.perf_counter()
+    k = hand.action_dim
+    if setting == "quasi-static":
+        n_steps = round(settle_s / hand.model.opt.timestep)
+        actions = rng.uniform(hand.ctrl_low, hand.ctrl_high, size=(samples, k))
+        tips = np.empty((samples, hand.state_dim), dtype=np.float32)
+        for i in range(0, samples, batch):
+            a = actions[i : i + batch]
+            control = np.repeat(a[:, None, :], n_steps, axis=1)
+            sens = _rollout(hand, state0, control, nthread)
+            tips[i : i + batch] = _tips(hand, sens[:, -1])
+        out: dict[str, Any] = {"actions": actions.astype(np.float32), "next_tips": tips}
+        physics_steps = samples * n_steps
+    else:
+        episodes = -(-samples // steps)
+        wanted = rng.uniform(hand.ctrl_low, hand.ctrl_high, size=(episodes, steps, k))
+        actions = np.empty_like(wanted)
+        prev = np.repeat(hand.default_ctrl[None], episodes, axis=0)
+        for t in range(steps):  # rate-limited towards each random target
+            prev = prev + np.clip(wanted[:, t] - prev, -hand.max_step, hand.max_step)
+            actions[:, t] = prev
+        tips = np.empty((episodes, steps + 1, hand.state_dim), dtype=np.float32)
+        d = mujoco.MjData(hand.model)
+        mujoco.mj_setState(hand.model, d, state0, mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        mujoco.mj_forward(hand.model, d)
+        tip0 = _tips(hand, d.sensordata.copy())
+        for i in range(0, episodes, batch):
+            a = actions[i : i + batch]
+            control = np.repeat(a, hand.substeps, axis=1)  # (B, steps * substeps, K)
+            sens = _rollout(hand, state0, control, nthread)
+            tips[i : i + batch, 0] = tip0
+            tips[i : i + batch, 1:] = _tips(hand, sens[:, hand.substeps - 1 :: hand.substeps])
+        out = {"actions": actions.astype(np.float32), "tips": tips}
+        physics_steps = episodes * steps * hand.substeps
+    elapsed = time.perf_counter() - t0
+    size = sum(v.nbytes for v in out.values())
+    out["manifest"] = {
+        "hand": hand_name,
+        "setting": setting,
+        "samples": samples,
+        "seed": seed,
+        "settle_s": settle_s if setting == "quasi-static" else None,
+        "steps_per_episode": steps if setting == "sequential" else None,
+        "control_dt_s": CONTROL_DT,
+        "state": f"fingertip positions in the hand frame, m: {', '.join(hand.fingers)} (x y z)",
+        "action": "position-actuator targets, uniform in the control ranges",
+        "action_dim": k,
+        "state_dim": hand.state_dim,
+        "physics_steps": int(physics_steps),
+        "seconds": round(elapsed, 3),
+        "bytes": int(size),
+        "mujoco": mujoco.__version__,
+        "threads": nthread,
+    }
+    return out
+
+
+@dataclass
+class ExplorationData:
+    """A collected dataset on disk: ``<path>.npz`` and its ``<path>.json`` manifest."""
+
+    path: Path
+
+    def save(self, data: dict[str, Any]) -> Path:
+        from teleop_app.atomic import write_atomic
+
+        arrays = {k: v for k, v in data.items() if k != "manifest"}
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        write_atomic(self.path.with_suffix(".npz"), buf.getvalue())
+        write_atomic(self.path.with_suffix(".json"), json.dumps(data["manifest"], indent=2) + "\n")
+        return self.path.with_suffix(".npz")
+
+    def load(self) -> dict[str, Any]:
+        with np.load(self.path.with_suffix(".npz")) as f:
+            out: dict[str, Any] = {k: f[k] for k in f.files}
+        out["manifest"] = json.loads(self.path.with_suffix(".json").read_text())
+        return out
+
+
+__all__ = ["MODEX_HANDS", "SETTINGS", "ExplorationData", "collect", "exploration_hand"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m training.modex.data --hand leap --setting quasi-static --samples 10000
+    --out data/modex/leap_qs``: collect and save (``.npz`` + ``.json`` manifest)."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m training.modex.data", description=main.__doc__)
+    p.add_argument("--hand", choices=MODEX_HANDS, default="leap")
+    p.add_argument("--setting", choices=SETTINGS, default="quasi-static")
+    p.add_argument("--samples", type=int, default=10000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", required=True, help="output path without suffix")
+    args = p.parse_args(argv)
+    data = collect(
+        args.hand, args.setting, samples=args.samples, seed=args.seed, nthread=args.threads
+    )
+    path = ExplorationData(Path(args.out)).save(data)
+    m = data["manifest"]
+    print(
+        f"{path}: {args.samples} {args.setting} samples of {args.hand} in {m['seconds']:.1f} s "
+        f"({m['physics_steps'] / max(m['seconds'], 1e-9):,.0f} physics steps/s), "
+        f"{m['bytes'] / 1e6:.1f} MB in memory"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
