@@ -1,0 +1,202 @@
+"""MoDex's neural internal models (paper Sec. 2.1), with their normalisers.
+
+- :class:`ForwardModel` ``f(s, a) -> s'`` trained with the multi-step discounted loss
+  (eq. 2) on sequential data; ``QuasiStaticForward`` ``f'(a) -> s'`` with MSE (eq. 3-4).
+- :class:`InverseModel` ``g(s, s_T) -> a`` with the L1 loss (eq. 8, target shift t0 = 1) and
+  the spread ``sigma = E|a - g(s, s_T)|`` estimated on the data (eq. 7), so that actions are
+  proposed as ``N(g(s, s_T), diag(sigma^2))`` (eq. 6); ``QuasiStaticInverse`` ``g'(s_T)``
+  likewise (eq. 9-10).
+
+Every model normalises its inputs and outputs with statistics of its training data; they
+are buffers, saved in the checkpoint with the weights and the model's configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, damaged, or for another model or hand."""
+
+
+@dataclass
+class ModelConfig:
+    """Attributes: kind (forward, qs_forward, inverse, qs_inverse); hand; state_dim H;
+    action_dim K; hidden layer widths; the action bounds (for clipping proposals)."""
+
+    kind: str
+    hand: str
+    state_dim: int
+    action_dim: int
+    hidden: tuple[int, ...] = (256, 256, 256)
+    action_low: list[float] = field(default_factory=list)
+    action_high: list[float] = field(default_factory=list)
+
+
+class Normalizer(nn.Module):
+    """``(x - mean) / std`` with statistics fixed from data (buffers: saved, not trained)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def fit(self, x: np.ndarray | torch.Tensor) -> Normalizer:
+        x = torch.as_tensor(np.asarray(x), dtype=torch.float32).reshape(-1, self.mean.numel())
+        self.mean.copy_(x.mean(0))
+        self.std.copy_(x.std(0).clamp_min(1e-6))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return y * self.std + self.mean
+
+
+def mlp(n_in: int, n_out: int, hidden: tuple[int, ...]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    last = n_in
+    for h in hidden:
+        layers += [nn.Linear(last, h), nn.SiLU()]
+        last = h
+    layers.append(nn.Linear(last, n_out))
+    return nn.Sequential(*layers)
+
+
+class _Model(nn.Module):
+    def __init__(self, config: ModelConfig, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.config = config
+        self.net = mlp(n_in, n_out, tuple(config.hidden))
+
+    def save(self, path: str | Path, **extra: Any) -> Path:
+        import io
+
+        from teleop_app.atomic import write_atomic
+
+        buf = io.BytesIO()
+        torch.save({"config": asdict(self.config), "state": self.state_dict(), "extra": extra}, buf)
+        return write_atomic(Path(path), buf.getvalue())
+
+
+class ForwardModel(_Model):
+    """``s' = s + f(s, a)`` in normalised units (eq. 1): it predicts the change of the
+    fingertips, which is what the data varies most in."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config, config.state_dim + config.action_dim, config.state_dim)
+        self.s_norm = Normalizer(config.state_dim)
+        self.a_norm = Normalizer(config.action_dim)
+        self.d_norm = Normalizer(config.state_dim)
+
+    def fit_normalizers(self, tips: np.ndarray, actions: np.ndarray) -> None:
+        self.s_norm.fit(tips[:, :-1])
+        self.a_norm.fit(actions)
+        self.d_norm.fit(np.diff(tips, axis=1))
+
+    def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.s_norm(s), self.a_norm(a)], dim=-1)
+        return s + self.d_norm.inverse(self.net(x))
+
+    def rollout(self, s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Predicted states (..., T, H) for actions (..., T, K) from s0 (..., H)."""
+        out, s = [], s0
+        for t in range(actions.shape[-2]):
+            s = self(s, actions[..., t, :])
+            out.append(s)
+        return torch.stack(out, dim=-2)
+
+
+class QuasiStaticForward(_Model):
+    """``s' = f'(a)`` (eq. 3): the settled fingertips after action ``a`` from the reset."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config, config.action_dim, config.state_dim)
+        self.a_norm = Normalizer(config.action_dim)
+        self.s_norm = Normalizer(config.state_dim)
+
+    def fit_normalizers(self, actions: np.ndarray, next_tips: np.ndarray) -> None:
+        self.a_norm.fit(actions)
+        self.s_norm.fit(next_tips)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return self.s_norm.inverse(self.net(self.a_norm(a)))
+
+
+class InverseModel(_Model):
+    """``a = g(s, s_T)`` (eq. 5), with ``sigma`` (eq. 7) for proposals ``N(g, sigma^2)``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config, 2 * config.state_dim, config.action_dim)
+        self.s_norm = Normalizer(config.state_dim)
+        self.a_norm = Normalizer(config.action_dim)
+        self.register_buffer("sigma", torch.ones(config.action_dim))
+
+    def fit_normalizers(self, states: np.ndarray, actions: np.ndarray) -> None:
+        self.s_norm.fit(states)
+        self.a_norm.fit(actions)
+
+    def forward(self, s: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.s_norm(s), self.s_norm(target)], dim=-1)
+        return self.a_norm.inverse(self.net(x))
+
+
+class QuasiStaticInverse(_Model):
+    """``a = g'(s_T)`` (eq. 9), with ``sigma`` estimated like eq. 7."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__(config, config.state_dim, config.action_dim)
+        self.s_norm = Normalizer(config.state_dim)
+        self.a_norm = Normalizer(config.action_dim)
+        self.register_buffer("sigma", torch.ones(config.action_dim))
+
+    def fit_normalizers(self, next_tips: np.ndarray, actions: np.ndarray) -> None:
+        self.s_norm.fit(next_tips)
+        self.a_norm.fit(actions)
+
+    def forward(self, target: torch.Tensor) -> torch.Tensor:
+        return self.a_norm.inverse(self.net(self.s_norm(target)))
+
+
+KINDS: dict[str, type[_Model]] = {
+    "forward": ForwardModel,
+    "qs_forward": QuasiStaticForward,
+    "inverse": InverseModel,
+    "qs_inverse": QuasiStaticInverse,
+}
+
+
+def load_model(path: str | Path, *, kind: str | None = None, hand: str | None = None) -> Any:
+    """A model saved with ``save``; CheckpointError (saying why) if it is missing, damaged,
+    or not the ``kind`` / ``hand`` asked for."""
+    path = Path(path)
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a damaged file
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(e).__name__}: {e})") from None
+    try:
+        cfg = dict(raw["config"])
+        cfg["hidden"] = tuple(cfg["hidden"])
+        config = ModelConfig(**cfg)
+        if kind is not None and config.kind != kind:
+            raise CheckpointError(f"{path}: a {config.kind} model, not {kind}")
+        if hand is not None and config.hand != hand:
+            raise CheckpointError(f"{path}: trained for {config.hand}, not {hand}")
+        model = KINDS[config.kind](config)
+        model.load_state_dict(raw["state"])
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a MoDex model ({type(e).__name__}: {e})") from None
+    model.eval()
+    return model
