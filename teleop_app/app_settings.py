@@ -127,27 +127,15 @@ def session_config(settings: AppSettings) -> Any:
     Raises what a bad choice raises (unknown device, bad device arguments, a damaged
     operator profile), with a message for the operator.
     """
-    from devices.inputs.spec import parse_device_spec
-    from devices.retargeting.retargeter import RetargetConfig
-    from teleop_app.profiles import load_profile
-    from teleop_app.session import SessionConfig
+    from teleop_app.configs import sim_session_config
 
-    device, device_options = parse_device_spec(settings.device)
-    robot_options: dict[str, Any] = {"wrist": settings.wrist}
-    if settings.object and settings.object != "none":
-        robot_options["object"] = settings.object
-    scale, alignment = 1.0, None
-    if settings.operator:
-        profile = load_profile(settings.operator)
-        scale, alignment = profile.scale, profile.wrist_alignment
-    return SessionConfig(
+    return sim_session_config(
         hand=settings.hand,
-        robot="sim",
-        robot_options=robot_options,
-        device=device,
-        device_options=device_options,
+        device=settings.device,
         controller=settings.controller,
         controller_options=controller_options(settings, settings.controller),
-        retarget=RetargetConfig(mode=settings.retarget_mode, scale=scale),
-        wrist_alignment=alignment,
+        wrist=settings.wrist,
+        obj=settings.object,
+        operator=settings.operator or None,
+        retarget_mode=settings.retarget_mode,
     )

@@ -57,38 +57,23 @@ def _output_path(path: str | None) -> Path | None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from devices.retargeting.retargeter import RetargetConfig
-    from teleop_app.session import Session, SessionConfig
+    from teleop_app.configs import sim_session_config
+    from teleop_app.session import Session
 
     report_path, video_path = _output_path(args.report), _output_path(args.video)
     if round(args.duration * args.rate) < 1:
         raise CliError(f"--duration {args.duration} is shorter than one tick at {args.rate} Hz")
-    from devices.inputs.spec import parse_device_spec
-
-    device, device_options = parse_device_spec(args.device)
-    robot_options: dict[str, Any] = {"wrist": args.wrist}
-    if args.object and args.object != "none":
-        robot_options["object"] = args.object
-    if args.object_mass is not None:
-        robot_options["object_mass_kg"] = args.object_mass
-    if args.object_friction is not None:
-        robot_options["object_friction"] = args.object_friction
-    scale, alignment = args.scale, None
-    if args.operator:
-        from teleop_app.profiles import load_profile
-
-        profile = load_profile(args.operator)
-        scale, alignment = profile.scale * args.scale, profile.wrist_alignment
-        log.info("operator %s: scale %.3f", profile.name, scale)
-    config = SessionConfig(
+    config = sim_session_config(
         hand=args.hand,
-        robot="sim",
-        robot_options=robot_options,
-        device=device,
-        device_options=device_options,
+        device=args.device,
         controller=args.controller,
-        retarget=RetargetConfig(mode=args.retarget_mode, scale=scale),
-        wrist_alignment=alignment,
+        wrist=args.wrist,
+        obj=args.object,
+        object_mass_kg=args.object_mass,
+        object_friction=args.object_friction,
+        operator=args.operator,
+        retarget_mode=args.retarget_mode,
+        scale=args.scale,
         rate_hz=args.rate,
         fast=args.fast,
         keep_states=args.video is not None,
@@ -212,27 +197,19 @@ def _cmd_clip(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session_config_from_args(args: argparse.Namespace, **extra: Any) -> Any:
-    from devices.inputs.spec import parse_device_spec
-    from devices.retargeting.retargeter import RetargetConfig
-    from teleop_app.session import SessionConfig
+def _session_config_from_args(args: argparse.Namespace) -> Any:
+    from teleop_app.configs import sim_session_config
 
-    device, device_options = parse_device_spec(args.device)
-    robot_options: dict[str, Any] = {"wrist": args.wrist}
-    if args.object and args.object != "none":
-        robot_options["object"] = args.object
-    return SessionConfig(
+    return sim_session_config(
         hand=args.hand,
-        robot="sim",
-        robot_options=robot_options,
-        device=device,
-        device_options=device_options,
+        device=args.device,
         controller=args.controller,
         controller_options=_settings(args.set),
-        retarget=RetargetConfig(mode=args.retarget_mode),
+        wrist=args.wrist,
+        obj=args.object,
+        retarget_mode=args.retarget_mode,
         rate_hz=args.rate,
         fast=args.fast,
-        **extra,
     )
 
 
