@@ -1,7 +1,10 @@
 """Test set-up: offline robot models and headless rendering, fixed seeds."""
 
+import errno
 import os
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MENAGERIE_ROOT", str(REPO.parent / "shared" / "menagerie"))
@@ -9,3 +12,23 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 HANDS = ("leap", "allegro")
+
+
+@pytest.fixture
+def disk_full_after(monkeypatch):
+    """``arm(n)``: from now on the recording log's writes fail with ENOSPC once it holds
+    ``n`` frames (a disk filling up); returns ``disarm()``."""
+    from teleop_app.recording import wal
+
+    real_append = wal.WalWriter.append
+
+    def arm(n):
+        def append(self, row):
+            if self.rows >= n:
+                raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+            real_append(self, row)
+
+        monkeypatch.setattr(wal.WalWriter, "append", append)
+        return lambda: monkeypatch.setattr(wal.WalWriter, "append", real_append)
+
+    return arm

@@ -323,19 +323,8 @@ def test_recording_from_the_app(qtbot, tmp_path):
     assert ds.tasks == ["spin cube"] and ds.episodes[0]["length"] >= 20
 
 
-def test_recording_into_a_full_disk_says_so_and_the_hand_goes_on(qtbot, tmp_path, monkeypatch):
-    import errno
-
-    from teleop_app.recording import wal
-
-    real_append = wal.WalWriter.append
-
-    def append(self, row):  # the disk fills up after 10 frames
-        if self.rows >= 10:
-            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
-        real_append(self, row)
-
-    monkeypatch.setattr(wal.WalWriter, "append", append)
+def test_recording_into_a_full_disk_says_so_and_the_hand_goes_on(qtbot, tmp_path, disk_full_after):
+    disk_full_after(10)  # the disk fills up after 10 frames
     w = open_window(qtbot)
     w.dataset_edit.setText(str(tmp_path / "full"))
     ticks = w.runner.session.metrics

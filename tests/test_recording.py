@@ -200,19 +200,8 @@ def test_hdf5_export_has_the_robomimic_layout(dataset, tmp_path):
 
 
 # -- recording next to a running loop ----------------------------------------------------------
-def test_a_full_disk_stops_recording_not_teleoperation(tmp_path, monkeypatch):
-    import errno
-
-    from teleop_app.recording import wal
-
-    real_append = wal.WalWriter.append
-
-    def append(self, row):  # the disk fills up after 10 frames
-        if self.rows >= 10:
-            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
-        real_append(self, row)
-
-    monkeypatch.setattr(wal.WalWriter, "append", append)
+def test_a_full_disk_stops_recording_not_teleoperation(tmp_path, disk_full_after):
+    disarm = disk_full_after(10)  # the disk fills up after 10 frames
     root = tmp_path / "full"
     session = Session(SessionConfig(fast=True))
     rec = Recorder.for_session(root, session, sync_s=0.01)
@@ -229,7 +218,7 @@ def test_a_full_disk_stops_recording_not_teleoperation(tmp_path, monkeypatch):
             rec.stop().result(timeout=10)
         assert session.run(ticks=10) == 10
     rec.close()
-    monkeypatch.setattr(wal.WalWriter, "append", real_append)
+    disarm()
     # the frames that reached the log are not lost: the next recorder recovers them
     again = Recorder.for_session(root, Session(SessionConfig(fast=True)))
     again.close()

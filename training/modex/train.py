@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,23 +52,41 @@ def _t(x: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x), dtype=torch.float32)
 
 
+def _optimize(
+    model: torch.nn.Module,
+    tc: TrainConfig,
+    batch_loss: Callable[[np.random.Generator], torch.Tensor],
+) -> list[float]:
+    """``tc.steps`` Adam steps on ``batch_loss(rng)`` (seeded); the losses. Leaves the
+    model in eval mode."""
+    torch.manual_seed(tc.seed)
+    rng = np.random.default_rng(tc.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    history = []
+    for _ in range(tc.steps):
+        loss = batch_loss(rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    model.eval()
+    return history
+
+
 def train_forward(
     data: dict[str, Any], tc: TrainConfig | None = None
 ) -> tuple[ForwardModel, list[float]]:
     """Eq. 2 on sequential data: windows of ``horizon`` steps, predictions fed back."""
     tc = tc or TrainConfig()
-    torch.manual_seed(tc.seed)
-    rng = np.random.default_rng(tc.seed)
     tips, actions = _t(data["tips"]), _t(data["actions"])
     n_ep, n_t = actions.shape[:2]
     horizon = min(tc.horizon, n_t)
     model = ForwardModel(_config("forward", data, tc))
     model.fit_normalizers(data["tips"], data["actions"])
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
     weights = tc.alpha ** torch.arange(horizon, dtype=torch.float32)
     scale = model.d_norm.std  # errors in units of a typical step, per coordinate
-    history = []
-    for _ in range(tc.steps):
+
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
         e = torch.as_tensor(rng.integers(0, n_ep, tc.batch))
         t0 = torch.as_tensor(rng.integers(0, n_t - horizon + 1, tc.batch))
         idx = t0[:, None] + torch.arange(horizon)
@@ -75,13 +94,9 @@ def train_forward(
         target = tips[e[:, None], idx + 1]  # (B, S, H)
         pred = model.rollout(tips[e, t0], a)
         err = (((pred - target) / scale) ** 2).mean(-1)  # (B, S)
-        loss = (err * weights).sum(-1).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        history.append(loss.item())
-    model.eval()
-    return model, history
+        return (err * weights).sum(-1).mean()
+
+    return model, _optimize(model, tc, batch_loss)
 
 
 def train_qs_forward(
@@ -89,38 +104,24 @@ def train_qs_forward(
 ) -> tuple[QuasiStaticForward, list[float]]:
     """Eq. 4: MSE of the settled fingertips from the action alone."""
     tc = tc or TrainConfig()
-    torch.manual_seed(tc.seed)
-    rng = np.random.default_rng(tc.seed)
     a, s = _t(data["actions"]), _t(data["next_tips"])
     model = QuasiStaticForward(_config("qs_forward", data, tc))
     model.fit_normalizers(data["actions"], data["next_tips"])
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    history = []
-    for _ in range(tc.steps):
+
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
         i = torch.as_tensor(rng.integers(0, len(a), tc.batch))
-        loss = (((model(a[i]) - s[i]) / model.s_norm.std) ** 2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        history.append(loss.item())
-    model.eval()
-    return model, history
+        return (((model(a[i]) - s[i]) / model.s_norm.std) ** 2).mean()
+
+    return model, _optimize(model, tc, batch_loss)
 
 
 def _fit_inverse(model: Any, inputs: tuple[torch.Tensor, ...], a: torch.Tensor, tc: TrainConfig):
-    torch.manual_seed(tc.seed)
-    rng = np.random.default_rng(tc.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    history = []
-    for _ in range(tc.steps):
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
         i = torch.as_tensor(rng.integers(0, len(a), tc.batch))
         pred = model(*(x[i] for x in inputs))
-        loss = ((pred - a[i]).abs() / model.a_norm.std).mean()  # L1 (eq. 8 / 10)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        history.append(loss.item())
-    model.eval()
+        return ((pred - a[i]).abs() / model.a_norm.std).mean()  # L1 (eq. 8 / 10)
+
+    history = _optimize(model, tc, batch_loss)
     with torch.no_grad():  # eq. 7: the spread of the proposals, from the data
         model.sigma.copy_((model(*inputs) - a).abs().mean(0).clamp_min(1e-4))
     return model, history
