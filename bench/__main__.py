@@ -217,6 +217,43 @@ def bench_record(seconds: float = 60.0) -> None:
             )
 
 
+def bench_modex(seconds: float = 20.0) -> None:
+    """MoDex: one planning step vs FM+CEM at the same budget; the live loop at 20 Hz."""
+    import torch
+
+    from bench.modex_reach import main as modex_reach
+    from teleop_app.configs import sim_session_config
+    from teleop_app.session import Session
+
+    for threads in (1, 2):
+        for hand in HANDS:
+            modex_reach(["--hand", hand, "--setting", "sequential", "--latency",
+                         "--episodes", "100", "--threads", str(threads)])  # fmt: skip
+    torch.set_num_threads(1)
+    print(f"\n### MoDex in the real-time loop: {seconds:.0f} s of replay, 20 Hz, 1 torch thread\n")
+    print(
+        "| hand | ticks | rate Hz | missed deadlines | controller p50 ms | p99 ms | samples/step |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for hand in HANDS:
+        samples = []
+        cfg = sim_session_config(hand=hand, device="replay", controller="modex")
+        session = Session(cfg)
+        session.subscribe(
+            lambda r, out=samples: (
+                out.append(r.info["planner_samples"]) if "planner_samples" in r.info else None
+            )
+        )
+        with session:
+            session.run(seconds)
+        rep = session.report()
+        lat = rep["latency_ms"]["controller"]
+        print(
+            f"| {hand} | {rep['ticks']} | {rep['rate_hz']:.2f} | {rep['missed_deadlines']} | "
+            f"{lat['p50']:.1f} | {lat['p99']:.1f} | {np.mean(samples):,.0f} |"
+        )
+
+
 BENCHES = {
     "sim": bench_sim,
     "retarget": bench_retarget,
@@ -224,6 +261,7 @@ BENCHES = {
     "loop": bench_loop,
     "app": bench_app,
     "record": bench_record,
+    "modex": bench_modex,
 }
 
 

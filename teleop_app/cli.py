@@ -67,6 +67,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         hand=args.hand,
         device=args.device,
         controller=args.controller,
+        controller_options=_settings(args.set),
         wrist=args.wrist,
         obj=args.object,
         object_mass_kg=args.object_mass,
@@ -373,6 +374,42 @@ def _cmd_app(args: argparse.Namespace) -> int:
     return run_app(overrides, duration_s=args.duration, screenshot=screenshot, report=report)
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.train_command == "modex":
+        from training.modex.pipeline import run_from_args
+
+        if args.out is not None:
+            out = Path(args.out)
+            if out.exists() and not out.is_dir():
+                raise CliError(f"--out {args.out} is a file, not a folder")
+        if args.data is not None and not Path(args.data).with_suffix(".npz").is_file():
+            raise CliError(f"--data {args.data}: no {Path(args.data).with_suffix('.npz')}")
+        run_from_args(args)
+        return 0
+    raise CliError(f"unknown training command {args.train_command!r}")
+
+
+def _cmd_modex(args: argparse.Namespace) -> int:
+    from assets.hands import FINGERS
+    from training.modex.gestures import CostFunctionError
+    from training.modex.llm import LlmConfig, generate_cost
+
+    out = _output_path(args.out)
+    try:
+        cfg = LlmConfig.from_env(args.endpoint, args.model)
+        code, _cost = generate_cost(args.request, tuple(FINGERS), cfg)
+    except CostFunctionError as e:
+        raise CliError(str(e)) from None
+    if out is not None:
+        from teleop_app.atomic import write_atomic
+
+        write_atomic(out, code.encode())
+        print(f"wrote {out} (checked: callable, one finite cost per sample)")
+    else:
+        print(code, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dexteleop", description="Teleoperate dexterous robot hands, real or simulated."
@@ -402,6 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--scale", type=_positive, default=1.0, help="extra hand-size scale factor")
     r.add_argument("--operator", help="load this operator's calibration profile")
+    r.add_argument(
+        "--set", action="append",
+        help="controller setting NAME=VALUE (repeat), e.g. goal=point, cost_file=my_cost.py",
+    )  # fmt: skip
     r.add_argument(
         "--wrist", default="palm_up",
         help="palm_up | palm_down | base_up | base_down | thumb_up | thumb_down | follow",
@@ -495,6 +536,27 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--seconds", type=_positive, default=3.0, help="how long to hold still")
     cal.add_argument("--hand", default="right", help=argparse.SUPPRESS)
     cal.set_defaults(func=_cmd_calibrate)
+
+    tr = sub.add_parser("train", help="train a learned controller's models in simulation")
+    trsub = tr.add_subparsers(dest="train_command", required=True)
+    from training.modex import add_train_arguments as modex_arguments
+
+    tm = trsub.add_parser(
+        "modex", help="MoDex: explore the simulated hand, train forward and inverse models"
+    )
+    modex_arguments(tm)
+    tr.set_defaults(func=_cmd_train)
+
+    mx = sub.add_parser("modex", help="MoDex tools")
+    mxsub = mx.add_subparsers(dest="modex_command", required=True)
+    mc = mxsub.add_parser(
+        "cost", help="write a gesture cost function with a language model you configure"
+    )
+    mc.add_argument("request", help="the gesture, in words")
+    mc.add_argument("--endpoint", help="OpenAI-compatible API base URL (DEXTELEOP_LLM_ENDPOINT)")
+    mc.add_argument("--model", help="model name (DEXTELEOP_LLM_MODEL)")
+    mc.add_argument("--out", help="save the checked code here (a cost file for the app)")
+    mx.set_defaults(func=_cmd_modex)
 
     c = sub.add_parser("clip", help="generated human-hand motion clips")
     csub = c.add_subparsers(dest="clip_command", required=True)

@@ -66,6 +66,23 @@ def test_rollout_tips_match_a_plain_simulation_in_the_palm_frame():
         np.testing.assert_allclose(data["next_tips"][i], np.concatenate(tips), atol=2e-3)
 
 
+def test_sequential_tips_are_measured_at_the_end_of_each_period():
+    """Each recorded state is the fingertips at the control period's boundary, exactly what
+    the app's simulated hand (and the reach task) read then: not one physics step before."""
+    h = exploration_hand("allegro")
+    data = collect("allegro", "sequential", samples=10, steps=5, seed=2)
+    m = h.model
+    d = mujoco.MjData(m)
+    for ep in range(2):
+        mujoco.mj_setState(m, d, _initial_state(h), mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        for t in range(5):
+            d.ctrl[:] = data["actions"][ep, t]
+            mujoco.mj_step(m, d, nstep=h.substeps)
+            mujoco.mj_forward(m, d)
+            tips = d.sensordata[h.tip_index]
+            np.testing.assert_allclose(data["tips"][ep, t + 1], tips, atol=2e-5)
+
+
 def test_the_default_pose_matches_the_apps_simulated_hand():
     """Same palm frame and fingertip keypoints as the app's simulated hand at rest."""
     from devices.robots import ROBOTS

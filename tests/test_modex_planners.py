@@ -107,3 +107,20 @@ def test_sequential_planning_with_a_horizon():
     assert plan.actions.shape == (3, 16) and plan.samples == 400
     start = reach_cost(goal)(s0[None, None]).item()
     assert plan.cost < start
+
+
+def test_a_passed_deadline_stops_cem_after_one_iteration(qs_models):
+    import time
+
+    data, fwd, _ = qs_models
+    goals, h = targets(fwd, data, n=1, seed=3)
+    predict = quasi_static_predict(fwd)
+
+    def planner():  # the same seed: the same first iteration
+        return CEMPlanner(h.ctrl_low, h.ctrl_high, samples=64, iterations=6, elites=8, seed=4)
+
+    cost = reach_cost(goals[0])
+    late = planner().plan(None, goals[0], predict, cost, deadline=time.perf_counter())
+    assert late.samples == 64  # one iteration, however late
+    full = planner().plan(None, goals[0], predict, cost, deadline=time.perf_counter() + 60)
+    assert full.samples == 6 * 64 and full.cost < late.cost

@@ -28,8 +28,8 @@ from typing import Any
 import mujoco
 import numpy as np
 
-MODEX_HANDS = ("leap", "allegro", "shadow")
-SETTINGS = ("quasi-static", "sequential")
+from training.modex import MODEX_HANDS, SETTINGS
+
 CONTROL_DT = 0.05  # 20 Hz, the app's control rate
 
 _SHADOW_DISTAL = ("rh_ffdistal", "rh_mfdistal", "rh_rfdistal", "rh_lfdistal", "rh_thdistal")
@@ -157,14 +157,43 @@ def _tips(hand: ExplorationHand, sensordata: np.ndarray) -> np.ndarray:
 def _rollout(
     hand: ExplorationHand, state0: np.ndarray, control: np.ndarray, nthread: int
 ) -> np.ndarray:
-    """Step ``len(control)`` worlds from ``state0``; returns sensor data (B, steps, S)."""
+    """Step ``len(control)`` worlds from ``state0``; returns the sensors of the state
+    *after* each step (B, steps, S). (``rollout`` records the sensors that ``mj_step``
+    computed before integrating, one step behind; one extra step brings them level with
+    what ``mj_forward`` on the final state, the app's sim hand and the reach task read.)"""
     from mujoco import rollout
 
     m = hand.model
     datas = [mujoco.MjData(m) for _ in range(max(1, nthread))]
     init = np.repeat(state0[None], len(control), axis=0)
+    control = np.concatenate([control, control[:, -1:]], axis=1)
     _state, sensordata = rollout.rollout(m, datas, init, control)
-    return sensordata
+    return sensordata[:, 1:]
+
+
+@dataclass(frozen=True)
+class Actuation:
+    """A changed hand (the paper's Fig. 7): the commands the hand receives are not the
+    actions sent. ``failed``: actuators whose control signal is zero (actuator failure; a
+    position servo then holds its joint at 0 rad, or the nearest end of its range);
+    ``fatigue``: every command scaled by this factor (the paper's fatigue; for position
+    servos, targets pulled towards 0 rad). Datasets record the actions *sent*, so a model
+    fine-tuned on them learns the changed hand."""
+
+    failed: tuple[int, ...] = ()
+    fatigue: float = 1.0
+
+    def __call__(self, actions: np.ndarray) -> np.ndarray:
+        out = np.asarray(actions, dtype=float) * self.fatigue
+        if self.failed:
+            out[..., list(self.failed)] = 0.0
+        return out
+
+    def describe(self) -> str:
+        parts = [f"failed actuators {list(self.failed)}"] if self.failed else []
+        if self.fatigue != 1.0:
+            parts.append(f"fatigue x{self.fatigue:g}")
+        return ", ".join(parts) or "nominal"
 
 
 def collect(
@@ -177,9 +206,11 @@ def collect(
     steps: int = 20,
     nthread: int = 2,
     batch: int = 256,
+    actuation: Actuation | None = None,
 ) -> dict[str, Any]:
     """Explore ``hand_name`` at random. ``samples``: quasi-static pairs, or sequential
-    transitions (trajectories of ``steps`` control periods). Returns arrays and a manifest.
+    transitions (trajectories of ``steps`` control periods); ``actuation``: a changed hand.
+    Returns arrays and a manifest.
     Deterministic for a given seed (and independent of ``nthread`` and ``batch``)."""
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; one of {', '.join(SETTINGS)}")
@@ -195,7 +226,7 @@ def collect(
         actions = rng.uniform(hand.ctrl_low, hand.ctrl_high, size=(samples, k))
         tips = np.empty((samples, hand.state_dim), dtype=np.float32)
         for i in range(0, samples, batch):
-            a = actions[i : i + batch]
+            a = actuation(actions[i : i + batch]) if actuation else actions[i : i + batch]
             control = np.repeat(a[:, None, :], n_steps, axis=1)
             sens = _rollout(hand, state0, control, nthread)
             tips[i : i + batch] = _tips(hand, sens[:, -1])
@@ -215,7 +246,7 @@ def collect(
         mujoco.mj_forward(hand.model, d)
         tip0 = _tips(hand, d.sensordata.copy())
         for i in range(0, episodes, batch):
-            a = actions[i : i + batch]
+            a = actuation(actions[i : i + batch]) if actuation else actions[i : i + batch]
             control = np.repeat(a, hand.substeps, axis=1)  # (B, steps * substeps, K)
             sens = _rollout(hand, state0, control, nthread)
             tips[i : i + batch, 0] = tip0
@@ -227,7 +258,9 @@ def collect(
     out["manifest"] = {
         "hand": hand_name,
         "setting": setting,
-        "samples": samples,
+        # sequential: whole trajectories, so the requested count rounded up
+        "samples": int(len(out["actions"]) * (1 if setting == "quasi-static" else steps)),
+        "requested_samples": samples,
         "seed": seed,
         "settle_s": settle_s if setting == "quasi-static" else None,
         "steps_per_episode": steps if setting == "sequential" else None,
@@ -241,6 +274,7 @@ def collect(
         "bytes": int(size),
         "mujoco": mujoco.__version__,
         "threads": nthread,
+        "actuation": actuation.describe() if actuation else "nominal",
     }
     return out
 
@@ -270,7 +304,7 @@ class ExplorationData:
         return out
 
 
-__all__ = ["MODEX_HANDS", "SETTINGS", "ExplorationData", "collect", "exploration_hand"]
+__all__ = ["MODEX_HANDS", "SETTINGS", "Actuation", "ExplorationData", "collect", "exploration_hand"]
 
 
 def main(argv: list[str] | None = None) -> int:

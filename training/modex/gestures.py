@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-GESTURES = ("thumbs_up", "ok", "scissors", "rock_and_roll", "call", "finger_gun", "point")
+from training.modex import GESTURES
 
 # finger role -> (index|middle|ring|little|thumb) : "ext" | "curl" | ("touch", other)
 _SPECS: dict[str, dict[str, object]] = {
@@ -57,6 +57,8 @@ _SPECS: dict[str, dict[str, object]] = {
     },
     "point": {"index": "ext", "middle": "curl", "ring": "curl", "little": "curl", "thumb": "curl"},
 }
+
+assert set(_SPECS) == set(GESTURES), "every gesture name has a specification"
 
 #: a curled fingertip is this fraction of its open reach along x, or less
 CURL_REACH = 0.45
@@ -125,18 +127,36 @@ def load_cost_file(path: str | Path, fingers: tuple[str, ...]) -> Cost:
     return checked_cost(getattr(module, "cost", None), fingers, where=str(path))
 
 
-def checked_cost(fn: object, fingers: tuple[str, ...], *, where: str = "cost") -> Cost:
+def compile_cost(
+    source: str, fingers: tuple[str, ...], *, where: str = "cost code", probe_size: int = 5
+) -> Cost:
+    """A cost function from Python source text defining ``cost(tips)`` (as in a cost file;
+    ``torch``, ``math`` and ``np`` are available), checked like :func:`load_cost_file`."""
+    namespace: dict[str, object] = {"torch": torch, "math": math, "np": np}
+    try:
+        exec(compile(source, f"<{where}>", "exec"), namespace)
+    except Exception as e:  # noqa: BLE001 - any error in the user's code is reported
+        raise CostFunctionError(f"{where}: {type(e).__name__}: {e}") from None
+    return checked_cost(namespace.get("cost"), fingers, where=where, probe_size=probe_size)
+
+
+def checked_cost(
+    fn: object, fingers: tuple[str, ...], *, where: str = "cost", probe_size: int = 5
+) -> Cost:
     """Wrap a user's ``cost(tips (N, F, 3)) -> (N,)`` as a planner cost, after checking it
-    on a probe batch (callable, right shape, finite)."""
+    on a probe batch of ``probe_size`` hands (callable, right shape, finite). While
+    planning, a result of the wrong shape raises CostFunctionError; NaN counts as
+    infinitely bad."""
     if not callable(fn):
         raise CostFunctionError(f"{where}: defines no callable 'cost(tips)'")
-    probe = torch.zeros(5, len(fingers), 3)
-    probe[:, :, 0] = torch.linspace(0.02, 0.12, 5)[:, None]
+    n = max(5, int(probe_size))
+    probe = torch.zeros(n, len(fingers), 3)
+    probe[:, :, 0] = torch.linspace(0.02, 0.12, n)[:, None]
     try:
         out = torch.as_tensor(fn(probe), dtype=torch.float32)
     except Exception as e:  # noqa: BLE001 - any error in the user's function is reported
         raise CostFunctionError(f"{where}: cost(tips) failed: {type(e).__name__}: {e}") from None
-    if out.shape != (5,):
+    if out.shape != (n,):
         raise CostFunctionError(
             f"{where}: cost(tips) must return one number per sample, shape (N,); "
             f"got {tuple(out.shape)}"
@@ -147,6 +167,11 @@ def checked_cost(fn: object, fingers: tuple[str, ...], *, where: str = "cost") -
     def cost(states: torch.Tensor) -> torch.Tensor:
         tips = states[:, -1].reshape(states.shape[0], len(fingers), 3)
         value = torch.as_tensor(fn(tips), dtype=torch.float32)
+        if value.shape != (states.shape[0],):
+            raise CostFunctionError(
+                f"{where}: cost(tips) returned shape {tuple(value.shape)} for "
+                f"{states.shape[0]} samples"
+            )
         return torch.where(torch.isfinite(value), value, torch.full_like(value, math.inf))
 
     return cost

@@ -13,6 +13,7 @@ are buffers, saved in the checkpoint with the weights and the model's configurat
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,8 @@ class _Model(nn.Module):
 
         from teleop_app.atomic import write_atomic
 
+        # extra metadata as plain JSON types, so weights-only loading accepts it
+        extra = json.loads(json.dumps(extra, default=str))
         buf = io.BytesIO()
         torch.save({"config": asdict(self.config), "state": self.state_dict(), "extra": extra}, buf)
         return write_atomic(Path(path), buf.getvalue())

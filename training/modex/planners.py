@@ -4,7 +4,8 @@ All plan action sequences ``(T0, K)`` that minimise a cost of the predicted fing
 count their samples the way the paper does: **samples per planning step** = every action
 sequence whose outcome the forward model predicted while choosing one action (CEM:
 ``iterations x samples``; random shooting: ``samples``; batched gradient descent:
-``batch x iterations``, each iteration one forward prediction of the whole batch).
+``batch x (iterations + 1)``: each descent step predicts the whole batch, and a last
+prediction picks the best).
 
 - :class:`MoDexPlanner` (Algorithm 1): the inverse model proposes ``N(g(s, s_T), sigma^2)``,
   extended over the horizon; CEM refines it (elites, moving-average update with ``beta``).
@@ -20,6 +21,7 @@ The dynamics are given as ``predict(s0 (H,), actions (N, T0, K)) -> states (N, T
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,10 +88,25 @@ class CEMPlanner(_Planner):
         return mean, std
 
     @torch.no_grad()
-    def plan(self, s0: torch.Tensor, target: torch.Tensor, predict: Predict, cost: Cost) -> Plan:
+    def plan(
+        self,
+        s0: torch.Tensor,
+        target: torch.Tensor,
+        predict: Predict,
+        cost: Cost,
+        *,
+        deadline: float | None = None,
+    ) -> Plan:
+        """``deadline`` (a ``time.perf_counter()`` value): no iteration starts that would
+        end after it, judging by the last one's duration (anytime planning for a real-time
+        loop; at least one iteration runs)."""
         mean, std = self.initial(s0, target)
         best_a, best_c, used = mean.clone(), float("inf"), 0
-        for _ in range(self.iterations):
+        last = 0.0
+        for it in range(self.iterations):
+            started = time.perf_counter()
+            if it > 0 and deadline is not None and started + last > deadline:
+                break
             noise = torch.randn((self.samples, *mean.shape), generator=self.gen)
             a = self._clip(mean + std * noise)
             c = cost(predict(s0, a))
@@ -101,6 +118,7 @@ class CEMPlanner(_Planner):
             # moving average of the elite statistics (Algorithm 1, line 15)
             mean = self.beta * mean + (1 - self.beta) * elite.mean(0)
             std = self.beta * std + (1 - self.beta) * elite.std(0)
+            last = time.perf_counter() - started
         return Plan(best_a, best_c, used)
 
 

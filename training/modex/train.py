@@ -57,32 +57,38 @@ def _optimize(
     tc: TrainConfig,
     batch_loss: Callable[[np.random.Generator], torch.Tensor],
 ) -> list[float]:
-    """``tc.steps`` Adam steps on ``batch_loss(rng)`` (seeded); the losses. Leaves the
-    model in eval mode."""
+    """``tc.steps`` Adam steps (cosine-decayed lr) on ``batch_loss(rng)`` (seeded); the
+    losses. Leaves the model in eval mode."""
     torch.manual_seed(tc.seed)
     rng = np.random.default_rng(tc.seed)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    # cosine decay to 5 % of lr: the last steps polish instead of jittering
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=tc.steps, eta_min=0.05 * tc.lr)
     history = []
     for _ in range(tc.steps):
         loss = batch_loss(rng)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
         history.append(loss.item())
     model.eval()
     return history
 
 
 def train_forward(
-    data: dict[str, Any], tc: TrainConfig | None = None
+    data: dict[str, Any], tc: TrainConfig | None = None, *, model: ForwardModel | None = None
 ) -> tuple[ForwardModel, list[float]]:
-    """Eq. 2 on sequential data: windows of ``horizon`` steps, predictions fed back."""
+    """Eq. 2 on sequential data: windows of ``horizon`` steps, predictions fed back.
+    ``model``: fine-tune this one (its normalisers kept) instead of a new one."""
     tc = tc or TrainConfig()
     tips, actions = _t(data["tips"]), _t(data["actions"])
     n_ep, n_t = actions.shape[:2]
     horizon = min(tc.horizon, n_t)
-    model = ForwardModel(_config("forward", data, tc))
-    model.fit_normalizers(data["tips"], data["actions"])
+    if model is None:
+        model = ForwardModel(_config("forward", data, tc))
+        model.fit_normalizers(data["tips"], data["actions"])
+    model.train()
     weights = tc.alpha ** torch.arange(horizon, dtype=torch.float32)
     scale = model.d_norm.std  # errors in units of a typical step, per coordinate
 
@@ -100,13 +106,19 @@ def train_forward(
 
 
 def train_qs_forward(
-    data: dict[str, Any], tc: TrainConfig | None = None
+    data: dict[str, Any],
+    tc: TrainConfig | None = None,
+    *,
+    model: QuasiStaticForward | None = None,
 ) -> tuple[QuasiStaticForward, list[float]]:
-    """Eq. 4: MSE of the settled fingertips from the action alone."""
+    """Eq. 4: MSE of the settled fingertips from the action alone. ``model``: fine-tune
+    this one (its normalisers kept) instead of a new one."""
     tc = tc or TrainConfig()
     a, s = _t(data["actions"]), _t(data["next_tips"])
-    model = QuasiStaticForward(_config("qs_forward", data, tc))
-    model.fit_normalizers(data["actions"], data["next_tips"])
+    if model is None:
+        model = QuasiStaticForward(_config("qs_forward", data, tc))
+        model.fit_normalizers(data["actions"], data["next_tips"])
+    model.train()
 
     def batch_loss(rng: np.random.Generator) -> torch.Tensor:
         i = torch.as_tensor(rng.integers(0, len(a), tc.batch))

@@ -1,0 +1,117 @@
+"""The reach task of MoDex's Table 2 in MuJoCo, planned through the shipped models: MoDex
+beats FM+CEM with fewer samples; rate limits hold; the benchmark's command line works."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from training.modex.pipeline import checkpoint_paths
+from training.modex.reach import (
+    BUDGETS,
+    METHODS,
+    ReachModels,
+    ReachTask,
+    evaluate_reach,
+    limit_sequence,
+    make_planner,
+    reach_error_cm,
+)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(2)
+
+
+def test_rate_limit_of_planned_sequences():
+    prev = torch.zeros(3)
+    wanted = torch.tensor([[[1.0, -1.0, 0.05], [1.0, -1.0, 0.05], [0.0, 0.0, 0.05]]])
+    out = limit_sequence(wanted, prev, 0.3)
+    steps = torch.diff(torch.cat([prev[None, None], out], dim=1), dim=1)
+    assert float(steps.abs().max()) <= 0.3 + 1e-6
+    np.testing.assert_allclose(out[0, 1].numpy(), [0.6, -0.6, 0.05], atol=1e-6)
+    np.testing.assert_allclose(out[0, 2].numpy(), [0.3, -0.3, 0.05], atol=1e-6)
+
+
+def test_targets_are_settled_configurations_and_repeat_with_the_seed():
+    task = ReachTask("allegro")
+    a, b = task.targets(4, seed=3), task.targets(4, seed=3)
+    np.testing.assert_array_equal(a, b)
+    # away from the open hand, and each one is where its random action really settles
+    assert min(reach_error_cm(t, task.tips0) for t in a) > 1.0
+    rng = np.random.default_rng(3)
+    action = rng.uniform(task.hand.ctrl_low, task.hand.ctrl_high)
+    task.reset()
+    task.hold(action, 2 * task.settle_steps)
+    assert reach_error_cm(task.tips(), a[0]) < 1e-3
+
+
+def test_modex_beats_fm_cem_with_fewer_samples_quasi_static():
+    res = {
+        r.method: r
+        for r in evaluate_reach("allegro", "quasi-static", episodes=12, methods=("FM+CEM", "MoDex"))
+    }
+    modex, cem = res["MoDex"], res["FM+CEM"]
+    assert modex.samples_per_step == 1000 and cem.samples_per_step == 1200
+    assert modex.success_rate >= cem.success_rate
+    assert modex.reach_error_cm < cem.reach_error_cm
+    assert modex.reach_error_cm < 1.0  # below the success threshold on average
+
+
+@pytest.mark.slow
+def test_modex_reaches_in_closed_loop_on_leap():
+    (res,) = evaluate_reach("leap", "sequential", episodes=3, methods=("MoDex",), seed=5)
+    assert res.samples_per_step == 1200
+    assert res.reach_error_cm < 1.0, res.errors_cm
+    assert res.success_rate >= 2 / 3
+
+
+def test_every_planner_runs_the_task_and_counts_its_samples():
+    task = ReachTask("allegro")
+    models = ReachModels.load("allegro", "quasi-static")
+    target = task.targets(1, seed=0)[0]
+    small = {
+        "FM+RS": ({"samples": 300}, 300),
+        "FM+BGD": ({"batch": 16, "iterations": 9}, 160),
+        "FM+CEM": ({"samples": 50, "iterations": 3, "elites": 5}, 150),
+        "MoDex": ({"samples": 50, "iterations": 3, "elites": 5}, 150),
+    }
+    assert set(small) == set(METHODS) == set(BUDGETS["sequential"])
+    for method, (budget, count) in small.items():
+        planner = make_planner(method, task.hand, models, seed=0, horizon=1, budget=budget)
+        tips, samples, _ = task.run_quasi_static(planner, models, target)
+        assert samples == [count], method
+        assert np.all(np.isfinite(tips))
+
+
+def test_bench_command_line(tmp_path, capsys):
+    from bench.modex_reach import main
+
+    out = tmp_path / "r.json"
+    rc = main(["--hand", "allegro", "--setting", "quasi-static", "--episodes", "2",
+               "--methods", "FM+CEM,MoDex", "--json", str(out)])  # fmt: skip
+    assert rc == 0
+    records = json.loads(out.read_text())
+    assert [r["method"] for r in records] == ["FM+CEM", "MoDex"]
+    for r in records:
+        assert 0.0 <= r["success_rate"] <= 1.0
+        assert r["reach_error_cm"] > 0 and r["samples_per_step"] > 0
+    assert "| MoDex |" in capsys.readouterr().out
+    # models that are not there: a clear message and the command that trains them
+    rc = main(["--hand", "shadow", "--episodes", "1", "--checkpoints", str(tmp_path / "none")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and "dexteleop train modex --hand shadow" in err
+
+
+def test_shipped_checkpoints_are_small_and_documented():
+    for hand in ("leap", "allegro"):
+        for setting in ("quasi-static", "sequential"):
+            paths = checkpoint_paths(hand, setting)
+            for kind in ("forward", "inverse"):
+                assert paths[kind].stat().st_size < 20e6
+            report = json.loads(paths["report"].read_text())
+            assert report["hand"] == hand and report["setting"] == setting
+            assert report["held_out"]["forward_error_cm"] < 0.5
