@@ -25,14 +25,16 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 
 
-def make_gesture(hand: str, goal: str, seconds: float) -> tuple[np.ndarray, object, dict]:
+def make_gesture(
+    hand: str, goal: str, seconds: float, wrist: str = "thumb_down"
+) -> tuple[np.ndarray, object, dict]:
     """Run the gesture; (final sim state, the session's robot, last info)."""
     from teleop_app.configs import sim_session_config
     from teleop_app.session import Session
 
     cfg = sim_session_config(
         hand=hand, device="replay", controller="modex", controller_options={"goal": goal},
-        fast=True,
+        wrist=wrist, fast=True,
     )  # fmt: skip
     session = Session(cfg)
     last = []
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--out", default="out/modex/gestures.png")
     p.add_argument("--size", type=int, default=240, help="tile width and height, px")
+    p.add_argument("--wrist", default="thumb_down", help="wrist (palm towards the camera)")
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     rows = []
@@ -77,11 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for hand in args.hands:
         tiles = []
-        open_state, robot, _ = make_gesture(hand, "follow operator", 0.05)  # one tick: open
+        open_state, robot, _ = make_gesture(
+            hand, "follow operator", 0.05, args.wrist
+        )  # one tick: open
         tiles.append(("open", render(robot, open_state, args.size, args.size)))
         open_tips = CONTROLLERS.make("modex", hand=hand).open_tips  # what "extended" means
         for goal in GESTURES:
-            state, robot, rec = make_gesture(hand, goal, args.seconds)
+            state, robot, rec = make_gesture(hand, goal, args.seconds, args.wrist)
             cost = gesture_cost(goal, tuple(FINGERS), open_tips)
             tips = np.asarray(rec.state.keypoints, dtype=np.float32)[TIP_INDEX]
             made = float(cost(torch.as_tensor(tips.reshape(1, 1, -1))))

@@ -3,9 +3,11 @@
 Each tick it reads the measured fingertips (the state of MoDex's models), takes a goal —
 the operator's retargeted fingertip keypoints, or a gesture's cost function — and plans with
 bidirectional CEM (the inverse model proposes, the forward model checks; Algorithm 1 of the
-paper); the first planned action goes to the hand (model-predictive control, replanning
-every tick). Models are the hand's checkpoints from ``dexteleop train modex`` (shipped for
-LEAP and Allegro in ``assets/checkpoints/modex``).
+paper). Following the operator, the sequential models plan two control periods ahead and
+the first action goes to the hand (model-predictive control, replanning every tick); a
+gesture is planned as a pose with the quasi-static models, as in the paper. Models are the
+hand's checkpoints from ``dexteleop train modex`` (shipped for LEAP and Allegro in
+``assets/checkpoints/modex``).
 
 Settings the operator changes live: the goal (follow the operator, a built-in gesture, or
 the custom cost function), the custom cost function's code (checked before it is used; a
@@ -57,8 +59,11 @@ class ModexControllerConfig(ControllerConfig):
     """MoDex planning (see the module docstring).
 
     Attributes:
-        setting: which models plan: ``sequential`` (MPC with the one-step forward model,
-            horizon ``horizon``) or ``quasi-static`` (the settled pose of one action).
+        setting: which models follow the operator: ``sequential`` (MPC with the one-step
+            forward model, horizon ``horizon``) or ``quasi-static`` (the settled pose of one
+            action). Gestures and the custom cost are always planned as poses with the
+            quasi-static models, as in the paper (its gestures reuse the quasi-static
+            reaching model); the safety filter paces the motion there.
         checkpoints: folder of the hand's models (default: the shipped ones).
         goal: follow the operator's fingertips, make a gesture, or the custom cost.
         cost_code: the custom cost function (Python; ``cost(tips) -> (N,)``).
@@ -90,7 +95,7 @@ class ModexControllerConfig(ControllerConfig):
     samples: int = live(100, "int", label="samples", low=20, high=2000, step=20)
     iterations: int = live(12, "int", label="CEM iterations", low=1, high=20, step=1)
     time_budget_ms: float = live(
-        30.0,
+        20.0,
         "float",
         label="time budget, ms",
         help="stop refining once a planning step has taken this long (0: no limit)",
@@ -113,13 +118,14 @@ class ModexController(Controller):
         from training.modex.pipeline import checkpoint_paths
 
         cfg = ModexControllerConfig(hand=hand)
-        paths = checkpoint_paths(hand, cfg.setting, cfg.checkpoints)
-        missing = [p.name for k, p in paths.items() if k != "report" and not p.is_file()]
-        if missing:
-            return (
-                f"no MoDex models for {hand} ({', '.join(missing)}); train them with "
-                f"'dexteleop train modex --hand {hand} --setting {cfg.setting}'"
-            )
+        for setting in dict.fromkeys((cfg.setting, "quasi-static")):
+            paths = checkpoint_paths(hand, setting, cfg.checkpoints)
+            missing = [p.name for k, p in paths.items() if k != "report" and not p.is_file()]
+            if missing:
+                return (
+                    f"no MoDex models for {hand} ({', '.join(missing)}); train them with "
+                    f"'dexteleop train modex --hand {hand} --setting {setting}'"
+                )
         return None
 
     def __init__(self, config: ModexControllerConfig) -> None:
@@ -135,13 +141,17 @@ class ModexController(Controller):
             raise ValueError(f"setting must be one of {list(SETTINGS)}, got {config.setting!r}")
         if config.horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {config.horizon}")
-        try:
-            self.models = ReachModels.load(config.hand, config.setting, config.checkpoints)
-        except CheckpointError as e:
-            raise ControllerUnavailable(
-                f"MoDex: {e}; train with 'dexteleop train modex --hand {config.hand} "
-                f"--setting {config.setting}'"
-            ) from None
+        loaded = {}
+        for setting in dict.fromkeys((config.setting, "quasi-static")):
+            try:
+                loaded[setting] = ReachModels.load(config.hand, setting, config.checkpoints)
+            except CheckpointError as e:
+                raise ControllerUnavailable(
+                    f"MoDex: {e}; train with 'dexteleop train modex --hand {config.hand} "
+                    f"--setting {setting}'"
+                ) from None
+        self.models = loaded[config.setting]  # following the operator
+        self.pose_models = loaded["quasi-static"]  # gestures and custom costs
         self._torch = torch
         self.xhand = exploration_hand(config.hand)
         if self.xhand.fingers != tuple(FINGERS):
@@ -247,7 +257,8 @@ class ModexController(Controller):
             goal_name = command.gesture
         s = torch.as_tensor(tips)
         previous = torch.as_tensor(self._to_action(state.target))
-        quasi = cfg.setting == "quasi-static"
+        quasi = cfg.setting == "quasi-static" or goal_name != FOLLOW
+        models = self.models if goal_name == FOLLOW else self.pose_models
         info: dict[str, Any] = {"holding": 0.0, "goal": goal_name}
         if goal_name == FOLLOW:
             if command.keypoints is None:
@@ -257,7 +268,7 @@ class ModexController(Controller):
                 return hold, {"holding": 1.0, "reason": "non-finite command"}
             target = torch.as_tensor(goal)
             cost = reach_cost(target)
-            propose = self.models.propose
+            propose = models.propose
             info["reach_error_mm"] = 10.0 * reach_error_cm(tips, goal)
         else:
             try:
@@ -265,8 +276,8 @@ class ModexController(Controller):
             except ValueError as e:
                 return hold, {"holding": 1.0, "reason": str(e)}
             target = s
-            sigma = 3.0 * self.models.inverse.sigma
-            start = previous if not quasi else torch.as_tensor(self.xhand.default_ctrl).float()
+            sigma = 3.0 * models.inverse.sigma  # a broad search around the last pose planned
+            start = torch.as_tensor(self.xhand.default_ctrl).float()
             key = (goal_name, id(cost))  # a new goal or new code starts afresh
             if self._warm is not None and self._warm[0] == key:
                 start = self._warm[1]
@@ -275,11 +286,11 @@ class ModexController(Controller):
                 return start, sigma
 
         if quasi:
-            predict = quasi_static_predict(self.models.forward)
+            predict = quasi_static_predict(models.forward)
             horizon = 1
         else:
             predict = rate_limited(
-                sequential_predict(self.models.forward), previous, self.xhand.max_step
+                sequential_predict(models.forward), previous, self.xhand.max_step
             )
             horizon = cfg.horizon
         planner = MoDexPlanner(

@@ -56,7 +56,21 @@ def _output_path(path: str | None) -> Path | None:
     return p
 
 
+def _control_threads() -> None:
+    """A control process runs torch on one intra-op thread (``DEXTELEOP_TORCH_THREADS`` to
+    change): planning batches are small, and on a 2-core machine a second torch thread
+    only fights the loop, the renderer and the UI for the cores."""
+    import torch
+
+    try:
+        n = int(os.environ.get("DEXTELEOP_TORCH_THREADS", "1"))
+    except ValueError:
+        raise CliError("DEXTELEOP_TORCH_THREADS must be a whole number") from None
+    torch.set_num_threads(max(1, n))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    _control_threads()
     from teleop_app.configs import sim_session_config
     from teleop_app.session import Session
 
@@ -229,6 +243,7 @@ def _settings(pairs: list[str] | None) -> dict[str, Any]:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
+    _control_threads()
     import time
 
     from teleop_app.recording.recorder import Recorder
@@ -282,6 +297,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
+    _control_threads()
     from teleop_app.recording.replay import counterfactual
 
     report, _ = counterfactual(
@@ -351,6 +367,7 @@ def _cmd_dataset(args: argparse.Namespace) -> int:
 
 
 def _cmd_app(args: argparse.Namespace) -> int:
+    _control_threads()
     if (args.screenshot is not None or args.report is not None) and args.duration is None:
         raise CliError("--screenshot and --report need --duration SECONDS")
     screenshot, report = _output_path(args.screenshot), _output_path(args.report)

@@ -65,7 +65,7 @@ def test_missing_or_damaged_models_are_reported(tmp_path, monkeypatch):
     with pytest.raises(ControllerUnavailable, match="no checkpoint"):
         CONTROLLERS.make("modex", hand="leap")
     for kind in ("forward", "inverse"):
-        (tmp_path / f"leap_sequential_{kind}.pt").write_bytes(b"\x80\x04 not a checkpoint")
+        (tmp_path / f"leap_sequential_{kind}.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ControllerUnavailable, match="damaged"):
         CONTROLLERS.make("modex", hand="leap")
 

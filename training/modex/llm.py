@@ -4,8 +4,10 @@ The operator describes a gesture in words; an OpenAI-compatible chat endpoint th
 operator configures (``--endpoint``, or ``DEXTELEOP_LLM_ENDPOINT``; key in
 ``DEXTELEOP_LLM_API_KEY``) is shown two example cost functions (in-context learning, as in
 the paper) and asked for a third. The answer's code is checked exactly like a cost file
-(callable, one finite number per sample) before anything uses it. Nothing here is needed
-to run MoDex: it only talks to a server the user names.
+(callable, one finite number per sample) before anything uses it; that check runs the code
+in this process, like loading any cost file, so read what a model wrote before you drive a
+real hand with it (``--out`` saves it for that). Nothing here is needed to run MoDex: it
+only talks to a server the user names.
 
     dexteleop modex cost "peace sign: index and middle out, the rest curled" \
         --endpoint http://localhost:8000/v1 --model my-model --out peace.py

@@ -243,9 +243,11 @@ def evaluate_reach(
     steps: int = 12,
     progress: Callable[[str, int, float], None] | None = None,
     budgets: dict[str, dict[str, Any]] | None = None,
+    episodes_for: dict[str, int] | None = None,
 ) -> list[MethodResult]:
     """Run ``episodes`` reach episodes per method on the same targets; results per method.
-    ``budgets``: planner settings per method instead of :data:`BUDGETS`."""
+    ``budgets``: planner settings per method instead of :data:`BUDGETS`; ``episodes_for``:
+    fewer episodes (the first of the same targets) for some methods."""
     models = ReachModels.load(hand, setting, root)
     task = ReachTask(hand, steps=steps)
     targets = task.targets(episodes, seed)
@@ -258,7 +260,8 @@ def evaluate_reach(
         budget = (budgets or {}).get(method)
         planner = make_planner(method, task.hand, models, seed=seed, horizon=t0, budget=budget)
         errors, worst, samples, times = [], [], [], []
-        for i, target in enumerate(targets):
+        n = min(episodes, (episodes_for or {}).get(method, episodes))
+        for i, target in enumerate(targets[:n]):
             run = task.run_quasi_static if quasi else task.run_sequential
             tips, used, ms = run(planner, models, target)
             errors.append(reach_error_cm(tips, target))
