@@ -71,26 +71,17 @@ def _control_threads() -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     _control_threads()
-    from teleop_app.configs import sim_session_config
     from teleop_app.session import Session
 
     report_path, video_path = _output_path(args.report), _output_path(args.video)
     if round(args.duration * args.rate) < 1:
         raise CliError(f"--duration {args.duration} is shorter than one tick at {args.rate} Hz")
-    config = sim_session_config(
-        hand=args.hand,
-        device=args.device,
-        controller=args.controller,
-        controller_options=_settings(args.set),
-        wrist=args.wrist,
-        obj=args.object,
+    config = _session_config_from_args(
+        args,
         object_mass_kg=args.object_mass,
         object_friction=args.object_friction,
         operator=args.operator,
-        retarget_mode=args.retarget_mode,
         scale=args.scale,
-        rate_hz=args.rate,
-        fast=args.fast,
         keep_states=args.video is not None,
     )
     session = Session(config)
@@ -212,7 +203,8 @@ def _cmd_clip(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session_config_from_args(args: argparse.Namespace) -> Any:
+def _session_config_from_args(args: argparse.Namespace, **extra: Any) -> Any:
+    """The simulated session the shared options describe (``extra``: a command's own)."""
     from teleop_app.configs import sim_session_config
 
     return sim_session_config(
@@ -225,6 +217,7 @@ def _session_config_from_args(args: argparse.Namespace) -> Any:
         retarget_mode=args.retarget_mode,
         rate_hz=args.rate,
         fast=args.fast,
+        **extra,
     )
 
 
