@@ -396,7 +396,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise CliError(f"--data {args.data}: no {Path(args.data).with_suffix('.npz')}")
         run_from_args(args)
         return 0
+    if args.train_command == "rl":
+        from training.rl.cli import run_rl
+
+        return run_rl(args)
     raise CliError(f"unknown training command {args.train_command!r}")
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from training.rl.cli import run_generate
+
+    try:
+        return run_generate(args)
+    except FileNotFoundError as e:
+        raise CliError(str(e)) from e
 
 
 def _cmd_modex(args: argparse.Namespace) -> int:
@@ -555,7 +568,19 @@ def build_parser() -> argparse.ArgumentParser:
         "modex", help="MoDex: explore the simulated hand, train forward and inverse models"
     )
     modex_arguments(tm)
+    from training.rl.cli import add_generate_arguments, add_rl_arguments
+
+    trl = trsub.add_parser(
+        "rl", help="PPO in parallel simulated worlds (anygrasp, free finger motion)"
+    )
+    add_rl_arguments(trl)
     tr.set_defaults(func=_cmd_train)
+
+    da = sub.add_parser("data", help="simulation datasets for DexGen")
+    dasub = da.add_subparsers(dest="data_command", required=True)
+    dg = dasub.add_parser("generate", help="roll out trained policies into a dataset")
+    add_generate_arguments(dg)
+    da.set_defaults(func=_cmd_data)
 
     mx = sub.add_parser("modex", help="MoDex tools")
     mxsub = mx.add_subparsers(dest="modex_command", required=True)

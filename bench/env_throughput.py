@@ -1,0 +1,113 @@
+"""Throughput of the parallel RL environments: control steps per second vs worlds and threads.
+
+    .venv/bin/python bench/env_throughput.py [--task anygrasp] [--hand leap] [--seconds 4]
+        [--worlds 1,8,32,128] [--threads 1,2] [--json PATH]
+
+One control step = 1/20 s of simulated time = 25 physics steps of 2 ms. Three ways of
+stepping the same anygrasp scene are measured in one run, so that their ratio holds on a
+noisy machine:
+
+- ``python loop``: one ``MjData`` stepped by ``mujoco.mj_step`` from Python, one world
+  (the baseline: what a plain Gym-style env does);
+- ``batch physics``: ``mujoco.batch`` stepping N worlds on T threads, nothing else;
+- ``env step``: the full ``HandEnv.step`` (actions in, rewards, resets, observations out as
+  torch tensors) on N worlds, T threads, with zero actions (the policy holding its grasp).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MENAGERIE_ROOT", str(ROOT.parent / "shared" / "menagerie"))
+
+import mujoco  # noqa: E402
+import torch  # noqa: E402
+
+
+def _timed(fn, seconds: float) -> tuple[int, float]:
+    fn()  # warm up
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        fn()
+        n += 1
+    return n, time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", default="anygrasp")
+    p.add_argument("--hand", default="leap")
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--worlds", default="1,8,32,128")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    from training.envs import make_env
+
+    worlds = [int(x) for x in args.worlds.split(",")]
+    threads = [int(x) for x in args.threads.split(",")]
+    over = {"hand": args.hand}
+    if args.task == "anygrasp":  # the shipped grasp caches: no generation here
+        over.update(per_family=2, grasps_base=30, grasps_rrt=300)
+    records = []
+
+    # baseline: one world, Python loop
+    env = make_env(args.task, num_envs=1, nthread=1, **over)
+    m, d = env.world(0)
+    sub = env.substeps
+    n, dt = _timed(lambda: mujoco.mj_step(m, d, nstep=sub), args.seconds)
+    base = n / dt
+    records.append({"method": "python loop", "worlds": 1, "threads": 1, "control_steps_s": base})
+
+    for nw in worlds:
+        for nt in threads:
+            if nt > nw:
+                continue
+            env = make_env(args.task, num_envs=nw, nthread=nt, **over)
+            zero = torch.zeros(nw, env.num_actions)
+            n, dt = _timed(lambda env=env: env.backend.step(env.substeps), args.seconds)
+            records.append(
+                {
+                    "method": "batch physics",
+                    "worlds": nw,
+                    "threads": nt,
+                    "control_steps_s": n * nw / dt,
+                }
+            )
+            n, dt = _timed(lambda env=env, zero=zero: env.step(zero), args.seconds)
+            records.append(
+                {"method": "env step", "worlds": nw, "threads": nt, "control_steps_s": n * nw / dt}
+            )
+            print(f"  {nw} worlds, {nt} threads done", file=sys.stderr, flush=True)
+
+    print(f"\n### RL environment throughput ({args.task}, {args.hand}): control steps per second\n")
+    print(
+        f"One control step = 50 ms simulated = {sub} physics steps. Baseline: one world stepped "
+        "from a Python loop in the same run.\n"
+    )
+    print("| method | worlds | threads | control steps/s | x baseline | x real time |")
+    print("|---|---|---|---|---|---|")
+    for r in records:
+        r["x_baseline"] = r["control_steps_s"] / base
+        print(
+            f"| {r['method']} | {r['worlds']} | {r['threads']} | {r['control_steps_s']:,.0f} | "
+            f"{r['x_baseline']:.2f} | {r['control_steps_s'] / 20:,.0f} |"
+        )
+    print(f"\n{platform.machine()}, {os.cpu_count()} cores, mujoco {mujoco.__version__}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(records, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""The Anygrasp dataset on disk: chunked ``.npy`` files that training memory-maps.
+
+Layout::
+
+    DATASET/
+      manifest.json               config, commit, counts, seconds, chunk list
+      chunk_00000/                one folder per chunk of whole episode segments
+        q.npy          (R, n)     joint positions, rad (true state at the step)
+        target.npy     (R, n)     joint targets sent at the step (the action), rad
+        keypoints.npy  (R, 8, 3)  the 8 keypoints in the palm frame, m
+        object.npy     (R, 7)     object position (m) and orientation (wxyz), palm frame
+        gravity.npy    (R, 3)     unit gravity direction in the palm frame (the wrist)
+        style.npy      (R,)       style index (``training.envs.base.STYLES`` order)
+        mode.npy       (R,)       task mode (0 anygrasp, 1 free finger)
+        segments.npy   (S, 2)     start row and length of each episode segment
+
+Rows are control steps (20 Hz). A *transition* at row t of a segment has a full
+proprioception history (rows t-H+1..t) and T future keypoint rows (t+1..t+T):
+:class:`DatasetReader` serves them without loading the data set: every chunk array is
+opened with ``mmap_mode="r"`` and gathered by index.
+
+Chunks are written to a temporary folder and renamed when complete, and the manifest is
+rewritten (atomically) after each chunk, so an interrupted run keeps every finished chunk
+and a later run appends to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FIELDS = ("q", "target", "keypoints", "object", "gravity", "style", "mode")
+DTYPES = {"style": np.int8, "mode": np.int8}
+MODES = {"anygrasp": 0, "free_finger": 1}
+FORMAT = "dexteleop-anygrasp/1"
+
+
+class DatasetWriter:
+    """Appends episode segments and flushes them as chunks of about ``chunk_rows`` rows."""
+
+    def __init__(
+        self, root: str | Path, *, chunk_rows: int = 65536, meta: dict | None = None
+    ) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.chunk_rows = chunk_rows
+        self.manifest = _read_manifest(self.root) or {
+            "format": FORMAT,
+            "chunks": [],
+            "rows": 0,
+            "segments": 0,
+            "meta": meta or {},
+        }
+        if meta:
+            self.manifest["meta"].update(meta)
+        # a chunk folder left by a crash before its rename is incomplete: drop it
+        for p in self.root.glob("chunk_*.tmp"):
+            shutil.rmtree(p, ignore_errors=True)
+        self._buf: dict[str, list[np.ndarray]] = {f: [] for f in FIELDS}
+        self._lens: list[int] = []
+
+    @property
+    def rows(self) -> int:
+        return int(self.manifest["rows"]) + sum(self._lens)
+
+    def add(self, segment: dict[str, np.ndarray]) -> None:
+        """One episode segment: every field with the same first dimension."""
+        n = len(segment["q"])
+        for f in FIELDS:
+            a = np.asarray(segment[f])
+            if len(a) != n:
+                raise ValueError(f"field {f} has {len(a)} rows, q has {n}")
+            self._buf[f].append(a.astype(DTYPES.get(f, np.float32)))
+        self._lens.append(n)
+        if sum(self._lens) >= self.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._lens:
+            return
+        idx = len(self.manifest["chunks"])
+        name = f"chunk_{idx:05d}"
+        tmp = self.root / f"{name}.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        for f in FIELDS:
+            np.save(tmp / f"{f}.npy", np.concatenate(self._buf[f]))
+        lens = np.array(self._lens, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        np.save(tmp / "segments.npy", np.stack([starts, lens], axis=1))
+        os.replace(tmp, self.root / name)
+        self.manifest["chunks"].append(
+            {"name": name, "rows": int(lens.sum()), "segments": len(lens)}
+        )
+        self.manifest["rows"] += int(lens.sum())
+        self.manifest["segments"] += len(lens)
+        self._buf = {f: [] for f in FIELDS}
+        self._lens = []
+        self.write_manifest()
+
+    def write_manifest(self, **extra: object) -> None:
+        self.manifest.update(extra)
+        tmp = self.root / "manifest.json.tmp"
+        tmp.write_text(json.dumps(self.manifest, indent=2))
+        os.replace(tmp, self.root / "manifest.json")
+
+    def close(self, **extra: object) -> None:
+        self.flush()
+        self.write_manifest(**extra)
+
+
+def _read_manifest(root: Path) -> dict | None:
+    p = root / "manifest.json"
+    if not p.exists():
+        return None
+    try:
+        m = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"dataset manifest {p} is unreadable: {e}") from e
+    if m.get("format") != FORMAT:
+        raise ValueError(f"{p} is not a {FORMAT} dataset")
+    return m
+
+
+@dataclass
+class Batch:
+    """Transitions gathered by :meth:`DatasetReader.get` (B = batch, H = history,
+    T = future steps, n = joints, K = 8 keypoints).
+
+    Attributes:
+        keypoints: (B, H, K, 3) keypoints of the history steps (last = now).
+        q: (B, H, n) joint positions. prev_target: (B, H, n) the target in force at each
+            history step (sent the step before). control_error: (B, H, n) prev_target - q.
+        future_keypoints: (B, T, K, 3) keypoints of the next T steps.
+        action: (B, n) the joint target sent now. gravity: (B, 3). mode: (B,). style: (B,).
+    """
+
+    keypoints: np.ndarray
+    q: np.ndarray
+    prev_target: np.ndarray
+    control_error: np.ndarray
+    future_keypoints: np.ndarray
+    action: np.ndarray
+    gravity: np.ndarray
+    mode: np.ndarray
+    style: np.ndarray
+
+
+class DatasetReader:
+    """Memory-mapped access to transitions of a dataset written by :class:`DatasetWriter`."""
+
+    def __init__(self, root: str | Path, *, history: int = 4, future: int = 2) -> None:
+        self.root = Path(root)
+        m = _read_manifest(self.root)
+        if m is None:
+            raise FileNotFoundError(f"no dataset at {self.root} (manifest.json missing)")
+        if history < 1 or future < 1:
+            raise ValueError("history and future must be >= 1")
+        self.manifest, self.history, self.future = m, history, future
+        self.chunks: list[dict[str, np.ndarray]] = []
+        starts = []
+        for ci, c in enumerate(m["chunks"]):
+            d = self.root / c["name"]
+            try:
+                arrs = {f: np.load(d / f"{f}.npy", mmap_mode="r") for f in FIELDS}
+                seg = np.load(d / "segments.npy")
+            except (OSError, ValueError) as e:
+                raise ValueError(f"dataset chunk {d} is unreadable: {e}") from e
+            self.chunks.append(arrs)
+            # valid rows: history before (the first target is the one before row 0, so
+            # a row needs `history` rows up to it) and `future` rows after it
+            for s0, n in seg:
+                lo, hi = s0 + history, s0 + n - future  # rows [lo, hi)
+                if hi > lo:
+                    rows = np.arange(lo, hi)
+                    starts.append(np.stack([np.full(rows.size, ci), rows], axis=1))
+        self.index = np.concatenate(starts) if starts else np.zeros((0, 2), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    def get(self, idx: np.ndarray) -> Batch:
+        """Gather transitions ``idx`` (any order); reads only the rows it needs."""
+        idx = np.asarray(idx)
+        H, T = self.history, self.future
+        out: dict[str, list] = {k: [] for k in Batch.__dataclass_fields__}
+        order = []
+        for ci in np.unique(self.index[idx, 0]):
+            sel = np.flatnonzero(self.index[idx, 0] == ci)
+            rows = self.index[idx[sel], 1]
+            c = self.chunks[ci]
+            hist = rows[:, None] + np.arange(-H + 1, 1)  # (b, H)
+            fut = rows[:, None] + np.arange(1, T + 1)
+            q = np.asarray(c["q"][hist.ravel()]).reshape(len(rows), H, -1)
+            prev_t = np.asarray(c["target"][(hist - 1).ravel()]).reshape(len(rows), H, -1)
+            out["keypoints"].append(
+                np.asarray(c["keypoints"][hist.ravel()]).reshape(len(rows), H, 8, 3)
+            )
+            out["q"].append(q)
+            out["prev_target"].append(prev_t)
+            out["control_error"].append(prev_t - q)
+            out["future_keypoints"].append(
+                np.asarray(c["keypoints"][fut.ravel()]).reshape(len(rows), T, 8, 3)
+            )
+            out["action"].append(np.asarray(c["target"][rows]))
+            out["gravity"].append(np.asarray(c["gravity"][rows]))
+            out["mode"].append(np.asarray(c["mode"][rows]))
+            out["style"].append(np.asarray(c["style"][rows]))
+            order.append(sel)
+        inv = np.argsort(np.concatenate(order)) if order else np.zeros(0, int)
+        return Batch(**{k: np.concatenate(v)[inv] for k, v in out.items()})

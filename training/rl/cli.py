@@ -1,0 +1,175 @@
+"""``dexteleop train rl`` and ``dexteleop data generate`` (argparse wiring; heavy imports
+happen only when a command runs)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TASK_NAMES = ("anygrasp", "free_finger")
+SCALE_NAMES = ("smoke", "demo", "full")
+#: Where ``train rl`` puts a run when --out is not given.
+DEFAULT_RUNS = Path("out/rl")
+#: The shipped demo-scale policies, one per task and hand.
+SHIPPED_POLICIES = Path(__file__).resolve().parents[2] / "assets" / "checkpoints" / "rl"
+
+
+def shipped_policy(task: str, hand: str) -> Path:
+    return SHIPPED_POLICIES / f"{task}_{hand}.pt"
+
+
+def add_rl_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", choices=TASK_NAMES, default="anygrasp")
+    p.add_argument("--hand", default="leap")
+    p.add_argument("--scale", choices=SCALE_NAMES, default="demo")
+    p.add_argument(
+        "--out", help="run folder: checkpoint.pt, policy.pt, tb/ (default out/rl/TASK_HAND_SCALE)"
+    )
+    p.add_argument("--iterations", type=int, help="PPO iterations (default: the scale's)")
+    p.add_argument("--envs", type=int, help="parallel worlds (default: the scale's)")
+    p.add_argument("--threads", type=int, help="CPU threads stepping the worlds")
+    p.add_argument("--minutes", type=float, help="stop (and save) after this long")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--grasp-cache", help="folder for generated grasp caches (default out/grasps)")
+    p.add_argument(
+        "--no-resume", action="store_true", help="start over even if a checkpoint exists"
+    )
+    p.add_argument(
+        "--ship", action="store_true", help="copy the final policy into assets/checkpoints/rl"
+    )
+
+
+def run_rl(args: argparse.Namespace) -> int:
+    import dataclasses
+    import shutil
+
+    from training.rl.ppo import scale_preset, train
+
+    out = Path(args.out or DEFAULT_RUNS / f"{args.task}_{args.hand}_{args.scale}")
+    env_over: dict = {}
+    if args.envs is not None:
+        env_over["num_envs"] = args.envs
+    if args.threads is not None:
+        env_over["nthread"] = args.threads
+    if args.grasp_cache is not None and args.task == "anygrasp":
+        env_over["grasp_cache"] = args.grasp_cache
+    _, settings = scale_preset(args.scale, args.task)
+    changes = {}
+    if args.iterations is not None:
+        changes["iterations"] = args.iterations
+    if args.minutes is not None:
+        changes["max_minutes"] = args.minutes
+    settings = dataclasses.replace(settings, **changes)
+    res = train(
+        args.task,
+        scale=args.scale,
+        hand=args.hand,
+        out=out,
+        seed=args.seed,
+        resume=not args.no_resume,
+        env_overrides=env_over,
+        settings=settings,
+    )
+    last = res.curve[-1] if res.curve else {}
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "iterations": res.iterations,
+                "env_steps": res.env_steps,
+                "seconds": round(res.seconds, 1),
+                "last": last,
+            },
+            indent=2,
+        )
+    )
+    if args.ship:
+        dst = shipped_policy(args.task, args.hand)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "policy.pt", dst)
+        print(f"shipped {dst}")
+    return 0
+
+
+def add_generate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", choices=TASK_NAMES, default="anygrasp")
+    p.add_argument("--hand", default="leap")
+    p.add_argument("--scale", choices=SCALE_NAMES, default="demo")
+    p.add_argument("--policy", help="policy.pt from `train rl` (default: the shipped one)")
+    p.add_argument("--out", required=True, help="dataset folder (appended to if it exists)")
+    p.add_argument("--transitions", type=int, help="stop once the dataset holds this many")
+    p.add_argument("--envs", type=int, help="parallel worlds")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--future", type=int, default=2, help="future keypoint steps T per transition")
+    p.add_argument("--minutes", type=float, help="stop after this long")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--grasp-cache", help="folder for generated grasp caches")
+
+
+DATA_SCALES = {
+    "smoke": {"num_envs": 8, "nthread": 1, "transitions": 500},
+    "demo": {"num_envs": 96, "nthread": 2, "transitions": 1_200_000},
+    "full": {"num_envs": 4096, "nthread": 0, "transitions": 100_000_000},
+}
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    import os
+
+    from training.datagen.generate import generate
+    from training.envs import make_env
+    from training.rl.ppo import Policy
+
+    policy_path = Path(args.policy) if args.policy else shipped_policy(args.task, args.hand)
+    if not policy_path.is_file():
+        raise FileNotFoundError(
+            f"no policy at {policy_path}: train one with `dexteleop train rl --task {args.task} "
+            f"--hand {args.hand}` or pass --policy"
+        )
+    sc = dict(DATA_SCALES[args.scale])
+    n_tr = args.transitions or sc.pop("transitions")
+    sc.pop("transitions", None)
+    if args.envs:
+        sc["num_envs"] = args.envs
+    if args.threads:
+        sc["nthread"] = args.threads
+    if not sc["nthread"]:
+        sc["nthread"] = os.cpu_count() or 1
+    over = {"hand": args.hand, "seed": args.seed, **sc, **Policy.env_overrides(policy_path)}
+    if args.task == "anygrasp":
+        from training.rl.ppo import scale_preset
+
+        env_kw, _ = scale_preset(args.scale, args.task)
+        over.update(
+            {
+                k: v
+                for k, v in env_kw.items()
+                if k.startswith("grasps") or k in ("families", "per_family")
+            }
+        )
+        if args.grasp_cache:
+            over["grasp_cache"] = args.grasp_cache
+    env = make_env(args.task, **over)
+    policy = Policy(policy_path, env)
+    counts = generate(
+        env,
+        policy,
+        args.out,
+        transitions=n_tr,
+        future=args.future,
+        expert="ppo",
+        meta={
+            "policy": str(policy_path),
+            "policy_meta": policy.meta,
+            "scale": args.scale,
+            "num_envs": env.num_envs,
+            "seed": args.seed,
+        },
+        max_seconds=None if args.minutes is None else 60 * args.minutes,
+    )
+    print(json.dumps(counts, indent=2))
+    return 0

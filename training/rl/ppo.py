@@ -1,0 +1,405 @@
+"""PPO on the hand environments with rsl-rl (the library Isaac Lab uses).
+
+The algorithm, storage and networks are rsl-rl's (``rsl_rl.algorithms.PPO``, ``MLPModel``);
+this module supplies the asymmetric actor-critic wiring (actor: ``policy`` observations;
+critic: ``critic`` observations with privileged state), scale presets, the loop with a
+progress bar, TensorBoard curves of the task's own measures (goals reached per minute, hold
+rate), and checkpoints that resume.
+
+Scales (DESIGN: same code at three sizes):
+- ``smoke``: 8 worlds, a few iterations (tests, seconds).
+- ``demo``: this 2-core machine, about an hour in the background.
+- ``full``: a GPU backend with thousands of worlds (the paper: 8192 envs, batch 8192).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import pickle
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+SCALES = ("smoke", "demo", "full")
+
+
+@dataclass
+class PPOSettings:
+    """Learner settings (DexterityGen Appendix D gives lr 5e-4, clip 0.2, gamma 0.99,
+    GAE 0.95, hidden [1024, 512, 512, 256, 256]; the demo scale uses smaller networks)."""
+
+    iterations: int = 3
+    steps_per_env: int = 16
+    hidden: tuple[int, ...] = (256, 128, 128)
+    critic_hidden: tuple[int, ...] = (256, 128, 128)
+    learning_rate: float = 5e-4
+    clip: float = 0.2
+    gamma: float = 0.99
+    lam: float = 0.95
+    epochs: int = 5
+    minibatches: int = 4
+    entropy: float = 0.0
+    init_std: float = 0.3
+    desired_kl: float = 0.01
+    save_every: int = 20
+    max_minutes: float | None = None
+
+
+def scale_preset(scale: str, task: str) -> tuple[dict[str, Any], PPOSettings]:
+    """Environment overrides and learner settings of a scale."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
+    grasp = task == "anygrasp"
+    if scale == "smoke":
+        env = {"num_envs": 8, "nthread": 1}
+        if grasp:
+            env.update(families=("cube",), grasps_base=3, grasps_rrt=20)
+        return env, PPOSettings(
+            iterations=2, steps_per_env=8, hidden=(64, 64), critic_hidden=(64, 64)
+        )
+    if scale == "demo":
+        env = {"num_envs": 96, "nthread": 2}
+        if grasp:  # the shipped caches: 6 families x 2 scales, 30 + 300 grasps each
+            env.update(per_family=2, grasps_base=30, grasps_rrt=300)
+        return env, PPOSettings(iterations=2000, steps_per_env=24, max_minutes=60.0)
+    env = {"num_envs": 4096, "nthread": os.cpu_count() or 1}
+    if grasp:
+        env.update(per_family=8, grasps_base=400, grasps_rrt=20000)
+    return env, PPOSettings(
+        iterations=5000,
+        steps_per_env=24,
+        hidden=(1024, 512, 512, 256, 256),
+        critic_hidden=(1024, 512, 512, 256, 256),
+        minibatches=8,
+    )
+
+
+def rsl_config(s: PPOSettings) -> dict[str, Any]:
+    """The rsl-rl runner/algorithm dictionary for these settings."""
+    return {
+        "num_steps_per_env": s.steps_per_env,
+        "obs_groups": {"actor": ["policy"], "critic": ["critic"]},
+        "actor": {
+            "class_name": "rsl_rl.models.MLPModel",
+            "hidden_dims": list(s.hidden),
+            "activation": "elu",
+            "obs_normalization": True,
+            "distribution_cfg": {
+                "class_name": "rsl_rl.modules.distribution.GaussianDistribution",
+                "init_std": s.init_std,
+            },
+        },
+        "critic": {
+            "class_name": "rsl_rl.models.MLPModel",
+            "hidden_dims": list(s.critic_hidden),
+            "activation": "elu",
+            "obs_normalization": True,
+        },
+        "algorithm": {
+            "class_name": "rsl_rl.algorithms.PPO",
+            "num_learning_epochs": s.epochs,
+            "num_mini_batches": s.minibatches,
+            "clip_param": s.clip,
+            "gamma": s.gamma,
+            "lam": s.lam,
+            "value_loss_coef": 1.0,
+            "entropy_coef": s.entropy,
+            "learning_rate": s.learning_rate,
+            "max_grad_norm": 1.0,
+            "schedule": "adaptive",
+            "desired_kl": s.desired_kl,
+        },
+        "multi_gpu": None,
+    }
+
+
+@dataclass
+class TrainResult:
+    iterations: int
+    env_steps: int
+    seconds: float
+    curve: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: str = ""
+
+
+class EpisodeStats:
+    """Per iteration: goals reached per simulated minute, success rate (the share of goals
+    set that were reached) and hold rate (the share of ended episodes that ended without a
+    drop)."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.reset()
+
+    def reset(self) -> None:
+        self.goals = 0
+        self.steps = 0
+        self.episodes = 0
+        self.drops = 0
+
+    def update(self, reached: np.ndarray | None) -> None:
+        env = self.env
+        self.steps += env.num_envs
+        if reached is not None:
+            self.goals += int(np.sum(reached))
+        done = env.last_done
+        self.episodes += int(done.sum())
+        self.drops += int(env.last_terminated.sum())
+
+    def summary(self) -> dict[str, float]:
+        minutes = self.steps * self.env.dt / 60.0
+        # every goal ends reached or abandoned when its episode ends (a drop or the timeout)
+        tried = self.goals + self.episodes
+        return {
+            "goals_per_min": self.goals / max(minutes, 1e-9),
+            "success_rate": self.goals / tried if tried else float("nan"),
+            "hold_rate": 1.0 - self.drops / self.episodes if self.episodes else float("nan"),
+            "episodes": float(self.episodes),
+        }
+
+
+def train(
+    task: str,
+    *,
+    scale: str = "smoke",
+    hand: str = "leap",
+    out: str | Path = "out/rl",
+    seed: int = 0,
+    resume: bool = True,
+    env_overrides: dict[str, Any] | None = None,
+    settings: PPOSettings | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a PPO policy on ``task``; checkpoints in ``out/checkpoint.pt`` (resumed).
+
+    Returns the curve: per iteration, mean reward, goals per minute, hold rate.
+    """
+    from rsl_rl.algorithms import PPO
+    from torch.utils.tensorboard import SummaryWriter
+
+    from training.envs import make_env
+
+    torch.manual_seed(seed)
+    env_kw, preset = scale_preset(scale, task)
+    env_kw.update(env_overrides or {})
+    env_kw.update(hand=hand, seed=seed)
+    s = settings or preset
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = make_env(task, **env_kw)
+    cfg = rsl_config(s)
+    obs = env.get_observations()
+    alg = PPO.construct_algorithm(obs, env, copy.deepcopy(cfg), "cpu")
+    ckpt_path = out / "checkpoint.pt"
+    start_it, curve, env_steps, seconds = 0, [], 0, 0.0
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        alg.load(ck["alg"], None, True)
+        start_it, curve = ck["iteration"], ck["curve"]
+        env_steps, seconds = ck["env_steps"], ck["seconds"]
+        log.info("resumed %s at iteration %d", ckpt_path, start_it)
+    writer = SummaryWriter(log_dir=str(out / "tb"))
+    meta = {
+        "task": task,
+        "scale": scale,
+        "hand": hand,
+        "seed": seed,
+        "env": _jsonable(asdict(env.cfg)),
+        "ppo": asdict(s),
+        "commit": _git_commit(),
+    }
+    (out / "config.json").write_text(json.dumps(meta, indent=2))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=s.iterations, initial=start_it, desc=f"PPO {task} {hand}", unit="it")
+    stats = EpisodeStats(env)
+    t_start = time.perf_counter()
+    alg.train_mode()
+    it = start_it
+    try:
+        for it in range(start_it, s.iterations):
+            t0 = time.perf_counter()
+            stats.reset()
+            rewards = []
+            with torch.inference_mode():
+                for _ in range(s.steps_per_env):
+                    actions = alg.act(obs)
+                    obs, rew, dones, extras = env.step(actions)
+                    reached = getattr(env, "last_reached", None)
+                    alg.process_env_step(obs, rew, dones, extras)
+                    stats.update(reached)
+                    rewards.append(float(rew.mean()))
+                alg.compute_returns(obs)
+            t1 = time.perf_counter()
+            losses = alg.update()
+            t2 = time.perf_counter()
+            env_steps += s.steps_per_env * env.num_envs
+            seconds += t2 - t0
+            row = {
+                "iteration": it + 1,
+                "env_steps": env_steps,
+                "seconds": round(seconds, 2),
+                "reward": float(np.mean(rewards)),
+                **{k: float(v) for k, v in stats.summary().items()},
+                "collect_s": t1 - t0,
+                "learn_s": t2 - t1,
+                "action_std": float(alg.get_policy().output_std.detach().mean()),
+                **{f"loss_{k}": float(v) for k, v in losses.items()},
+            }
+            curve.append(row)
+            for k, v in row.items():
+                if k != "iteration" and np.isfinite(v):
+                    writer.add_scalar(f"train/{k}", v, it + 1)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    rew=f"{row['reward']:.2f}",
+                    gpm=f"{row['goals_per_min']:.1f}",
+                    hold=f"{row['hold_rate']:.2f}",
+                )
+            last = it + 1 == s.iterations
+            timed_out = (
+                s.max_minutes is not None and (time.perf_counter() - t_start) > 60 * s.max_minutes
+            )
+            if (it + 1) % s.save_every == 0 or last or timed_out:
+                _save(ckpt_path, alg, it + 1, curve, env_steps, seconds, cfg, meta)
+            if timed_out:
+                log.info("stopping after %.1f min (max_minutes)", s.max_minutes)
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        writer.close()
+    if not ckpt_path.exists() or (
+        curve and torch.load(ckpt_path, weights_only=False)["iteration"] != curve[-1]["iteration"]
+    ):
+        _save(ckpt_path, alg, len(curve), curve, env_steps, seconds, cfg, meta)
+    export_policy(alg, cfg, meta, out / "policy.pt")
+    return TrainResult(len(curve), env_steps, seconds, curve, str(ckpt_path))
+
+
+def _save(
+    path: Path,
+    alg: Any,
+    iteration: int,
+    curve: list,
+    env_steps: int,
+    seconds: float,
+    cfg: dict,
+    meta: dict,
+) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "alg": alg.save(),
+            "iteration": iteration,
+            "curve": curve,
+            "env_steps": env_steps,
+            "seconds": seconds,
+            "rsl_cfg": cfg,
+            "meta": meta,
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+def export_policy(alg: Any, cfg: dict, meta: dict, path: Path) -> None:
+    """The actor alone (weights + its observation normalizer) with what rebuilds it."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "format": "dexteleop-rl-policy/1",
+            "actor_state_dict": alg.get_policy().state_dict(),
+            "actor_cfg": cfg["actor"],
+            "obs_groups": cfg["obs_groups"],
+            "meta": meta,
+        },
+        tmp,
+    )
+    os.replace(tmp, path)
+
+
+class Policy:
+    """A trained actor, loaded for evaluation or data generation (deterministic mean)."""
+
+    def __init__(self, path: str | Path, env: Any) -> None:
+        from rsl_rl.utils import resolve_class
+
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=False)
+            if ck.get("format") != "dexteleop-rl-policy/1":
+                raise ValueError("not a dexteleop RL policy file")
+            cls, kw = resolve_class(ck["actor_cfg"])
+            obs = env.get_observations()
+            self.actor = cls(
+                obs, {"actor": ck["obs_groups"]["actor"]}, "actor", env.num_actions, **kw
+            )
+            self.actor.load_state_dict(ck["actor_state_dict"])
+        except (OSError, KeyError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
+            raise ValueError(f"cannot load policy {path}: {e}") from e
+        self.actor.eval()
+        self.meta = ck["meta"]
+
+    #: Environment settings a policy depends on (its action and observation layout).
+    ENV_KEYS = (
+        "action_mode",
+        "residual_scale_rad",
+        "action_scale_rad",
+        "history",
+        "styles",
+        "rate_hz",
+    )
+
+    @staticmethod
+    def env_overrides(path: str | Path) -> dict[str, Any]:
+        """The settings the policy at ``path`` was trained with, to build a matching env."""
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=False)
+            env = ck["meta"]["env"]
+        except (OSError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+            raise ValueError(f"cannot load policy {path}: {e}") from e
+        out = {k: env[k] for k in Policy.ENV_KEYS if k in env}
+        if "styles" in out:
+            out["styles"] = tuple(out["styles"])
+        return out
+
+    @torch.inference_mode()
+    def __call__(self, obs: Any) -> torch.Tensor:
+        return self.actor(obs)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)
+
+
+def _git_commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
