@@ -6,7 +6,8 @@
 Writes ``{episodes, time_to_drop_s_mean, goals_per_min, episode_s}`` (plus drops, goals,
 noise). ``--noise a`` is the noisy operator pi(s) + U(-a, a) that DexGen's evaluation uses;
 ``--slow a`` the slow one, U(0, a) pi(s). ``--zero`` evaluates the do-nothing baseline
-(targets held at the starting grasp), the floor any trained policy must clear.
+(targets held at the starting grasp), the floor any trained policy must clear. Noise is in
+the policy's action units: with its reference actions, a = 1 is a 0.3 rad target residual.
 """
 
 from __future__ import annotations
@@ -49,13 +50,17 @@ def main(argv: list[str] | None = None) -> int:
     env = make_eval_env(
         args.hand, args.episodes, args.seed, args.episode_s, nthread=args.threads, **over
     )
-    if args.zero:
-        policy = lambda obs: torch.zeros(obs.batch_size[0], env.num_actions)  # noqa: E731
-        name = "zero"
-    else:
-        policy = Policy(path, env)
-        name = str(path)
-    res = evaluate(env, policy, noise=args.noise, slow=args.slow, seed=args.seed, video=args.video)
+    policy = None if args.zero else Policy(path, env)
+    name = "hold (no policy)" if args.zero else str(path)
+    res = evaluate(
+        env,
+        policy,
+        noise=args.noise,
+        slow=args.slow,
+        hold=args.zero,
+        seed=args.seed,
+        video=args.video,
+    )
     res["policy"] = name
     res["seed"] = args.seed
     print(json.dumps(res, indent=2))

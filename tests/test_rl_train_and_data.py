@@ -1,5 +1,6 @@
 """PPO (rsl-rl) runs and resumes; data generation writes a dataset the reader serves."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -55,6 +56,30 @@ def test_ppo_smoke_trains_saves_and_resumes(run):
     assert res2.env_steps == 3 * 8 * 8
 
 
+def test_resume_restores_the_trained_weights(tmp_path):
+    """Resuming with no iterations left exports exactly the saved weights (not a fresh init)."""
+    from training.rl.ppo import scale_preset
+
+    kw = {"progress": False}
+    train("free_finger", scale="smoke", out=tmp_path / "a", **kw)
+    first = torch.load(tmp_path / "a" / "policy.pt", weights_only=False)["actor_state_dict"]
+    _, s = scale_preset("smoke", "free_finger")
+    s.iterations = 2  # already done: nothing to train
+    train("free_finger", scale="smoke", out=tmp_path / "a", settings=s, **kw)
+    again = torch.load(tmp_path / "a" / "policy.pt", weights_only=False)["actor_state_dict"]
+    train(
+        "free_finger",
+        scale="smoke",
+        out=tmp_path / "b",
+        settings=dataclasses.replace(s, iterations=0),
+        **kw,
+    )
+    fresh = torch.load(tmp_path / "b" / "policy.pt", weights_only=False)["actor_state_dict"]
+    for k in first:
+        torch.testing.assert_close(again[k], first[k])
+    assert any(not torch.equal(fresh[k], first[k]) for k in first if k.startswith("mlp"))
+
+
 def test_policy_loads_and_acts_and_bad_files_are_refused(run, tmp_path):
     root, _ = run
     env = make_env(
@@ -92,7 +117,7 @@ def test_generated_dataset_loads_with_correct_shapes(run, tmp_path):
     counts = generate(env, pol, tmp_path / "ds", transitions=200, future=3, progress=False)
     r = DatasetReader(tmp_path / "ds", history=4, future=3)
     assert len(r) == counts["transitions"] >= 200
-    assert counts["rows_kept"] + counts["rows_discarded"] >= counts["rows_kept"] > 0
+    assert counts["rows_kept"] > 0
     m = json.loads((tmp_path / "ds" / "manifest.json").read_text())
     assert m["meta"]["expert"] == "ppo" and m["meta"]["task"] == "anygrasp"
     assert m["counts"]["transitions"] == len(r)
@@ -103,14 +128,78 @@ def test_generated_dataset_loads_with_correct_shapes(run, tmp_path):
     assert b.q.shape == b.prev_target.shape == b.control_error.shape == (32, 4, n)
     assert b.action.shape == (32, n) and b.gravity.shape == (32, 3)
     assert np.all(b.action >= env.lower - 1e-5) and np.all(b.action <= env.upper + 1e-5)
-    np.testing.assert_allclose(b.control_error, b.prev_target - b.q, atol=1e-6)
-    # transitions are consecutive rows: the next one's newest keypoints are this one's first future
-    i = np.arange(len(r) - 1)
-    same = (r.index[i, 0] == r.index[i + 1, 0]) & (r.index[i + 1, 1] == r.index[i, 1] + 1)
-    k = i[same][:20]
-    a, c = r.get(k), r.get(k + 1)
-    np.testing.assert_array_equal(a.future_keypoints[:, 0], c.keypoints[:, -1])
-    np.testing.assert_array_equal(a.action, c.prev_target[:, -1])
+
+
+class Recorder:
+    """Wraps a policy and logs, for world 0, what the env holds at every call: the state the
+    generator records for that row, and the target sent on the previous step."""
+
+    def __init__(self, env, policy, drop_at=None):
+        self.env, self.policy, self.drop_at = env, policy, drop_at
+        self.q, self.kp, self.sent, self.ends = [], [], [], []
+        self.calls = 0
+
+    def after_step(self):
+        env = self.env
+        self.sent.append(env.sent_target[0].copy())
+        if env.last_done[0]:
+            self.ends.append((self.calls, bool(env.last_terminated[0])))
+
+    def __call__(self, obs):
+        env = self.env
+        if self.calls:
+            self.after_step()
+        self.q.append(env.q[0].copy())
+        self.kp.append(env.keypoints()[0].copy())
+        if self.calls == self.drop_at:  # the object leaves the hand during this step
+            qpos = env.backend.state("qpos")
+            qpos[0, env.obj_qadr : env.obj_qadr + 3] = env.palm_pos + np.array([0.0, 0.0, -0.4])
+        self.calls += 1
+        return self.policy(obs)
+
+
+@pytest.mark.parametrize("drop_at", [None, 60])
+def test_dataset_rows_are_the_simulated_steps(run, tmp_path, drop_at):
+    """With one world, the first segment's rows are exactly the states the env went through
+    and the targets it sent; an episode ending in a drop keeps all but its last 2 s."""
+    root, _ = run
+    env = make_env(
+        "anygrasp",
+        num_envs=1,
+        nthread=1,
+        families=("cube",),
+        grasps_base=3,
+        grasps_rrt=20,
+        grasp_cache=str(root / "g"),
+        episode_s=5.0,
+        seed=4,
+    )
+    env.cfg.dr.force_scale = 0.0  # no random drops before the forced one
+    rec = Recorder(env, Policy(root / "run" / "policy.pt", env), drop_at=drop_at)
+    generate(env, rec, tmp_path / "ds", transitions=1, progress=False)
+    rec.after_step()  # the last step (the generator stopped after it)
+    ch = np.load(tmp_path / "ds" / "chunk_00000" / "segments.npy")
+    start, length = ch[0]
+    assert start == 0
+    q = np.load(tmp_path / "ds" / "chunk_00000" / "q.npy")[:length]
+    target = np.load(tmp_path / "ds" / "chunk_00000" / "target.npy")[:length]
+    kp = np.load(tmp_path / "ds" / "chunk_00000" / "keypoints.npy")[:length]
+    # the episodes world 0 went through: (first row, rows, dropped); the first one long
+    # enough to keep (7 rows: 4 of history, 2 future, 1) is the dataset's first segment
+    episodes, first = [], 0
+    for end, dropped in rec.ends:
+        episodes.append((first, end - first, dropped))
+        first = end
+    kept = [(s0, n - 40 if d else n, d, n) for s0, n, d in episodes if (n - 40 if d else n) >= 7]
+    s0, keep, dropped, n = kept[0]
+    assert length == keep  # a drop's last 2 s (40 rows) discarded
+    if drop_at is not None:
+        assert any(d for _, _, d in episodes[: episodes.index((s0, n, dropped)) + 1])
+    else:
+        assert n == 100 or dropped  # the 5 s timeout, or a drop
+    np.testing.assert_allclose(q, np.array(rec.q[s0 : s0 + length]), atol=1e-6)
+    np.testing.assert_allclose(kp, np.array(rec.kp[s0 : s0 + length]), atol=1e-6)
+    np.testing.assert_allclose(target, np.array(rec.sent[s0 : s0 + length]), atol=1e-6)
 
 
 def test_drop_filter_and_crash_safety(tmp_path):
@@ -202,3 +291,29 @@ def test_cli_trains_and_generates(tmp_path, capsys):
         != 0
     )
     assert "no policy at" in capsys.readouterr().err
+
+
+def test_evaluation_counts_one_episode_per_world_and_noise_hurts(run):
+    """The eval harness: every world runs one episode (time to drop censored at the episode
+    length); the noisy operator (the one DexGen's evaluation uses) drops objects sooner than
+    the same policy without noise."""
+    from training.rl.evaluate import evaluate, make_eval_env
+
+    root, _ = run
+    policy_path = root / "run" / "policy.pt"
+    over = Policy.env_overrides(policy_path)
+    assert over["action_mode"] == "reference"
+    kw = dict(
+        families=("cube",), grasps_base=3, grasps_rrt=20, grasp_cache=str(root / "g"), per_family=1
+    )
+    res = {}
+    for noise in (0.0, 1.0):
+        env = make_eval_env("leap", 12, 0, 2.0, nthread=1, **over, **kw)
+        pol = Policy(policy_path, env)
+        res[noise] = evaluate(env, pol, noise=noise, seed=0)
+    clean, noisy = res[0.0], res[1.0]
+    for r in (clean, noisy):
+        assert r["episodes"] == 12 and r["episode_s"] == 2.0
+        assert 0 < r["time_to_drop_s_mean"] <= 2.0 and r["goals_per_min"] >= 0
+        assert sum(v["episodes"] for v in r["by_wrist"].values()) == 12
+    assert noisy["time_to_drop_s_mean"] < clean["time_to_drop_s_mean"]

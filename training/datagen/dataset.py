@@ -10,7 +10,7 @@ Layout::
         keypoints.npy  (R, 8, 3)  the 8 keypoints in the palm frame, m
         object.npy     (R, 7)     object position (m) and orientation (wxyz), palm frame
         gravity.npy    (R, 3)     unit gravity direction in the palm frame (the wrist)
-        style.npy      (R,)       style index (``training.envs.base.STYLES`` order)
+        style.npy      (R,)       style index, ``training.envs.base.STYLES`` order
         mode.npy       (R,)       task mode (0 anygrasp, 1 free finger)
         segments.npy   (S, 2)     start row and length of each episode segment
 
@@ -58,9 +58,12 @@ class DatasetWriter:
         }
         if meta:
             self.manifest["meta"].update(meta)
-        # a chunk folder left by a crash before its rename is incomplete: drop it
-        for p in self.root.glob("chunk_*.tmp"):
-            shutil.rmtree(p, ignore_errors=True)
+        # a chunk folder left by a crash before its rename, or renamed but not yet in the
+        # manifest, is not part of the data set: drop it (its counts were never recorded)
+        listed = {c["name"] for c in self.manifest["chunks"]}
+        for p in self.root.glob("chunk_*"):
+            if p.name not in listed:
+                shutil.rmtree(p, ignore_errors=True)
         self._buf: dict[str, list[np.ndarray]] = {f: [] for f in FIELDS}
         self._lens: list[int] = []
 

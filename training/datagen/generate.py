@@ -59,6 +59,9 @@ def generate(
     }
     length = np.zeros(N, dtype=int)
     mode = MODES[env.name]
+    from training.envs.base import STYLES
+
+    style_ids = np.array([list(STYLES).index(s) for s in env.cfg.styles], dtype=np.int8)
     discard = round(DISCARD_S / env.dt)
     writer = DatasetWriter(
         out,
@@ -104,7 +107,7 @@ def generate(
             buf["object"][w, li, :3] = pos
             buf["object"][w, li, 3:] = quat
         buf["gravity"][w, li] = env.gravity
-        buf["style"][w, li] = env.style
+        buf["style"][w, li] = style_ids[env.style]
         buf["mode"][w, li] = mode
         with torch.inference_mode():
             actions = policy(obs)

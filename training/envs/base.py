@@ -42,6 +42,11 @@ from devices.robots.scene import HAND_PREFIX, MOUNT_BODY, site_names
 log = logging.getLogger(__name__)
 
 STATE_FIELDS = ("qpos", "qvel", "ctrl", "xfrc_applied")
+_DIVERGENCE_WARNINGS = (
+    mujoco.mjtWarning.mjWARN_BADQPOS,
+    mujoco.mjtWarning.mjWARN_BADQVEL,
+    mujoco.mjtWarning.mjWARN_BADQACC,
+)
 DERIVED_FIELDS = ("site_xpos", "site_xmat", "actuator_force")
 
 
@@ -71,8 +76,13 @@ class Backend(abc.ABC):
         """Make positions, velocities and sensors current for ``ids``."""
 
     @abc.abstractmethod
-    def step(self, nstep: int) -> None:
-        """Advance every world ``nstep`` physics steps; derived fields end current."""
+    def step(self, nstep: int) -> np.ndarray:
+        """Advance every world ``nstep`` physics steps; derived fields end current.
+
+        Returns:
+            (N,) bool: worlds whose physics diverged during the step (MuJoCo then resets
+            them to the model's defaults; the caller must end their episodes).
+        """
 
     @abc.abstractmethod
     def world(self, i: int) -> tuple[mujoco.MjModel, mujoco.MjData]:
@@ -116,8 +126,11 @@ class BatchBackend(Backend):
     def forward(self, ids: np.ndarray) -> None:
         self.batch.forward([int(i) for i in ids], stage=mujoco.mjtStage.mjSTAGE_VEL.value)
 
-    def step(self, nstep: int) -> None:
+    def step(self, nstep: int) -> np.ndarray:
+        bad = [int(w) for w in _DIVERGENCE_WARNINGS]
+        before = self.batch.warning[:, bad, 0].sum(axis=1)
         self.batch.step(nstep=nstep, stage=mujoco.mjtStage.mjSTAGE_VEL.value)
+        return self.batch.warning[:, bad, 0].sum(axis=1) > before
 
     def world_data(self, i: int, model: mujoco.MjModel) -> mujoco.MjData:
         d = self.batch.get_data(i)
@@ -170,8 +183,8 @@ class Randomization:
 #: one per weighting, the same spread of motion in the data at a fraction of the compute).
 STYLES: dict[str, tuple[float, float]] = {
     "fast": (0.0, 0.5),
-    "steady": (2.0, 1.0),
-    "slow": (8.0, 2.0),
+    "steady": (0.5, 1.0),
+    "slow": (2.0, 2.0),
 }
 
 
@@ -273,6 +286,7 @@ class HandEnv(abc.ABC):
         self.tips_prev = np.zeros((N, len(FINGERS), 3))
         self.last_action = np.zeros((N, n))
         self.episode_length_buf = torch.zeros(N, dtype=torch.long, device=self.device)
+        self.diverged_count = 0
         self._ep_return = np.zeros(N)
         self._gains_gain = self.backend.model_field("actuator_gainprm")
         self._gains_bias = self.backend.model_field("actuator_biasprm")
@@ -420,10 +434,18 @@ class HandEnv(abc.ABC):
             )
         self.backend.state("ctrl")[:, self.act] = ctrl
         self._apply_disturbances()
-        self.backend.step(self.substeps)
+        diverged = self.backend.step(self.substeps)
         self.episode_length_buf += 1
 
         rew, terminated, metrics = self._reward()
+        # a diverged world was reset by MuJoCo mid-step: its episode ends there, as a
+        # failure (the data generator drops the steps before it, as before a drop)
+        if diverged.any():
+            rew = np.where(diverged, np.minimum(rew, 0.0), rew)
+            terminated = terminated | diverged
+            self.diverged_count += int(diverged.sum())
+            log.warning("physics diverged in %d world(s); their episodes end", int(diverged.sum()))
+        metrics["diverged"] = diverged.astype(float)
         self._ep_return += rew
         timeout = self.episode_length_buf.cpu().numpy() >= self.max_episode_length
         done = terminated | timeout
@@ -445,6 +467,7 @@ class HandEnv(abc.ABC):
         if done_ids.size:
             extras["log"]["/task/episode_return"] = float(np.mean(self._ep_return[done_ids]))
         self.sent_target = self.target.copy()  # before resets overwrite done worlds' targets
+        self.ended_steps = np.where(done, self.episode_length_buf.cpu().numpy(), 0)
         self.last_done = done.copy()
         self.last_terminated = terminated.copy()
         self._reset_worlds(done_ids)
@@ -464,11 +487,9 @@ class HandEnv(abc.ABC):
             due = np.flatnonzero(self.gravity_left <= 0)
             if due.size:
                 self._new_gravity_goal(due)
-            g, goal = self.gravity, self.gravity_goal
-            ang = np.arccos(np.clip(np.sum(g * goal, axis=1), -1.0, 1.0))
-            t = np.clip(self.gravity_rate * self.dt / np.maximum(ang, 1e-9), 0.0, 1.0)
-            g = g + (goal - g) * t[:, None]
-            self.gravity = g / np.linalg.norm(g, axis=1, keepdims=True)
+            self.gravity = _turn_toward(
+                self.gravity, self.gravity_goal, self.gravity_rate * self.dt
+            )
             self._write_gravity(slice(None))
         self._disturb_object()
 
@@ -502,6 +523,22 @@ class HandEnv(abc.ABC):
     # -- rendering ---------------------------------------------------------------------------
     def world(self, i: int) -> tuple[mujoco.MjModel, mujoco.MjData]:
         return self.backend.world(i)
+
+
+def _turn_toward(v: np.ndarray, goal: np.ndarray, step_rad: np.ndarray) -> np.ndarray:
+    """Rotate unit vectors ``v`` (N, 3) toward ``goal`` by ``min(step, angle)`` each, in
+    their common plane (exact great-circle steps)."""
+    cos = np.clip(np.sum(v * goal, axis=1), -1.0, 1.0)
+    ang = np.arccos(cos)
+    perp = goal - v * cos[:, None]
+    norm = np.linalg.norm(perp, axis=1)
+    # opposite vectors: any perpendicular direction will do
+    alt = np.cross(v, np.where(np.abs(v[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]]))
+    perp = np.where(norm[:, None] > 1e-9, perp, alt)
+    perp /= np.linalg.norm(perp, axis=1, keepdims=True)
+    t = np.minimum(step_rad, ang)[:, None]
+    out = v * np.cos(t) + perp * np.sin(t)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 def _random_unit(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -155,6 +155,10 @@ def run_generate(args: argparse.Namespace) -> int:
             over["grasp_cache"] = args.grasp_cache
     env = make_env(args.task, **over)
     policy = Policy(policy_path, env)
+    from dataclasses import asdict
+
+    from training.rl.ppo import _git_commit, _jsonable
+
     counts = generate(
         env,
         policy,
@@ -166,8 +170,9 @@ def run_generate(args: argparse.Namespace) -> int:
             "policy": str(policy_path),
             "policy_meta": policy.meta,
             "scale": args.scale,
-            "num_envs": env.num_envs,
             "seed": args.seed,
+            "commit": _git_commit(),
+            "env": _jsonable(asdict(env.cfg)),
         },
         max_seconds=None if args.minutes is None else 60 * args.minutes,
     )

@@ -6,10 +6,14 @@ with randomized physics, gravity and style, and runs until it drops the object o
 evaluation over a fixed time). Worlds that finish early keep stepping but are not counted
 again, so short (dropped) episodes are not over-represented.
 
-Operators (DexterityGen Sec. IV-B), in the policy's action units (a in [-1, 1] moves a
-joint target by ``action_scale_rad``):
-- ``noise=a``: the noisy expert, pi(s) + U(-a, a) per joint and step;
-- ``slow=a``: the slow expert, U(0, a) * pi(s).
+Operators (DexterityGen Sec. IV-B) built from the expert pi:
+- ``noise=a``: the noisy expert, pi(s) + U(-a, a) per joint and step, in the policy's action
+  units (with the default ``reference`` action mode, a unit of action is a joint-target
+  residual of ``residual_scale_rad`` = 0.3 rad; in ``delta`` mode ``action_scale_rad``);
+- ``slow=a``: the slow expert: each step the joint targets move only U(0, a) of the way from
+  where they are to where pi sends them (the paper's U(0, a) pi(s) for delta actions; here
+  in target space, so it slows the hand in either action mode);
+- ``hold=True``: no policy, the targets stay at the starting grasp (the do-nothing floor).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def evaluate(
     *,
     noise: float = 0.0,
     slow: float | None = None,
+    hold: bool = False,
     seed: int = 0,
     video: str | Path | None = None,
     targets_fn: Any = None,
@@ -58,8 +63,8 @@ def evaluate(
 
     Args:
         policy: callable(obs) -> (N, n) actions.
-        targets_fn: optional callable(env, actions (N, n) numpy) -> (N, n) joint targets,
-            applied instead of the policy's own (an assistant such as DexGen sits here).
+        targets_fn: optional callable(env, targets (N, n)) -> (N, n) joint targets: an
+            assistant between the operator and the hand (DexGen sits here).
         video: render world 0's episode to this .mp4.
 
     Returns:
@@ -70,6 +75,7 @@ def evaluate(
     steps = env.max_episode_length
     env.reset()
     obs = env.get_observations()
+    g0 = env.gravity.copy()  # the starting wrist orientation of each episode
     active = np.ones(N, bool)
     drop_t = np.full(N, np.nan)
     goals = np.zeros(N, int)
@@ -77,17 +83,20 @@ def evaluate(
     frames = []
     renderer = _Renderer(env) if video else None
     for t in range(steps):
-        with torch.inference_mode():
-            a = policy(obs).detach().cpu().numpy().astype(float)
-        a = np.clip(a, -1.0, 1.0)
-        if slow is not None:
-            a = a * rng.uniform(0.0, slow, a.shape)
-        if noise > 0:
-            a = a + rng.uniform(-noise, noise, a.shape)
-        if targets_fn is not None:
-            obs, _, _, _ = env.step_targets(targets_fn(env, a))
+        if hold:
+            target = env.target.copy()
         else:
-            obs, _, _, _ = env.step(torch.as_tensor(a, dtype=torch.float32))
+            with torch.inference_mode():
+                a = policy(obs).detach().cpu().numpy().astype(float)
+            a = np.clip(a, -1.0, 1.0)
+            if noise > 0:
+                a = np.clip(a + rng.uniform(-noise, noise, a.shape), -1.0, 1.0)
+            target = env.action_to_targets(a)
+            if slow is not None:
+                target = env.target + rng.uniform(0.0, slow, a.shape) * (target - env.target)
+            if targets_fn is not None:
+                target = targets_fn(env, target)
+        obs, _, _, _ = env.step_targets(target)
         reached = env.last_reached
         goals[active] += reached[active]
         alive_steps[active] += 1
@@ -109,7 +118,21 @@ def evaluate(
         "goals": int(goals.sum()),
         "noise": float(noise),
         "slow": slow,
+        "hold": hold,
+        "by_wrist": {},
     }
+    # palm frame: the palm faces -z; gravity along -z pulls the object out of the hand
+    kind = np.where(g0[:, 2] > 0.5, "palm_up", np.where(g0[:, 2] < -0.5, "palm_down", "sideways"))
+    for k in ("palm_up", "sideways", "palm_down"):
+        sel = kind == k
+        if sel.any():
+            out["by_wrist"][k] = {
+                "episodes": int(sel.sum()),
+                "time_to_drop_s_mean": float(ttd[sel].mean()),
+                "goals_per_min": float(
+                    goals[sel].sum() / max(alive_steps[sel].sum() * env.dt / 60, 1e-9)
+                ),
+            }
     if renderer is not None and frames:
         import imageio.v2 as imageio
 
@@ -127,7 +150,14 @@ class _Renderer:
 
         self.env, self.mj = env, mujoco
         self.m, _ = env.world(0)  # world 0 keeps its object for its first episode
+        self.m.vis.headlight.ambient[:] = 0.35  # lit from the camera: the scene's light is above
+        self.m.vis.headlight.diffuse[:] = 0.6
         self.r = mujoco.Renderer(self.m, height, width)
+        # from below and to the side: the palm faces down, objects hang under it
+        self.cam = mujoco.MjvCamera()
+        self.cam.type = mujoco.mjtCamera.mjCAMERA_FREE
+        self.cam.lookat[:] = env.palm_pos + np.array([0.07, 0.0, -0.04])
+        self.cam.distance, self.cam.azimuth, self.cam.elevation = 0.32, 215.0, 12.0
         self.opt = mujoco.MjvOption()
         self.opt.geomgroup[env.hand.spec.collision_group] = 1
         if env.hand.spec.heavy_visuals:
@@ -136,10 +166,10 @@ class _Renderer:
     def frame(self) -> np.ndarray:
         mj = self.mj
         d = self.env.backend.world_data(0, self.m)
-        self.r.update_scene(d, camera="front", scene_option=self.opt)
+        self.r.update_scene(d, camera=self.cam, scene_option=self.opt)
         sc = self.r.scene
         if sc.ngeom < sc.maxgeom:
-            start = self.env.palm_pos + np.array([0.04, -0.09, 0.0])
+            start = self.env.palm_pos + np.array([0.02, -0.07, -0.09])
             end = start + 0.05 * self.env.gravity[0] @ self.env.palm_rot.T
             mj.mjv_initGeom(
                 sc.geoms[sc.ngeom],

@@ -48,7 +48,7 @@ class PPOSettings:
     epochs: int = 5
     minibatches: int = 4
     entropy: float = 0.0
-    init_std: float = 0.3
+    init_std: float = 0.1
     desired_kl: float = 0.01
     save_every: int = 20
     max_minutes: float | None = None
@@ -145,6 +145,7 @@ class EpisodeStats:
         self.steps = 0
         self.episodes = 0
         self.drops = 0
+        self.ended_steps = 0
 
     def update(self, reached: np.ndarray | None) -> None:
         env = self.env
@@ -154,6 +155,7 @@ class EpisodeStats:
         done = env.last_done
         self.episodes += int(done.sum())
         self.drops += int(env.last_terminated.sum())
+        self.ended_steps += int(env.ended_steps.sum())
 
     def summary(self) -> dict[str, float]:
         minutes = self.steps * self.env.dt / 60.0
@@ -164,6 +166,9 @@ class EpisodeStats:
             "success_rate": self.goals / tried if tried else float("nan"),
             "hold_rate": 1.0 - self.drops / self.episodes if self.episodes else float("nan"),
             "episodes": float(self.episodes),
+            "episode_s": self.ended_steps * self.env.dt / self.episodes
+            if self.episodes
+            else float("nan"),
         }
 
 
@@ -188,21 +193,28 @@ def train(
 
     from training.envs import make_env
 
-    torch.manual_seed(seed)
-    env_kw, preset = scale_preset(scale, task)
-    env_kw.update(env_overrides or {})
-    env_kw.update(hand=hand, seed=seed)
-    s = settings or preset
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    ck = None
+    if resume and ckpt_path.exists():
+        try:
+            ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+            raise ValueError(f"checkpoint {ckpt_path} is unreadable ({e}); use --no-resume") from e
+    # a resumed run continues with fresh random streams, not a replay of the first ones
+    offset = ck["iteration"] if ck is not None else 0
+    torch.manual_seed(seed + offset)
+    env_kw, preset = scale_preset(scale, task)
+    env_kw.update(env_overrides or {})
+    env_kw.update(hand=hand, seed=seed + offset)
+    s = settings or preset
     env = make_env(task, **env_kw)
     cfg = rsl_config(s)
     obs = env.get_observations()
     alg = PPO.construct_algorithm(obs, env, copy.deepcopy(cfg), "cpu")
-    ckpt_path = out / "checkpoint.pt"
     start_it, curve, env_steps, seconds = 0, [], 0, 0.0
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    if ck is not None:
         alg.load(ck["alg"], None, True)
         start_it, curve = ck["iteration"], ck["curve"]
         env_steps, seconds = ck["env_steps"], ck["seconds"]
