@@ -156,7 +156,10 @@ class Randomization:
         force_decay / force_decay_s: the force shrinks by this factor every interval.
         joint_noise_step / joint_noise_episode: observed joint angles get white noise
             N(0, step) every step plus an offset U(-episode, episode) per episode, rad.
-        action_noise: N(0, this) added to every joint target sent, rad.
+        action_noise: N(0, this) added to every joint target sent, rad. Small on purpose:
+            white target noise shakes objects out of these grasps (targets held at the
+            start grasp, all else randomized: mean time to drop 7.9 s of 10 with 0.005 rad,
+            7.2 s with 0.01, 4.3 s with 0.02).
         mass_scale / friction: object mass scale and sliding friction, per episode.
         gravity_turn_rad_s: how fast the gravity direction (wrist) drifts, per episode.
         gravity_hold_s: how long gravity drifts toward one direction before a new one.
@@ -171,7 +174,7 @@ class Randomization:
     force_decay_s: float = 0.1
     joint_noise_step: float = 0.005
     joint_noise_episode: float = 0.01
-    action_noise: float = 0.02
+    action_noise: float = 0.005
     mass_scale: tuple[float, float] = (0.7, 1.3)
     friction: tuple[float, float] = (0.5, 1.2)
     gravity_turn_rad_s: tuple[float, float] = (0.0, 0.6)

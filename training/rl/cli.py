@@ -34,6 +34,7 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="CPU threads stepping the worlds")
     p.add_argument("--minutes", type=float, help="stop (and save) after this long")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="learner device: cpu, cuda (default: cuda when available)")
     p.add_argument("--grasp-cache", help="folder for generated grasp caches (default out/grasps)")
     p.add_argument(
         "--no-resume", action="store_true", help="start over even if a checkpoint exists"
@@ -73,6 +74,7 @@ def run_rl(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         env_overrides=env_over,
         settings=settings,
+        device=args.device,
     )
     last = res.curve[-1] if res.curve else {}
     print(

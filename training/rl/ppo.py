@@ -48,7 +48,7 @@ class PPOSettings:
     epochs: int = 5
     minibatches: int = 4
     entropy: float = 0.0
-    init_std: float = 0.1
+    init_std: float = 0.03
     desired_kl: float = 0.01
     save_every: int = 20
     max_minutes: float | None = None
@@ -72,8 +72,8 @@ def scale_preset(scale: str, task: str) -> tuple[dict[str, Any], PPOSettings]:
             env.update(per_family=2, grasps_base=30, grasps_rrt=300)
         return env, PPOSettings(iterations=2000, steps_per_env=24, max_minutes=60.0)
     env = {"num_envs": 4096, "nthread": os.cpu_count() or 1}
-    if grasp:
-        env.update(per_family=8, grasps_base=400, grasps_rrt=20000)
+    if grasp:  # the shipped caches; more objects: `python -m training.grasps` first
+        env.update(per_family=2, grasps_base=30, grasps_rrt=300)
     return env, PPOSettings(
         iterations=5000,
         steps_per_env=24,
@@ -183,10 +183,13 @@ def train(
     env_overrides: dict[str, Any] | None = None,
     settings: PPOSettings | None = None,
     progress: bool = True,
+    device: str | None = None,
 ) -> TrainResult:
     """Train a PPO policy on ``task``; checkpoints in ``out/checkpoint.pt`` (resumed).
 
     Returns the curve: per iteration, mean reward, goals per minute, hold rate.
+    The learner runs on ``device`` (default: CUDA when available, else the CPU); the
+    environment hands its tensors over on the same device.
     """
     from rsl_rl.algorithms import PPO
     from torch.utils.tensorboard import SummaryWriter
@@ -207,12 +210,14 @@ def train(
     torch.manual_seed(seed + offset)
     env_kw, preset = scale_preset(scale, task)
     env_kw.update(env_overrides or {})
-    env_kw.update(hand=hand, seed=seed + offset)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    env_kw.update(hand=hand, seed=seed + offset, device=device)
     s = settings or preset
     env = make_env(task, **env_kw)
     cfg = rsl_config(s)
     obs = env.get_observations()
-    alg = PPO.construct_algorithm(obs, env, copy.deepcopy(cfg), "cpu")
+    alg = PPO.construct_algorithm(obs, env, copy.deepcopy(cfg), device)
     start_it, curve, env_steps, seconds = 0, [], 0, 0.0
     if ck is not None:
         alg.load(ck["alg"], None, True)
@@ -225,6 +230,7 @@ def train(
         "scale": scale,
         "hand": hand,
         "seed": seed,
+        "device": device,
         "env": _jsonable(asdict(env.cfg)),
         "ppo": asdict(s),
         "commit": _git_commit(),
