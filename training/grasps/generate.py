@@ -31,6 +31,7 @@ import numpy as np
 from assets.hands import FINGERS, Hand
 from assets.objects import ObjectSpec
 from devices.robots.scene import HAND_PREFIX, OBJECT_BODY, SceneObject, build_scene
+from training.envs.rotations import quat_angle
 from training.grasps.geometry import closest_surface, net_force_residual, sample_surface
 
 log = logging.getLogger(__name__)
@@ -143,12 +144,6 @@ def quat_to_mat(q: np.ndarray) -> np.ndarray:
     r = np.zeros(9)
     mujoco.mju_quat2Mat(r, np.asarray(q, dtype=float))
     return r.reshape(3, 3)
-
-
-def quat_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Rotation angle between orientations (wxyz quaternions, broadcast), rad."""
-    dot = np.abs(np.sum(np.asarray(a) * np.asarray(b), axis=-1))
-    return 2.0 * np.arccos(np.clip(dot, -1.0, 1.0))
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -491,32 +486,52 @@ class GraspGenerator:
             progress: optional callable(n_done) for a progress bar.
         """
         t0 = time.perf_counter()
-        rows: list[tuple] = []
+        n = self.hand.n_joints
+        cap = n_base + n_rrt  # the set grows in place; RRT steps search a view of it
+        store = GraspSet(
+            np.zeros((cap, n)),
+            np.zeros((cap, n)),
+            np.zeros((cap, 3)),
+            np.zeros((cap, 4)),
+            np.zeros((cap, len(FINGERS)), bool),
+            np.zeros(cap, int),
+        )
+        count = 0
+
+        def add(g: tuple, source: int) -> None:
+            nonlocal count
+            for arr, v in zip(
+                (store.q, store.q_target, store.obj_pos, store.obj_quat, store.contacts),
+                g,
+                strict=True,
+            ):
+                arr[count] = v
+            store.source[count] = source
+            count += 1
+            if progress:
+                progress(1)
+
         tries = 0
-        while len(rows) < n_base:
+        while count < n_base:
             tries += 1
             g = self.heuristic_sample()
             if g is not None:
-                rows.append((*g, 0))
-                if progress:
-                    progress(1)
+                add(g, 0)
             if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
                 break
-            if tries > 2000 and not rows:
+            if tries > 2000 and not count:
                 raise RuntimeError(
                     f"no grasp of {self.obj.name} by the {self.hand.name} hand in {tries} tries"
                 )
         t_base = time.perf_counter() - t0
-        n_ok_base = len(rows)
+        n_ok_base = count
         rrt_tries = 0
         t1 = time.perf_counter()
-        while rows and len(rows) - n_ok_base < n_rrt:
+        while count and count - n_ok_base < n_rrt:
             rrt_tries += 1
-            g = self.rrt_expand(_stack(rows, {}))
+            g = self.rrt_expand(store.subset(slice(0, count)))
             if g is not None:
-                rows.append((*g, 1))
-                if progress:
-                    progress(1)
+                add(g, 1)
             if max_seconds is not None and time.perf_counter() - t1 > max_seconds:
                 break
         meta = {
@@ -527,18 +542,22 @@ class GraspGenerator:
             "heuristic": n_ok_base,
             "heuristic_tries": tries,
             "heuristic_s": round(t_base, 2),
-            "rrt": len(rows) - n_ok_base,
+            "rrt": count - n_ok_base,
             "rrt_tries": rrt_tries,
             "rrt_s": round(time.perf_counter() - t1, 2),
             "squeeze_m": self.cfg.squeeze_m,
         }
         log.info("grasps %s", meta)
-        return _stack(rows, meta)
-
-
-def _stack(rows: list[tuple], meta: dict) -> GraspSet:
-    q, qt, pos, quat, touch, src = (np.array(x) for x in zip(*rows, strict=True))
-    return GraspSet(q, qt, pos, quat, touch.astype(bool), src, meta)
+        out = store.subset(slice(0, count))
+        return GraspSet(
+            out.q.copy(),
+            out.q_target.copy(),
+            out.obj_pos.copy(),
+            out.obj_quat.copy(),
+            out.contacts.copy(),
+            out.source.copy(),
+            meta,
+        )
 
 
 def hold_test(
