@@ -16,6 +16,14 @@ from training.envs import make_env
 from training.rl.ppo import Policy, train
 
 
+def smoke_anygrasp(root, **kw):
+    """A smoke-scale anygrasp env on one cube, grasps cached under ``root``."""
+    over = dict(
+        nthread=1, families=("cube",), grasps_base=3, grasps_rrt=20, grasp_cache=str(root / "g")
+    )
+    return make_env("anygrasp", **{**over, **kw})
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("rl")
@@ -82,15 +90,7 @@ def test_resume_restores_the_trained_weights(tmp_path):
 
 def test_policy_loads_and_acts_and_bad_files_are_refused(run, tmp_path):
     root, _ = run
-    env = make_env(
-        "anygrasp",
-        num_envs=2,
-        nthread=1,
-        families=("cube",),
-        grasps_base=3,
-        grasps_rrt=20,
-        grasp_cache=str(root / "g"),
-    )
+    env = smoke_anygrasp(root, num_envs=2)
     pol = Policy(root / "run" / "policy.pt", env)
     a = pol(env.get_observations())
     assert a.shape == (2, env.num_actions) and torch.isfinite(a).all()
@@ -103,16 +103,7 @@ def test_policy_loads_and_acts_and_bad_files_are_refused(run, tmp_path):
 
 def test_generated_dataset_loads_with_correct_shapes(run, tmp_path):
     root, _ = run
-    env = make_env(
-        "anygrasp",
-        num_envs=4,
-        nthread=1,
-        families=("cube",),
-        grasps_base=3,
-        grasps_rrt=20,
-        grasp_cache=str(root / "g"),
-        episode_s=1.5,
-    )
+    env = smoke_anygrasp(root, num_envs=4, episode_s=1.5)
     pol = Policy(root / "run" / "policy.pt", env)
     counts = generate(env, pol, tmp_path / "ds", transitions=200, future=3, progress=False)
     r = DatasetReader(tmp_path / "ds", history=4, future=3)
@@ -163,17 +154,7 @@ def test_dataset_rows_are_the_simulated_steps(run, tmp_path, drop_at):
     """With one world, the first segment's rows are exactly the states the env went through
     and the targets it sent; an episode ending in a drop keeps all but its last 2 s."""
     root, _ = run
-    env = make_env(
-        "anygrasp",
-        num_envs=1,
-        nthread=1,
-        families=("cube",),
-        grasps_base=3,
-        grasps_rrt=20,
-        grasp_cache=str(root / "g"),
-        episode_s=5.0,
-        seed=4,
-    )
+    env = smoke_anygrasp(root, num_envs=1, episode_s=5.0, seed=4)
     env.cfg.dr.force_scale = 0.0  # no random drops before the forced one
     rec = Recorder(env, Policy(root / "run" / "policy.pt", env), drop_at=drop_at)
     generate(env, rec, tmp_path / "ds", transitions=1, progress=False)
