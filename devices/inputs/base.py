@@ -120,19 +120,24 @@ class Device(abc.ABC):
             self._frames += 1
             self._stamps.append(frame.t)
 
-    def _reject(self, reason: str, message: str = "") -> None:
-        """Count one dropped input under ``reason`` (e.g. ``"bad_packet"``, ``"duplicate"``)."""
+    def _reject(self, reason: str, message: str = "", *, lost: bool = False) -> None:
+        """Count one dropped input under ``reason`` (e.g. ``"bad_packet"``, ``"duplicate"``).
+
+        With ``lost`` the latest frame is also marked lost (confidence 0) under the
+        same lock, so a reader never sees the rejection counted before the frame is marked.
+        """
         with self._lock:
             self._rejected[reason] += 1
             if message:
                 self._message = message
+            if lost:
+                self._mark_lost_locked()
 
-    def _mark_lost(self) -> None:
+    def _mark_lost_locked(self) -> None:
         """Tracking lost: keep the latest frame but with confidence 0, so the loop holds at
-        once (``low_confidence``) instead of after the stale timeout."""
-        with self._lock:
-            if self._latest is not None and self._latest.confidence != 0.0:
-                self._latest = dataclasses.replace(self._latest, confidence=0.0)
+        once (``low_confidence``) instead of after the stale timeout. Caller holds the lock."""
+        if self._latest is not None and self._latest.confidence != 0.0:
+            self._latest = dataclasses.replace(self._latest, confidence=0.0)
 
     def _join_thread(self, thread: threading.Thread | None, timeout_s: float) -> bool:
         """Wait for a device's I/O thread to end; False (and a warning) if it did not."""

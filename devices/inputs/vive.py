@@ -635,7 +635,6 @@ class ViveDevice(Device):
         if self._state == state:
             return False
         self._state = state
-        self._reject(state, message)
+        self._reject(state, message, lost=True)
         log.warning("%s", message)
-        self._mark_lost()
         return True

@@ -924,11 +924,9 @@ class WebcamDevice(Device):
         """
         changed = self._state != reason
         self._state = reason
-        self._reject(reason, message if changed else "")
+        self._reject(reason, message if changed else "", lost=changed)
         now = time.monotonic()
         if now - self._last_log.get(reason, -math.inf) >= self.LOG_EVERY_S:
             self._last_log[reason] = now
             level = logging.INFO if reason in _HAND_REASONS else logging.WARNING
             log.log(level, "%s", message, exc_info=error)
-        if changed:
-            self._mark_lost()
