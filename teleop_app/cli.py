@@ -400,6 +400,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from training.rl.cli import run_rl
 
         return run_rl(args)
+    if args.train_command == "dexgen":
+        from training.dexgen.cli import run_from_args as run_dexgen
+
+        try:
+            return run_dexgen(args)
+        except (FileNotFoundError, ValueError) as e:
+            raise CliError(str(e)) from e
     raise CliError(f"unknown training command {args.train_command!r}")
 
 
@@ -574,6 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
         "rl", help="PPO in parallel simulated worlds (anygrasp, free finger motion)"
     )
     add_rl_arguments(trl)
+    from training.dexgen.cli import add_train_arguments as dexgen_arguments
+
+    tdg = trsub.add_parser(
+        "dexgen", help="DexGen: the keypoint-motion diffusion prior and inverse dynamics"
+    )
+    dexgen_arguments(tdg)
     tr.set_defaults(func=_cmd_train)
 
     da = sub.add_parser("data", help="simulation datasets for DexGen")
