@@ -204,12 +204,12 @@ class DexGenController(Controller):
         motion = self._motion_now(kp)
         target = self.sampler.targets(features, motion[None], state.target[None])[0].numpy()
         self._since += 1
-        target = target.astype(float)
         if not np.all(np.isfinite(target)):
             self._plan = None
             return hold, {"holding": 1.0, "reason": "non-finite target"}
+        target = self.hand.clip(target.astype(float))  # the safety filter clips again
         asked = goal if command.joints is None else self.kin.keypoints(command.joints)
-        steer = self.kin.keypoints(self.hand.clip(target))
+        steer = self.kin.keypoints(target)
         info["guidance_dist_mm"] = self._dist_mm
         info["intervention_mm"] = float(np.linalg.norm(steer - asked, axis=1).mean() * 1e3)
         return target, info

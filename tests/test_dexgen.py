@@ -103,6 +103,7 @@ def test_unguided_sampler_is_diffusers_ddim_and_alpha_zero_reproduces_it():
         for t in sched.timesteps:
             x = sched.step(m.eps(x, t.expand(4), cond), t, x).prev_sample
     torch.testing.assert_close(plain.motion_n, x, rtol=1e-4, atol=1e-5)
+    assert sched.config.clip_sample  # the clean estimate is clipped, in both
 
 
 def test_guidance_pulls_samples_toward_the_command_and_more_with_larger_alpha():
@@ -344,3 +345,15 @@ def test_controller_refuses_modes_without_data_and_holds_on_bad_state(trained):
     assert info["holding"] == 1.0
     out, info = ctl.step(st, Command(t=0.0, keypoints=np.full((8, 3), np.nan)))
     assert info["holding"] == 1.0 and info["reason"] == "bad keypoint command"
+
+
+def test_future_horizon_is_configurable(data, tmp_path):
+    root, _ = data
+    s = dataclasses.replace(SCALES["smoke"], steps=4, horizon=3, val_every=4, save_every=4)
+    res = train(root / "ds", tmp_path / "t3", settings=s, progress=False)
+    model, _ = load_model(res.checkpoint)
+    assert model.config.horizon == 3 and model.config.motion_dim == 72
+    smp = GuidedSampler(model).sample(
+        np.zeros((2, model.config.state_dim)), command=np.zeros((2, 8, 3)), guidance=0.5
+    )
+    assert smp.motion.shape == (2, 3, 8, 3)

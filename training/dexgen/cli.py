@@ -31,6 +31,8 @@ def add_train_arguments(p: Any) -> None:
     p.add_argument("--batch", type=int, help="transitions per step and process")
     p.add_argument("--size", choices=SIZE_NAMES, help="model size (default: the scale's)")
     p.add_argument("--minutes", type=float, help="stop (and save) after this long")
+    p.add_argument("--horizon", type=int, help="future steps T of a motion (default 2)")
+    p.add_argument("--history", type=int, help="proprioception steps in the state (default 4)")
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
@@ -48,7 +50,8 @@ def run_from_args(args: Any) -> int:
     s = SCALES[args.scale]
     changes: dict[str, Any] = {"seed": args.seed}
     for name, attr in (("steps", "steps"), ("batch", "batch"), ("size", "size"), ("lr", "lr"),
-                       ("minutes", "max_minutes")):  # fmt: skip
+                       ("minutes", "max_minutes"), ("horizon", "horizon"),
+                       ("history", "history")):  # fmt: skip
         v = getattr(args, name)
         if v is not None:
             changes[attr] = v

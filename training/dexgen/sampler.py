@@ -8,19 +8,20 @@ over the T future steps. At every DDIM step the clean estimate of the sample is 
     x0 <- x0 - alpha * Sigma_t * grad Dist(x0, c),    Sigma_t = (1 - abar_t) / 2
 
 ``Sigma_t`` (the paper leaves it undefined for DDIM) is our choice: half the variance of the
-noise still in the sample at step t (``abar_t`` is the schedule's cumulative alpha), in
-metres. Since ``grad Dist = 2 (x0 - c)``, the correction moves every future keypoint a
-fraction ``alpha (1 - abar_t)`` of the way to the command: large while the sample is mostly
-noise (the prior is vague and the command shapes the motion), vanishing over the last steps
-(``abar_t -> 1``), where the prior alone finishes the sample and pulls it back onto motion it
-knows. ``alpha`` is therefore a dimensionless strength in [0, 1]: 0 is the unguided prior;
-1 puts the first estimate exactly on the command. The fraction is capped at 1 so that a
-step never overshoots the command.
+noise still in the sample at step t (``abar_t`` is the schedule's cumulative alpha), with
+``Dist`` in metres squared. Since ``grad Dist = 2 (x0 - c)``, the correction moves every
+future keypoint a fraction ``alpha (1 - abar_t)`` of the way to the command: large while
+the sample is mostly noise (the prior is vague and the command shapes the motion), vanishing
+over the last steps (``abar_t -> 1``), where the prior alone finishes the sample and pulls
+it back onto motion it knows. ``alpha`` is therefore a dimensionless strength in [0, 1]: 0
+is the unguided prior; 1 puts the first estimate (abar = 0.02 at 10 of 100 steps) 98 % of
+the way to the command. The fraction is capped at 1 so that a step never overshoots.
 
 The correction is applied the way classifier guidance enters DDIM (Dhariwal & Nichol 2021):
-as the change of the predicted noise that yields the corrected clean estimate, so the
-diffusers ``DDIMScheduler.step`` performs the update. The gradient is analytic: no autograd
-through the network, and ``alpha = 0`` runs exactly the unguided sampler.
+as the change of the predicted noise that yields the corrected clean estimate, so that the
+DDIM update (``DDIMScheduler.step``'s formula) moves from a consistent pair. The gradient is
+analytic: no autograd through the network, and ``alpha = 0`` runs exactly the unguided
+sampler.
 """
 
 from __future__ import annotations
@@ -40,22 +41,30 @@ from training.dexgen.models import MODES, NUM_KEYPOINTS, DexGenModel, state_feat
 MAX_GUIDANCE = 1.0
 
 
+#: The clean-sample estimate is clipped to this many standard deviations of the data at every
+#: step (the normalised training motions stay within about 7): an estimate from a very noisy
+#: sample divides the network's error by sqrt(abar_t) and must not run away.
+CLIP_SAMPLE = 10.0
+
+
 @functools.cache
 def ddim_scheduler(train_timesteps: int, beta_schedule: str, steps: int) -> Any:
     """A diffusers DDIM scheduler over the training schedule, set to ``steps`` steps.
 
-    ``trailing`` spacing starts from the last training step (pure noise), as the sampler
-    must for a model trained on the whole schedule. Cached: do not call ``set_timesteps``
-    on the result.
+    ``leading`` spacing (diffusers' default, as Diffusion Policy uses it): the first step
+    is the last multiple of the stride (t = 90 of 100 at 10 steps, abar = 0.02), not the
+    schedule's final step, where abar is ~0 and an epsilon-prediction model's clean estimate
+    is undefined. Cached: do not call ``set_timesteps`` on the result.
     """
     from diffusers import DDIMScheduler
 
     s = DDIMScheduler(
         num_train_timesteps=train_timesteps,
         beta_schedule=beta_schedule,
-        clip_sample=False,  # guided estimates may leave the data's range on purpose
+        clip_sample=True,
+        clip_sample_range=CLIP_SAMPLE,
         prediction_type="epsilon",
-        timestep_spacing="trailing",
+        timestep_spacing="leading",
         set_alpha_to_one=True,
     )
     s.set_timesteps(steps)
@@ -108,10 +117,11 @@ class GuidedSampler:
     """Samples motions from a :class:`DexGenModel` and turns them into joint targets.
 
     The DDIM steps are those of diffusers' ``DDIMScheduler`` (its timesteps and cumulative
-    alphas); the deterministic update (eta = 0) is written out here, equal to
-    ``DDIMScheduler.step`` (tested), so that one step is a handful of tensor operations. The
-    FiLM layers are linear in the condition (state + mode + step): their per-sample part
-    is computed once per sample and their per-step part once per schedule.
+    alphas); the deterministic update (eta = 0, clean estimate clipped to
+    :data:`CLIP_SAMPLE`) is written out here, equal to ``DDIMScheduler.step`` (tested), so
+    that one step is a handful of tensor operations. The FiLM layers are linear in the
+    condition (state + mode + step): their per-sample part is computed once per sample and
+    their per-step part once per schedule.
 
     Args:
         model: the trained model (eval mode).
@@ -201,10 +211,11 @@ class GuidedSampler:
             cmd = cmd.reshape(B, 1, NUM_KEYPOINTS, 3)
         guide = cmd is not None and guidance > 0.0
         mean, std = self.model.motion_norm.mean, self.model.motion_norm.std
+        clip = CLIP_SAMPLE
         for _, abar, abar_prev, per_step in plan:
             films = [a + b for a, b in zip(per_sample, per_step, strict=True)]
             eps = net.unet.run(x.to(dt), films).float()
-            x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
+            x0 = ((x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)).clamp(-clip, clip)
             if guide:
                 x0_m = (x0 * std + mean).reshape(B, cfg.horizon, NUM_KEYPOINTS, 3)
                 frac = min(guidance * (1 - abar), 1.0)  # alpha * Sigma_t * 2

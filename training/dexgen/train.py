@@ -48,6 +48,7 @@ class TrainSettings:
     save_every, log_every, val_every: in steps. max_minutes: stop (and save) after this long.
     val_fraction: the dataset's last transitions (whole episodes, but for one) held out.
     norm_samples: transitions that fit the normalisers. seed: data order and noise.
+    horizon: future steps T of a motion (the paper: 2). history: proprioception steps (4).
     """
 
     size: str = "demo"
@@ -65,6 +66,8 @@ class TrainSettings:
     val_fraction: float = 0.02
     norm_samples: int = 200_000
     seed: int = 0
+    horizon: int = 2
+    history: int = 4
 
 
 SCALES: dict[str, TrainSettings] = {
@@ -219,7 +222,7 @@ def train(
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
 
-    reader = DatasetReader(data, history=4, future=2)
+    reader = DatasetReader(data, history=s.history, future=s.horizon)
     meta = reader.manifest.get("meta", {})
     if meta.get("hand", hand) != hand:
         raise ValueError(f"{data} holds {meta.get('hand')} data, not {hand}")
@@ -228,7 +231,9 @@ def train(
         raise ValueError(f"{data}: {len(reader)} transitions, too few for batch {s.batch}")
     train_n = len(reader) - n_val
     n_joints = reader.get(np.array([0])).q.shape[-1]
-    config = DexGenConfig(hand=hand, n_joints=n_joints, **SIZES[s.size])
+    config = DexGenConfig(
+        hand=hand, n_joints=n_joints, history=s.history, horizon=s.horizon, **SIZES[s.size]
+    )
 
     state_path, ckpt_path = out / "train_state.pt", out / "dexgen.pt"
     model = DexGenModel(config)
