@@ -9,7 +9,8 @@ and bfloat16, and the shipped demo checkpoint. Guided and unguided samples alter
 same loop, so that both see the same machine load; guidance should cost almost nothing (its
 gradient is analytic). On a machine with CUDA the same models are timed on the GPU too.
 
-Records: ``{model, guided, ddim_steps, p50_ms, p99_ms, device, dtype, threads, params}``.
+Records: ``{model, guided, ddim_steps, p50_ms, p99_ms, device, dtype, threads, params,
+host_cpus}``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def time_model(
                 "threads": torch.get_num_threads(),
                 "params": params,
                 "repeats": repeats,
+                "host_cpus": os.cpu_count(),
             }
         )
     return out

@@ -357,3 +357,33 @@ def test_future_horizon_is_configurable(data, tmp_path):
         np.zeros((2, model.config.state_dim)), command=np.zeros((2, 8, 3)), guidance=0.5
     )
     assert smp.motion.shape == (2, 3, 8, 3)
+
+
+def test_assist_and_latency_benches_write_their_records(trained, tmp_path):
+    from bench.dexgen_assist import main as assist
+    from bench.dexgen_latency import main as latency
+
+    _, res = trained
+    out = tmp_path / "assist.json"
+    assist(["--episodes", "3", "--episode-s", "1", "--noise", "0.5", "--guidance", "0.5",
+            "--slow", "0.2", "--checkpoint", str(res.checkpoint), "--json", str(out),
+            "--plot", str(tmp_path / "assist.png")])  # fmt: skip
+    recs = json.loads(out.read_text())
+    assert len(recs) == 4
+    for r in recs:
+        assert {"noise", "guidance", "assisted", "hold_s_mean", "goals_per_min", "episodes"} <= set(
+            r
+        )
+        assert r["episodes"] == 3 and 0 < r["hold_s_mean"] <= 1.0 + 1e-9
+        assert r["assisted"] == (r["guidance"] is not None)
+    assert [r["guidance"] for r in recs] == [None, 0.5, None, 0.5]
+    assert (tmp_path / "assist.png").stat().st_size > 10_000
+    out = tmp_path / "latency.json"
+    latency(["--repeats", "2", "--checkpoint", str(res.checkpoint), "--json", str(out)])
+    recs = json.loads(out.read_text())
+    assert {(r["model"].split(" ")[0], r["guided"], r["dtype"]) for r in recs} == {
+        (m, g, d)
+        for m, d in (("paper-768", "float32"), ("paper-768", "bfloat16"), ("demo", "float32"))
+        for g in (False, True)
+    }
+    assert all(r["ddim_steps"] == 10 and r["p99_ms"] >= r["p50_ms"] > 0 for r in recs)
