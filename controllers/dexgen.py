@@ -135,6 +135,11 @@ class DexGenController(Controller):
         self._anchor: np.ndarray | None = None  # (K, 3) keypoints when it was sampled
         self._since = 0
         self._dist_mm = float("nan")
+        # warm up here (the app builds controllers off the loop thread): the first sample
+        # imports diffusers and builds the schedule, ~2 s that must not land on a tick
+        c = model.config
+        self.sampler.sample(np.zeros((1, c.state_dim)), steps=config.ddim_steps,
+                            generator=torch.Generator().manual_seed(0))  # fmt: skip
 
     def _check_mode(self, mode: str) -> None:
         if mode not in self.modes_trained:
