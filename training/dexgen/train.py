@@ -33,6 +33,7 @@ from torch import nn
 
 from training.dexgen.models import SIZES, DexGenConfig, DexGenModel, state_features
 from training.dexgen.sampler import GuidedSampler, ddpm_scheduler, mode_onehot
+from training.rl.ppo import _git_commit
 
 log = logging.getLogger(__name__)
 
@@ -395,21 +396,6 @@ def train(
     if stop and step < s.steps:
         log.info("DexGen training paused at step %d (max_minutes); run again to resume", step)
     return TrainResult(checkpoint=ckpt_path, steps=step, report={**report, **base})
-
-
-def _git_commit() -> str:
-    import subprocess
-
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).resolve().parent,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def main() -> int:  # python -m training.dexgen.train (what torchrun starts)
