@@ -4,13 +4,17 @@ without DexGen: drops, time to drop, how closely the hand follows, and DexGen's 
     .venv/bin/python bench/dexgen_replay.py [--clips all] [--object cube] \
         [--guidance 0.3 1.0] [--seconds 12] [--json PATH]
 
-Each bundled clip (``assets/clips``; or ``--clip-files`` of recorded ones) plays through the
+Each bundled clip (``assets/clips``, or other ``--clip-files``) plays through the
 app's own session (replay device -> retargeting -> controller -> safety filter -> simulated
 hand, palm up, the object resting in the palm at the start) once with the retargeting
 baseline (``retarget``: what the operator's hand says is what the robot gets) and once per
 DexGen guidance strength. Records per run: ``{clip, controller, guidance, dropped, drop_s,
 follow_mm, intervention_mm, guidance_dist_mm, ticks}`` where ``follow_mm`` is the mean
 distance between the hand's keypoints and the commanded ones.
+
+``--recorded DATASET`` also replays every episode of recorded datasets (``dexteleop
+record``): the recorded operator commands through each controller, from the episode's
+recorded starting state, as ``dexteleop replay`` does (``--clips none`` for those only).
 """
 
 from __future__ import annotations
@@ -76,11 +80,37 @@ def run_one(clip: Path, controller: str, options: dict, args: argparse.Namespace
     }
 
 
+def run_recorded(dataset: str, episode: int, controller: str, options: dict) -> dict:
+    """A recorded episode's operator stream (its recorded commands) through ``controller``
+    on the simulated hand, from the episode's recorded start (``dexteleop replay``)."""
+    from teleop_app.recording.replay import counterfactual
+
+    t0 = time.perf_counter()
+    report, _ = counterfactual(dataset, episode, controller=controller, settings=options)
+    rep = report["replayed"]
+    return {
+        "clip": f"{Path(dataset).name}#{episode}",
+        "controller": controller,
+        "guidance": options.get("guidance"),
+        "dropped": bool(rep.get("object_dropped")),
+        "drop_s": None if rep.get("drop_tick") is None else rep["drop_tick"] / 20.0,
+        "follow_mm": rep["tracking_error_mm"],
+        "intervention_mm": rep["intervention_mm"] if controller == "dexgen" else None,
+        "guidance_dist_mm": None,
+        "ticks": rep["ticks"],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "recorded_with": report["recorded"]["controller"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--hand", default="leap")
     p.add_argument("--clips", default="all", help="comma-separated bundled clip names, or all")
     p.add_argument("--clip-files", nargs="*", default=[], help="other clips (.npz) to replay")
+    p.add_argument(
+        "--recorded", nargs="*", default=[], help="recorded datasets: replay every episode"
+    )
     p.add_argument("--object", default="cube")
     p.add_argument("--wrist", default="palm_up")
     p.add_argument("--guidance", type=float, nargs="*", default=[0.3, 1.0])
@@ -94,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     names = (
         sorted(p.stem for p in CLIPS_DIR.glob("*.npz"))
         if args.clips == "all"
-        else [c for c in args.clips.split(",") if c]
+        else [c for c in args.clips.split(",") if c and c != "none"]
     )
     clips = [CLIPS_DIR / f"{n}.npz" for n in names] + [Path(c) for c in args.clip_files]
     runs = [("retarget", {})]
@@ -103,10 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint:
             opts["checkpoint"] = args.checkpoint
         runs.append(("dexgen", opts))
+    from teleop_app.recording.reader import RecordedDataset
+
+    jobs = [(clip, None) for clip in clips]
+    for ds in args.recorded:
+        jobs += [(ds, e) for e in range(RecordedDataset(ds).num_episodes)]
     records = []
-    for clip in clips:
+    for src, episode in jobs:
         for controller, opts in runs:
-            rec = run_one(clip, controller, opts, args)
+            if episode is None:
+                rec = run_one(src, controller, opts, args)
+            else:
+                rec = run_recorded(src, episode, controller, opts)
             records.append(rec)
             g = "-" if rec["guidance"] is None else f"{rec['guidance']:.2f}"
             drop = f"dropped at {rec['drop_s']:.1f} s" if rec["dropped"] else "held"

@@ -387,3 +387,23 @@ def test_assist_and_latency_benches_write_their_records(trained, tmp_path):
         for g in (False, True)
     }
     assert all(r["ddim_steps"] == 10 and r["p99_ms"] >= r["p50_ms"] > 0 for r in recs)
+
+
+def test_replay_bench_runs_clips_and_recorded_episodes(trained, tmp_path):
+    from bench.dexgen_replay import main as replay
+    from teleop_app.cli import main as cli
+
+    _, res = trained
+    ds = tmp_path / "rec"
+    assert cli(["record", "--out", str(ds), "--object", "cube", "--duration", "1", "--fast"]) == 0
+    out = tmp_path / "replay.json"
+    replay(["--clips", "pinch_index", "--recorded", str(ds), "--seconds", "1", "--guidance",
+            "0.5", "--checkpoint", str(res.checkpoint), "--json", str(out)])  # fmt: skip
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["clip"], r["controller"]) for r in runs] == [
+        ("pinch_index", "retarget"), ("pinch_index", "dexgen"),
+        ("rec#0", "retarget"), ("rec#0", "dexgen"),
+    ]  # fmt: skip
+    for r in runs:
+        assert r["ticks"] == 20 and np.isfinite(r["follow_mm"]) and not r["dropped"]
+    assert all(np.isfinite(r["intervention_mm"]) for r in runs if r["controller"] == "dexgen")
