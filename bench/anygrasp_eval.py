@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     res["seed"] = args.seed
     print(json.dumps(res, indent=2))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=2))
+        from bench import write_json
+
+        write_json(args.json, res)
     return 0
 
 

@@ -120,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                 records.append(r)
                 print(json.dumps(r), flush=True)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(records, indent=2))
+        from bench import write_json
+
+        write_json(args.json, records)
     return 0
 
 

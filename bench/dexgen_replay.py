@@ -173,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(json.dumps(summary, indent=2))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"runs": records, "summary": summary}, indent=2))
+        from bench import write_json
+
+        write_json(args.json, {"runs": records, "summary": summary})
     return 0
 
 

@@ -17,7 +17,6 @@ noisy machine:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -104,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"\n{platform.machine()}, {os.cpu_count()} cores, mujoco {mujoco.__version__}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(records, indent=2))
+        from bench import write_json
+
+        write_json(args.json, records)
     return 0
 
 

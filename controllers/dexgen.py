@@ -159,16 +159,6 @@ class DexGenController(Controller):
         self._plan = None
         self._gen.manual_seed(self.config.seed)
 
-    def _motion_now(self, kp: np.ndarray) -> np.ndarray:
-        """The rest of the planned motion as offsets from the keypoints ``kp`` now."""
-        assert self._plan is not None and self._anchor is not None
-        T = self._plan.shape[0]
-        goal = self._anchor + self._plan[self._since :]  # absolute keypoints still ahead
-        last_step = self._plan[-1] - (self._plan[-2] if T > 1 else 0.0)
-        while len(goal) < T:  # keep going the way the plan ended
-            goal = np.concatenate([goal, goal[-1:] + last_step])
-        return goal - kp
-
     def step(self, state: HandState, command: Command) -> tuple[np.ndarray, dict[str, Any]]:
         cfg = self.config
         hold = state.target.copy()
@@ -206,7 +196,10 @@ class DexGenController(Controller):
             self._anchor = kp.copy()
             self._since = 0
             self._dist_mm = float(np.linalg.norm(self._plan - offset, axis=-1).mean() * 1e3)
-        motion = self._motion_now(kp)
+        from training.dexgen.sampler import remaining_motion  # loaded by __init__
+
+        assert self._anchor is not None
+        motion = remaining_motion(self._plan[None], self._anchor[None], self._since, kp[None])[0]
         target = self.sampler.targets(features, motion[None], state.target[None])[0].numpy()
         self._since += 1
         if not np.all(np.isfinite(target)):

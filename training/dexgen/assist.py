@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from training.dexgen.models import DexGenModel
-from training.dexgen.sampler import GuidedSampler, History
+from training.dexgen.sampler import GuidedSampler, History, remaining_motion
 
 
 class Assistant:
@@ -48,7 +48,6 @@ class Assistant:
         self.sampler = GuidedSampler(model, steps=steps)
         self.kin = hand_kinematics(hand)
         c = model.config
-        self.T = c.horizon
         self.history = History(num_envs, c.history, c.n_joints)
         self.guidance, self.sample_every = guidance, sample_every
         self.max_offset_m, self.mode = max_offset_m, mode
@@ -92,13 +91,7 @@ class Assistant:
             self.anchor = kp.copy()
             self.since[:] = 0
             self.dists.append(float(np.linalg.norm(self.plan - offset[:, None], axis=-1).mean()))
-        # the rest of every world's plan, as offsets from its keypoints now
-        k = int(self.since[0])
-        goal = self.anchor[:, None] + self.plan[:, k:]
-        last = self.plan[:, -1:] - (self.plan[:, -2:-1] if self.T > 1 else 0.0)
-        while goal.shape[1] < self.T:
-            goal = np.concatenate([goal, goal[:, -1:] + last], axis=1)
-        motion = goal - kp[:, None]
+        motion = remaining_motion(self.plan, self.anchor, int(self.since[0]), kp)
         out = self.sampler.targets(features, motion, env.target).numpy().astype(float)
         self.since += 1
         steer = self.fk(np.clip(out, env.lower, env.upper))

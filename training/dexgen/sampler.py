@@ -251,6 +251,28 @@ class GuidedSampler:
         return self.targets_from(state_n, self.model.motion_norm(mot), target_now)
 
 
+def remaining_motion(
+    plan: np.ndarray, anchor: np.ndarray, since: int, keypoints: np.ndarray
+) -> np.ndarray:
+    """The rest of planned motions as offsets from the keypoints now (between samples).
+
+    Args:
+        plan: (B, T, K, 3) motions sampled ``since`` control steps ago, as offsets from the
+            keypoints ``anchor`` (B, K, 3) of that moment.
+        keypoints: (B, K, 3) the keypoints now.
+
+    Returns:
+        (B, T, K, 3): the planned keypoints still ahead, extended past the plan's end by its
+        last step, minus the keypoints now.
+    """
+    T = plan.shape[1]
+    goal = anchor[:, None] + plan[:, since:]
+    last = plan[:, -1:] - (plan[:, -2:-1] if T > 1 else 0.0)
+    while goal.shape[1] < T:  # keep going the way the plan ended
+        goal = np.concatenate([goal, goal[:, -1:] + last], axis=1)
+    return goal - keypoints[:, None]
+
+
 class History:
     """The last ``H`` proprioception steps of B hands, for the model's state.
 
