@@ -1,8 +1,8 @@
 """Replayed human hand streams driving the simulated LEAP hand holding an object, with and
 without DexGen: drops, time to drop, how closely the hand follows, and DexGen's intervention.
 
-    .venv/bin/python bench/dexgen_replay.py [--clips all] [--object cube] \
-        [--guidance 0.3 1.0] [--seconds 12] [--json PATH]
+    .venv/bin/python bench/dexgen_replay.py [--clips all] [--object cube|none] \
+        [--mode anygrasp|free_finger] [--guidance 0.3 1.0] [--seconds 12] [--json PATH]
 
 Each bundled clip (``assets/clips``, or other ``--clip-files``) plays through the
 app's own session (replay device -> retargeting -> controller -> safety filter -> simulated
@@ -11,6 +11,9 @@ baseline (``retarget``: what the operator's hand says is what the robot gets) an
 DexGen guidance strength. Records per run: ``{clip, controller, guidance, dropped, drop_s,
 follow_mm, intervention_mm, guidance_dist_mm, ticks}`` where ``follow_mm`` is the mean
 distance between the hand's keypoints and the commanded ones.
+
+``--mode free_finger --object none``: the same clips with an empty hand, DexGen in its
+free-finger mode (how closely a prior of safe finger motion lets the fingers follow).
 
 ``--recorded DATASET`` also replays every episode of recorded datasets (``dexteleop
 record``): the recorded operator commands through each controller, from the episode's
@@ -70,6 +73,8 @@ def run_one(clip: Path, controller: str, options: dict, args: argparse.Namespace
         "clip": clip.stem,
         "controller": controller,
         "guidance": options.get("guidance"),
+        "mode": options.get("mode"),
+        "object": args.object,
         "dropped": drop_s is not None,
         "drop_s": drop_s,
         "follow_mm": None if not follow else 1e3 * float(np.mean(follow)),
@@ -111,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--recorded", nargs="*", default=[], help="recorded datasets: replay every episode"
     )
-    p.add_argument("--object", default="cube")
+    p.add_argument("--object", default="cube", help="an object name, or none")
+    p.add_argument("--mode", default="anygrasp", help="DexGen's mode (anygrasp, free_finger)")
     p.add_argument("--wrist", default="palm_up")
     p.add_argument("--guidance", type=float, nargs="*", default=[0.3, 1.0])
     p.add_argument("--seconds", type=float, default=12.0)
@@ -129,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     clips = [CLIPS_DIR / f"{n}.npz" for n in names] + [Path(c) for c in args.clip_files]
     runs = [("retarget", {})]
     for g in args.guidance:
-        opts = {"guidance": g}
+        opts = {"guidance": g, "mode": args.mode}
         if args.checkpoint:
             opts["checkpoint"] = args.checkpoint
         runs.append(("dexgen", opts))

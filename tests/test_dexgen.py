@@ -359,6 +359,30 @@ def test_future_horizon_is_configurable(data, tmp_path):
     assert smp.motion.shape == (2, 3, 8, 3)
 
 
+def test_one_model_trains_on_anygrasp_and_free_finger_data(data, tmp_path):
+    root, _ = data
+    ff = make_env("free_finger", num_envs=4, nthread=2, seed=0, episode_s=2.0)
+    generate(ff, HoldPolicy(ff), tmp_path / "ff", transitions=400, progress=False,
+             explore_rad=0.1)  # fmt: skip
+    s = dataclasses.replace(SCALES["smoke"], steps=6, val_every=6, save_every=6)
+    res = train([root / "ds", tmp_path / "ff"], tmp_path / "both", settings=s, progress=False)
+    assert res.report["modes"] == ["anygrasp", "free_finger"]
+    assert res.report["data"] == [str(root / "ds"), str(tmp_path / "ff")]
+    ctl = CONTROLLERS.make("dexgen", hand="leap", checkpoint=str(res.checkpoint))
+    ctl.update(mode="free_finger")  # refused for a model without free-finger data (above)
+    assert ctl.settings()["mode"] == "free_finger"
+    # the replay bench drives an empty hand in the free-finger mode
+    from bench.dexgen_replay import main as replay
+
+    out = tmp_path / "ff.json"
+    replay(["--clips", "pinch_index", "--object", "none", "--mode", "free_finger",
+            "--seconds", "1", "--guidance", "0.5", "--checkpoint", str(res.checkpoint),
+            "--json", str(out)])  # fmt: skip
+    dg = [r for r in json.loads(out.read_text())["runs"] if r["controller"] == "dexgen"]
+    assert dg[0]["mode"] == "free_finger" and dg[0]["object"] == "none"
+    assert dg[0]["ticks"] == 20 and np.isfinite(dg[0]["intervention_mm"])
+
+
 def test_assist_and_latency_benches_write_their_records(trained, tmp_path):
     from bench.dexgen_assist import main as assist
     from bench.dexgen_latency import main as latency

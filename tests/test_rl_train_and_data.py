@@ -256,6 +256,13 @@ def test_cli_trains_and_generates(tmp_path, capsys):
     )
     assert rc == 0
     assert len(DatasetReader(tmp_path / "ds")) >= 100
+    # the scripted expert needs no policy; exploration is recorded in the manifest
+    rc = main(["data", "generate", "--task", "free_finger", "--scale", "smoke", "--expert",
+               "reference", "--explore", "0.1", "--out", str(tmp_path / "ref"),
+               "--transitions", "100"])  # fmt: skip
+    assert rc == 0
+    meta = DatasetReader(tmp_path / "ref").manifest["meta"]
+    assert meta["expert"] == "reference" and meta["explore_rad"] == 0.1
     assert (
         main(
             [
@@ -298,3 +305,118 @@ def test_evaluation_counts_one_episode_per_world_and_noise_hurts(run):
         assert 0 < r["time_to_drop_s_mean"] <= 2.0 and r["goals_per_min"] >= 0
         assert sum(v["episodes"] for v in r["by_wrist"].values()) == 12
     assert noisy["time_to_drop_s_mean"] < clean["time_to_drop_s_mean"]
+
+
+def test_free_finger_goals_are_replaced_when_not_reached_in_time():
+    env = make_env("free_finger", num_envs=4, nthread=1, seed=3, goal_timeout_s=0.5)
+    zeros = torch.zeros(4, env.num_actions)
+    first = env.goal_tips.copy()
+    for _ in range(12):  # 0.6 s: past the timeout, reached or not
+        env.step(zeros)
+    assert np.all(np.abs(env.goal_tips - first).max(axis=(1, 2)) > 1e-6)
+
+
+def _target_spread(env, explorer, steps):
+    zeros = torch.zeros(env.num_envs, env.num_actions)
+    start, dev = env.target.copy(), []
+    for _ in range(steps):
+        explorer.step(zeros)
+        dev.append(env.target - start)
+    # each joint's spread over time (second half), averaged over joints and worlds
+    return float(np.std(np.array(dev)[steps // 2 :], axis=0).mean())
+
+
+@pytest.mark.parametrize("mode", ["delta", "reference"])
+def test_exploration_offsets_move_the_targets_and_stay_bounded(mode):
+    from training.datagen.generate import Explorer
+
+    kw = dict(num_envs=6, nthread=1, seed=0, episode_s=60.0, action_mode=mode)
+    # reference mode heads for a fixed goal (no timeout) so that the offset alone moves it
+    if mode == "reference":
+        kw["goal_timeout_s"] = 1e9
+    # no spread: exactly the env's own step
+    plain, off = make_env("free_finger", **kw), make_env("free_finger", **kw)
+    a = torch.full((6, plain.num_actions), 0.3)
+    for _ in range(5):
+        plain.step(a)
+        Explorer(off, 0.0, 0.5).step(a)
+    np.testing.assert_array_equal(plain.target, off.target)
+    env = make_env("free_finger", **kw)
+    ex = Explorer(env, 0.1, 0.5, seed=1)
+    ex.scale[:] = 0.1  # every world at the full spread
+    # 20 s = 40 time constants: an offset integrated without mean reversion would spread to
+    # 0.1 * sqrt(2 * 0.05 / 0.5) * sqrt(400) ~ 0.9 rad; the process stays near its 0.1 rad
+    spread = _target_spread(env, ex, 400)
+    assert 0.03 < spread < 0.2, spread
+
+
+def test_exploration_widens_the_motion_in_the_data(tmp_path):
+    def motion(explore):
+        env = smoke_anygrasp(tmp_path, num_envs=6, episode_s=2.0, seed=0)
+        zero = lambda obs: torch.zeros(6, env.num_actions)  # noqa: E731
+        generate(env, zero, tmp_path / f"ds{explore}", transitions=600, progress=False,
+                 explore_rad=explore)  # fmt: skip
+        r = DatasetReader(tmp_path / f"ds{explore}")
+        b = r.get(np.arange(len(r)))
+        assert r.manifest["meta"]["explore_rad"] == explore
+        return np.median(np.abs(b.action - b.prev_target[:, -1]))
+
+    assert motion(0.2) > 3 * motion(0.0)
+
+
+def test_several_datasets_read_as_one(tmp_path):
+    env = make_env("free_finger", num_envs=4, nthread=1, seed=0, episode_s=1.0)
+    zero = lambda obs: torch.zeros(4, env.num_actions)  # noqa: E731
+    generate(env, zero, tmp_path / "a", transitions=200, progress=False)
+    generate(env, zero, tmp_path / "b", transitions=300, progress=False)
+    a, b = DatasetReader(tmp_path / "a"), DatasetReader(tmp_path / "b")
+    both = DatasetReader([tmp_path / "a", tmp_path / "b"])
+    assert len(both) == len(a) + len(b) and both.parts == [(0, len(a)), (len(a), len(both))]
+    assert both.rows == a.manifest["rows"] + b.manifest["rows"]
+    np.testing.assert_array_equal(both.get(np.array([len(a) + 5])).q, b.get(np.array([5])).q)
+    train_idx, val = both.split(0.1)
+    assert len(train_idx) + len(val) == len(both) and not set(train_idx) & set(val)
+    # both folders validate on their own tails
+    assert val.min() < len(a) <= val.max()
+    shutil.copytree(tmp_path / "b", tmp_path / "c")
+    m = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    m["meta"]["hand"] = "allegro"
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="different hands"):
+        DatasetReader([tmp_path / "a", tmp_path / "c"])
+
+
+def test_a_new_policy_starts_at_zero_actions_which_hold_in_delta_mode(tmp_path):
+    import copy
+
+    from rsl_rl.algorithms import PPO
+
+    from training.rl.ppo import rsl_config, scale_preset, zero_action_head
+
+    env = smoke_anygrasp(tmp_path, num_envs=3, action_mode="delta")
+    _, s = scale_preset("smoke", "anygrasp")
+    alg = PPO.construct_algorithm(env.get_observations(), env, copy.deepcopy(rsl_config(s)), "cpu")
+    actor = alg.get_policy()
+    zero_action_head(actor)
+    with torch.inference_mode():
+        a = actor(env.get_observations())
+    assert torch.count_nonzero(a) == 0
+    before = env.target.copy()
+    env.step(a)
+    np.testing.assert_allclose(env.target, before)  # delta mode: a = 0 holds the targets
+
+
+def test_held_only_reads_the_episodes_that_ran_to_the_timeout(tmp_path):
+    """1 s episodes at 20 Hz: 20-row segments ran to the timeout, shorter ones dropped."""
+    env = {"episode_s": 1.0}
+    w = DatasetWriter(tmp_path / "ds", meta={"env": env, "rate_hz": 20.0})
+    shapes = {"q": (16,), "target": (16,), "keypoints": (8, 3), "object": (7,), "gravity": (3,)}
+    for n, tag in ((20, 1.0), (12, 2.0), (20, 3.0), (8, 4.0)):
+        seg = {f: np.zeros((n, *shapes.get(f, ()))) for f in FIELDS}
+        seg["q"][:, 0] = tag
+        w.add(seg)
+    w.close()
+    every = DatasetReader(tmp_path / "ds")
+    held = DatasetReader(tmp_path / "ds", held_only=True)
+    assert len(every) == 14 + 6 + 14 + 2 and len(held) == 2 * 14
+    assert set(held.get(np.arange(len(held))).q[:, -1, 0]) == {1.0, 3.0}

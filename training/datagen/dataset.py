@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,34 +155,81 @@ class Batch:
 
 
 class DatasetReader:
-    """Memory-mapped access to transitions of a dataset written by :class:`DatasetWriter`."""
+    """Memory-mapped access to transitions of one or more datasets written by
+    :class:`DatasetWriter` (several folders read as one: e.g. Anygrasp and free-finger
+    data for one model; ``parts`` gives each folder's range of transition indices).
 
-    def __init__(self, root: str | Path, *, history: int = 4, future: int = 2) -> None:
-        self.root = Path(root)
-        m = _read_manifest(self.root)
-        if m is None:
-            raise FileNotFoundError(f"no dataset at {self.root} (manifest.json missing)")
+    ``held_only``: read only the episodes that kept the object to the end. A segment that
+    ran the whole episode (``episode_s * rate_hz`` rows of the manifest) ended at the
+    timeout; shorter ones ended in a drop and lost only their last 2 s, so with exploration,
+    where most episodes end in a drop, the steps before those 2 s still drift toward it.
+    """
+
+    def __init__(
+        self,
+        root: str | Path | Sequence[str | Path],
+        *,
+        history: int = 4,
+        future: int = 2,
+        held_only: bool = False,
+    ) -> None:
+        roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
+        if not roots:
+            raise ValueError("no dataset folder given")
         if history < 1 or future < 1:
             raise ValueError("history and future must be >= 1")
-        self.manifest, self.history, self.future = m, history, future
+        self.root, self.roots, self.history, self.future = roots[0], roots, history, future
+        self.manifests: list[dict] = []
         self.chunks: list[dict[str, np.ndarray]] = []
-        starts = []
-        for ci, c in enumerate(m["chunks"]):
-            d = self.root / c["name"]
-            try:
-                arrs = {f: np.load(d / f"{f}.npy", mmap_mode="r") for f in FIELDS}
-                seg = np.load(d / "segments.npy")
-            except (OSError, ValueError) as e:
-                raise ValueError(f"dataset chunk {d} is unreadable: {e}") from e
-            self.chunks.append(arrs)
-            # valid rows: history before (the first target is the one before row 0, so
-            # a row needs `history` rows up to it) and `future` rows after it
-            for s0, n in seg:
-                lo, hi = s0 + history, s0 + n - future  # rows [lo, hi)
-                if hi > lo:
-                    rows = np.arange(lo, hi)
-                    starts.append(np.stack([np.full(rows.size, ci), rows], axis=1))
+        self.parts: list[tuple[int, int]] = []
+        starts: list[np.ndarray] = []
+        n_index = 0
+        for r in roots:
+            m = _read_manifest(r)
+            if m is None:
+                raise FileNotFoundError(f"no dataset at {r} (manifest.json missing)")
+            self.manifests.append(m)
+            lo_part = n_index
+            full = None
+            if held_only:
+                meta = m.get("meta", {})
+                full = round(meta["env"]["episode_s"] * meta["rate_hz"])
+            for c in m["chunks"]:
+                d = r / c["name"]
+                try:
+                    arrs = {f: np.load(d / f"{f}.npy", mmap_mode="r") for f in FIELDS}
+                    seg = np.load(d / "segments.npy")
+                except (OSError, ValueError) as e:
+                    raise ValueError(f"dataset chunk {d} is unreadable: {e}") from e
+                ci = len(self.chunks)
+                self.chunks.append(arrs)
+                # valid rows: history before (the first target is the one before row 0, so
+                # a row needs `history` rows up to it) and `future` rows after it
+                for s0, n in seg:
+                    if full is not None and n < full:
+                        continue
+                    lo, hi = s0 + history, s0 + n - future  # rows [lo, hi)
+                    if hi > lo:
+                        rows = np.arange(lo, hi)
+                        starts.append(np.stack([np.full(rows.size, ci), rows], axis=1))
+                        n_index += rows.size
+            self.parts.append((lo_part, n_index))
+        hands = {m.get("meta", {}).get("hand") for m in self.manifests} - {None}
+        if len(hands) > 1:
+            raise ValueError(f"datasets of different hands read together: {sorted(hands)}")
+        self.manifest = self.manifests[0]
+        self.rows = sum(int(m["rows"]) for m in self.manifests)
         self.index = np.concatenate(starts) if starts else np.zeros((0, 2), dtype=np.int64)
+
+    def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+        """(train, validation) transition indices: the last ``val_fraction`` of every
+        folder validates (whole episodes at the end, not rows mixed into training's)."""
+        train, val = [], []
+        for lo, hi in self.parts:
+            n_val = max(1, int((hi - lo) * val_fraction)) if hi > lo else 0
+            train.append(np.arange(lo, hi - n_val))
+            val.append(np.arange(hi - n_val, hi))
+        return np.concatenate(train), np.concatenate(val)
 
     def __len__(self) -> int:
         return int(self.index.shape[0])

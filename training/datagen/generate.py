@@ -4,6 +4,15 @@ Every world runs the policy with domain randomization, random objects, wrist ori
 (gravity) and styles; each finished episode becomes a segment of the dataset, except that an
 episode ending in a drop loses its last 2 s (the paper's filter: those steps led to the
 drop). Segments too short to hold one transition are skipped.
+
+Exploration (``explore_rad``): a policy that has learned to hold moves little, and a prior
+trained on its rollouts only learns to hold (our first LEAP dataset: median keypoint motion
+0.4 mm per 0.1 s). So the rollouts can carry smooth random offsets on the joint targets,
+an Ornstein-Uhlenbeck process per joint with time constant ``explore_tau_s`` and a
+stationary spread drawn per episode from U(0, ``explore_rad``) (some episodes calm, some
+lively). The policy keeps reacting to the state it perturbed, and the drop filter removes
+the 2 s before every drop, so what is kept is motion that did not lose the object: the
+data shows the prior which motions are safe, not only the expert's few.
 """
 
 from __future__ import annotations
@@ -36,12 +45,16 @@ def generate(
     meta: dict | None = None,
     progress: bool = True,
     max_seconds: float | None = None,
+    explore_rad: float = 0.0,
+    explore_tau_s: float = 0.5,
 ) -> dict:
     """Roll ``policy`` out in ``env`` until the dataset at ``out`` holds ``transitions``.
 
     Args:
         policy: callable(obs TensorDict) -> (N, n) actions in [-1, 1].
         expert: how the actions were made, stored in the manifest (``ppo`` or another label).
+        explore_rad / explore_tau_s: smooth target offsets (see the module docstring);
+            0 rolls the policy out as it is.
 
     Returns:
         The manifest's counts.
@@ -73,6 +86,8 @@ def generate(
             "discard_before_drop_s": DISCARD_S,
             "history": history,
             "future": future,
+            "explore_rad": explore_rad,
+            "explore_tau_s": explore_tau_s,
             **(meta or {}),
         },
     )
@@ -88,6 +103,7 @@ def generate(
         # a segment of L rows holds L - history - future transitions
         return counts["rows_kept"] - counts["episodes_kept"] * (history + future)
 
+    explorer = Explorer(env, explore_rad, explore_tau_s, seed=env.cfg.seed)
     obs = env.get_observations()
     t0 = time.perf_counter()
     bar = None
@@ -111,7 +127,7 @@ def generate(
         buf["mode"][w, li] = mode
         with torch.inference_mode():
             actions = policy(obs)
-        obs, _, _, _ = env.step(actions)
+        obs = explorer.step(actions)
         buf["target"][w, li] = env.sent_target
         length += 1
         for i in np.flatnonzero(env.last_done):
@@ -128,6 +144,7 @@ def generate(
                 counts["rows_kept"] += keep
                 counts["episodes_kept"] += 1
             length[i] = 0
+        explorer.restart(env.last_done)
         if bar is not None:
             bar.n = min(transitions_now(), transitions)
             bar.refresh()
@@ -140,3 +157,48 @@ def generate(
     if bar is not None:
         bar.close()
     return counts
+
+
+class Explorer:
+    """Smooth random joint-target offsets on top of a policy (see the module docstring).
+
+    ``step`` turns the policy's actions into targets the way the env does and adds the
+    offset; in the ``delta`` action mode, where the env integrates targets, only the
+    offset's change is added so the offset stays bounded. With ``scale_rad`` 0 it is the
+    env's own ``step``.
+    """
+
+    def __init__(self, env: Any, scale_rad: float, tau_s: float, seed: int = 0) -> None:
+        if scale_rad < 0 or tau_s <= 0:
+            raise ValueError("explore_rad must be >= 0 and explore_tau_s > 0")
+        self.env, self.max_scale, self.tau = env, scale_rad, tau_s
+        self.rng = np.random.default_rng(seed + 7919)
+        N, n = env.num_envs, env.n
+        self.offset = np.zeros((N, n))
+        self.scale = np.zeros(N)
+        self.restart(np.ones(N, bool))
+
+    def restart(self, ids: np.ndarray) -> None:
+        """New episodes (boolean mask): a fresh spread, the offset back to 0."""
+        k = int(np.sum(ids))
+        if k:
+            self.scale[ids] = self.rng.uniform(0.0, self.max_scale, k)
+            self.offset[ids] = 0.0
+
+    def step(self, actions: torch.Tensor) -> Any:
+        env = self.env
+        if self.max_scale == 0:
+            return env.step(actions)[0]
+        a = np.clip(np.nan_to_num(actions.detach().cpu().numpy().astype(float)), -1.0, 1.0)
+        dt = env.dt
+        prev = self.offset
+        noise = self.rng.normal(size=prev.shape)
+        self.offset = (
+            prev
+            - prev * (dt / self.tau)
+            + self.scale[:, None] * np.sqrt(2.0 * dt / self.tau) * noise
+        )
+        targets = env.action_to_targets(a) + self.offset
+        if env.cfg.action_mode == "delta":
+            targets -= prev
+        return env.step_targets(targets, actions=a)[0]

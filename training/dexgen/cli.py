@@ -24,7 +24,12 @@ def shipped_checkpoint(hand: str) -> Path:
 
 def add_train_arguments(p: Any) -> None:
     p.add_argument("--hand", default="leap")
-    p.add_argument("--data", required=True, help="dataset folder from 'dexteleop data generate'")
+    p.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        help="dataset folder(s) from 'dexteleop data generate' (several: read as one)",
+    )
     p.add_argument("--scale", choices=SCALE_NAMES, default="demo")
     p.add_argument("--out", help="run folder (default out/dexgen/HAND_SCALE)")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the scale's)")
@@ -33,6 +38,11 @@ def add_train_arguments(p: Any) -> None:
     p.add_argument("--minutes", type=float, help="stop (and save) after this long")
     p.add_argument("--horizon", type=int, help="future steps T of a motion (default 2)")
     p.add_argument("--history", type=int, help="proprioception steps in the state (default 4)")
+    p.add_argument(
+        "--held-only",
+        action="store_true",
+        help="train on the episodes that kept the object only (not those ending in a drop)",
+    )
     p.add_argument("--lr", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
@@ -55,6 +65,8 @@ def run_from_args(args: Any) -> int:
         v = getattr(args, name)
         if v is not None:
             changes[attr] = v
+    if args.held_only:
+        changes["held_only"] = True
     s = dataclasses.replace(s, **changes)
     out = Path(args.out or DEFAULT_RUNS / f"{args.hand}_{args.scale}")
     res = train(

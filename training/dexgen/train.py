@@ -1,14 +1,14 @@
 """Train DexGen's diffusion and inverse dynamics models on a simulation dataset.
 
-``dexteleop train dexgen --hand leap --data PATH`` (see :func:`add_train_arguments`). Both
-models train together on the same batches: the diffusion model with the standard
-epsilon-prediction loss (DDPM noising from diffusers), the inverse dynamics model with the
-Gaussian negative log-likelihood of the target change given the true motion. AdamW with
-linear warm-up and cosine decay, an exponential moving average of the weights (what is
-exported and shipped), a progress bar, TensorBoard curves, and a resumable training state
-written every ``save_every`` steps (and on a time limit). Under ``torchrun`` every process
-trains on its own batches and DistributedDataParallel averages the gradients (NCCL on GPUs,
-gloo on CPUs); only rank 0 writes.
+``dexteleop train dexgen --hand leap --data PATH [PATH ...]`` (see
+:func:`add_train_arguments`). Both models train together on the same batches: the diffusion
+model with the standard epsilon-prediction loss (DDPM noising from diffusers), the inverse
+dynamics model with the Gaussian negative log-likelihood of the target change given the true
+motion. AdamW with linear warm-up and cosine decay, an exponential moving average of the
+weights (what is exported and shipped), a progress bar, TensorBoard curves, and a resumable
+training state written every ``save_every`` steps (and on a time limit). Under ``torchrun``
+every process trains on its own batches and DistributedDataParallel averages the gradients
+(NCCL on GPUs, gloo on CPUs); only rank 0 writes.
 
 Files in the run folder: ``dexgen.pt`` (the EMA model: what the app loads),
 ``train_state.pt`` (to resume), ``report.json`` (settings, data, curves, time), ``tb/``.
@@ -50,6 +50,7 @@ class TrainSettings:
     val_fraction: the dataset's last transitions (whole episodes, but for one) held out.
     norm_samples: transitions that fit the normalisers. seed: data order and noise.
     horizon: future steps T of a motion (the paper: 2). history: proprioception steps (4).
+    held_only: train on the episodes that kept the object only (see ``DatasetReader``).
     """
 
     size: str = "demo"
@@ -69,6 +70,7 @@ class TrainSettings:
     seed: int = 0
     horizon: int = 2
     history: int = 4
+    held_only: bool = False
 
 
 SCALES: dict[str, TrainSettings] = {
@@ -193,7 +195,7 @@ class TrainResult:
 
 
 def train(
-    data: str | Path,
+    data: str | Path | list[str | Path],
     out: str | Path,
     *,
     hand: str = "leap",
@@ -203,7 +205,8 @@ def train(
     device: str | None = None,
     threads: int | None = None,
 ) -> TrainResult:
-    """Train (or resume) DexGen on the dataset at ``data``; see the module docstring."""
+    """Train (or resume) DexGen on the dataset at ``data`` (a folder, or several read as
+    one: each keeps its last ``val_fraction`` for validation); see the module docstring."""
     import torch.distributed as dist
     from diffusers.optimization import get_cosine_schedule_with_warmup
     from torch.nn.parallel import DistributedDataParallel
@@ -223,14 +226,14 @@ def train(
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
 
-    reader = DatasetReader(data, history=s.history, future=s.horizon)
+    reader = DatasetReader(data, history=s.history, future=s.horizon, held_only=s.held_only)
     meta = reader.manifest.get("meta", {})
     if meta.get("hand", hand) != hand:
         raise ValueError(f"{data} holds {meta.get('hand')} data, not {hand}")
-    n_val = max(1, int(len(reader) * s.val_fraction))
-    if len(reader) < n_val + s.batch:
+    train_idx, val_all = reader.split(s.val_fraction)
+    train_n, n_val = len(train_idx), len(val_all)
+    if train_n < s.batch:
         raise ValueError(f"{data}: {len(reader)} transitions, too few for batch {s.batch}")
-    train_n = len(reader) - n_val
     n_joints = reader.get(np.array([0])).q.shape[-1]
     config = DexGenConfig(
         hand=hand, n_joints=n_joints, history=s.history, horizon=s.horizon, **SIZES[s.size]
@@ -246,7 +249,9 @@ def train(
         model.load_state_dict(state["model"])
     else:
         rng = np.random.default_rng(s.seed)
-        fit_normalizers(model, reader, rng.choice(train_n, min(s.norm_samples, train_n), False))
+        fit_normalizers(
+            model, reader, train_idx[rng.choice(train_n, min(s.norm_samples, train_n), False)]
+        )
     model.to(dev)
     ema = copy.deepcopy(model).eval()
     if state is not None:
@@ -269,9 +274,9 @@ def train(
         report = state["report"]
     from training.dexgen.models import MODES
 
-    probe = np.random.default_rng(s.seed).integers(0, train_n, min(train_n, 20_000))
+    probe = train_idx[np.random.default_rng(s.seed).integers(0, train_n, min(train_n, 20_000))]
     modes = [MODES[i] for i in np.unique(reader.get(np.sort(probe)).mode)]
-    val_idx = np.arange(train_n, len(reader))[:: max(1, n_val // 512)][:512]
+    val_idx = val_all[:: max(1, n_val // 512)][:512]
     val_batch = load_batch(reader, val_idx, dev)
 
     writer = bar = None
@@ -286,8 +291,8 @@ def train(
             bar = tqdm(total=s.steps, initial=step, desc=f"DexGen {hand}", unit="step")
     base = {
         "hand": hand,
-        "data": str(data),
-        "data_rows": int(reader.manifest["rows"]),
+        "data": [str(r) for r in reader.roots],
+        "data_rows": reader.rows,
         "transitions": len(reader),
         "train_transitions": train_n,
         "settings": dataclasses.asdict(s),
@@ -319,7 +324,8 @@ def train(
         )
         ema_cpu = copy.deepcopy(ema).cpu()
         ema_cpu.save(ckpt_path, step=step, settings=dataclasses.asdict(s), modes=modes,
-                     data=str(data), commit=base["commit"], last=report["curve"][-1:])  # fmt: skip
+                     data=base["data"], commit=base["commit"],
+                     last=report["curve"][-1:])  # fmt: skip
         (out / "report.json").write_text(json.dumps(report, indent=2))
 
     t_mark = [time.perf_counter()]
@@ -331,7 +337,7 @@ def train(
     while step < s.steps and not stop:
         model.train()
         rng = np.random.default_rng((s.seed, rank, step))
-        b = load_batch(reader, rng.integers(0, train_n, s.batch), dev)
+        b = load_batch(reader, train_idx[rng.integers(0, train_n, s.batch)], dev)
         g = torch.Generator().manual_seed(hash((s.seed, rank, step)) & 0x7FFF_FFFF)
         noise = torch.randn(b.motion.shape, generator=g).to(dev)
         t = torch.randint(0, c.train_timesteps, (s.batch,), generator=g).to(dev)

@@ -308,9 +308,12 @@ class FreeFingerConfig(EnvConfig):
 
     Attributes:
         goal_tol_m: a goal is reached when every fingertip is within this of its target.
+        goal_timeout_s: a goal not reached by then is replaced (random joint goals can make
+            fingers meet, and a goal the hand cannot reach would freeze it for the episode).
     """
 
     goal_tol_m: float = 0.01
+    goal_timeout_s: float = 1.5
     bonus: float = 2.0
 
 
@@ -328,9 +331,11 @@ class FreeFingerEnv(HandEnv):
         self.goal_q = np.zeros((self.num_envs, self.n))
         self.goal_tips = np.zeros((self.num_envs, 4, 3))
         self.goals_reached = np.zeros(self.num_envs, dtype=int)
+        self.goal_age = np.zeros(self.num_envs)
 
     def _new_goal(self, ids: np.ndarray) -> None:
         m, d = self.model, self._fk_data
+        self.goal_age[ids] = 0.0
         for w in ids:
             q = self.rng.uniform(self.lower, self.upper)
             d.qpos[self.qadr] = q
@@ -375,8 +380,8 @@ class FreeFingerEnv(HandEnv):
             - w_reg * act
         )
         self.last_reached = reached
-        ids = np.flatnonzero(reached)
-        self.goals_reached[ids] += 1
-        self._new_goal(ids)
+        self.goals_reached[reached] += 1
+        self.goal_age += self.dt
+        self._new_goal(np.flatnonzero(reached | (self.goal_age >= self.cfg.goal_timeout_s)))
         metrics = {"tip_error_cm": err.mean(axis=1) * 100, "reached": reached.astype(float)}
         return rew, np.zeros(self.num_envs, bool), metrics

@@ -32,6 +32,12 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iterations", type=int, help="PPO iterations (default: the scale's)")
     p.add_argument("--envs", type=int, help="parallel worlds (default: the scale's)")
     p.add_argument("--threads", type=int, help="CPU threads stepping the worlds")
+    p.add_argument(
+        "--action-mode",
+        choices=("reference", "delta"),
+        help="reference: residuals about the task's reference targets (default); delta: "
+        "target changes (a = 0 holds)",
+    )
     p.add_argument("--minutes", type=float, help="stop (and save) after this long")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="learner device: cpu, cuda (default: cuda when available)")
@@ -56,6 +62,8 @@ def run_rl(args: argparse.Namespace) -> int:
         env_over["num_envs"] = args.envs
     if args.threads is not None:
         env_over["nthread"] = args.threads
+    if args.action_mode is not None:
+        env_over["action_mode"] = args.action_mode
     if args.grasp_cache is not None and args.task == "anygrasp":
         env_over["grasp_cache"] = args.grasp_cache
     _, settings = scale_preset(args.scale, args.task)
@@ -102,6 +110,21 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hand", default="leap")
     p.add_argument("--scale", choices=SCALE_NAMES, default="demo")
     p.add_argument("--policy", help="policy.pt from `train rl` (default: the shipped one)")
+    p.add_argument(
+        "--expert",
+        choices=("ppo", "reference"),
+        default="ppo",
+        help="ppo: the policy; reference: the task's reference targets with no correction "
+        "(free_finger: straight to each goal's joints, a scripted expert with no object)",
+    )
+    p.add_argument(
+        "--explore",
+        type=float,
+        default=0.0,
+        metavar="RAD",
+        help="smooth random joint-target offsets, spread up to RAD per episode (0: none)",
+    )
+    p.add_argument("--explore-tau", type=float, default=0.5, metavar="S")
     p.add_argument("--out", required=True, help="dataset folder (appended to if it exists)")
     p.add_argument("--transitions", type=int, help="stop once the dataset holds this many")
     p.add_argument("--envs", type=int, help="parallel worlds")
@@ -122,12 +145,14 @@ DATA_SCALES = {
 def run_generate(args: argparse.Namespace) -> int:
     import os
 
+    import torch
+
     from training.datagen.generate import generate
     from training.envs import make_env
     from training.rl.ppo import Policy
 
     policy_path = Path(args.policy) if args.policy else shipped_policy(args.task, args.hand)
-    if not policy_path.is_file():
+    if args.expert == "ppo" and not policy_path.is_file():
         raise FileNotFoundError(
             f"no policy at {policy_path}: train one with `dexteleop train rl --task {args.task} "
             f"--hand {args.hand}` or pass --policy"
@@ -141,7 +166,9 @@ def run_generate(args: argparse.Namespace) -> int:
         sc["nthread"] = args.threads
     if not sc["nthread"]:
         sc["nthread"] = os.cpu_count() or 1
-    over = {"hand": args.hand, "seed": args.seed, **sc, **Policy.env_overrides(policy_path)}
+    over = {"hand": args.hand, "seed": args.seed, **sc}
+    if args.expert == "ppo":
+        over.update(Policy.env_overrides(policy_path))
     if args.task == "anygrasp":
         from training.rl.ppo import scale_preset
 
@@ -156,7 +183,14 @@ def run_generate(args: argparse.Namespace) -> int:
         if args.grasp_cache:
             over["grasp_cache"] = args.grasp_cache
     env = make_env(args.task, **over)
-    policy = Policy(policy_path, env)
+    if args.expert == "ppo":
+        policy = Policy(policy_path, env)
+        policy_meta = {"policy": str(policy_path), "policy_meta": policy.meta}
+    else:
+        if env.cfg.action_mode != "reference":
+            raise ValueError("--expert reference needs the env's reference action mode")
+        zeros = torch.zeros(env.num_envs, env.num_actions)
+        policy, policy_meta = (lambda obs: zeros), {}
     from dataclasses import asdict
 
     from training.rl.ppo import _git_commit, _jsonable
@@ -167,10 +201,11 @@ def run_generate(args: argparse.Namespace) -> int:
         args.out,
         transitions=n_tr,
         future=args.future,
-        expert="ppo",
+        expert=args.expert,
+        explore_rad=args.explore,
+        explore_tau_s=args.explore_tau,
         meta={
-            "policy": str(policy_path),
-            "policy_meta": policy.meta,
+            **policy_meta,
             "scale": args.scale,
             "seed": args.seed,
             "commit": _git_commit(),

@@ -219,6 +219,8 @@ def train(
     obs = env.get_observations()
     alg = PPO.construct_algorithm(obs, env, copy.deepcopy(cfg), device)
     start_it, curve, env_steps, seconds = 0, [], 0, 0.0
+    if ck is None:
+        zero_action_head(alg.get_policy())
     if ck is not None:
         alg.load(ck["alg"], None, True)
         start_it, curve = ck["iteration"], ck["curve"]
@@ -305,6 +307,17 @@ def train(
         _save(ckpt_path, alg, len(curve), curve, env_steps, seconds, cfg, meta)
     export_policy(alg, cfg, meta, out / "policy.pt")
     return TrainResult(len(curve), env_steps, seconds, curve, str(ckpt_path))
+
+
+def zero_action_head(actor: Any) -> None:
+    """Start the policy at a = 0: the action mode's own behaviour (``delta``: hold the
+    targets, the floor a weak policy falls below; ``reference``: head for the reference
+    targets). Exploration noise (``init_std``) still varies the actions from the start; the
+    head's zero weights receive gradients like any other."""
+    last = [m for m in actor.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
 
 
 def _save(
