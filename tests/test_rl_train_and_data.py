@@ -420,3 +420,8 @@ def test_held_only_reads_the_episodes_that_ran_to_the_timeout(tmp_path):
     held = DatasetReader(tmp_path / "ds", held_only=True)
     assert len(every) == 14 + 6 + 14 + 2 and len(held) == 2 * 14
     assert set(held.get(np.arange(len(held))).q[:, -1, 0]) == {1.0, 3.0}
+    bare = DatasetWriter(tmp_path / "bare")  # a dataset without the episode length
+    bare.add({f: np.zeros((20, *shapes.get(f, ()))) for f in FIELDS})
+    bare.close()
+    with pytest.raises(ValueError, match="episode length"):
+        DatasetReader(tmp_path / "bare", held_only=True)

@@ -193,7 +193,13 @@ class DatasetReader:
             full = None
             if held_only:
                 meta = m.get("meta", {})
-                full = round(meta["env"]["episode_s"] * meta["rate_hz"])
+                try:
+                    full = round(meta["env"]["episode_s"] * meta["rate_hz"])
+                except (KeyError, TypeError):
+                    raise ValueError(
+                        f"{r}: held_only needs the episode length in the manifest "
+                        "(meta.env.episode_s and meta.rate_hz)"
+                    ) from None
             for c in m["chunks"]:
                 d = r / c["name"]
                 try:
