@@ -178,7 +178,7 @@ class DatasetReader:
             raise ValueError("no dataset folder given")
         if history < 1 or future < 1:
             raise ValueError("history and future must be >= 1")
-        self.root, self.roots, self.history, self.future = roots[0], roots, history, future
+        self.roots, self.history, self.future = roots, history, future
         self.manifests: list[dict] = []
         self.chunks: list[dict[str, np.ndarray]] = []
         self.parts: list[tuple[int, int]] = []
