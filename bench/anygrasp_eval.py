@@ -6,7 +6,9 @@
 Writes ``{episodes, time_to_drop_s_mean, goals_per_min, episode_s}`` (plus drops, goals,
 noise). ``--noise a`` is the noisy operator pi(s) + U(-a, a) that DexGen's evaluation uses;
 ``--slow a`` the slow one, U(0, a) pi(s). ``--zero`` evaluates the do-nothing baseline
-(targets held at the starting grasp), the floor any trained policy must clear. Noise is in
+(targets held at the starting grasp), the floor any trained policy must clear;
+``--reference`` the scripted expert (zero residual: targets jump to each new goal grasp's,
+what ``dexteleop data generate --expert reference`` rolls out). Noise is in
 the policy's action units: with its reference actions, a = 1 is a 0.3 rad target residual.
 """
 
@@ -36,6 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episode-s", type=float, default=20.0)
     p.add_argument("--policy", help="policy.pt (default: the shipped assets/checkpoints/rl one)")
     p.add_argument("--zero", action="store_true", help="the do-nothing baseline instead")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="the scripted expert instead: targets go straight to each goal grasp's",
+    )
+    p.add_argument(
+        "--goal-timeout",
+        type=float,
+        metavar="S",
+        help="replace a goal not reached in S s by one near it (as data generation can)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json")
     p.add_argument("--video")
@@ -45,13 +58,23 @@ def main(argv: list[str] | None = None) -> int:
     from training.rl.evaluate import evaluate, make_eval_env
     from training.rl.ppo import Policy
 
+    if args.zero and args.reference:
+        p.error("--zero and --reference are two different baselines: pick one")
     path = Path(args.policy) if args.policy else shipped_policy("anygrasp", args.hand)
-    over = {} if args.zero else Policy.env_overrides(path)
+    scripted = args.zero or args.reference
+    over = {"action_mode": "reference"} if scripted else Policy.env_overrides(path)
+    if args.goal_timeout is not None:
+        over["goal_timeout_s"] = args.goal_timeout
     env = make_eval_env(
         args.hand, args.episodes, args.seed, args.episode_s, nthread=args.threads, **over
     )
-    policy = None if args.zero else Policy(path, env)
-    name = "hold (no policy)" if args.zero else str(path)
+    if args.reference:
+        n = env.num_actions
+        policy = lambda obs: torch.zeros(env.num_envs, n)  # noqa: E731
+        name = "reference (scripted, no policy)"
+    else:
+        policy = None if args.zero else Policy(path, env)
+        name = "hold (no policy)" if args.zero else str(path)
     res = evaluate(
         env,
         policy,
@@ -63,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     res["policy"] = name
     res["seed"] = args.seed
+    res["goal_timeout_s"] = args.goal_timeout
     print(json.dumps(res, indent=2))
     if args.json:
         from bench import write_json

@@ -258,11 +258,12 @@ def test_cli_trains_and_generates(tmp_path, capsys):
     assert len(DatasetReader(tmp_path / "ds")) >= 100
     # the scripted expert needs no policy; exploration is recorded in the manifest
     rc = main(["data", "generate", "--task", "free_finger", "--scale", "smoke", "--expert",
-               "reference", "--explore", "0.1", "--out", str(tmp_path / "ref"),
-               "--transitions", "100"])  # fmt: skip
+               "reference", "--explore", "0.1", "--goal-timeout", "0.7", "--out",
+               str(tmp_path / "ref"), "--transitions", "100"])  # fmt: skip
     assert rc == 0
     meta = DatasetReader(tmp_path / "ref").manifest["meta"]
     assert meta["expert"] == "reference" and meta["explore_rad"] == 0.1
+    assert meta["env"]["goal_timeout_s"] == 0.7
     assert (
         main(
             [
@@ -314,6 +315,29 @@ def test_free_finger_goals_are_replaced_when_not_reached_in_time():
     for _ in range(12):  # 0.6 s: past the timeout, reached or not
         env.step(zeros)
     assert np.all(np.abs(env.goal_tips - first).max(axis=(1, 2)) > 1e-6)
+
+
+def test_anygrasp_goal_timeout_walks_the_reference_expert_from_grasp_to_grasp(tmp_path):
+    """With a goal timeout an unreached goal is replaced by a grasp near it, so the scripted
+    expert's targets (the goal grasp's) change; without one (training) the goal stays."""
+    moved = {}
+    for timeout in (None, 0.5):
+        env = smoke_anygrasp(tmp_path, num_envs=4, seed=3, goal_timeout_s=timeout)
+        env.reset()
+        zeros = torch.zeros(4, env.num_actions)
+        first_idx, first = env.goal_idx.copy(), env.reference_targets().copy()
+        reached, done = np.zeros(4, bool), np.zeros(4, bool)
+        for _ in range(12):  # 0.6 s
+            env.step(zeros)
+            reached |= env.last_reached
+            done |= env.last_done
+        keep = ~reached & ~done
+        changed = (env.goal_idx != first_idx) | (
+            np.abs(env.reference_targets() - first).max(axis=1) > 1e-9
+        )
+        moved[timeout] = (changed[keep], keep)
+    assert moved[0.5][1].any() and moved[0.5][0].all()
+    assert moved[None][1].any() and not moved[None][0].any()
 
 
 def _target_spread(env, explorer, steps):
@@ -425,3 +449,23 @@ def test_held_only_reads_the_episodes_that_ran_to_the_timeout(tmp_path):
     bare.close()
     with pytest.raises(ValueError, match="episode length"):
         DatasetReader(tmp_path / "bare", held_only=True)
+
+
+def test_eval_bench_runs_the_scripted_expert_with_a_goal_timeout(tmp_path):
+    """`bench/anygrasp_eval.py --reference` evaluates the scripted expert (no policy file)
+    and records the goal timeout; asking for two baselines at once is an error."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "anygrasp_eval.py"
+    spec = importlib.util.spec_from_file_location("anygrasp_eval", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "ref.json"
+    argv = ["--episodes", "3", "--episode-s", "0.5", "--threads", "1", "--reference"]
+    assert mod.main([*argv, "--goal-timeout", "0.2", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["episodes"] == 3 and res["goal_timeout_s"] == 0.2
+    assert res["policy"].startswith("reference") and 0 < res["time_to_drop_s_mean"] <= 0.5
+    with pytest.raises(SystemExit):
+        mod.main([*argv, "--zero"])

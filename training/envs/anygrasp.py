@@ -52,6 +52,9 @@ class AnygraspConfig(EnvConfig):
             0.2 rad) in this range from the reached one, from ``goal_subsample`` grasps.
         drop_m: the object is dropped once its centre is this far from the grasp region's
             centre (grasps lie within about 5 cm of it).
+        goal_timeout_s: a goal not reached by then is replaced by a grasp near it (None:
+            never, as in training). Data generation uses it so that an expert that does not
+            reach goals still walks from grasp to grasp instead of settling on one.
     """
 
     families: tuple[str, ...] = tuple(FAMILIES)
@@ -66,6 +69,7 @@ class AnygraspConfig(EnvConfig):
     goal_step: tuple[float, float] = (1.5, 4.0)
     goal_subsample: int = 256
     drop_m: float = 0.09
+    goal_timeout_s: float | None = None
     w_goal: float = 1.0
     alive: float = 1.0
     penalty_cap: float = 1.0
@@ -132,6 +136,7 @@ class AnygraspEnv(HandEnv):
         self.goal_q = np.zeros((N, self.n))
         self.goal_q_target = np.zeros((N, self.n))
         self.goals_reached = np.zeros(N, dtype=int)
+        self.goal_age = np.zeros(N)
         self.region_centre = np.array(self.hand.spec.palm_surface_m) + np.array(
             [0.015, 0.0, -0.045]
         )
@@ -207,6 +212,7 @@ class AnygraspEnv(HandEnv):
         self.goal_quat[w] = gs.obj_quat[g]
         self.goal_q[w] = gs.q[g]
         self.goal_q_target[w] = gs.q_target[g]
+        self.goal_age[w] = 0.0
 
     def reference_targets(self) -> np.ndarray:
         """The goal grasp's squeezing joint targets."""
@@ -288,8 +294,12 @@ class AnygraspEnv(HandEnv):
         )
         rew = np.nan_to_num(rew, nan=-cfg.drop_penalty, posinf=0.0, neginf=-cfg.drop_penalty)
         self.last_reached = reached
-        for w in np.flatnonzero(reached):
-            self.goals_reached[w] += 1
+        self.goal_age += self.dt
+        timeout = np.zeros_like(reached)
+        if cfg.goal_timeout_s is not None:
+            timeout = ~reached & (self.goal_age >= cfg.goal_timeout_s - 1e-9)
+        self.goals_reached[reached] += 1
+        for w in np.flatnonzero(reached | timeout):
             self._next_goal(w)
         metrics = {
             "goal_pos_cm": dp * 100,

@@ -125,6 +125,13 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
         help="smooth random joint-target offsets, spread up to RAD per episode (0: none)",
     )
     p.add_argument("--explore-tau", type=float, default=0.5, metavar="S")
+    p.add_argument(
+        "--goal-timeout",
+        type=float,
+        metavar="S",
+        help="replace a goal not reached within S seconds by one near it (anygrasp: off by "
+        "default; free_finger: 1.5 s by default)",
+    )
     p.add_argument("--out", required=True, help="dataset folder (appended to if it exists)")
     p.add_argument("--transitions", type=int, help="stop once the dataset holds this many")
     p.add_argument("--envs", type=int, help="parallel worlds")
@@ -167,6 +174,10 @@ def run_generate(args: argparse.Namespace) -> int:
     if not sc["nthread"]:
         sc["nthread"] = os.cpu_count() or 1
     over = {"hand": args.hand, "seed": args.seed, **sc}
+    if args.goal_timeout is not None:
+        if not args.goal_timeout > 0:
+            raise ValueError(f"--goal-timeout must be > 0 s, got {args.goal_timeout}")
+        over["goal_timeout_s"] = args.goal_timeout
     if args.expert == "ppo":
         over.update(Policy.env_overrides(policy_path))
     if args.task == "anygrasp":
