@@ -57,6 +57,9 @@ class DexGenControllerConfig(ControllerConfig):
             before guidance (a far command asks for a direction, not a teleport; the prior's
             motions are millimetres per step).
         seed: the sampler's noise seed.
+        precision: the networks' number format, ``float32`` or ``bfloat16`` (half the
+            weights' memory traffic: what brings a paper-size model under the paper's
+            27 ms per sample on a 2-core CPU with bfloat16 instructions; see BENCHMARKS.md).
     """
 
     checkpoint: str | None = None
@@ -81,6 +84,7 @@ class DexGenControllerConfig(ControllerConfig):
     sample_every: int = 2
     max_offset_m: float = 0.02
     seed: int = 0
+    precision: str = "float32"
 
 
 @CONTROLLERS.register("dexgen")
@@ -112,6 +116,9 @@ class DexGenController(Controller):
             raise ValueError(f"sample_every must be >= 1, got {config.sample_every}")
         if not config.max_offset_m > 0:
             raise ValueError(f"max_offset_m must be > 0, got {config.max_offset_m}")
+        dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+        if config.precision not in dtypes:
+            raise ValueError(f"precision must be one of {list(dtypes)}, got {config.precision!r}")
         path = _checkpoint(config.hand, config.checkpoint)
         try:
             model, meta = load_model(path, hand=config.hand)
@@ -126,7 +133,7 @@ class DexGenController(Controller):
         self.modes_trained = tuple(meta.get("modes", MODE_CHOICES))
         self._check_mode(config.mode)
         self.model = model
-        self.sampler = GuidedSampler(model, steps=config.ddim_steps)
+        self.sampler = GuidedSampler(model, steps=config.ddim_steps, dtype=dtypes[config.precision])
         self.history = History(1, model.config.history, self.hand.n_joints)
         self.kin = hand_kinematics(config.hand)
         self._torch = torch

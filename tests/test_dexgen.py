@@ -347,6 +347,31 @@ def test_controller_refuses_modes_without_data_and_holds_on_bad_state(trained):
     assert info["holding"] == 1.0 and info["reason"] == "bad keypoint command"
 
 
+def test_controller_runs_in_bfloat16_close_to_float32(trained):
+    """precision=bfloat16 (the paper-size latency option): the same ticks give targets near
+    the float32 controller's; an unknown precision is refused."""
+    from devices.retargeting.command import Command
+    from devices.robots.state import HandState
+
+    _, res = trained
+    outs = {}
+    for precision in ("float32", "bfloat16"):
+        ctl = CONTROLLERS.make("dexgen", hand="leap", checkpoint=str(res.checkpoint),
+                               precision=precision, guidance=0.5)  # fmt: skip
+        n = ctl.hand.n_joints
+        q = 0.5 * (ctl.hand.lower + ctl.hand.upper)
+        kp = ctl.kin.keypoints(q)
+        st = HandState(t=0.0, q=q, dq=np.zeros(n), target=q, keypoints=kp, wrist=np.eye(4))
+        ctl.reset(st)
+        outs[precision], info = ctl.step(st, Command(t=0.0, keypoints=kp + 0.005))
+        assert info["holding"] == 0.0 and np.all(np.isfinite(outs[precision]))
+    step = np.abs(outs["float32"] - q).max()  # how far the controller moved the target
+    assert step > 1e-4
+    assert np.abs(outs["bfloat16"] - outs["float32"]).max() <= 0.1 * step
+    with pytest.raises(ValueError, match="precision"):
+        CONTROLLERS.make("dexgen", hand="leap", checkpoint=str(res.checkpoint), precision="fp8")
+
+
 def test_future_horizon_is_configurable(data, tmp_path):
     root, _ = data
     s = dataclasses.replace(SCALES["smoke"], steps=4, horizon=3, val_every=4, save_every=4)
