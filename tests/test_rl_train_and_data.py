@@ -386,6 +386,15 @@ def test_exploration_widens_the_motion_in_the_data(tmp_path):
         return np.median(np.abs(b.action - b.prev_target[:, -1]))
 
     assert motion(0.2) > 3 * motion(0.0)
+    # the data-motion bench tells the two datasets apart the same way
+    from bench.data_motion import main as data_motion
+
+    out = tmp_path / "motion.json"
+    assert data_motion([str(tmp_path / "ds0.0"), str(tmp_path / "ds0.2"), "--json", str(out)]) == 0
+    calm, explored = json.loads(out.read_text())
+    assert explored["target_mrad_p50"] > 3 * calm["target_mrad_p50"]
+    assert explored["keypoint_mm_p90"] > calm["keypoint_mm_p90"]
+    assert calm["samples"] == calm["transitions"] >= 600
 
 
 def test_several_datasets_read_as_one(tmp_path):
