@@ -12,6 +12,11 @@ noisy machine:
 - ``batch physics``: ``mujoco.batch`` stepping N worlds on T threads, nothing else;
 - ``env step``: the full ``HandEnv.step`` (actions in, rewards, resets, observations out as
   torch tensors) on N worlds, T threads, with zero actions (the policy holding its grasp).
+
+``--warp-worlds 1024,4096`` adds the same two rows for MuJoCo Warp physics (``warp
+physics``, ``warp env step``) on ``--warp-device`` (default: CUDA if there is one, else
+Warp's CPU backend, which only shows that it runs). MuJoCo Warp keeps one geom type per
+model, so those rows use the box objects only (cube and cuboids).
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--worlds", default="1,8,32,128")
     p.add_argument("--threads", default="1,2")
+    p.add_argument("--warp-worlds", default="", help="MuJoCo Warp rows for these world counts")
+    p.add_argument("--warp-device", help="Warp device (default: cuda if any, else cpu)")
     p.add_argument("--json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -87,6 +94,22 @@ def main(argv: list[str] | None = None) -> int:
                 {"method": "env step", "worlds": nw, "threads": nt, "control_steps_s": n * nw / dt}
             )
             print(f"  {nw} worlds, {nt} threads done", file=sys.stderr, flush=True)
+
+    for nw in [int(x) for x in args.warp_worlds.split(",") if x]:
+        env = make_env(args.task, num_envs=nw, nthread=1, physics="warp",
+                       physics_device=args.warp_device, **over,
+                       **({"families": ("cube", "cuboid_ar2", "cuboid_ar3")}
+                          if args.task == "anygrasp" else {}))  # fmt: skip
+        zero = torch.zeros(nw, env.num_actions)
+        dev = env.backend.device
+        for method, fn in (
+            ("warp physics", lambda env=env: env.backend.step(env.substeps)),
+            ("warp env step", lambda env=env, zero=zero: env.step(zero)),
+        ):
+            n, dt = _timed(fn, args.seconds)
+            records.append({"method": f"{method} ({dev})", "worlds": nw, "threads": 1,
+                            "control_steps_s": n * nw / dt})  # fmt: skip
+        print(f"  {nw} worlds on MuJoCo Warp ({dev}) done", file=sys.stderr, flush=True)
 
     print(f"\n### RL environment throughput ({args.task}, {args.hand}): control steps per second\n")
     print(

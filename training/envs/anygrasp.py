@@ -124,9 +124,20 @@ class AnygraspEnv(HandEnv):
             f = {n: getattr(mi, n)[self.obj_geom].copy() for n in _OBJECT_MODEL_FIELDS}
             f.update({n: getattr(mi, n)[self.obj_body].copy() for n in _OBJECT_BODY_FIELDS})
             self._inst_fields.append(f)
-        self._fields = {
-            n: self.backend.model_field(n) for n in _OBJECT_MODEL_FIELDS + _OBJECT_BODY_FIELDS
-        }
+        names = _OBJECT_MODEL_FIELDS + _OBJECT_BODY_FIELDS
+        if not self.backend.per_world_geom_type:
+            # one geom type per model (MuJoCo Warp): every instance must share the scene's
+            types = {int(f["geom_type"]) for f in self._inst_fields}
+            if types != {int(m.geom_type[self.obj_geom])}:
+                shapes = sorted({o.shape for o in self.instances})
+                raise ValueError(
+                    f"the {type(self.backend).__name__} physics keeps one geom type per "
+                    f"model, and these objects have several ({', '.join(shapes)}): run "
+                    "families of one shape (e.g. cube, cuboid_ar2, cuboid_ar3: all boxes), "
+                    "one run per shape, or physics='batch'"
+                )
+            names = tuple(n for n in names if n != "geom_type")
+        self._fields = {n: self.backend.model_field(n) for n in names}
         self.inst = np.zeros(N, dtype=int)
         self.mass = np.zeros(N)
         self.friction = np.zeros(N)
@@ -166,7 +177,8 @@ class AnygraspEnv(HandEnv):
         for w, i, ms, fr in zip(ids, new_inst, mass_s, fric, strict=True):
             src = self._inst_fields[i]
             for n in _OBJECT_MODEL_FIELDS:
-                self._fields[n][w, self.obj_geom] = src[n]
+                if n in self._fields:
+                    self._fields[n][w, self.obj_geom] = src[n]
             for n in _OBJECT_BODY_FIELDS:
                 self._fields[n][w, self.obj_body] = src[n]
             self._fields["body_mass"][w, self.obj_body] = src["body_mass"] * ms

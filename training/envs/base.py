@@ -19,9 +19,10 @@ one per-world model field (``opt.gravity``) rather than a moving body. Gravity i
 episode and keeps drifting toward new directions during the episode, so policies learn to
 hold against it from any side.
 
-Backends. :class:`BatchBackend` runs on ``mujoco.batch`` threads (this machine). A GPU
-backend (MuJoCo Warp / MJX) would implement the same small :class:`Backend` surface: bound
-state arrays, per-world model fields, reset, step, so the tasks do not change.
+Backends (``physics``). :class:`BatchBackend` runs on ``mujoco.batch`` threads (this
+machine); :class:`~training.envs.warp_backend.WarpBackend` runs MuJoCo Warp on a GPU (or on
+Warp's CPU backend). Both implement the same small :class:`Backend` surface: state arrays,
+per-world model fields, reset, step, so the tasks do not change.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class Backend(abc.ABC):
     """Many worlds of one model: state arrays (N, ...), per-world model fields, stepping."""
 
     nsim: int
+    #: whether worlds may differ in geom types (``mujoco.batch``: yes; MuJoCo Warp: no)
+    per_world_geom_type: bool = True
 
     @abc.abstractmethod
     def state(self, name: str) -> np.ndarray:
@@ -144,6 +147,22 @@ class BatchBackend(Backend):
         return m, d
 
 
+PHYSICS = ("batch", "warp")
+
+
+def make_backend(
+    physics: str, model: mujoco.MjModel, nsim: int, nthread: int, device: str | None = None
+) -> Backend:
+    """The backend named ``physics`` (see :data:`PHYSICS`) for ``nsim`` worlds of ``model``."""
+    if physics == "batch":
+        return BatchBackend(model, nsim, nthread)
+    if physics == "warp":
+        from training.envs.warp_backend import WarpBackend
+
+        return WarpBackend(model, nsim, device=device)
+    raise ValueError(f"physics must be one of {PHYSICS}, got {physics!r}")
+
+
 @dataclass
 class Randomization:
     """Domain randomization (DexterityGen Table III; the values are ours where the paper's
@@ -205,6 +224,8 @@ class EnvConfig:
             step (0.1 rad at 20 Hz = 2 rad/s, a third of the safety filter's limit).
         styles: which STYLES worlds draw from (per episode).
         device: torch device of the tensors handed to the learner.
+        physics: ``batch`` (``mujoco.batch`` on ``nthread`` CPU threads) or ``warp``
+            (MuJoCo Warp on ``physics_device``: a CUDA GPU by default when there is one).
     """
 
     hand: str = "leap"
@@ -220,6 +241,8 @@ class EnvConfig:
     residual_scale_rad: float = 0.3
     styles: tuple[str, ...] = tuple(STYLES)
     device: str = "cpu"
+    physics: str = "batch"
+    physics_device: str | None = None
     dr: Randomization = field(default_factory=Randomization)
 
 
@@ -247,7 +270,9 @@ class HandEnv(abc.ABC):
             raise ValueError("the control period must be a whole number of physics steps")
         self.dt = 1.0 / cfg.rate_hz
         self.max_episode_length = round(cfg.episode_s * cfg.rate_hz)
-        self.backend: Backend = BatchBackend(self.model, cfg.num_envs, cfg.nthread)
+        self.backend: Backend = make_backend(
+            cfg.physics, self.model, cfg.num_envs, cfg.nthread, cfg.physics_device
+        )
         m = self.model
         n = self.hand.n_joints
         self.n = n

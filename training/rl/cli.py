@@ -22,6 +22,35 @@ def shipped_policy(task: str, hand: str) -> Path:
     return SHIPPED_POLICIES / f"{task}_{hand}.pt"
 
 
+def add_physics_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--physics",
+        choices=("batch", "warp"),
+        help="batch: mujoco.batch on CPU threads (default); warp: MuJoCo Warp on a GPU "
+        "(one object shape per run: pick --families of one shape)",
+    )
+    p.add_argument("--physics-device", help="MuJoCo Warp device (default: cuda if any, else cpu)")
+    p.add_argument(
+        "--families",
+        nargs="+",
+        metavar="FAMILY",
+        help="anygrasp object families (default: the scale's; see training.envs.objects)",
+    )
+
+
+def physics_overrides(args: argparse.Namespace) -> dict:
+    over: dict = {}
+    if args.physics is not None:
+        over["physics"] = args.physics
+    if args.physics_device is not None:
+        over["physics_device"] = args.physics_device
+    if args.families:
+        if args.task != "anygrasp":
+            raise ValueError("--families is for the anygrasp task")
+        over["families"] = tuple(args.families)
+    return over
+
+
 def add_rl_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", choices=TASK_NAMES, default="anygrasp")
     p.add_argument("--hand", default="leap")
@@ -48,6 +77,7 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ship", action="store_true", help="copy the final policy into assets/checkpoints/rl"
     )
+    add_physics_arguments(p)
 
 
 def run_rl(args: argparse.Namespace) -> int:
@@ -66,6 +96,7 @@ def run_rl(args: argparse.Namespace) -> int:
         env_over["action_mode"] = args.action_mode
     if args.grasp_cache is not None and args.task == "anygrasp":
         env_over["grasp_cache"] = args.grasp_cache
+    env_over.update(physics_overrides(args))
     _, settings = scale_preset(args.scale, args.task)
     changes = {}
     if args.iterations is not None:
@@ -140,6 +171,7 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minutes", type=float, help="stop after this long")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grasp-cache", help="folder for generated grasp caches")
+    add_physics_arguments(p)
 
 
 DATA_SCALES = {
@@ -193,6 +225,7 @@ def run_generate(args: argparse.Namespace) -> int:
         )
         if args.grasp_cache:
             over["grasp_cache"] = args.grasp_cache
+    over.update(physics_overrides(args))
     env = make_env(args.task, **over)
     if args.expert == "ppo":
         policy = Policy(policy_path, env)
