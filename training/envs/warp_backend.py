@@ -105,6 +105,8 @@ class WarpBackend(Backend):
             self.d = mjw.put_data(model, d0, nworld=nsim, **kw)
         self._host: dict[str, np.ndarray] = {}  # data fields, (N, *MjData shape)
         self._fields: dict[str, np.ndarray] = {}  # model fields, (N, *MjModel shape)
+        self._sent: dict[str, np.ndarray] = {}  # model fields as last uploaded
+        self._shapes: dict[str, tuple] = {}  # the device arrays' numpy shapes
         self._data_template = mujoco.MjData(model)
         for name in STATE_FIELDS + DERIVED_FIELDS:
             self.state(name)
@@ -127,8 +129,10 @@ class WarpBackend(Backend):
     def state(self, name: str) -> np.ndarray:
         if name not in self._host:
             shape = np.shape(getattr(self._data_template, name))
+            dev = self._dev_data(name).numpy()
+            self._shapes[name] = dev.shape
             host = np.zeros((self.nsim, *shape))
-            host[:] = self._dev_data(name).numpy().reshape(host.shape)
+            host[:] = dev.reshape(host.shape)
             self._host[name] = host
         return self._host[name]
 
@@ -143,18 +147,24 @@ class WarpBackend(Backend):
             attr = name[4:] if name.startswith("opt.") else name
             src = self.model.opt if name.startswith("opt.") else self.model
             shape = np.shape(getattr(src, attr))
+            values = dev.numpy()
+            self._shapes[name] = values.shape
             host = np.zeros((self.nsim, *shape))
-            host[:] = dev.numpy().reshape(host.shape)
+            host[:] = values.reshape(host.shape)
             self._fields[name] = host
+            self._sent[name] = host.copy()
         return self._fields[name]
 
     def _push(self) -> None:
         for name in STATE_FIELDS:
-            dev = self._dev_data(name)
-            dev.assign(self._host[name].reshape(dev.numpy().shape).astype(np.float32))
-        for name, host in self._fields.items():
-            dev = self._dev_model(name)
-            dev.assign(host.reshape(dev.numpy().shape).astype(np.float32))
+            self._upload(self._dev_data(name), self._host[name], name)
+        for name, host in self._fields.items():  # model fields: only those written since
+            if not np.array_equal(host, self._sent[name]):
+                self._upload(self._dev_model(name), host, name)
+                np.copyto(self._sent[name], host)
+
+    def _upload(self, dev, host: np.ndarray, name: str) -> None:
+        dev.assign(host.reshape(self._shapes[name]).astype(np.float32))
 
     def _pull(self) -> None:
         for name, host in self._host.items():
