@@ -66,9 +66,10 @@ class WarpBackend(Backend):
         model: the compiled scene (host).
         nsim: worlds.
         device: a Warp device (``"cuda:0"``, ``"cpu"``); default: CUDA when there is one.
-        nconmax / njmax: contact and constraint capacity per world. MuJoCo Warp's own
-            guesses for this scene (45 and 64) are below what a four-finger grasp with
-            elliptic friction cones and mesh contacts can reach; rows past them are lost.
+        nconmax / njmax: contacts per world (MuJoCo Warp pools ``nconmax * nsim`` for all
+            worlds) and constraint rows per world (a hard cap). Its own guesses for this
+            scene (45 and 64) leave little room over what a grasp reaches (measured: 10
+            contacts, 56 rows); what overflows is lost, with a warning.
     """
 
     per_world_geom_type = False
@@ -157,8 +158,9 @@ class WarpBackend(Backend):
         return self._fields[name]
 
     def _push(self) -> None:
-        for name in STATE_FIELDS:
-            self._upload(self._dev_data(name), self._host[name], name)
+        for name in self._host:  # the state the tasks may write (derived fields are outputs)
+            if name not in DERIVED_FIELDS:
+                self._upload(self._dev_data(name), self._host[name], name)
         for name, host in self._fields.items():  # model fields: only those written since
             if not np.array_equal(host, self._sent[name]):
                 self._upload(self._dev_model(name), host, name)
@@ -182,6 +184,11 @@ class WarpBackend(Backend):
         with self.wp.ScopedDevice(self.device):
             self.mjw.set_const(self.m, self.d)
         self._pull()
+        # set_const rewrote derived model fields (bounds, subtree masses, inverse weights):
+        # the mirrors take them, so that a later host write does not upload stale values
+        for name, host in self._fields.items():
+            host[:] = self._dev_model(name).numpy().reshape(host.shape)
+            np.copyto(self._sent[name], host)
 
     def reset(self, ids: np.ndarray) -> None:
         self._push()
@@ -200,6 +207,9 @@ class WarpBackend(Backend):
         with self.wp.ScopedDevice(self.device):
             for _ in range(nstep):
                 self.mjw.step(self.m, self.d)
+            # a step leaves positions integrated but kinematics from before the last substep;
+            # mujoco.batch ends at the velocity stage: make sites current the same way
+            self.mjw.kinematics(self.m, self.d)
             qacc = self.d.qacc.numpy()
         self._pull()
         bad = np.zeros(self.nsim, bool)
@@ -229,6 +239,7 @@ class WarpBackend(Backend):
                 setattr(m.opt, name[4:], host[i])
             else:
                 getattr(m, name)[:] = host[i]
-        d = self.world_data(i, m)
+        mujoco.mj_setConst(m, mujoco.MjData(m))  # this world's derived constants (on scratch
+        d = self.world_data(i, m)  # data: mj_setConst moves the data it is given to qpos0)
         mujoco.mj_forward(m, d)
         return m, d
