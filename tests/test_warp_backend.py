@@ -13,7 +13,8 @@ from training.envs.base import BatchBackend
 from training.envs.warp_backend import WarpBackend
 
 BOX = """<mujoco><option timestep="0.002"/><worldbody>
-<body name="box" pos="0 0 1"><freejoint/><geom type="box" size=".05 .05 .05" mass="1"/></body>
+<body name="box" pos="0 0 1"><freejoint/><geom type="box" size=".05 .05 .05" mass="1"/>
+<site name="corner" pos=".05 .05 .05"/></body>
 <geom type="plane" size="2 2 .1"/></worldbody></mujoco>"""
 
 
@@ -40,6 +41,20 @@ def test_per_world_gravity_reaches_the_device_and_matches_mujoco(box):
     assert warp_z[0] == pytest.approx(1 - 0.5 * 9.81 * t**2, abs=2e-3)  # free fall
     assert warp_z[1] == pytest.approx(1.0, abs=1e-6)  # no gravity, no motion
     np.testing.assert_allclose(warp_z, batch_z, atol=1e-3)
+
+
+def test_sites_are_current_after_a_step_as_with_mujoco_batch(box):
+    """After step(n) the derived fields describe the new positions (mujoco.batch ends at the
+    velocity stage), not the state before the last substep."""
+    b = WarpBackend(box, 2, device="cpu")
+    b.state("qvel")[:, 3:6] = [[2.0, 0.0, 0.0], [0.0, 3.0, 1.0]]  # spinning boxes
+    b.forward(np.arange(2))
+    b.step(20)
+    d = mujoco.MjData(box)
+    for i in range(2):
+        d.qpos[:] = b.state("qpos")[i]
+        mujoco.mj_kinematics(box, d)
+        np.testing.assert_allclose(b.state("site_xpos")[i], d.site_xpos, atol=1e-5)
 
 
 def test_divergence_resets_only_that_world_and_is_reported(box):
