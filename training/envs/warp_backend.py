@@ -121,9 +121,13 @@ class WarpBackend(Backend):
             raise KeyError(f"MuJoCo Warp's Data has no array {name!r}")
         return arr
 
+    @staticmethod
+    def _split(name: str, model) -> tuple[object, str]:
+        """(the object holding field ``name``, its attribute): ``opt.X`` lives in the options."""
+        return (model.opt, name[4:]) if name.startswith("opt.") else (model, name)
+
     def _dev_model(self, name: str):
-        obj, attr = (self.m.opt, name[4:]) if name.startswith("opt.") else (self.m, name)
-        arr = getattr(obj, attr, None)
+        arr = getattr(*self._split(name, self.m), None)
         if arr is None or not hasattr(arr, "numpy"):
             raise KeyError(f"MuJoCo Warp's Model has no array {name!r}")
         return arr
@@ -146,9 +150,7 @@ class WarpBackend(Backend):
                     f"MuJoCo Warp keeps {name!r} one per model, not per world (per-world "
                     f"fields here: {', '.join(PER_WORLD_FIELDS)}, opt.gravity)"
                 )
-            attr = name[4:] if name.startswith("opt.") else name
-            src = self.model.opt if name.startswith("opt.") else self.model
-            shape = np.shape(getattr(src, attr))
+            shape = np.shape(getattr(*self._split(name, self.model)))
             values = dev.numpy()
             self._shapes[name] = values.shape
             host = np.zeros((self.nsim, *shape))
@@ -235,11 +237,9 @@ class WarpBackend(Backend):
 
         m = copy.deepcopy(self.model)
         for name, host in self._fields.items():
-            if name.startswith("opt."):
-                setattr(m.opt, name[4:], host[i])
-            else:
-                getattr(m, name)[:] = host[i]
-        mujoco.mj_setConst(m, mujoco.MjData(m))  # this world's derived constants (on scratch
-        d = self.world_data(i, m)  # data: mj_setConst moves the data it is given to qpos0)
+            setattr(*self._split(name, m), host[i])
+        # this world's derived constants, on scratch data (mj_setConst moves it to qpos0)
+        mujoco.mj_setConst(m, mujoco.MjData(m))
+        d = self.world_data(i, m)
         mujoco.mj_forward(m, d)
         return m, d
