@@ -147,7 +147,6 @@ class AnygraspEnv(HandEnv):
         self.goal_q = np.zeros((N, self.n))
         self.goal_q_target = np.zeros((N, self.n))
         self.goals_reached = np.zeros(N, dtype=int)
-        self.goal_age = np.zeros(N)
         self.region_centre = np.array(self.hand.spec.palm_surface_m) + np.array(
             [0.015, 0.0, -0.045]
         )
@@ -306,12 +305,8 @@ class AnygraspEnv(HandEnv):
         )
         rew = np.nan_to_num(rew, nan=-cfg.drop_penalty, posinf=0.0, neginf=-cfg.drop_penalty)
         self.last_reached = reached
-        self.goal_age += self.dt
-        timeout = np.zeros_like(reached)
-        if cfg.goal_timeout_s is not None:
-            timeout = ~reached & (self.goal_age >= cfg.goal_timeout_s - 1e-9)
         self.goals_reached[reached] += 1
-        for w in np.flatnonzero(reached | timeout):
+        for w in np.flatnonzero(self._goals_due(reached, cfg.goal_timeout_s)):
             self._next_goal(w)
         metrics = {
             "goal_pos_cm": dp * 100,
@@ -353,7 +348,6 @@ class FreeFingerEnv(HandEnv):
         self.goal_q = np.zeros((self.num_envs, self.n))
         self.goal_tips = np.zeros((self.num_envs, 4, 3))
         self.goals_reached = np.zeros(self.num_envs, dtype=int)
-        self.goal_age = np.zeros(self.num_envs)
 
     def _new_goal(self, ids: np.ndarray) -> None:
         m, d = self.model, self._fk_data
@@ -403,7 +397,6 @@ class FreeFingerEnv(HandEnv):
         )
         self.last_reached = reached
         self.goals_reached[reached] += 1
-        self.goal_age += self.dt
-        self._new_goal(np.flatnonzero(reached | (self.goal_age >= self.cfg.goal_timeout_s)))
+        self._new_goal(np.flatnonzero(self._goals_due(reached, self.cfg.goal_timeout_s)))
         metrics = {"tip_error_cm": err.mean(axis=1) * 100, "reached": reached.astype(float)}
         return rew, np.zeros(self.num_envs, bool), metrics

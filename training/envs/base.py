@@ -316,6 +316,7 @@ class HandEnv(abc.ABC):
         self.episode_length_buf = torch.zeros(N, dtype=torch.long, device=self.device)
         self.diverged_count = 0
         self._ep_return = np.zeros(N)
+        self.goal_age = np.zeros(N)  # seconds since each world's goal was set
         self._gains_gain = self.backend.model_field("actuator_gainprm")
         self._gains_bias = self.backend.model_field("actuator_biasprm")
         self._grav_field = self.backend.model_field("opt.gravity")
@@ -417,6 +418,15 @@ class HandEnv(abc.ABC):
 
     def _write_gravity(self, ids: np.ndarray | slice) -> None:
         self._grav_field[ids] = 9.81 * self.gravity[ids] @ self.palm_rot.T
+
+    def _goals_due(self, reached: np.ndarray, timeout_s: float | None) -> np.ndarray:
+        """Age every world's goal by one step; the worlds whose goal is to be replaced:
+        reached, or set ``timeout_s`` ago or more (None: never). Tasks zero ``goal_age``
+        when they set a goal."""
+        self.goal_age += self.dt
+        if timeout_s is None:
+            return reached.copy()
+        return reached | (self.goal_age >= timeout_s - 1e-9)
 
     # -- the step ----------------------------------------------------------------------------
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
