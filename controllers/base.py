@@ -133,6 +133,12 @@ class Controller(abc.ABC):
 
     Config: ClassVar[type] = ControllerConfig
 
+    #: Whether ``step`` reads ``command.joints``. Retargeting's joint solve is the costliest
+    #: part of a tick before the controller; a controller that takes only keypoints, an axis
+    #: or a gesture sets this False and the session skips the solve (its commands then carry
+    #: ``joints=None``).
+    uses_joint_command: ClassVar[bool] = True
+
     def __init__(self, config: ControllerConfig) -> None:
         self.config = config
         self.hand: Hand = load_hand(config.hand)

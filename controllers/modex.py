@@ -112,6 +112,7 @@ class ModexController(Controller):
     """Plans every tick through the hand's learned forward and inverse models."""
 
     Config = ModexControllerConfig
+    uses_joint_command = False  # it plans to the commanded fingertips, not retargeted joints
 
     @classmethod
     def availability(cls, hand: str) -> str | None:

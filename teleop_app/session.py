@@ -235,7 +235,11 @@ class Session:
             settle(s)
             if isinstance(new, BaseException):
                 raise new
-            new.reset(s.robot.read())
+            state = s.robot.read()
+            new.reset(state)
+            if new.uses_joint_command and not s.controller.uses_joint_command:
+                # the joint solve was skipped: restart it from the measured pose
+                s.retargeter.reset(state.q)
             s.controller, s.controller_name = new, name
             return name
 
@@ -468,7 +472,7 @@ class Session:
                 if self.command_source is not None:  # replaying recorded commands
                     self._command = self.command_source(frame)
                 else:
-                    command = self.retargeter(frame)
+                    command = self.retargeter(frame, solve=self.controller.uses_joint_command)
                     axis = self.axis_selector(frame).axis
                     self._command = dataclasses.replace(command, axis=axis)
             except Exception as e:  # noqa: BLE001 - retargeting failures hold the hand

@@ -311,6 +311,28 @@ def test_replaying_the_recorded_stream_reproduces_the_run(dataset):
     assert other["limit_violations"] == 0
 
 
+def test_a_keypoint_only_recording_replays_through_either_controller(tmp_path):
+    """MoDex reads keypoints only, so its recorded commands have no joint targets (NaN):
+    replayed through MoDex they reproduce the run; a controller that needs joints gets the
+    human frames retargeted again instead of holding still."""
+    root = tmp_path / "modex"
+    options = {"time_budget_ms": 0.0}  # every CEM iteration: the same plan on replay
+    record(root, episodes=1, ticks=30, controller="modex", controller_options=options)
+    ds = RecordedDataset(root)
+    ep = ds.episode(0)
+    assert np.isnan(np.asarray(ep["command.joints"])).all()
+    same, _ = counterfactual(root, 0)
+    assert same["replayed"]["controller"] == "modex"
+    assert same["replayed_from"] == "recorded commands"
+    assert same["target_difference_rad"]["max"] < 1e-5
+    other, _ = counterfactual(root, 0, controller="retarget")
+    assert other["replayed_from"].startswith("human frames, retargeted again")
+    assert other["limit_violations"] == 0
+    # it followed the operator about as well as MoDex did (holding still: ~5x the error)
+    ratio = other["replayed"]["tracking_error_mm"] / same["replayed"]["tracking_error_mm"]
+    assert ratio < 2.0, (other["replayed"], same["replayed"])
+
+
 # -- crash safety: SIGKILL at random moments ------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])

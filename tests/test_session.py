@@ -423,3 +423,45 @@ def test_releasing_the_estop_resets_the_controller_and_waits_for_a_new_frame():
         stale = 0.9 * stale_last + 0.1 * moving.command.joints
         assert np.abs(stale - expect).max() > 1e-3  # (the test can tell the two apart)
         assert before.target is not None
+
+
+def test_keypoint_only_controllers_skip_the_joint_solve_and_it_restarts_on_switching_back():
+    """A controller that reads only keypoints (MoDex) gets commands without the joint
+    solve, the costliest part of a tick; switching to one that reads joints restarts the
+    solve from the measured pose instead of a stale warm start and filter."""
+    from controllers.base import CONTROLLERS
+    from controllers.retarget import RetargetController
+    from devices.retargeting.retargeter import Retargeter
+
+    seen = []
+
+    @CONTROLLERS.register("keypoints_only_test")
+    class KeypointsOnly(RetargetController):
+        uses_joint_command = False
+
+        def step(self, state, command):
+            seen.append(command)
+            return state.q.copy(), {}
+
+    try:
+        frames = good_frames(60)
+        session = Session(SessionConfig(fast=True), clock=SimClock(), device=ScriptedDevice(frames))
+        reference = Retargeter(session.robot.hand, session.retargeter.config)
+        with session:
+            for _ in range(5):  # the retarget controller: the solve runs
+                rec = step(session)
+            assert rec.command.joints is not None
+            session.set_controller("keypoints_only_test", build_now=True)
+            records = [step(session) for _ in range(30)]  # the hand moves (open_close clip)
+            assert len(seen) == 30 and all(c.joints is None for c in seen)
+            for r in records:
+                assert r.command.joints is None
+                expected = reference(r.frame, solve=False).keypoints
+                np.testing.assert_array_equal(r.command.keypoints, expected)
+            session.set_controller("retarget", build_now=True)
+            rec = step(session)
+            assert rec.controller == "retarget" and rec.frame is not None
+            reference.reset(rec.state.q)  # what the session must have done at the switch
+            np.testing.assert_allclose(rec.command.joints, reference(rec.frame).joints, atol=1e-9)
+    finally:
+        CONTROLLERS._classes.pop("keypoints_only_test", None)

@@ -178,12 +178,17 @@ class Retargeter:
         vectors = mapped[idx[1]] - mapped[idx[0]]
         return vectors @ self.kin.r_body_palm.T
 
-    def __call__(self, frame: HumanFrame) -> Command:
-        """Retarget one (already validated) frame."""
+    def __call__(self, frame: HumanFrame, *, solve: bool = True) -> Command:
+        """Retarget one (already validated) frame. With ``solve=False`` only the keypoints
+        are mapped (the joint solve, the costly part, is skipped: ``joints`` is None); the
+        solver's warm start and filter then go stale, so :meth:`reset` before solving again.
+        """
         mapped = self.map_keypoints(frame.keypoints)
         reference = self.reference(mapped)
         if not np.all(np.isfinite(reference)) or np.abs(reference).max() > 10.0:
             raise ValueError("retargeting reference is not finite or absurdly large")
+        if not solve:
+            return Command(t=frame.t, seq=frame.seq, keypoints=mapped[list(KEYPOINT_HUMAN_INDEX)])
         q_pin = self._seq.retarget(reference)
         joints = np.asarray(q_pin, dtype=float)[self.kin.pin_to_spec]
         joints = np.clip(joints, self.hand.retarget_lower, self.hand.upper)  # float32 rounding

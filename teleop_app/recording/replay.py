@@ -105,17 +105,26 @@ def _recorded_commands(ep: dict[str, Any]) -> Any:
     def command(frame: HumanFrame) -> Command:
         k = int(frame.seq)
         axis = np.asarray(ep["command.axis"][k], float)
+        joints = np.asarray(ep["command.joints"][k], float)  # NaN: the solve was skipped
         gesture = ep["command.gesture"][k] or None
         return Command(
             t=float(frame.t),
             seq=k,
             keypoints=np.asarray(ep["command.keypoints"][k], float).reshape(8, 3),
-            joints=np.asarray(ep["command.joints"][k], float),
+            joints=joints if np.all(np.isfinite(joints)) else None,
             axis=axis if np.all(np.isfinite(axis)) else None,
             gesture=gesture,
         )
 
     return command
+
+
+def _no_joint_commands(ep: dict[str, Any]) -> bool:
+    """True when no recorded command has joint targets (a keypoint-only controller ran, so
+    the session skipped retargeting's joint solve)."""
+    valid = np.asarray(ep["command.valid"], dtype=bool).reshape(-1)
+    joints = np.asarray(ep["command.joints"], dtype=float)
+    return bool(valid.any()) and not np.isfinite(joints[valid]).all(axis=-1).any()
 
 
 def _restore_start(session: Any, ep: dict[str, Any]) -> bool:
@@ -205,6 +214,10 @@ def counterfactual(
         fast=True,
     )
     session = Session(config, device=device)
+    replayed_from = "human frames, retargeted again" if retarget else "recorded commands"
+    if not retarget and session.controller.uses_joint_command and _no_joint_commands(ep):
+        retarget = True  # the recorded controller read keypoints only: solve for joints now
+        replayed_from = "human frames, retargeted again (the recorded commands have no joints)"
     if not retarget:
         session.command_source = _recorded_commands(ep)
     features = hand_features(session.robot.hand, with_object="object" in robot_options)
@@ -234,7 +247,7 @@ def counterfactual(
             "mean": round(float(diff.mean()), 6) if diff.size else 0.0,
         },
         "limit_violations": session.robot.limit_violations,
-        "replayed_from": "human frames, retargeted again" if retarget else "recorded commands",
+        "replayed_from": replayed_from,
         "exact_start": exact_start,
     }
     return report, dataclasses.asdict(config) | {"rows": len(rows)}
