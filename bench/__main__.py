@@ -144,7 +144,9 @@ def bench_app(seconds: float = 60.0) -> None:
     """The app (offscreen Qt, 3D view and plots updating) vs the same session headless.
 
     Both run the LEAP hand with the cube on the replay device in real time for ``seconds``;
-    the headless run (``dexteleop run``) is the baseline measured in the same sitting.
+    the headless run (``dexteleop run``) is the baseline measured in the same sitting. The
+    last row is the app driving the hand (no cube) with ``modex``, the costliest controller
+    per tick (planning through its learned models on one torch thread).
     """
     import json
     import subprocess
@@ -164,9 +166,10 @@ def bench_app(seconds: float = 60.0) -> None:
         runs = {
             "headless (baseline)": [*base, "run", *common, "--controller", "retarget"],
             "app": [*base, "app", *common, "--controller", "retarget", "--wrist", "palm_up"],
+            "app, modex": [*base, "app", *common[:4], "--controller", "modex"],
         }
-        for name, cmd in runs.items():
-            report = Path(tmp) / f"{name.split()[0]}.json"
+        for i, (name, cmd) in enumerate(runs.items()):
+            report = Path(tmp) / f"run{i}.json"
             cmd = [*cmd, "--duration", str(seconds), "--report", str(report)]
             subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=seconds + 120)
             r = json.loads(report.read_text())

@@ -129,3 +129,19 @@ def test_shipped_models_predict_fresh_simulation_far_better_than_trivial_guesses
             trivial = reach_error_cm(fresh["tips"][:, 1:], fresh["tips"][:, :-1])
         assert err < 0.25 * trivial, (setting, err, trivial)
         assert abs(err - report["held_out"]["forward_error_cm"]) < 0.5 * err + 0.05
+
+
+def test_sensitivity_bench_finds_leaps_jumps_and_no_noise_moves_nothing(tmp_path, capsys):
+    """LEAP's bulky fingers touch: a 0.01 rad nudge sometimes settles a fingertip centimetres
+    away (the floor under its models' error); Allegro's map is smooth. Without the nudge the
+    settled fingertips are identical (the simulation is deterministic)."""
+    from bench.modex_sensitivity import main, sensitivity
+
+    out = tmp_path / "s.json"
+    assert main(["--hands", "leap", "allegro", "--samples", "128", "--json", str(out)]) == 0
+    leap, allegro = json.loads(out.read_text())
+    assert leap["hand"] == "leap" and "| leap |" in capsys.readouterr().out
+    assert 0.05 < leap["median_cm"] < 0.3 and 0.05 < allegro["median_cm"] < 0.3  # lever arm
+    assert leap["over_1cm"] > 0.01 > allegro["over_1cm"], (leap, allegro)
+    still = sensitivity("leap", 16, 0.0, seed=0)
+    assert still["p99_cm"] == 0.0

@@ -196,6 +196,27 @@ class Actuation:
         return ", ".join(parts) or "nominal"
 
 
+def settle(
+    hand: ExplorationHand,
+    actions: np.ndarray,
+    *,
+    settle_s: float = 0.5,
+    nthread: int = 2,
+    batch: int = 256,
+) -> np.ndarray:
+    """The fingertips (N, H) after each action (N, K) is held for ``settle_s`` from the
+    default pose: the quasi-static map the models learn."""
+    actions = np.asarray(actions, dtype=float)
+    state0 = _initial_state(hand)
+    n_steps = round(settle_s / hand.model.opt.timestep)
+    tips = np.empty((len(actions), hand.state_dim), dtype=np.float32)
+    for i in range(0, len(actions), batch):
+        control = np.repeat(actions[i : i + batch, None, :], n_steps, axis=1)
+        sens = _rollout(hand, state0, control, nthread)
+        tips[i : i + batch] = _tips(hand, sens[:, -1])
+    return tips
+
+
 def collect(
     hand_name: str,
     setting: str,
@@ -222,16 +243,11 @@ def collect(
     t0 = time.perf_counter()
     k = hand.action_dim
     if setting == "quasi-static":
-        n_steps = round(settle_s / hand.model.opt.timestep)
         actions = rng.uniform(hand.ctrl_low, hand.ctrl_high, size=(samples, k))
-        tips = np.empty((samples, hand.state_dim), dtype=np.float32)
-        for i in range(0, samples, batch):
-            a = actuation(actions[i : i + batch]) if actuation else actions[i : i + batch]
-            control = np.repeat(a[:, None, :], n_steps, axis=1)
-            sens = _rollout(hand, state0, control, nthread)
-            tips[i : i + batch] = _tips(hand, sens[:, -1])
+        sent = actuation(actions) if actuation else actions
+        tips = settle(hand, sent, settle_s=settle_s, nthread=nthread, batch=batch)
         out: dict[str, Any] = {"actions": actions.astype(np.float32), "next_tips": tips}
-        physics_steps = samples * n_steps
+        physics_steps = samples * round(settle_s / hand.model.opt.timestep)
     else:
         episodes = -(-samples // steps)
         wanted = rng.uniform(hand.ctrl_low, hand.ctrl_high, size=(episodes, steps, k))
