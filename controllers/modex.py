@@ -72,6 +72,10 @@ class ModexControllerConfig(ControllerConfig):
             default 100 x 12 = 1.2k is the reach benchmark's).
         time_budget_ms: CEM stops iterating once a step has taken this long, so a busy
             machine costs accuracy, not the loop's deadline (0: always all iterations).
+        offset_gain: following with the sequential models, the gain of the offset observer
+            (``training.modex.reach.OffsetObserver``): the filtered miss of the model's
+            last prediction is subtracted from the goal, so a biased model still puts the
+            fingertips on the operator's (0: plain MPC).
         horizon: planning horizon T0 of the sequential setting.
         seed: the planner's random seed.
     """
@@ -102,6 +106,15 @@ class ModexControllerConfig(ControllerConfig):
         low=0.0,
         high=35.0,  # 70 % of the 20 Hz period: the rest of the tick needs time too
         step=5.0,
+    )
+    offset_gain: float = live(
+        0.3,
+        "float",
+        label="offset correction",
+        help="following: aim past where the model keeps missing (0: off)",
+        low=0.0,
+        high=1.0,
+        step=0.1,
     )
     horizon: int = 2
     seed: int = 0
@@ -178,6 +191,10 @@ class ModexController(Controller):
         self._custom = self._compile(config.cost_code)
         self._gesture_costs: dict[str, Any] = {}
         self._warm: tuple[Any, Any] | None = None  # (goal, first planned action) of last tick
+        from training.modex.reach import OffsetObserver
+
+        self._observer = OffsetObserver(config.offset_gain)
+        self._followed_from: Any = None  # fingertips when the last follow plan was made
 
     def _compile(self, source: str) -> Any:
         """The custom cost, checked on the largest batch a planning step may give it, within
@@ -214,10 +231,16 @@ class ModexController(Controller):
         if "cost_code" in changes:
             # raises CostFunctionError (a ValueError): the change is refused, the old kept
             self._custom = self._compile(changes["cost_code"])
+        if "offset_gain" in changes:
+            self._observer.gain = changes["offset_gain"]
+            if changes["offset_gain"] == 0.0:
+                self._observer.reset()
 
     # -- control -----------------------------------------------------------------------
     def reset(self, state: HandState) -> None:
         self._warm = None
+        self._observer.reset()
+        self._followed_from = None
 
     def _to_action(self, joints: np.ndarray) -> np.ndarray:
         return np.asarray(joints, dtype=np.float32)[self.act_joint]
@@ -261,6 +284,14 @@ class ModexController(Controller):
         quasi = cfg.setting == "quasi-static" or goal_name != FOLLOW
         models = self.models if goal_name == FOLLOW else self.pose_models
         info: dict[str, Any] = {"holding": 0.0, "goal": goal_name}
+        followed_from, self._followed_from = self._followed_from, None
+        if quasi:
+            self._observer.reset()  # its estimate is of the sequential model's misses
+        elif followed_from is not None and self._observer.gain > 0:
+            # the hand executed state.target for one period from followed_from: the miss
+            with torch.no_grad():
+                predicted = sequential_predict(models.forward)(followed_from, previous[None, None])
+            self._observer.update(s, predicted[0, 0])
         if goal_name == FOLLOW:
             if command.keypoints is None:
                 return hold, {"holding": 1.0, "reason": "no keypoint command"}
@@ -268,6 +299,11 @@ class ModexController(Controller):
             if not np.all(np.isfinite(goal)):
                 return hold, {"holding": 1.0, "reason": "non-finite command"}
             target = torch.as_tensor(goal)
+            if not quasi:
+                target = self._observer.aim(target)
+                offset = self._observer.offset
+                if offset is not None:
+                    info["offset_mm"] = 1e3 * float(offset.reshape(-1, 3).norm(dim=-1).mean())
             cost = reach_cost(target)
             propose = models.propose
             info["reach_error_mm"] = 10.0 * reach_error_cm(tips, goal)
@@ -326,4 +362,6 @@ class ModexController(Controller):
             self._warm = (key, plan.actions[0].clone())  # warm start the next tick
         if not np.all(np.isfinite(action)):
             return hold, {"holding": 1.0, "reason": "non-finite plan"}
+        if goal_name == FOLLOW and not quasi:
+            self._followed_from = s
         return self._to_joints(action), info

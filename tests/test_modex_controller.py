@@ -80,12 +80,26 @@ def test_follows_the_operator_about_as_well_as_retargeting(hand):
     assert len(ours) > 80
     info = records[-1].info
     assert info["planner_samples"] == 1200 and np.isfinite(info["planner_cost"])
+    assert 0.0 < info["offset_mm"] <= 30.0  # the offset observer runs (and is capped)
     # the human hand is not the robot's: part of each error is unreachable for both
     assert np.median(ours) < 1.5 * np.median(base) + 2.0, (np.median(ours), np.median(base))
     # and the hand was never sent anything outside its limits
     limits = load_hand(hand)
     for r in records:
         assert np.all(r.sent >= limits.lower - 1e-9) and np.all(r.sent <= limits.upper + 1e-9)
+
+
+def test_offset_correction_is_a_live_setting():
+    """Following, the offset observer's estimate is reported; turned off live it is
+    dropped at once; out-of-range gains are refused."""
+    on = run("leap", "modex", 12)
+    assert all("offset_mm" in r.info for r in on[3:])  # from the second plan on
+    off = run("leap", "modex", 12, changes={"offset_gain": 0.0})
+    assert off[-1].settings["offset_gain"] == 0.0
+    assert "offset_mm" not in off[-1].info
+    ctl = CONTROLLERS.make("modex", hand="leap")
+    with pytest.raises(ValueError, match=r"offset correction must be in \[0.0, 1.0\]"):
+        ctl.update(offset_gain=1.5)
 
 
 @pytest.mark.parametrize("hand", ["leap", "allegro"])

@@ -115,6 +115,43 @@ def limit_sequence(actions: torch.Tensor, previous: torch.Tensor, max_step: floa
     return torch.stack(out, dim=1)
 
 
+class OffsetObserver:
+    """Offset-free MPC for the sequential setting: a running estimate of where the forward
+    model's one-step prediction misses the measured fingertips, subtracted from the goal.
+
+    A learned model is biased near some poses (and LEAP's settled pose even jumps where
+    fingers touch: ``bench/modex_sensitivity.py``); replanning every period corrects motion,
+    but a biased model converges beside the goal. With ``d`` the filtered miss (measured -
+    predicted, gain ``gain`` per period), planning towards ``goal - d`` puts the hand on the
+    goal at steady state (``d`` is a constant output disturbance). Each fingertip's offset is
+    capped at ``cap`` m so one jump cannot throw the aim far off. ``gain`` 0: plain MPC.
+    """
+
+    def __init__(self, gain: float, cap: float = 0.03) -> None:
+        if not 0.0 <= gain <= 1.0:
+            raise ValueError(f"offset gain must be in [0, 1], got {gain}")
+        self.gain = gain
+        self.cap = cap
+        self.offset: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.offset = None
+
+    def update(self, measured: torch.Tensor, predicted: torch.Tensor) -> None:
+        """One period: the fingertips measured (H,) vs what the model predicted for them."""
+        if self.gain == 0.0:
+            return
+        miss = (measured - predicted).reshape(-1, 3)
+        old = torch.zeros_like(miss) if self.offset is None else self.offset.reshape(-1, 3)
+        new = (1.0 - self.gain) * old + self.gain * miss
+        norm = new.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        self.offset = (new * (self.cap / norm).clamp(max=1.0)).reshape(-1)
+
+    def aim(self, goal: torch.Tensor) -> torch.Tensor:
+        """Where to plan the fingertips to (H,)."""
+        return goal if self.offset is None else goal - self.offset
+
+
 def make_planner(method: str, hand: ExplorationHand, models: ReachModels, *, seed: int,
                  horizon: int, budget: dict[str, int] | None = None) -> Any:  # fmt: skip
     """The planner ``method`` with the setting's budget (or ``budget``)."""
@@ -134,7 +171,13 @@ def make_planner(method: str, hand: ExplorationHand, models: ReachModels, *, see
 class ReachTask:
     """Episodes of the reach task on ``hand`` in simulation."""
 
-    def __init__(self, hand: str, *, settle_s: float = 0.5, steps: int = 12) -> None:
+    def __init__(
+        self, hand: str, *, settle_s: float = 0.5, steps: int = 12, offset_gain: float = 0.0
+    ) -> None:
+        """``steps``: control periods of a sequential episode; ``offset_gain``: its MPC's
+        :class:`OffsetObserver` (0: plain MPC, the paper's protocol)."""
+        OffsetObserver(offset_gain)  # checks the gain
+        self.offset_gain = offset_gain
         self.hand = exploration_hand(hand)
         self.model = self.hand.model
         self.data = mujoco.MjData(self.model)
@@ -183,20 +226,25 @@ class ReachTask:
     def run_sequential(self, planner: Any, models: ReachModels, target: np.ndarray):
         goal = torch.as_tensor(target)
         self.reset()
-        cost = reach_cost(goal)
         base = sequential_predict(models.forward)
         previous = torch.as_tensor(self.hand.default_ctrl, dtype=torch.float32)
+        observer = OffsetObserver(self.offset_gain)
         samples, times = [], []
         for _ in range(self.steps):
             s = torch.as_tensor(self.tips())
             predict = rate_limited(base, previous, self.hand.max_step)
+            aim = observer.aim(goal)
             t0 = time.perf_counter()
-            plan: Plan = planner.plan(s, goal, predict, cost)
+            plan: Plan = planner.plan(s, aim, predict, reach_cost(aim))
             times.append((time.perf_counter() - t0) * 1e3)
             samples.append(plan.samples)
             executed = limit_sequence(plan.actions[None, :1], previous, self.hand.max_step)[0, 0]
             self.hold(executed.numpy(), self.hand.substeps)
             previous = executed
+            if observer.gain > 0:
+                with torch.no_grad():
+                    predicted = base(s, executed[None, None])[0, 0]
+                observer.update(torch.as_tensor(self.tips()), predicted)
         return self.tips(), samples, times
 
 
@@ -244,12 +292,14 @@ def evaluate_reach(
     progress: Callable[[str, int, float], None] | None = None,
     budgets: dict[str, dict[str, Any]] | None = None,
     episodes_for: dict[str, int] | None = None,
+    offset_gain: float = 0.0,
 ) -> list[MethodResult]:
     """Run ``episodes`` reach episodes per method on the same targets; results per method.
     ``budgets``: planner settings per method instead of :data:`BUDGETS`; ``episodes_for``:
-    fewer episodes (the first of the same targets) for some methods."""
+    fewer episodes (the first of the same targets) for some methods; ``offset_gain``: the
+    sequential MPC's :class:`OffsetObserver` (0, plain MPC, is the paper's protocol)."""
     models = ReachModels.load(hand, setting, root)
-    task = ReachTask(hand, steps=steps)
+    task = ReachTask(hand, steps=steps, offset_gain=offset_gain)
     targets = task.targets(episodes, seed)
     quasi = setting == "quasi-static"
     t0 = 1 if quasi else (2 if horizon is None else horizon)
