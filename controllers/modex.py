@@ -11,7 +11,8 @@ hand's checkpoints from ``dexteleop train modex`` (shipped for LEAP and Allegro 
 
 Settings the operator changes live: the goal (follow the operator, a built-in gesture, or
 the custom cost function), the custom cost function's code (checked before it is used; a
-broken one is refused and the previous one kept), and the planning budget.
+broken one is refused and the previous one kept), the planning budget, and the offset
+correction of the follow mode (offset-free MPC: see ``training.modex.reach.OffsetObserver``).
 """
 
 from __future__ import annotations
