@@ -145,8 +145,9 @@ def bench_app(seconds: float = 60.0) -> None:
 
     Both run the LEAP hand with the cube on the replay device in real time for ``seconds``;
     the headless run (``dexteleop run``) is the baseline measured in the same sitting. The
-    last row is the app driving the hand (no cube) with ``modex``, the costliest controller
-    per tick (planning through its learned models on one torch thread).
+    last row is the app driving the hand with ``modex``, the costliest controller per tick
+    (planning through its learned models on one torch thread), with no cube and the wrist
+    left as it starts (MoDex reaches with the fingers; it does not hold objects).
     """
     import json
     import subprocess

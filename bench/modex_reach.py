@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--episodes must be >= 1")
     if not 0.0 <= args.offset_gain <= 1.0:
         p.error("--offset-gain must be in [0, 1]")
+    if args.offset_gain and args.setting != "sequential":
+        p.error("--offset-gain: the offset observer is part of the sequential setting's MPC")
     bad = set(args.methods.split(",")) - set(METHODS)
     if bad:
         p.error(f"unknown method(s) {sorted(bad)}; choose from {', '.join(METHODS)}")

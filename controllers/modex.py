@@ -195,7 +195,7 @@ class ModexController(Controller):
         from training.modex.reach import OffsetObserver
 
         self._observer = OffsetObserver(config.offset_gain)
-        self._followed_from: Any = None  # fingertips when the last follow plan was made
+        self._followed_from: Any = None  # (fingertips, hand time) of the last follow plan
 
     def _compile(self, source: str) -> Any:
         """The custom cost, checked on the largest batch a planning step may give it, within
@@ -289,10 +289,16 @@ class ModexController(Controller):
         if quasi:
             self._observer.reset()  # its estimate is of the sequential model's misses
         elif followed_from is not None and self._observer.gain > 0:
-            # the hand executed state.target for one period from followed_from: the miss
-            with torch.no_grad():
-                predicted = sequential_predict(models.forward)(followed_from, previous[None, None])
-            self._observer.update(s, predicted[0, 0])
+            from training.modex.data import CONTROL_DT
+
+            s_prev, t_prev = followed_from
+            # the model predicts one 50 ms period; after a hold or at another loop rate the
+            # pose it would start from is not the last one planned from: no update then
+            if abs(float(state.t) - t_prev - CONTROL_DT) < 0.25 * CONTROL_DT:
+                # the hand executed state.target for one period from s_prev: the miss
+                with torch.no_grad():
+                    predicted = sequential_predict(models.forward)(s_prev, previous[None, None])
+                self._observer.update(s, predicted[0, 0])
         if goal_name == FOLLOW:
             if command.keypoints is None:
                 return hold, {"holding": 1.0, "reason": "no keypoint command"}
@@ -364,5 +370,5 @@ class ModexController(Controller):
         if not np.all(np.isfinite(action)):
             return hold, {"holding": 1.0, "reason": "non-finite plan"}
         if goal_name == FOLLOW and not quasi:
-            self._followed_from = s
+            self._followed_from = (s, float(state.t))
         return self._to_joints(action), info

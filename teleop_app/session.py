@@ -238,8 +238,10 @@ class Session:
             state = s.robot.read()
             new.reset(state)
             if new.uses_joint_command and not s.controller.uses_joint_command:
-                # the joint solve was skipped: restart it from the measured pose
+                # the joint solve was skipped: restart it from the measured pose, and wait for
+                # a new frame's joints (the cached command has none)
                 s.retargeter.reset(state.q)
+                s._command = None
             s.controller, s.controller_name = new, name
             return name
 

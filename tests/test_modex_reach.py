@@ -104,6 +104,10 @@ def test_bench_command_line(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err
     assert "no checkpoint" in err and "dexteleop train modex --hand shadow" in err
+    # the offset observer belongs to the sequential MPC: refused elsewhere, not ignored
+    with pytest.raises(SystemExit):
+        main(["--setting", "quasi-static", "--offset-gain", "0.3"])
+    assert "sequential setting" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("hand", ["leap", "allegro"])

@@ -333,6 +333,28 @@ def test_a_keypoint_only_recording_replays_through_either_controller(tmp_path):
     assert ratio < 2.0, (other["replayed"], same["replayed"])
 
 
+def test_an_episode_that_switched_to_a_keypoint_only_controller_is_retargeted_again(tmp_path):
+    """Half retarget, half MoDex: replayed through retarget, the ticks without joint targets
+    would hold the hand, so the frames are retargeted again for the whole episode."""
+    root = tmp_path / "mixed"
+    session = Session(SessionConfig(fast=True, robot_options={"object": "cube"}))
+    rec = Recorder.for_session(root, session)
+    session.subscribe(rec)
+    with session:
+        rec.start("mixed").result(timeout=10)
+        session.run(ticks=15)
+        session.set_controller("modex", build_now=True, time_budget_ms=0.0)
+        session.run(ticks=15)
+        assert rec.stop().result(timeout=30) == 0
+    rec.close()
+    joints = np.asarray(RecordedDataset(root).episode(0)["command.joints"])
+    has = np.isfinite(joints).all(axis=1)
+    assert has[:10].all() and not has[-10:].any()  # both kinds of command in one episode
+    report, _ = counterfactual(root, 0, controller="retarget")
+    assert report["replayed_from"].startswith("human frames, retargeted again")
+    assert report["replayed"]["ticks"] == 30 and report["limit_violations"] == 0
+
+
 # -- crash safety: SIGKILL at random moments ------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])

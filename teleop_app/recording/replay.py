@@ -98,6 +98,11 @@ class DatasetDevice(Device):
         return super().latest()
 
 
+#: Controller settings added after recordings were made, with the value that behaves as the
+#: controller did before (a recording without the setting replays the way it ran).
+_ADDED_SETTINGS: dict[str, dict[str, Any]] = {"modex": {"offset_gain": 0.0}}
+
+
 def _recorded_commands(ep: dict[str, Any]) -> Any:
     """``frame -> Command``: the command recorded at the tick that frame was published for."""
     from devices.retargeting.command import Command
@@ -119,12 +124,12 @@ def _recorded_commands(ep: dict[str, Any]) -> Any:
     return command
 
 
-def _no_joint_commands(ep: dict[str, Any]) -> bool:
-    """True when no recorded command has joint targets (a keypoint-only controller ran, so
-    the session skipped retargeting's joint solve)."""
+def _missing_joint_commands(ep: dict[str, Any]) -> bool:
+    """True when some recorded command has no joint targets (a keypoint-only controller
+    drove then, so the session skipped retargeting's joint solve)."""
     valid = np.asarray(ep["command.valid"], dtype=bool).reshape(-1)
     joints = np.asarray(ep["command.joints"], dtype=float)
-    return bool(valid.any()) and not np.isfinite(joints[valid]).all(axis=-1).any()
+    return bool(valid.any()) and not np.isfinite(joints[valid]).all()
 
 
 def _restore_start(session: Any, ep: dict[str, Any]) -> bool:
@@ -142,7 +147,9 @@ def _restore_start(session: Any, ep: dict[str, Any]) -> bool:
     if "observation.object_dropped" in ep:
         robot._dropped = bool(ep["observation.object_dropped"][0])
     robot.safety.reset(target0)
-    session.controller.reset(robot.read())
+    state = robot.read()
+    session.retargeter.reset(state.q)  # when the frames are retargeted again
+    session.controller.reset(state)
     return True
 
 
@@ -197,7 +204,9 @@ def counterfactual(
     options = dict(settings or {})
     if controller is None or controller == recorded_ctrl:
         live = {k: v for k, v in recorded_settings.items() if k != "hand"}
-        options = {**live, **options}
+        # settings added since: the values that reproduce what ran before they existed
+        before = {k: v for k, v in _ADDED_SETTINGS.get(name, {}).items() if k not in live}
+        options = {**before, **live, **options}
     session_info = read_sessions(Path(dataset)).get(str(episode), {})
     robot_options = dict(session_info.get("robot_options", {}))
     hand = str(session_info.get("hand", hand))
@@ -215,9 +224,9 @@ def counterfactual(
     )
     session = Session(config, device=device)
     replayed_from = "human frames, retargeted again" if retarget else "recorded commands"
-    if not retarget and session.controller.uses_joint_command and _no_joint_commands(ep):
-        retarget = True  # the recorded controller read keypoints only: solve for joints now
-        replayed_from = "human frames, retargeted again (the recorded commands have no joints)"
+    if not retarget and session.controller.uses_joint_command and _missing_joint_commands(ep):
+        retarget = True  # a keypoint-only controller drove (some of) it: solve for joints now
+        replayed_from = "human frames, retargeted again (recorded commands lack joints)"
     if not retarget:
         session.command_source = _recorded_commands(ep)
     features = hand_features(session.robot.hand, with_object="object" in robot_options)
