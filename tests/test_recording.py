@@ -331,6 +331,29 @@ def test_a_keypoint_only_recording_replays_through_either_controller(tmp_path):
     # it followed the operator about as well as MoDex did (holding still: ~5x the error)
     ratio = other["replayed"]["tracking_error_mm"] / same["replayed"]["tracking_error_mm"]
     assert ratio < 2.0, (other["replayed"], same["replayed"])
+    assert same["replayed"]["settings"]["offset_gain"] == 0.3  # as recorded
+
+
+def test_a_recording_made_before_a_setting_existed_replays_as_it_ran(tmp_path, monkeypatch):
+    """MoDex recordings from before the offset correction have no offset_gain: replayed
+    through MoDex they get it off (how they ran), not the new default."""
+    import json as json_
+
+    root = tmp_path / "old_modex"
+    record(root, episodes=1, ticks=5, controller="modex", controller_options={})
+    episode = RecordedDataset.episode
+
+    def without_offset(self, index):
+        ep = episode(self, index)
+        old = [json_.loads(x) for x in ep["controller.settings"]]
+        for settings in old:
+            settings.pop("offset_gain")
+        ep["controller.settings"] = [json_.dumps(x) for x in old]
+        return ep
+
+    monkeypatch.setattr(RecordedDataset, "episode", without_offset)
+    report, _ = counterfactual(root, 0)
+    assert report["replayed"]["settings"]["offset_gain"] == 0.0
 
 
 def test_an_episode_that_switched_to_a_keypoint_only_controller_is_retargeted_again(tmp_path):
