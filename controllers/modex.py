@@ -148,9 +148,15 @@ class ModexController(Controller):
         self.config: ModexControllerConfig = config
         import torch
 
-        from training.modex.data import SETTINGS, _initial_state, _tips, exploration_hand
+        from training.modex.data import (
+            CONTROL_DT,
+            SETTINGS,
+            _initial_state,
+            _tips,
+            exploration_hand,
+        )
         from training.modex.models import CheckpointError
-        from training.modex.reach import ReachModels
+        from training.modex.reach import OffsetObserver, ReachModels
 
         if config.setting not in SETTINGS:
             raise ValueError(f"setting must be one of {list(SETTINGS)}, got {config.setting!r}")
@@ -192,9 +198,8 @@ class ModexController(Controller):
         self._custom = self._compile(config.cost_code)
         self._gesture_costs: dict[str, Any] = {}
         self._warm: tuple[Any, Any] | None = None  # (goal, first planned action) of last tick
-        from training.modex.reach import OffsetObserver
-
         self._observer = OffsetObserver(config.offset_gain)
+        self._model_dt = CONTROL_DT  # the sequential models' step
         self._followed_from: Any = None  # (fingertips, hand time) of the last follow plan
 
     def _compile(self, source: str) -> Any:
@@ -289,12 +294,10 @@ class ModexController(Controller):
         if quasi:
             self._observer.reset()  # its estimate is of the sequential model's misses
         elif followed_from is not None and self._observer.gain > 0:
-            from training.modex.data import CONTROL_DT
-
             s_prev, t_prev = followed_from
             # the model predicts one 50 ms period; after a hold or at another loop rate the
             # pose it would start from is not the last one planned from: no update then
-            if abs(float(state.t) - t_prev - CONTROL_DT) < 0.25 * CONTROL_DT:
+            if abs(float(state.t) - t_prev - self._model_dt) < 0.25 * self._model_dt:
                 # the hand executed state.target for one period from s_prev: the miss
                 with torch.no_grad():
                     predicted = sequential_predict(models.forward)(s_prev, previous[None, None])
