@@ -21,7 +21,7 @@ Keypoints
 ---------
 Eight keypoints, as DexterityGen uses (K = 8): the middle joint (PIP; the IP joint for the
 thumb) and the tip of each of the index, middle, ring fingers and the thumb, in the order
-of :data:`KEYPOINT_NAMES`. They are added as sites ``kp_<name>``.
+of :data:`ROBOT_KEYPOINT_NAMES`. They are added as sites ``kp_<name>``.
 
 Models come from the ``mujoco-menagerie`` package; offline, set ``MENAGERIE_ROOT``.
 They are never copied into this repository.
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from dataclasses import dataclass, field
 
 import mujoco
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 FINGERS: tuple[str, ...] = ("index", "middle", "ring", "thumb")
 
 #: Order of the 8 robot keypoints (K = 8) everywhere in the project.
-KEYPOINT_NAMES: tuple[str, ...] = tuple(f"{f}_{p}" for f in FINGERS for p in ("pip", "tip"))
+ROBOT_KEYPOINT_NAMES: tuple[str, ...] = tuple(f"{f}_{p}" for f in FINGERS for p in ("pip", "tip"))
+NUM_ROBOT_KEYPOINTS = len(ROBOT_KEYPOINT_NAMES)
 
 #: The MediaPipe/MANO index of the human keypoint each robot keypoint corresponds to.
 KEYPOINT_HUMAN_INDEX: tuple[int, ...] = (6, 8, 10, 12, 14, 16, 3, 4)
@@ -71,7 +73,7 @@ class HandSpec:
         joint_names: the canonical joint order (targets, states, datasets all use it).
         palm_body: the body the fingers hang from.
         finger_base_bodies: body carrying each finger's first joint, FINGERS order.
-        keypoints: the 8 keypoints in KEYPOINT_NAMES order.
+        keypoints: the 8 keypoints in ROBOT_KEYPOINT_NAMES order.
         palm_length_m: distance from the middle finger's base joint back to the wrist.
         max_joint_speed_rad_s: the safety filter's per-joint rate limit.
         default_open: the open default pose (clipped to the limits); ``None`` = all zeros.
@@ -274,6 +276,23 @@ class Hand:
             lo[i] = max(lo[i], 0.0)
         return lo
 
+    def keypoints(self, q: np.ndarray) -> np.ndarray:
+        """Robot keypoints in the palm frame for joint positions ``q``: (..., n) -> (..., 8, 3).
+
+        MuJoCo kinematics of the same MJCF the simulator compiles (:meth:`mjspec`), so the
+        keypoints a controller computes from joints are the ones the simulated hand reports.
+        Thread-safe (each thread keeps its own ``MjData``).
+        """
+        q = np.asarray(q, dtype=float)
+        if q.shape[-1:] != (self.n_joints,):
+            raise ValueError(f"{self.name}: expected (..., {self.n_joints}) joints, got {q.shape}")
+        fk = _keypoint_kinematics(self)
+        flat = q.reshape(-1, self.n_joints)
+        out = np.empty((flat.shape[0], NUM_ROBOT_KEYPOINTS, 3))
+        for i, qi in enumerate(flat):
+            out[i] = fk.keypoints(qi)
+        return out.reshape(*q.shape[:-1], NUM_ROBOT_KEYPOINTS, 3)
+
     def mjspec(self) -> mujoco.MjSpec:
         """A fresh MjSpec of the hand with our sites added.
 
@@ -294,7 +313,7 @@ class Hand:
             s.pos = (self.palm_frame_pos + r_bf @ base).tolist()
             s.group = 5
         for name, body, local in zip(
-            KEYPOINT_NAMES, self.keypoint_bodies, self.keypoint_local, strict=True
+            ROBOT_KEYPOINT_NAMES, self.keypoint_bodies, self.keypoint_local, strict=True
         ):
             s = spec.body(body).add_site()
             s.name = f"kp_{name}"
@@ -303,6 +322,32 @@ class Hand:
             s.rgba = [1.0, 0.5, 0.0, 1.0]
             s.group = 5
         return spec
+
+
+class _KeypointKinematics:
+    """Forward kinematics of one hand's keypoints with MuJoCo (see :meth:`Hand.keypoints`)."""
+
+    def __init__(self, hand: Hand) -> None:
+        self.model = hand.mjspec().compile()
+        m = self.model
+        self.qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in hand.joint_names])
+        self.palm = m.site(PALM_FRAME_SITE).id
+        self.sites = np.array([m.site(f"kp_{n}").id for n in ROBOT_KEYPOINT_NAMES])
+        self._local = threading.local()
+
+    def keypoints(self, q: np.ndarray) -> np.ndarray:
+        d = getattr(self._local, "data", None)
+        if d is None:
+            d = self._local.data = mujoco.MjData(self.model)
+        d.qpos[self.qadr] = q
+        mujoco.mj_kinematics(self.model, d)
+        p, r = d.site_xpos[self.palm], d.site_xmat[self.palm].reshape(3, 3)
+        return (d.site_xpos[self.sites] - p) @ r
+
+
+@functools.cache
+def _keypoint_kinematics(hand: Hand) -> _KeypointKinematics:
+    return _KeypointKinematics(hand)
 
 
 def _menagerie_spec(spec: HandSpec) -> mujoco.MjSpec:

@@ -36,9 +36,8 @@ import torch  # noqa: E402
 
 
 def run(args: argparse.Namespace) -> list[dict]:
+    from controllers.dexgen.models import load_model, shipped_checkpoint
     from training.dexgen.assist import Assistant
-    from training.dexgen.cli import shipped_checkpoint
-    from training.dexgen.models import load_model
     from training.rl.cli import shipped_policy
     from training.rl.evaluate import evaluate, make_eval_env
     from training.rl.ppo import Policy

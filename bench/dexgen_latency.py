@@ -33,7 +33,7 @@ import torch  # noqa: E402
 def time_model(
     name: str, model, dtype, steps: int, repeats: int, device: str = "cpu"
 ) -> list[dict]:
-    from training.dexgen.sampler import GuidedSampler
+    from controllers.dexgen.sampler import GuidedSampler
 
     sampler = GuidedSampler(model, steps=steps, dtype=dtype)
     c = model.config
@@ -93,8 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from training.dexgen.cli import shipped_checkpoint
-    from training.dexgen.models import SIZES, DexGenConfig, DexGenModel, load_model
+    from controllers.dexgen.models import (
+        SIZES,
+        DexGenConfig,
+        DexGenModel,
+        load_model,
+        shipped_checkpoint,
+    )
 
     torch.manual_seed(0)
     paper = DexGenModel(DexGenConfig(**SIZES["paper"])).eval()

@@ -63,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from assets.hands import FINGERS
     from controllers import CONTROLLERS
-    from controllers.modex import TIP_INDEX
-    from training.modex import GESTURES
-    from training.modex.gestures import gesture_cost
+    from controllers.modex import GESTURES, TIP_INDEX
+    from controllers.modex.gestures import gesture_cost
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--hands", nargs="+", default=["leap", "allegro"])

@@ -122,7 +122,7 @@ def reach(args: argparse.Namespace) -> list[dict]:
 
 def latency(args: argparse.Namespace) -> list[dict]:
     """One planning step of MoDex vs FM+CEM with the same samples x iterations."""
-    from training.modex.planners import quasi_static_predict, reach_cost, sequential_predict
+    from controllers.modex.planners import quasi_static_predict, reach_cost, sequential_predict
     from training.modex.reach import BUDGETS, ReachModels, ReachTask, make_planner, rate_limited
 
     models = ReachModels.load(args.hand, args.setting, args.checkpoints)
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         p.error(f"unknown method(s) {sorted(bad)}; choose from {', '.join(METHODS)}")
     torch.set_num_threads(args.threads)
-    from training.modex.models import CheckpointError
+    from controllers.modex.models import CheckpointError
 
     try:
         records = latency(args) if args.latency else tuning(args) if args.tune else reach(args)

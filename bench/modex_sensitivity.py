@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 
 def sensitivity(hand_name: str, samples: int, noise: float, seed: int) -> dict:
     """Fingertip displacement (cm) between settling each random action and its nudged copy."""
-    from training.modex.data import exploration_hand, settle
+    from controllers.modex.hand import exploration_hand
+    from training.modex.data import settle
 
     hand = exploration_hand(hand_name)
     rng = np.random.default_rng(seed)

@@ -11,8 +11,7 @@ import numpy as np
 
 from assets.hands import Hand, load_hand
 from assets.registry import Registry
-from devices.retargeting.command import Command
-from devices.robots.state import HandState
+from devices.tick import Command, HandState
 
 #: Every controller by name: ``CONTROLLERS.make("retarget", hand="leap")``.
 CONTROLLERS: Registry[Controller] = Registry("controller")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from teleop_app.atomic import write_atomic
+from assets.atomic import write_atomic
 from teleop_app.profiles import app_home
 
 log = logging.getLogger(__name__)

@@ -421,7 +421,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _cmd_modex(args: argparse.Namespace) -> int:
     from assets.hands import FINGERS
-    from training.modex.gestures import CostFunctionError
+    from controllers.modex.gestures import CostFunctionError
     from training.modex.llm import LlmConfig, generate_cost
 
     out = _output_path(args.out)
@@ -431,7 +431,7 @@ def _cmd_modex(args: argparse.Namespace) -> int:
     except CostFunctionError as e:
         raise CliError(str(e)) from None
     if out is not None:
-        from teleop_app.atomic import write_atomic
+        from assets.atomic import write_atomic
 
         write_atomic(out, code.encode())
         print(f"wrote {out} (checked: callable, one finite cost per sample)")

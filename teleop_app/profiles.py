@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from devices.inputs.frame import HumanFrame
+from assets.atomic import write_atomic
 from devices.inputs.validate import frame_problem, is_rotation
-from teleop_app.atomic import write_atomic
+from devices.tick import HumanFrame
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 

@@ -33,13 +33,11 @@ import devices.robots  # noqa: F401  (registers the hand backends)
 from controllers.base import CONTROLLERS, Controller, ControllerUnavailable
 from devices.clock import Clock, RealClock, SimClock
 from devices.inputs.base import DEVICES, Device
-from devices.inputs.frame import HumanFrame
 from devices.inputs.validate import frame_problem
 from devices.retargeting.axis import AxisConfig, AxisSelector
-from devices.retargeting.command import Command
 from devices.retargeting.retargeter import RetargetConfig, Retargeter
 from devices.robots.base import ROBOTS, Robot
-from devices.robots.state import HandState
+from devices.tick import Command, HandState, HumanFrame
 from teleop_app.metrics import Metrics
 
 log = logging.getLogger(__name__)

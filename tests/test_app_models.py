@@ -79,7 +79,7 @@ def test_update_is_all_or_nothing_and_the_axis_kind_gets_six_axes():
 
 
 def test_smoothing_slows_the_retarget_controller():
-    from devices.retargeting.command import Command
+    from devices.tick import Command
 
     c = RetargetController(RetargetControllerConfig())
     session = Session(SessionConfig(fast=True))

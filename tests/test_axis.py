@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices.inputs.frame import HumanFrame
 from devices.retargeting.axis import AxisConfig, AxisSelector, rotation_vector
+from devices.tick import HumanFrame
 
 
 def rot(axis, deg):

@@ -15,9 +15,7 @@ import torch
 
 from controllers import CONTROLLERS, ControllerUnavailable
 from controllers.dexgen import DexGenController
-from training.datagen.dataset import DatasetReader
-from training.datagen.generate import generate
-from training.dexgen.models import (
+from controllers.dexgen.models import (
     SIZES,
     CheckpointError,
     DexGenConfig,
@@ -25,7 +23,9 @@ from training.dexgen.models import (
     load_model,
     state_features,
 )
-from training.dexgen.sampler import GuidedSampler, History, ddim_scheduler
+from controllers.dexgen.sampler import GuidedSampler, History, ddim_scheduler
+from training.datagen.dataset import DatasetReader
+from training.datagen.generate import generate
 from training.dexgen.train import SCALES, load_batch, train
 from training.envs import make_env
 
@@ -288,7 +288,7 @@ def run_session(ticks, changes=None, **options):
 
 
 def test_controller_registered_and_missing_model_reported(tmp_path, monkeypatch):
-    import training.dexgen.cli as dcli
+    import controllers.dexgen.models as dcli
 
     assert "dexgen" in CONTROLLERS.names()
     monkeypatch.setattr(dcli, "SHIPPED", tmp_path)
@@ -323,8 +323,7 @@ def test_controller_in_a_session_stays_safe_and_reports(trained):
 
 
 def test_controller_refuses_modes_without_data_and_holds_on_bad_state(trained):
-    from devices.retargeting.command import Command
-    from devices.robots.state import HandState
+    from devices.tick import Command, HandState
 
     _, res = trained
     ctl = CONTROLLERS.make("dexgen", hand="leap", checkpoint=str(res.checkpoint))
@@ -350,8 +349,7 @@ def test_controller_refuses_modes_without_data_and_holds_on_bad_state(trained):
 def test_controller_runs_in_bfloat16_close_to_float32(trained):
     """precision=bfloat16 (the paper-size latency option): the same ticks give targets near
     the float32 controller's; an unknown precision is refused."""
-    from devices.retargeting.command import Command
-    from devices.robots.state import HandState
+    from devices.tick import Command, HandState
 
     _, res = trained
     outs = {}
@@ -360,7 +358,7 @@ def test_controller_runs_in_bfloat16_close_to_float32(trained):
                                precision=precision, guidance=0.5)  # fmt: skip
         n = ctl.hand.n_joints
         q = 0.5 * (ctl.hand.lower + ctl.hand.upper)
-        kp = ctl.kin.keypoints(q)
+        kp = ctl.hand.keypoints(q)
         st = HandState(t=0.0, q=q, dq=np.zeros(n), target=q, keypoints=kp, wrist=np.eye(4))
         ctl.reset(st)
         outs[precision], info = ctl.step(st, Command(t=0.0, keypoints=kp + 0.005))

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from devices.inputs import DEVICES
 from devices.inputs import glove as glove_mod
 from devices.inputs.clips import Clip, generate_clip, save_clip
-from devices.inputs.frame import HumanFrame
 from devices.inputs.glove import (
     DEVICE_REASONS,
     MAX_PACKET_BYTES,
@@ -34,6 +33,7 @@ from devices.inputs.glove import (
 )
 from devices.inputs.human_hand import DEFAULT_HAND, JOINT_LOWER, JOINT_UPPER, OPEN_POSE
 from devices.inputs.validate import frame_problem
+from devices.tick import HumanFrame
 
 
 def _fuzz(examples: int) -> settings:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import HANDS
 
-from assets import KEYPOINT_NAMES, load_hand
+from assets import ROBOT_KEYPOINT_NAMES, load_hand
 from assets.hands import HAND_SPECS, HandModelError
 from devices.retargeting.kinematics import HandKinematics
 from devices.robots import ROBOTS
@@ -16,13 +16,13 @@ def test_spec_matches_model(name):
     hand = load_hand(name)
     model = hand.mjspec().compile()
     assert hand.n_joints == 16
-    assert len(KEYPOINT_NAMES) == 8
+    assert len(ROBOT_KEYPOINT_NAMES) == 8
     for i, j in enumerate(hand.joint_names):
         np.testing.assert_allclose(model.joint(j).range, [hand.lower[i], hand.upper[i]])
     assert np.all(hand.lower < hand.upper)
     assert np.all((hand.default_open >= hand.lower) & (hand.default_open <= hand.upper))
     assert np.all(hand.kp > 0)
-    for n in KEYPOINT_NAMES:
+    for n in ROBOT_KEYPOINT_NAMES:
         assert mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, f"kp_{n}") >= 0
 
 
@@ -32,16 +32,16 @@ def test_palm_frame_axes(name):
     hand = load_hand(name)
     kin = HandKinematics(hand)
     straight = kin.keypoints(np.zeros(hand.n_joints))
-    mid_tip = straight[KEYPOINT_NAMES.index("middle_tip")]
+    mid_tip = straight[ROBOT_KEYPOINT_NAMES.index("middle_tip")]
     assert mid_tip[0] > 0.15 and abs(mid_tip[1]) < 0.01 and abs(mid_tip[2]) < 0.01
-    assert straight[KEYPOINT_NAMES.index("thumb_tip")][1] > 0.05  # thumb on +y
+    assert straight[ROBOT_KEYPOINT_NAMES.index("thumb_tip")][1] > 0.05  # thumb on +y
     assert (
-        straight[KEYPOINT_NAMES.index("index_tip")][1]
-        > straight[KEYPOINT_NAMES.index("ring_tip")][1]
+        straight[ROBOT_KEYPOINT_NAMES.index("index_tip")][1]
+        > straight[ROBOT_KEYPOINT_NAMES.index("ring_tip")][1]
     )
     q = hand.clip(np.full(hand.n_joints, 0.8))
     curled = kin.keypoints(q)
-    assert curled[KEYPOINT_NAMES.index("middle_tip")][2] < -0.03
+    assert curled[ROBOT_KEYPOINT_NAMES.index("middle_tip")][2] < -0.03
 
 
 @pytest.mark.parametrize("name", HANDS)

@@ -23,7 +23,6 @@ from devices.inputs.clips import (
     save_clip,
     validate_clip,
 )
-from devices.inputs.frame import wrist_frame_from_points
 from devices.inputs.human_hand import (
     DEFAULT_HAND,
     FIST_POSE,
@@ -35,6 +34,7 @@ from devices.inputs.human_hand import (
     keypoints,
     solve_angles,
 )
+from devices.tick import wrist_frame_from_points
 
 TIPS = {"thumb": 4, "index": 8, "middle": 12, "ring": 16, "pinky": 20}
 FINGERS = ("index", "middle", "ring", "pinky")

@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from controllers.modex.models import checkpoint_paths, load_model
 from training.modex.adapt import adapt
 from training.modex.data import Actuation, collect
-from training.modex.models import load_model
-from training.modex.pipeline import checkpoint_paths
 from training.modex.reach import ReachTask, reach_error_cm
 
 

@@ -10,9 +10,9 @@ import torch
 from assets.hands import load_hand
 from controllers import CONTROLLERS, ControllerUnavailable
 from controllers.modex import TIP_INDEX, ModexController
+from controllers.modex.gestures import gesture_cost
 from teleop_app.configs import sim_session_config
 from teleop_app.session import Session
-from training.modex.gestures import gesture_cost
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +57,7 @@ def test_registered_and_available_with_the_shipped_models():
 
 
 def test_missing_or_damaged_models_are_reported(tmp_path, monkeypatch):
-    import training.modex.pipeline as pipeline
+    import controllers.modex.models as pipeline
 
     monkeypatch.setattr(pipeline, "DEFAULT_CHECKPOINTS", tmp_path)
     reason = ModexController.availability("leap")

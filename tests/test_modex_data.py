@@ -4,10 +4,10 @@ import mujoco
 import numpy as np
 import pytest
 
+from controllers.modex.hand import initial_state
 from training.modex.data import (
     MODEX_HANDS,
     ExplorationData,
-    _initial_state,
     collect,
     exploration_hand,
 )
@@ -53,7 +53,7 @@ def test_rollout_tips_match_a_plain_simulation_in_the_palm_frame():
     d = mujoco.MjData(m)
     palm = m.site("palm_frame").id
     for i in range(3):
-        mujoco.mj_setState(m, d, _initial_state(h), mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        mujoco.mj_setState(m, d, initial_state(h), mujoco.mjtState.mjSTATE_FULLPHYSICS)
         d.ctrl[:] = data["actions"][i]
         for _ in range(round(0.5 / m.opt.timestep)):
             mujoco.mj_step(m, d)
@@ -74,7 +74,7 @@ def test_sequential_tips_are_measured_at_the_end_of_each_period():
     m = h.model
     d = mujoco.MjData(m)
     for ep in range(2):
-        mujoco.mj_setState(m, d, _initial_state(h), mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        mujoco.mj_setState(m, d, initial_state(h), mujoco.mjtState.mjSTATE_FULLPHYSICS)
         for t in range(5):
             d.ctrl[:] = data["actions"][ep, t]
             mujoco.mj_step(m, d, nstep=h.substeps)
@@ -89,7 +89,7 @@ def test_the_default_pose_matches_the_apps_simulated_hand():
 
     h = exploration_hand("allegro")
     d = mujoco.MjData(h.model)
-    mujoco.mj_setState(h.model, d, _initial_state(h), mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    mujoco.mj_setState(h.model, d, initial_state(h), mujoco.mjtState.mjSTATE_FULLPHYSICS)
     mujoco.mj_forward(h.model, d)
     tips = d.sensordata[h.tip_index].reshape(4, 3)
     robot = ROBOTS.make("sim", hand="allegro")

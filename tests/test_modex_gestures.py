@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from training.modex.data import _initial_state, collect, exploration_hand
-from training.modex.gestures import (
+from controllers.modex.gestures import (
     GESTURES,
     CostFunctionError,
     gesture_cost,
     load_cost_file,
 )
-from training.modex.planners import MoDexPlanner, quasi_static_predict
+from controllers.modex.hand import exploration_hand, initial_state
+from controllers.modex.planners import MoDexPlanner, quasi_static_predict
+from training.modex.data import collect
 from training.modex.train import TrainConfig, train_qs_forward, train_qs_inverse
 
 
@@ -22,7 +23,7 @@ def settle(h, action):
     """Run the action on the simulated hand from the reset for 0.5 s; the fingertips."""
     m = h.model
     d = mujoco.MjData(m)
-    mujoco.mj_setState(m, d, _initial_state(h), mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    mujoco.mj_setState(m, d, initial_state(h), mujoco.mjtState.mjSTATE_FULLPHYSICS)
     d.ctrl[:] = action
     mujoco.mj_step(m, d, nstep=round(0.5 / m.opt.timestep))
     mujoco.mj_forward(m, d)

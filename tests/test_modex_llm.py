@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
+from controllers.modex.gestures import CostFunctionError
 from teleop_app.cli import main as cli
-from training.modex.gestures import CostFunctionError
 from training.modex.llm import EXEMPLARS, LlmConfig, extract_code, generate_cost, messages
 
 FINGERS = ("index", "middle", "ring", "thumb")
@@ -73,7 +73,7 @@ def test_the_prompt_has_two_exemplars_and_the_request():
     assert [m["role"] for m in chat[1:]] == ["user", "assistant"] * 2 + ["user"]
     assert chat[-1]["content"] == "Gesture: peace sign"
     for _, code in EXEMPLARS:  # the exemplars themselves pass the check
-        from training.modex.gestures import compile_cost
+        from controllers.modex.gestures import compile_cost
 
         compile_cost(code, FINGERS)
 
@@ -123,7 +123,7 @@ def test_command_line_saves_a_checked_cost_file(server, tmp_path, capsys):
     assert (
         cli(["modex", "cost", "pinch", "--endpoint", s.url, "--model", "m", "--out", str(out)]) == 0
     )
-    from training.modex.gestures import load_cost_file
+    from controllers.modex.gestures import load_cost_file
 
     load_cost_file(out, FINGERS)
     bad = server("no code here")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from controllers.modex.models import CheckpointError, load_model
 from training.modex.data import collect
-from training.modex.models import CheckpointError, load_model
 from training.modex.train import (
     TrainConfig,
     train_forward,

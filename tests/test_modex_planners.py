@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.modex.data import collect
-from training.modex.planners import (
+from controllers.modex.planners import (
     CEMPlanner,
     GradientPlanner,
     MoDexPlanner,
@@ -15,6 +14,7 @@ from training.modex.planners import (
     reach_cost,
     sequential_predict,
 )
+from training.modex.data import collect
 from training.modex.train import TrainConfig, train_forward, train_qs_forward, train_qs_inverse
 
 TC = TrainConfig(steps=600, hidden=(128, 128), seed=0)
@@ -33,7 +33,7 @@ def targets(fwd, data, n=12, seed=1):
     """Targets the model can reach: its own prediction of random in-range actions."""
     rng = np.random.default_rng(seed)
     m = data["manifest"]
-    from training.modex.data import exploration_hand
+    from controllers.modex.hand import exploration_hand
 
     h = exploration_hand(m["hand"])
     a = torch.as_tensor(
@@ -97,7 +97,7 @@ def test_modex_needs_fewer_samples_than_cem_for_the_same_error(qs_models):
 def test_sequential_planning_with_a_horizon():
     data = collect("allegro", "sequential", samples=1200, steps=20, seed=0)
     fwd, _ = train_forward(data, TrainConfig(steps=300, hidden=(64, 64)))
-    from training.modex.data import exploration_hand
+    from controllers.modex.hand import exploration_hand
 
     h = exploration_hand("allegro")
     s0 = torch.as_tensor(data["tips"][0, 0])

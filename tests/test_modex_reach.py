@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.modex.pipeline import checkpoint_paths
+from controllers.modex.models import checkpoint_paths
 from training.modex.reach import (
     BUDGETS,
     METHODS,
@@ -112,9 +112,9 @@ def test_bench_command_line(tmp_path, capsys):
 
 @pytest.mark.parametrize("hand", ["leap", "allegro"])
 def test_shipped_models_predict_fresh_simulation_far_better_than_trivial_guesses(hand):
+    from controllers.modex.models import load_model
     from training.modex.adapt import forward_error_cm
     from training.modex.data import collect
-    from training.modex.models import load_model
 
     for setting in ("quasi-static", "sequential"):
         paths = checkpoint_paths(hand, setting)
@@ -154,7 +154,7 @@ def test_sensitivity_bench_finds_leaps_jumps_and_no_noise_moves_nothing(tmp_path
 def test_offset_observer_cancels_a_constant_model_bias():
     """A model that always predicts 1 cm short: the observer's aim converges to 1 cm past the
     goal, so the hand lands on it; one jump is capped; gain 0 is plain MPC."""
-    from training.modex.reach import OffsetObserver
+    from controllers.modex.core import OffsetObserver
 
     goal = torch.zeros(12)
     bias = torch.tensor([0.01, 0.0, 0.0] * 4)

@@ -5,10 +5,9 @@ import json
 
 import pytest
 
+from controllers.modex.models import checkpoint_paths, load_model
 from teleop_app.cli import main as cli
 from training.modex.data import ExplorationData, collect
-from training.modex.models import load_model
-from training.modex.pipeline import checkpoint_paths
 
 
 @pytest.mark.parametrize("setting", ["quasi-static", "sequential"])

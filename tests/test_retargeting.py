@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from conftest import HANDS
 
-from assets import KEYPOINT_NAMES, load_hand
+from assets import ROBOT_KEYPOINT_NAMES, load_hand
 from devices.inputs.clips import generate_clip
-from devices.inputs.frame import HumanFrame
 from devices.inputs.human_hand import DEFAULT_HAND, OPEN_POSE
 from devices.retargeting import RETARGET_MODES, RetargetConfig, Retargeter, default_scale
+from devices.tick import HumanFrame
 
 
 def human_from_robot(rt: Retargeter, kp_robot: np.ndarray) -> np.ndarray:
@@ -45,7 +45,7 @@ def test_modes_track_a_clip_within_limits(name, mode):
     rt = Retargeter(hand, RetargetConfig(mode=mode))
     clip = generate_clip("pinch_index", duration_s=3.0, rate_hz=20.0, seed=1)
     open_err, errs, pinch_gap = [], [], []
-    tips = [KEYPOINT_NAMES.index("thumb_tip"), KEYPOINT_NAMES.index("index_tip")]
+    tips = [ROBOT_KEYPOINT_NAMES.index("thumb_tip"), ROBOT_KEYPOINT_NAMES.index("index_tip")]
     for i in range(len(clip)):
         cmd = rt(clip.frame(i))
         assert np.all(cmd.joints >= hand.lower) and np.all(cmd.joints <= hand.upper)

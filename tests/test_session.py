@@ -8,7 +8,7 @@ import pytest
 from devices.clock import SimClock
 from devices.inputs.base import Device
 from devices.inputs.clips import generate_clip
-from devices.inputs.frame import HumanFrame
+from devices.tick import HumanFrame
 from teleop_app.session import Session, SessionConfig
 
 

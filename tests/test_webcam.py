@@ -21,7 +21,6 @@ from scipy.spatial.transform import Rotation
 
 from devices.inputs import DEVICES, DeviceStatus
 from devices.inputs import webcam as wc
-from devices.inputs.frame import HumanFrame
 from devices.inputs.human_hand import DEFAULT_HAND, FIST_POSE, JOINT_LOWER, JOINT_UPPER, OPEN_POSE
 from devices.inputs.spec import parse_device_spec
 from devices.inputs.validate import frame_problem
@@ -40,6 +39,7 @@ from devices.inputs.webcam import (
     other_hand,
     wrist_position_from_image,
 )
+from devices.tick import HumanFrame
 
 HFOV = 60.0
 ASPECT = 4.0 / 3.0

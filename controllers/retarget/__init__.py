@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 
 from controllers.base import CONTROLLERS, Controller, ControllerConfig, live
-from devices.retargeting.command import Command
-from devices.robots.state import HandState
+from devices.tick import Command, HandState
 
 
 @dataclass

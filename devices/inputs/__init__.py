@@ -7,7 +7,6 @@ from devices.inputs import vive as _vive  # noqa: F401  (registers "vive")
 from devices.inputs import webcam as _webcam  # noqa: F401  (registers "webcam")
 from devices.inputs.base import DEVICES, Device, DeviceStatus
 from devices.inputs.clips import Clip, ClipFormatError, load_clip, save_clip
-from devices.inputs.frame import HumanFrame
 
 __all__ = [
     "DEVICES",
@@ -15,7 +14,6 @@ __all__ = [
     "ClipFormatError",
     "Device",
     "DeviceStatus",
-    "HumanFrame",
     "load_clip",
     "save_clip",
 ]

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from assets.registry import Registry
 from devices.clock import Clock, RealClock
-from devices.inputs.frame import HumanFrame
+from devices.tick import HumanFrame
 
 log = logging.getLogger(__name__)
 

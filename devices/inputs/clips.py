@@ -49,14 +49,6 @@ from typing import Final
 import numpy as np
 from scipy.optimize import least_squares
 
-from devices.inputs.frame import (
-    INDEX_MCP,
-    MIDDLE_MCP,
-    NUM_KEYPOINTS,
-    PINKY_MCP,
-    WRIST,
-    HumanFrame,
-)
 from devices.inputs.human_hand import (
     DEFAULT_HAND,
     FIST_POSE,
@@ -65,6 +57,7 @@ from devices.inputs.human_hand import (
     OPEN_POSE,
     HumanHandModel,
 )
+from devices.tick import INDEX_MCP, MIDDLE_MCP, NUM_HUMAN_KEYPOINTS, PINKY_MCP, WRIST, HumanFrame
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +206,7 @@ def _validate_arrays(
         )
 
     kp_arr = _as_real_array(name, "keypoints", keypoints)
-    kp = _check_frames(name, "keypoints", kp_arr, (NUM_KEYPOINTS, 3), n, "(T, 21, 3)")
+    kp = _check_frames(name, "keypoints", kp_arr, (NUM_HUMAN_KEYPOINTS, 3), n, "(T, 21, 3)")
     w = _check_frames(name, "wrist", _as_real_array(name, "wrist", wrist), (4, 4), n, "(T, 4, 4)")
     row_err = np.abs(w[:, 3, :] - np.array([0.0, 0.0, 0.0, 1.0])).max(axis=1)
     if np.any(row_err > 1e-6):
@@ -604,7 +597,7 @@ def _keypoint_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     ``wrist_frame_from_points`` of a noisy frame is still the identity and the wrist pose
     stays free of jitter.
     """
-    noise = rng.normal(0.0, KEYPOINT_NOISE_M, size=(n, NUM_KEYPOINTS, 3))
+    noise = rng.normal(0.0, KEYPOINT_NOISE_M, size=(n, NUM_HUMAN_KEYPOINTS, 3))
     noise[:, WRIST, :] = 0.0
     noise[:, MIDDLE_MCP, 1:] = 0.0
     noise[:, PINKY_MCP, 2] = noise[:, INDEX_MCP, 2]

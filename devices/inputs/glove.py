@@ -122,7 +122,6 @@ import numpy as np
 
 from devices.inputs.base import DEVICES, Device
 from devices.inputs.clips import Clip, ClipFormatError, load_clip
-from devices.inputs.frame import NUM_KEYPOINTS, HumanFrame
 from devices.inputs.human_hand import (
     DEFAULT_HAND,
     JOINT_LOWER,
@@ -130,6 +129,7 @@ from devices.inputs.human_hand import (
     NUM_JOINTS,
     HumanHandModel,
 )
+from devices.tick import NUM_HUMAN_KEYPOINTS, HumanFrame
 
 log = logging.getLogger("devices.inputs.glove")  # same name when run with -m
 
@@ -419,7 +419,7 @@ def validate_map(obj: object) -> GlovePacket:
         raise GlovePacketError("bad_type", "send either 'keypoints' or 'angles', not both")
     keypoints = angles = None
     if raw_kp is not None:
-        keypoints = _array(raw_kp, "keypoints", (NUM_KEYPOINTS, 3))
+        keypoints = _array(raw_kp, "keypoints", (NUM_HUMAN_KEYPOINTS, 3))
         _check_keypoints(keypoints)
     else:
         angles = _array(raw_angles, "angles", (NUM_JOINTS,))
@@ -526,7 +526,7 @@ def encode_packet(
         raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     obj: dict[str, Any] = {"v": PROTOCOL_VERSION, "seq": seq, "t": t, "hand": hand}
     if keypoints is not None:
-        obj["keypoints"] = _as_list(keypoints, "keypoints", ((NUM_KEYPOINTS, 3), (63,)))
+        obj["keypoints"] = _as_list(keypoints, "keypoints", ((NUM_HUMAN_KEYPOINTS, 3), (63,)))
     if angles is not None:
         obj["angles"] = _as_list(angles, "angles", ((NUM_JOINTS,),))
     if wrist is not None:

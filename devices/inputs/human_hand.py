@@ -35,7 +35,7 @@ from typing import Final
 import numpy as np
 from scipy.optimize import least_squares
 
-from devices.inputs.frame import NUM_KEYPOINTS
+from devices.tick import NUM_HUMAN_KEYPOINTS
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class HumanHandModel:
         if a.ndim == 0 or a.shape[-1] != NUM_JOINTS:
             raise ValueError(f"expected (..., {NUM_JOINTS}) joint angles, got {a.shape}")
         lead = a.shape[:-1]
-        out = np.zeros((*lead, NUM_KEYPOINTS, 3))
+        out = np.zeros((*lead, NUM_HUMAN_KEYPOINTS, 3))
 
         # Fingers: heading about +z, then planar flexion in the vertical plane of the heading.
         fa = a[..., 4:].reshape((*lead, 4, 4))  # (..., finger, [abd, mcp, pip, dip])
@@ -310,10 +310,12 @@ class HumanHandModel:
             ValueError: on a wrong target shape, bad indices or non-finite used targets.
         """
         target = np.asarray(target_keypoints, dtype=float)
-        if target.shape != (NUM_KEYPOINTS, 3):
+        if target.shape != (NUM_HUMAN_KEYPOINTS, 3):
             raise ValueError(f"expected (21, 3) target keypoints, got {target.shape}")
-        idx = np.arange(1, NUM_KEYPOINTS) if indices is None else np.asarray(indices, dtype=int)
-        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= NUM_KEYPOINTS:
+        idx = (
+            np.arange(1, NUM_HUMAN_KEYPOINTS) if indices is None else np.asarray(indices, dtype=int)
+        )
+        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= NUM_HUMAN_KEYPOINTS:
             raise ValueError("indices must be a non-empty list of keypoint indices in 0..20")
         if not np.all(np.isfinite(target[idx])):
             raise ValueError("target keypoints used by the fit must be finite")

@@ -84,8 +84,8 @@ from typing import Final
 import numpy as np
 
 from devices.inputs.base import DEVICES, Device, DeviceStatus
-from devices.inputs.frame import HumanFrame
 from devices.inputs.human_hand import DEFAULT_HAND, FIST_POSE, OPEN_POSE
+from devices.tick import HumanFrame
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from devices.inputs.base import DEVICES, Device
 from devices.inputs.clips import Clip, load_clip
-from devices.inputs.frame import HumanFrame
+from devices.tick import HumanFrame
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from devices.inputs.frame import NUM_KEYPOINTS, HumanFrame
+from devices.tick import NUM_HUMAN_KEYPOINTS, HumanFrame
 
 #: A hand keypoint farther than this from the wrist is a tracking error, not a hand (m).
 MAX_KEYPOINT_M = 0.5
@@ -39,7 +39,7 @@ def frame_problem(frame: object, *, last_t: float | None, min_confidence: float)
         conf = float(frame.confidence)
     except (TypeError, ValueError):
         return "invalid_input"
-    if kp.shape != (NUM_KEYPOINTS, 3) or wrist.shape != (4, 4):
+    if kp.shape != (NUM_HUMAN_KEYPOINTS, 3) or wrist.shape != (4, 4):
         return "invalid_input"
     if not (np.all(np.isfinite(kp)) and np.all(np.isfinite(wrist)) and np.isfinite(t)):
         return "invalid_input"

@@ -62,9 +62,9 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from devices.inputs.base import DEVICES, Device
-from devices.inputs.frame import HumanFrame
 from devices.inputs.human_hand import DEFAULT_HAND, OPEN_POSE
 from devices.inputs.validate import is_rotation
+from devices.tick import HumanFrame
 
 log = logging.getLogger(__name__)
 

@@ -91,7 +91,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from devices.inputs.base import DEVICES, Device
-from devices.inputs.frame import NUM_KEYPOINTS, HumanFrame, wrist_frame_from_points
+from devices.tick import NUM_HUMAN_KEYPOINTS, HumanFrame, wrist_frame_from_points
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ def mirror_hand(points: np.ndarray) -> np.ndarray:
 def _landmarks(values: np.ndarray, name: str) -> np.ndarray:
     """``values`` as a finite (21, 3) float64 array, or ValueError."""
     arr = np.asarray(values, dtype=np.float64)
-    if arr.shape != (NUM_KEYPOINTS, 3):
+    if arr.shape != (NUM_HUMAN_KEYPOINTS, 3):
         raise ValueError(f"{name} must be (21, 3), got {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contain NaN or infinity")

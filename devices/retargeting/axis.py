@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from devices.inputs.frame import HumanFrame
+from devices.tick import HumanFrame
 
 AXIS_MODES = ("off", "buttons", "orientation")
 

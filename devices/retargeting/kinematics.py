@@ -17,7 +17,7 @@ import numpy as np
 import pinocchio as pin
 from dex_retargeting.robot_wrapper import RobotWrapper
 
-from assets.hands import KEYPOINT_NAMES, PALM_FRAME_SITE, Hand, load_hand
+from assets.hands import PALM_FRAME_SITE, ROBOT_KEYPOINT_NAMES, Hand, load_hand
 
 
 def _build_pinocchio(hand: Hand) -> pin.Model:
@@ -79,7 +79,7 @@ class HandKinematics:
         #: permutation: pinocchio q = q_spec[self.spec_to_pin]
         self.spec_to_pin = np.array([hand.joint_names.index(n) for n in names])
         self.pin_to_spec = np.argsort(self.spec_to_pin)
-        self._kp_frames = [self.model.getFrameId(f"kp_{n}") for n in KEYPOINT_NAMES]
+        self._kp_frames = [self.model.getFrameId(f"kp_{n}") for n in ROBOT_KEYPOINT_NAMES]
         #: palm frame axes in the palm body (pinocchio's root) frame
         self.r_body_palm = hand.palm_frame_rot
         self.p_body_palm = hand.palm_frame_pos.copy()

@@ -34,7 +34,7 @@ import functools
 import numpy as np
 
 from assets.hands import KEYPOINT_HUMAN_INDEX, Hand, load_hand
-from devices.inputs.frame import WRIST
+from devices.tick import WRIST
 
 #: Human (base, following joints) of index, middle, ring, thumb (FINGERS order).
 DIGIT_CHAINS: tuple[tuple[int, tuple[int, ...]], ...] = (
@@ -177,7 +177,7 @@ class HandMap:
         """A human hand whose 8 keypoints map onto ``robot`` (to ~1e-9 m).
 
         Args:
-            robot: (8, 3) keypoints in the palm frame (``assets.KEYPOINT_NAMES`` order).
+            robot: (8, 3) keypoints in the palm frame (``assets.ROBOT_KEYPOINT_NAMES`` order).
             human: (21, 3) a template hand; its digit bases anchor the inverse.
 
         Each digit's map inverts in closed form; the pinch blend, which couples the thumb and

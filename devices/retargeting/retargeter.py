@@ -34,15 +34,14 @@ from assets.hands import (
     FINGER_BASE_HUMAN_INDEX,
     FINGERS,
     KEYPOINT_HUMAN_INDEX,
-    KEYPOINT_NAMES,
     PALM_FRAME_SITE,
+    ROBOT_KEYPOINT_NAMES,
     Hand,
     load_hand,
 )
-from devices.inputs.frame import HumanFrame
-from devices.retargeting.command import Command
 from devices.retargeting.kinematics import HandKinematics
 from devices.retargeting.mapping import HandMap
+from devices.tick import Command, HumanFrame
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ class Retargeter:
     def _make_optimizer(self, mode: str):
         robot = self.kin.wrapper
         joints = list(robot.dof_joint_names)
-        kp_links = [f"kp_{n}" for n in KEYPOINT_NAMES]
+        kp_links = [f"kp_{n}" for n in ROBOT_KEYPOINT_NAMES]
         if mode == "position":
             opt = PositionOptimizer(
                 robot,

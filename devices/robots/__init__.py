@@ -4,6 +4,5 @@ from devices.robots import sim as _sim  # noqa: F401  (registers "sim")
 from devices.robots.base import ROBOTS, Robot
 from devices.robots.safety import SafetyFilter
 from devices.robots.scene import WRIST_MODES, WRIST_ORIENTATIONS
-from devices.robots.state import HandState
 
-__all__ = ["ROBOTS", "WRIST_MODES", "WRIST_ORIENTATIONS", "HandState", "Robot", "SafetyFilter"]
+__all__ = ["ROBOTS", "WRIST_MODES", "WRIST_ORIENTATIONS", "Robot", "SafetyFilter"]

@@ -10,7 +10,7 @@ import numpy as np
 from assets.hands import Hand
 from assets.registry import Registry
 from devices.robots.safety import SafetyFilter
-from devices.robots.state import HandState
+from devices.tick import HandState
 
 #: Every hand backend by name: ``ROBOTS.make("sim", hand="leap")``.
 ROBOTS: Registry[Robot] = Registry("robot")

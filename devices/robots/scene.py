@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from assets.hands import KEYPOINT_NAMES, PALM_FRAME_SITE, Hand
+from assets.hands import PALM_FRAME_SITE, ROBOT_KEYPOINT_NAMES, Hand
 from assets.objects import ObjectSpec, geom_type
 
 HAND_PREFIX = "hand/"
@@ -143,4 +143,4 @@ def object_spawn_palm(hand: Hand, obj: ObjectSpec) -> np.ndarray:
 
 def site_names() -> tuple[str, ...]:
     """The palm-frame site followed by the 8 keypoint sites, as named in the scene."""
-    return (HAND_PREFIX + PALM_FRAME_SITE, *(f"{HAND_PREFIX}kp_{n}" for n in KEYPOINT_NAMES))
+    return (HAND_PREFIX + PALM_FRAME_SITE, *(f"{HAND_PREFIX}kp_{n}" for n in ROBOT_KEYPOINT_NAMES))

@@ -21,7 +21,7 @@ from devices.robots.scene import (
     object_spawn_palm,
     site_names,
 )
-from devices.robots.state import HandState
+from devices.tick import HandState
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from teleop_app.atomic import write_atomic
+from assets.atomic import write_atomic
 from teleop_app.recording.features import DEFAULT_FEATURES
 
 log = logging.getLogger(__name__)

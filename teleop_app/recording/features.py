@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assets.hands import KEYPOINT_NAMES
+from assets.hands import ROBOT_KEYPOINT_NAMES
 
 if TYPE_CHECKING:
     from assets.hands import Hand
@@ -51,7 +51,7 @@ def hand_features(
     """The schema of a dataset recorded on ``hand`` (without LeRobot's default columns).
     ``sim_state_size``: record the simulator's full state too (exact replays, rendering)."""
     joints = list(hand.joint_names)
-    kp = _xyz(list(KEYPOINT_NAMES))
+    kp = _xyz(list(ROBOT_KEYPOINT_NAMES))
     feats: dict[str, dict[str, Any]] = {
         "observation.state": _f("float32", joints),
         "observation.velocity": _f("float32", joints),

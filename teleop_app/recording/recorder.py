@@ -29,7 +29,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from teleop_app.atomic import fsync_dir
+from assets.atomic import fsync_dir
 from teleop_app.recording.dataset import (
     RECORDING_DIR,
     DatasetError,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from devices.inputs.base import Device
-from devices.inputs.frame import HumanFrame
+from devices.tick import HumanFrame
 from teleop_app.recording.dataset import read_sessions
 from teleop_app.recording.reader import RecordedDataset
 
@@ -105,7 +105,7 @@ _ADDED_SETTINGS: dict[str, dict[str, Any]] = {"modex": {"offset_gain": 0.0}}
 
 def _recorded_commands(ep: dict[str, Any]) -> Any:
     """``frame -> Command``: the command recorded at the tick that frame was published for."""
-    from devices.retargeting.command import Command
+    from devices.tick import Command
 
     def command(frame: HumanFrame) -> Command:
         k = int(frame.seq)

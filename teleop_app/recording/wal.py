@@ -25,7 +25,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from teleop_app.atomic import fsync_dir
+from assets.atomic import fsync_dir
 
 MAGIC = b"DXWAL1\n"
 _HEAD = struct.Struct("<II")

@@ -35,9 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
+from controllers.dexgen import MODES as DEXGEN_MODES
+
 FIELDS = ("q", "target", "keypoints", "object", "gravity", "style", "mode")
 DTYPES = {"style": np.int8, "mode": np.int8}
-MODES = {"anygrasp": 0, "free_finger": 1}
+#: A row's task mode, as the index DexGen's one-hot uses (``controllers.dexgen.MODES``).
+MODES = {name: i for i, name in enumerate(DEXGEN_MODES)}
 FORMAT = "dexteleop-anygrasp/1"
 
 

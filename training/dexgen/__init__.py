@@ -1,9 +1,7 @@
-"""DexGen (DexterityGen): a diffusion prior over finger keypoint motions, guided toward the
-operator's command, and an inverse dynamics model that turns motions into joint targets.
+"""Training DexGen (DexterityGen); the networks, sampler and guided step it trains and the
+controller runs live in :mod:`controllers.dexgen`.
 
-- :mod:`training.dexgen.models`: the networks, normalisers and checkpoint files.
-- :mod:`training.dexgen.sampler`: guided DDIM sampling (the choice of Sigma is documented
-  there) and the proprioception history.
 - :mod:`training.dexgen.train`: ``dexteleop train dexgen`` (AdamW, cosine, EMA, resumable,
   DDP under torchrun).
+- :mod:`training.dexgen.assist`: DexGen assisting a simulated operator in many worlds.
 """

@@ -10,16 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from controllers.dexgen.models import shipped_checkpoint
+
 #: Where ``train dexgen`` puts a run when --out is not given.
 DEFAULT_RUNS = Path("out/dexgen")
-#: The shipped demo-scale models, one per hand.
-SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "checkpoints" / "dexgen"
 SCALE_NAMES = ("smoke", "demo", "paper")
 SIZE_NAMES = ("paper", "demo", "smoke")
-
-
-def shipped_checkpoint(hand: str) -> Path:
-    return SHIPPED / f"{hand}.pt"
 
 
 def add_train_arguments(p: Any) -> None:

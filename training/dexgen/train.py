@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.dexgen.models import SIZES, DexGenConfig, DexGenModel, state_features
-from training.dexgen.sampler import GuidedSampler, ddpm_scheduler, mode_onehot
+from controllers.dexgen.models import SIZES, DexGenConfig, DexGenModel, state_features
+from controllers.dexgen.sampler import GuidedSampler, ddpm_scheduler, mode_onehot
 from training.rl.ppo import _git_commit
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainSettings:
     """Attributes:
-    size: model size (``training.dexgen.models.SIZES``).
+    size: model size (``controllers.dexgen.models.SIZES``).
     steps: optimizer steps. batch: transitions per step and process.
     lr, weight_decay: AdamW. warmup: linear warm-up steps, then cosine decay to 0.
     ema_decay: EMA of the weights (with the usual (1 + k) / (10 + k) ramp early on).
@@ -272,7 +272,7 @@ def train(
         sched.load_state_dict(state["scheduler"])
         step = int(state["step"])
         report = state["report"]
-    from training.dexgen.models import MODES
+    from controllers.dexgen import MODES
 
     probe = train_idx[np.random.default_rng(s.seed).integers(0, train_n, min(train_n, 20_000))]
     modes = [MODES[i] for i in np.unique(reader.get(np.sort(probe)).mode)]

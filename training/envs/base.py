@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from tensordict import TensorDict
 
-from assets.hands import FINGERS, KEYPOINT_NAMES, Hand, load_hand
+from assets.hands import FINGERS, ROBOT_KEYPOINT_NAMES, Hand, load_hand
 from devices.robots.scene import HAND_PREFIX, MOUNT_BODY, site_names
 
 log = logging.getLogger(__name__)
@@ -300,7 +300,7 @@ class HandEnv(abc.ABC):
         self.target = np.tile(self.hand.default_open, (N, 1))
         self.hist_q = np.zeros((N, H, n))
         self.hist_target = np.zeros((N, H, n))
-        self.hist_kp = np.zeros((N, H, len(KEYPOINT_NAMES), 3))
+        self.hist_kp = np.zeros((N, H, len(ROBOT_KEYPOINT_NAMES), 3))
         self.q_offset = np.zeros((N, n))
         self.q_obs = np.zeros((N, n))
         self.kp_scale = np.ones((N, n))

@@ -1,12 +1,7 @@
 """MoDex (neural internal models + bidirectional CEM planning): data, models, planners."""
 
-#: The built-in gestures (cost functions in ``training.modex.gestures``); here, without
-#: importing torch, so that the controller registry can list them cheaply.
-GESTURES = ("thumbs_up", "ok", "scissors", "rock_and_roll", "call", "finger_gun", "point")
-
-#: Hands MoDex explores and the two settings of the paper (Sec. 2.1, Table 2).
-MODEX_HANDS = ("leap", "allegro", "shadow")
-SETTINGS = ("quasi-static", "sequential")
+#: Names shared with the controller (defined with it: controllers never import training).
+from controllers.modex import GESTURES, MODEX_HANDS, SETTINGS  # noqa: F401
 
 # exploration sizes used for the shipped checkpoints (a few minutes per hand on 2 cores)
 DEFAULT_SAMPLES = {"quasi-static": 40_000, "sequential": 200_000}

@@ -38,7 +38,7 @@ class AdaptationResult:
 
 def forward_error_cm(model: Any, data: dict[str, Any]) -> float:
     """The forward model's held-out error on ``data`` (one-step error for sequential)."""
-    from training.modex.models import QuasiStaticForward
+    from controllers.modex.models import QuasiStaticForward
 
     with torch.no_grad():
         a = torch.as_tensor(data["actions"])
@@ -84,9 +84,8 @@ def adapt(
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    from controllers.modex.models import checkpoint_paths, load_model
     from training.modex import MODEX_HANDS, SETTINGS
-    from training.modex.models import load_model
-    from training.modex.pipeline import checkpoint_paths
 
     p = argparse.ArgumentParser(prog="python -m training.modex.adapt", description=__doc__)
     p.add_argument("--hand", choices=MODEX_HANDS, default="allegro")

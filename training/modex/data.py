@@ -28,130 +28,14 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from training.modex import MODEX_HANDS, SETTINGS
-
-CONTROL_DT = 0.05  # 20 Hz, the app's control rate
-
-_SHADOW_DISTAL = ("rh_ffdistal", "rh_mfdistal", "rh_rfdistal", "rh_lfdistal", "rh_thdistal")
-
-
-@dataclass(frozen=True)
-class ExplorationHand:
-    """A compiled hand for exploration: the model, its fingertip sensors, its ranges."""
-
-    name: str
-    model: mujoco.MjModel
-    fingers: tuple[str, ...]
-    ctrl_low: np.ndarray
-    ctrl_high: np.ndarray
-    default_ctrl: np.ndarray
-    substeps: int
-    tip_index: np.ndarray  # where the fingertip sensors sit in sensordata
-    max_step: float  # largest change of an actuator target per control period
-
-    @property
-    def state_dim(self) -> int:
-        return 3 * len(self.fingers)
-
-    @property
-    def action_dim(self) -> int:
-        return int(self.model.nu)
-
-
-def _add_tip_sensors(spec: mujoco.MjSpec, sites: list[str], base_site: str) -> None:
-    for name in sites:
-        s = spec.add_sensor()
-        s.name = f"tip_{name}"
-        s.type = mujoco.mjtSensor.mjSENS_FRAMEPOS
-        s.objtype = mujoco.mjtObj.mjOBJ_SITE
-        s.objname = name
-        s.reftype = mujoco.mjtObj.mjOBJ_SITE
-        s.refname = base_site
-
-
-def exploration_hand(name: str) -> ExplorationHand:
-    """The hand ``name`` (leap, allegro, shadow) ready for exploration rollouts."""
-    if name in ("leap", "allegro"):
-        from assets.hands import FINGERS, load_hand
-
-        hand = load_hand(name)
-        spec = hand.mjspec()  # has sites palm_frame and kp_<finger>_tip
-        sites = [f"kp_{f}_tip" for f in FINGERS]
-        _add_tip_sensors(spec, sites, "palm_frame")
-        fingers = tuple(FINGERS)
-        model = spec.compile()
-        default = hand.default_open.copy()
-    elif name == "shadow":
-        import mujoco_menagerie
-
-        spec = mujoco_menagerie.get("shadow_hand").spec("right_hand")
-        probe = spec.compile()
-        sites = []
-        for body_name in _SHADOW_DISTAL:
-            body = spec.body(body_name)
-            bid = probe.body(body_name).id
-            tip = _far_end(probe, bid)
-            site = body.add_site()
-            site.name = f"tip_site_{body_name}"
-            site.pos = tip.tolist()
-            sites.append(site.name)
-        palm = spec.body("rh_palm").add_site()
-        palm.name = "palm_frame"
-        _add_tip_sensors(spec, sites, "palm_frame")
-        fingers = ("index", "middle", "ring", "little", "thumb")
-        model = spec.compile()
-        default = np.clip(np.zeros(model.nu), *model.actuator_ctrlrange.T)
-    else:
-        raise ValueError(f"unknown hand {name!r}; MoDex hands: {', '.join(MODEX_HANDS)}")
-    steps = CONTROL_DT / model.opt.timestep
-    if abs(steps - round(steps)) > 1e-6:
-        raise ValueError(f"{name}: timestep {model.opt.timestep} does not divide {CONTROL_DT}")
-    low, high = model.actuator_ctrlrange.T.copy()
-    index = np.concatenate(
-        [model.sensor_adr[model.sensor(f"tip_{site}").id] + np.arange(3) for site in sites]
-    )
-    speed = 6.0  # rad/s: LEAP's and Allegro's limit in our specs; Shadow's servos likewise
-    if name in ("leap", "allegro"):
-        from assets.hands import HAND_SPECS
-
-        speed = float(HAND_SPECS[name].max_joint_speed_rad_s)
-    return ExplorationHand(
-        name, model, fingers, low, high, default, round(steps), index, speed * CONTROL_DT
-    )
-
-
-def _far_end(model: mujoco.MjModel, body: int) -> np.ndarray:
-    """Body-frame point at the far (+z) end of the body's geoms: the fingertip."""
-    best = None
-    for g in range(model.ngeom):
-        if model.geom_bodyid[g] != body:
-            continue
-        rot = np.zeros(9)
-        mujoco.mju_quat2Mat(rot, model.geom_quat[g])
-        center, half = model.geom_aabb[g][:3], model.geom_aabb[g][3:]
-        p = model.geom_pos[g] + rot.reshape(3, 3) @ (center + np.array([0.0, 0.0, half[2]]))
-        if best is None or p[2] > best[2]:
-            best = p
-    if best is None:
-        raise ValueError(f"body {model.body(body).name} has no geoms")
-    return best
-
-
-def _initial_state(hand: ExplorationHand) -> np.ndarray:
-    """The default pose at rest, as a full physics state (what every episode starts from)."""
-    m = hand.model
-    d = mujoco.MjData(m)
-    d.ctrl[:] = hand.default_ctrl
-    # hold the default targets for 1 s so the hand starts at rest
-    mujoco.mj_step(m, d, nstep=round(1.0 / m.opt.timestep))
-    size = mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS)
-    state = np.empty(size)
-    mujoco.mj_getState(m, d, state, mujoco.mjtState.mjSTATE_FULLPHYSICS)
-    return state
-
-
-def _tips(hand: ExplorationHand, sensordata: np.ndarray) -> np.ndarray:
-    return np.asarray(sensordata[..., hand.tip_index], dtype=np.float32)
+from controllers.modex import MODEX_HANDS, SETTINGS
+from controllers.modex.hand import (
+    CONTROL_DT,
+    ExplorationHand,
+    exploration_hand,
+    fingertips,
+    initial_state,
+)
 
 
 def _rollout(
@@ -207,13 +91,13 @@ def settle(
     """The fingertips (N, H) after each action (N, K) is held for ``settle_s`` from the
     default pose: the quasi-static map the models learn."""
     actions = np.asarray(actions, dtype=float)
-    state0 = _initial_state(hand)
+    state0 = initial_state(hand)
     n_steps = round(settle_s / hand.model.opt.timestep)
     tips = np.empty((len(actions), hand.state_dim), dtype=np.float32)
     for i in range(0, len(actions), batch):
         control = np.repeat(actions[i : i + batch, None, :], n_steps, axis=1)
         sens = _rollout(hand, state0, control, nthread)
-        tips[i : i + batch] = _tips(hand, sens[:, -1])
+        tips[i : i + batch] = fingertips(hand, sens[:, -1])
     return tips
 
 
@@ -239,7 +123,7 @@ def collect(
         raise ValueError("samples must be at least 1")
     hand = exploration_hand(hand_name)
     rng = np.random.default_rng(seed)
-    state0 = _initial_state(hand)
+    state0 = initial_state(hand)
     t0 = time.perf_counter()
     k = hand.action_dim
     if setting == "quasi-static":
@@ -260,13 +144,13 @@ def collect(
         d = mujoco.MjData(hand.model)
         mujoco.mj_setState(hand.model, d, state0, mujoco.mjtState.mjSTATE_FULLPHYSICS)
         mujoco.mj_forward(hand.model, d)
-        tip0 = _tips(hand, d.sensordata.copy())
+        tip0 = fingertips(hand, d.sensordata.copy())
         for i in range(0, episodes, batch):
             a = actuation(actions[i : i + batch]) if actuation else actions[i : i + batch]
             control = np.repeat(a, hand.substeps, axis=1)  # (B, steps * substeps, K)
             sens = _rollout(hand, state0, control, nthread)
             tips[i : i + batch, 0] = tip0
-            tips[i : i + batch, 1:] = _tips(hand, sens[:, hand.substeps - 1 :: hand.substeps])
+            tips[i : i + batch, 1:] = fingertips(hand, sens[:, hand.substeps - 1 :: hand.substeps])
         out = {"actions": actions.astype(np.float32), "tips": tips}
         physics_steps = episodes * steps * hand.substeps
     elapsed = time.perf_counter() - t0
@@ -302,7 +186,7 @@ class ExplorationData:
     path: Path
 
     def save(self, data: dict[str, Any]) -> Path:
-        from teleop_app.atomic import write_atomic
+        from assets.atomic import write_atomic
 
         arrays = {k: v for k, v in data.items() if k != "manifest"}
         import io

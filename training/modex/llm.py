@@ -24,7 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from training.modex.gestures import Cost, CostFunctionError, compile_cost
+from controllers.modex.gestures import Cost, CostFunctionError, compile_cost
 
 # Two exemplars, written for our fingertip convention (the paper's idea, our own functions).
 EXEMPLARS = (

@@ -25,9 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from controllers.modex.models import (
+    ForwardModel,
+    QuasiStaticForward,
+    checkpoint_paths,
+)
 from training.modex import DEFAULT_SAMPLES, MODEX_HANDS, SETTINGS, add_train_arguments
 from training.modex.data import ExplorationData, collect
-from training.modex.models import ForwardModel, QuasiStaticForward
 from training.modex.train import (
     TrainConfig,
     train_forward,
@@ -35,19 +39,6 @@ from training.modex.train import (
     train_qs_forward,
     train_qs_inverse,
 )
-
-DEFAULT_CHECKPOINTS = Path(__file__).resolve().parents[2] / "assets" / "checkpoints" / "modex"
-
-
-def checkpoint_paths(hand: str, setting: str, root: str | Path | None = None) -> dict[str, Path]:
-    """Where ``hand``'s models for ``setting`` live (``forward``, ``inverse``, ``report``)."""
-    base = Path(root) if root is not None else DEFAULT_CHECKPOINTS
-    stem = f"{hand}_{setting}"
-    return {
-        "forward": base / f"{stem}_forward.pt",
-        "inverse": base / f"{stem}_inverse.pt",
-        "report": base / f"{stem}.json",
-    }
 
 
 def split(data: dict[str, Any], *, every: int = 11) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -163,7 +154,7 @@ def train_hand(
     }
     forward.save(paths["forward"], report=report)
     inverse.save(paths["inverse"], report=report)
-    from teleop_app.atomic import write_atomic
+    from assets.atomic import write_atomic
 
     write_atomic(paths["report"], json.dumps(report, indent=2) + "\n")
     log(

@@ -33,15 +33,20 @@ import mujoco
 import numpy as np
 import torch
 
-from training.modex.data import ExplorationHand, _initial_state, _tips, exploration_hand
-from training.modex.models import load_model
-from training.modex.pipeline import checkpoint_paths
-from training.modex.planners import (
+from controllers.modex.core import (
+    OffsetObserver,
+    ReachModels,
+    limit_sequence,
+    rate_limited,
+    reach_error_cm,
+    worst_finger_cm,
+)
+from controllers.modex.hand import ExplorationHand, exploration_hand, fingertips, initial_state
+from controllers.modex.planners import (
     CEMPlanner,
     GradientPlanner,
     MoDexPlanner,
     Plan,
-    Predict,
     RandomShooting,
     quasi_static_predict,
     reach_cost,
@@ -69,87 +74,6 @@ BUDGETS: dict[str, dict[str, dict[str, Any]]] = {
         "MoDex": {"samples": 100, "iterations": 12, "elites": 10, "beta": 0.0},  # 1.2k
     },
 }
-
-
-@dataclass
-class ReachModels:
-    """A hand's forward and inverse models for one setting."""
-
-    hand: str
-    setting: str
-    forward: Any
-    inverse: Any
-
-    @classmethod
-    def load(cls, hand: str, setting: str, root: str | Path | None = None) -> ReachModels:
-        paths = checkpoint_paths(hand, setting, root)
-        quasi = setting == "quasi-static"
-        forward = load_model(paths["forward"], kind="qs_forward" if quasi else "forward", hand=hand)
-        inverse = load_model(paths["inverse"], kind="qs_inverse" if quasi else "inverse", hand=hand)
-        return cls(hand, setting, forward, inverse)
-
-    def propose(self, s0: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The inverse model's action distribution (mean, sigma) for reaching ``target``."""
-        with torch.no_grad():
-            if self.setting == "quasi-static":
-                return self.inverse(target[None])[0], self.inverse.sigma
-            return self.inverse(s0[None], target[None])[0], self.inverse.sigma
-
-
-def rate_limited(predict: Predict, previous: torch.Tensor, max_step: float) -> Predict:
-    """``predict`` of the actions the hand will execute when sent ``actions``: each step moves
-    at most ``max_step`` from the one before, starting from ``previous`` (K,)."""
-
-    def limited(s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return predict(s0, limit_sequence(actions, previous, max_step))
-
-    return limited
-
-
-def limit_sequence(actions: torch.Tensor, previous: torch.Tensor, max_step: float) -> torch.Tensor:
-    """Executed actions (N, T, K) for wanted ``actions``, rate-limited from ``previous``."""
-    out, prev = [], previous.expand(actions.shape[0], -1)
-    for t in range(actions.shape[1]):
-        prev = prev + (actions[:, t] - prev).clamp(-max_step, max_step)
-        out.append(prev)
-    return torch.stack(out, dim=1)
-
-
-class OffsetObserver:
-    """Offset-free MPC for the sequential setting: a running estimate of where the forward
-    model's one-step prediction misses the measured fingertips, subtracted from the goal.
-
-    A learned model is biased near some poses (and LEAP's settled pose even jumps where
-    fingers touch: ``bench/modex_sensitivity.py``); replanning every period corrects motion,
-    but a biased model converges beside the goal. With ``d`` the filtered miss (measured -
-    predicted, gain ``gain`` per period), planning towards ``goal - d`` puts the hand on the
-    goal at steady state (``d`` is a constant output disturbance). Each fingertip's offset is
-    capped at ``cap`` m so one jump cannot throw the aim far off. ``gain`` 0: plain MPC.
-    """
-
-    def __init__(self, gain: float, cap: float = 0.03) -> None:
-        if not 0.0 <= gain <= 1.0:
-            raise ValueError(f"offset gain must be in [0, 1], got {gain}")
-        self.gain = gain
-        self.cap = cap
-        self.offset: torch.Tensor | None = None
-
-    def reset(self) -> None:
-        self.offset = None
-
-    def update(self, measured: torch.Tensor, predicted: torch.Tensor) -> None:
-        """One period: the fingertips measured (H,) vs what the model predicted for them."""
-        if self.gain == 0.0:
-            return
-        miss = (measured - predicted).reshape(-1, 3)
-        old = torch.zeros_like(miss) if self.offset is None else self.offset.reshape(-1, 3)
-        new = (1.0 - self.gain) * old + self.gain * miss
-        norm = new.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        self.offset = (new * (self.cap / norm).clamp(max=1.0)).reshape(-1)
-
-    def aim(self, goal: torch.Tensor) -> torch.Tensor:
-        """Where to plan the fingertips to (H,)."""
-        return goal if self.offset is None else goal - self.offset
 
 
 def make_planner(method: str, hand: ExplorationHand, models: ReachModels, *, seed: int,
@@ -181,7 +105,7 @@ class ReachTask:
         self.hand = exploration_hand(hand)
         self.model = self.hand.model
         self.data = mujoco.MjData(self.model)
-        self.state0 = _initial_state(self.hand)
+        self.state0 = initial_state(self.hand)
         self.settle_steps = round(settle_s / self.model.opt.timestep)
         self.steps = steps
         self.reset()
@@ -193,7 +117,7 @@ class ReachTask:
         mujoco.mj_forward(self.model, self.data)
 
     def tips(self) -> np.ndarray:
-        return _tips(self.hand, self.data.sensordata.copy())
+        return fingertips(self.hand, self.data.sensordata.copy())
 
     def hold(self, action: np.ndarray, nstep: int) -> None:
         self.data.ctrl[:] = action
@@ -246,16 +170,6 @@ class ReachTask:
                     predicted = base(s, executed[None, None])[0, 0]
                 observer.update(torch.as_tensor(self.tips()), predicted)
         return self.tips(), samples, times
-
-
-def reach_error_cm(tips: np.ndarray, target: np.ndarray) -> float:
-    """Mean fingertip distance to the targets, cm."""
-    return float(np.linalg.norm((tips - target).reshape(-1, 3), axis=1).mean()) * 100.0
-
-
-def worst_finger_cm(tips: np.ndarray, target: np.ndarray) -> float:
-    """The largest fingertip distance to its target, cm (what success is judged by)."""
-    return float(np.linalg.norm((tips - target).reshape(-1, 3), axis=1).max()) * 100.0
 
 
 @dataclass

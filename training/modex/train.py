@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training.modex.models import (
+from controllers.modex.models import (
     ForwardModel,
     InverseModel,
     ModelConfig,
@@ -33,7 +33,7 @@ class TrainConfig:
 
 
 def _config(kind: str, data: dict[str, Any], tc: TrainConfig) -> ModelConfig:
-    from training.modex.data import exploration_hand
+    from controllers.modex.hand import exploration_hand
 
     m = data["manifest"]
     hand = exploration_hand(m["hand"])

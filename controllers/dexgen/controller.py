@@ -6,7 +6,8 @@ motion for the next T steps from the diffusion prior, guided toward the operator
 inverse dynamics model turns it into a joint target. On the ticks between samples the rest
 of the planned motion is re-anchored on the keypoints as measured and turned into a target
 again, so the hand gets a fresh target at the full loop rate from the latest state without
-a second sample (DexterityGen Sec. III-D; guidance in :mod:`training.dexgen.sampler`).
+a second sample (DexterityGen Sec. III-D; guidance in :mod:`controllers.dexgen.sampler`, the
+step in :mod:`controllers.dexgen.core`).
 
 Live settings: the guidance strength alpha (0 = the prior alone, 1 = follow the command as
 far as the prior lets it), the DDIM steps, and the task mode. The target is not trusted:
@@ -21,7 +22,6 @@ when retargeting gave no joints: how far DexGen steers away from what was asked)
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,15 +29,12 @@ from typing import Any
 import numpy as np
 
 from controllers.base import CONTROLLERS, Controller, ControllerConfig, ControllerUnavailable, live
-from devices.retargeting.command import Command
-from devices.robots.state import HandState
-
-#: The task modes (``training.dexgen.models.MODES``; no torch at import).
-MODE_CHOICES = ("anygrasp", "free_finger")
+from controllers.dexgen import MODES
+from devices.tick import Command, HandState
 
 
 def _checkpoint(hand: str, path: str | None) -> Path:
-    from training.dexgen.cli import shipped_checkpoint
+    from controllers.dexgen.models import shipped_checkpoint
 
     return Path(path) if path else shipped_checkpoint(hand)
 
@@ -79,7 +76,7 @@ class DexGenControllerConfig(ControllerConfig):
         "choice",
         label="mode",
         help="the task the prior's motion serves",
-        choices=MODE_CHOICES,
+        choices=MODES,
     )
     sample_every: int = 2
     max_offset_m: float = 0.02
@@ -108,14 +105,9 @@ class DexGenController(Controller):
         self.config: DexGenControllerConfig = config
         import torch
 
-        from devices.retargeting.kinematics import hand_kinematics
-        from training.dexgen.models import CheckpointError, load_model
-        from training.dexgen.sampler import GuidedSampler, History
+        from controllers.dexgen.core import GuidedCore
+        from controllers.dexgen.models import CheckpointError, load_model
 
-        if config.sample_every < 1:
-            raise ValueError(f"sample_every must be >= 1, got {config.sample_every}")
-        if not config.max_offset_m > 0:
-            raise ValueError(f"max_offset_m must be > 0, got {config.max_offset_m}")
         dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
         if config.precision not in dtypes:
             raise ValueError(f"precision must be one of {list(dtypes)}, got {config.precision!r}")
@@ -130,23 +122,20 @@ class DexGenController(Controller):
         if model.config.n_joints != self.hand.n_joints:
             raise ControllerUnavailable(f"DexGen: {path} has {model.config.n_joints} joints")
         self.meta = meta
-        self.modes_trained = tuple(meta.get("modes", MODE_CHOICES))
+        self.modes_trained = tuple(meta.get("modes", MODES))
         self._check_mode(config.mode)
         self.model = model
-        self.sampler = GuidedSampler(model, steps=config.ddim_steps, dtype=dtypes[config.precision])
-        self.history = History(1, model.config.history, self.hand.n_joints)
-        self.kin = hand_kinematics(config.hand)
-        self._torch = torch
-        self._gen = torch.Generator().manual_seed(config.seed)
-        self._plan: np.ndarray | None = None  # (T, K, 3) planned offsets from the anchor
-        self._anchor: np.ndarray | None = None  # (K, 3) keypoints when it was sampled
-        self._since = 0
-        self._dist_mm = float("nan")
-        # warm up here (the app builds controllers off the loop thread): the first sample
-        # imports diffusers and builds the schedule, ~2 s that must not land on a tick
-        c = model.config
-        self.sampler.sample(np.zeros((1, c.state_dim)), steps=config.ddim_steps,
-                            generator=torch.Generator().manual_seed(0))  # fmt: skip
+        self.core = GuidedCore(
+            model,
+            1,
+            steps=config.ddim_steps,
+            sample_every=config.sample_every,
+            max_offset_m=config.max_offset_m,
+            dtype=dtypes[config.precision],
+            seed=config.seed,
+        )
+        # warm up here (the app builds controllers off the loop thread)
+        self.core.warm_up(config.ddim_steps)
 
     def _check_mode(self, mode: str) -> None:
         if mode not in self.modes_trained:
@@ -159,12 +148,11 @@ class DexGenController(Controller):
         if "mode" in changes:
             self._check_mode(changes["mode"])
         if changes:
-            self._plan = None  # the next tick samples with the new settings
+            self.core.drop_plan()  # the next tick samples with the new settings
 
     def reset(self, state: HandState) -> None:
-        self.history.restart([0])
-        self._plan = None
-        self._gen.manual_seed(self.config.seed)
+        self.core.restart()
+        self.core.reseed(self.config.seed)
 
     def step(self, state: HandState, command: Command) -> tuple[np.ndarray, dict[str, Any]]:
         cfg = self.config
@@ -172,49 +160,34 @@ class DexGenController(Controller):
         kp = np.asarray(state.keypoints, dtype=float)
         q = np.asarray(state.q, dtype=float)
         if not (np.all(np.isfinite(kp)) and np.all(np.isfinite(q))):
-            self.history.restart([0])
-            self._plan = None
+            self.core.restart()
             return hold, {"holding": 1.0, "reason": "non-finite hand state"}
-        self.history.push(kp[None], q[None], state.target[None])
+        self.core.observe(kp[None], q[None], state.target[None])
         if command.keypoints is None:
-            self._plan = None
+            self.core.drop_plan()
             return hold, {"holding": 1.0, "reason": "no keypoint command"}
         goal = np.asarray(command.keypoints, dtype=float)
         if goal.shape != kp.shape or not np.all(np.isfinite(goal)):
-            self._plan = None
+            self.core.drop_plan()
             return hold, {"holding": 1.0, "reason": "bad keypoint command"}
-        offset = goal - kp
-        norm = np.linalg.norm(offset, axis=1, keepdims=True)
-        offset *= np.minimum(1.0, cfg.max_offset_m / np.maximum(norm, 1e-12))
-        features = self.history.features()
+        out = self.core.step(
+            kp[None],
+            goal[None],
+            state.target[None],
+            guidance=cfg.guidance,
+            mode=cfg.mode,
+            steps=cfg.ddim_steps,
+        )
         info: dict[str, Any] = {"holding": 0.0, "guidance": cfg.guidance}
-        if self._plan is None or self._since >= cfg.sample_every:
-            t0 = time.perf_counter()
-            smp = self.sampler.sample(
-                features,
-                mode=cfg.mode,
-                command=offset[None],
-                guidance=cfg.guidance,
-                steps=cfg.ddim_steps,
-                generator=self._gen,
-            )
-            info["sample_ms"] = (time.perf_counter() - t0) * 1e3
-            self._plan = smp.motion[0].numpy().astype(float)
-            self._anchor = kp.copy()
-            self._since = 0
-            self._dist_mm = float(np.linalg.norm(self._plan - offset, axis=-1).mean() * 1e3)
-        from training.dexgen.sampler import remaining_motion  # loaded by __init__
-
-        assert self._anchor is not None
-        motion = remaining_motion(self._plan[None], self._anchor[None], self._since, kp[None])[0]
-        target = self.sampler.targets(features, motion[None], state.target[None])[0].numpy()
-        self._since += 1
+        if out.sampled:
+            info["sample_ms"] = out.sample_ms
+        target = out.targets[0]
         if not np.all(np.isfinite(target)):
-            self._plan = None
+            self.core.drop_plan()
             return hold, {"holding": 1.0, "reason": "non-finite target"}
-        target = self.hand.clip(target.astype(float))  # the safety filter clips again
-        asked = goal if command.joints is None else self.kin.keypoints(command.joints)
-        steer = self.kin.keypoints(target)
-        info["guidance_dist_mm"] = self._dist_mm
+        target = self.hand.clip(target)  # the safety filter clips again
+        asked = goal if command.joints is None else self.hand.keypoints(command.joints)
+        steer = self.hand.keypoints(target)
+        info["guidance_dist_mm"] = out.guidance_dist_m * 1e3
         info["intervention_mm"] = float(np.linalg.norm(steer - asked, axis=1).mean() * 1e3)
         return target, info

@@ -35,7 +35,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from training.dexgen.models import MODES, NUM_KEYPOINTS, DexGenModel, state_features
+from controllers.dexgen import MODES
+from controllers.dexgen.models import NUM_KEYPOINTS, DexGenModel, state_features
 
 #: Guidance strengths outside [0, MAX_GUIDANCE] are refused.
 MAX_GUIDANCE = 1.0
@@ -189,7 +190,7 @@ class GuidedSampler:
         """Sample one motion per hand.
 
         Args:
-            state: (B, S) state features (:func:`~training.dexgen.models.state_features`).
+            state: (B, S) state features (:func:`~controllers.dexgen.models.state_features`).
             mode: the task mode (name, index or (B,) indices).
             command: (B, K, 3) commanded keypoint offsets from now, m; None: unguided.
             guidance: alpha in [0, 1] (see the module docstring).

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from assets import CHECKPOINTS_DIR
+
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, damaged, or for another model or hand."""
@@ -81,7 +83,7 @@ class _Model(nn.Module):
     def save(self, path: str | Path, **extra: Any) -> Path:
         import io
 
-        from teleop_app.atomic import write_atomic
+        from assets.atomic import write_atomic
 
         # extra metadata as plain JSON types, so weights-only loading accepts it
         extra = json.loads(json.dumps(extra, default=str))
@@ -203,3 +205,17 @@ def load_model(path: str | Path, *, kind: str | None = None, hand: str | None = 
         raise CheckpointError(f"{path}: not a MoDex model ({type(e).__name__}: {e})") from None
     model.eval()
     return model
+
+
+DEFAULT_CHECKPOINTS = CHECKPOINTS_DIR / "modex"
+
+
+def checkpoint_paths(hand: str, setting: str, root: str | Path | None = None) -> dict[str, Path]:
+    """Where ``hand``'s models for ``setting`` live (``forward``, ``inverse``, ``report``)."""
+    base = Path(root) if root is not None else DEFAULT_CHECKPOINTS
+    stem = f"{hand}_{setting}"
+    return {
+        "forward": base / f"{stem}_forward.pt",
+        "inverse": base / f"{stem}_inverse.pt",
+        "report": base / f"{stem}.json",
+    }

@@ -1,4 +1,18 @@
-"""The human-hand frame every input device publishes.
+"""The types one control tick passes along, device to hand; light on purpose.
+
+::
+
+    input device -> HumanFrame -> retargeting -> Command -> Controller -> JointTarget
+        -> safety filter -> hand backend -> HandState
+
+This module imports numpy only: controllers, backends, the recorder and tests can use
+the tick's types without loading pinocchio, dex-retargeting, a renderer or torch.
+
+Human keypoints (21, the operator's hand) and robot keypoints (8, the hand spec's
+``ROBOT_KEYPOINT_NAMES``) are different sets with different names.
+
+The human wrist frame
+---------------------
 
 Wrist frame (used by every ``HumanFrame.keypoints``), for a right hand:
 
@@ -22,13 +36,17 @@ anchor. Keypoints follow the MediaPipe / MANO order of 21 points:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import numpy as np
 
-NUM_KEYPOINTS = 21
+#: A controller's joint target: (n,) float, rad, in the hand spec's joint order. It is not
+#: trusted: the safety filter clips and rate-limits it before any hand sees it.
+JointTarget: TypeAlias = np.ndarray
 
-#: Names of the 21 keypoints, MediaPipe / MANO order.
-KEYPOINT_NAMES: tuple[str, ...] = (
+#: Names of the 21 human keypoints, MediaPipe / MANO order (robot keypoints:
+#: ``assets.hands.ROBOT_KEYPOINT_NAMES``).
+HUMAN_KEYPOINT_NAMES: tuple[str, ...] = (
     "wrist",
     "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
     "index_mcp", "index_pip", "index_dip", "index_tip",
@@ -36,6 +54,8 @@ KEYPOINT_NAMES: tuple[str, ...] = (
     "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
     "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
 )  # fmt: skip
+
+NUM_HUMAN_KEYPOINTS = len(HUMAN_KEYPOINT_NAMES)
 
 WRIST, MIDDLE_MCP, INDEX_MCP, PINKY_MCP = 0, 9, 5, 17
 
@@ -74,7 +94,7 @@ def wrist_frame_from_points(points: np.ndarray) -> np.ndarray:
         ValueError: if ``points`` is not (21, 3) or the hand is degenerate.
     """
     points = np.asarray(points, dtype=float)
-    if points.shape != (NUM_KEYPOINTS, 3):
+    if points.shape != (NUM_HUMAN_KEYPOINTS, 3):
         raise ValueError(f"expected (21, 3) keypoints, got {points.shape}")
     x = points[MIDDLE_MCP] - points[WRIST]
     across = points[INDEX_MCP] - points[PINKY_MCP]
@@ -89,3 +109,50 @@ def wrist_frame_from_points(points: np.ndarray) -> np.ndarray:
     y = y / ny
     z = np.cross(x, y)
     return np.stack([x, y, z], axis=1)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command, produced by retargeting a HumanFrame.
+
+    Attributes:
+        t: timestamp of the human frame it came from (loop clock, s).
+        seq: sequence number of that frame.
+        keypoints: (8, 3) keypoint targets in the palm frame, m (``ROBOT_KEYPOINT_NAMES`` order),
+            or None.
+        joints: (n,) joint targets from the retargeting optimizer, rad, or None.
+        axis: (3,) unit rotation axis in the palm frame for in-hand rotation, or None.
+        gesture: name of a gesture (cost function) to make, or None.
+    """
+
+    t: float
+    seq: int = 0
+    keypoints: np.ndarray | None = None
+    joints: np.ndarray | None = None
+    axis: np.ndarray | None = None
+    gesture: str | None = None
+
+
+@dataclass(frozen=True)
+class HandState:
+    """The measured state of a hand.
+
+    Attributes:
+        t: time of the reading on the hand's own clock, s (simulated time for the sim hand).
+        q: (n,) joint positions, rad, in the hand spec's joint order.
+        dq: (n,) joint velocities, rad/s.
+        target: (n,) the last target the hand was sent (after the safety filter).
+        keypoints: (8, 3) keypoint positions in the palm frame, m (``ROBOT_KEYPOINT_NAMES`` order).
+        wrist: (4, 4) pose of the palm frame in the world.
+        object_pose: (7,) object position (m) and quaternion (wxyz) in the world, or None.
+        object_dropped: whether the object has left the hand (simulation only), or None.
+    """
+
+    t: float
+    q: np.ndarray
+    dq: np.ndarray
+    target: np.ndarray
+    keypoints: np.ndarray
+    wrist: np.ndarray
+    object_pose: np.ndarray | None = None
+    object_dropped: bool | None = None

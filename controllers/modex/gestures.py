@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.modex import GESTURES
+from controllers.modex import GESTURES
 
 # finger role -> (index|middle|ring|little|thumb) : "ext" | "curl" | ("touch", other)
 _SPECS: dict[str, dict[str, object]] = {

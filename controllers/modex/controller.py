@@ -12,7 +12,7 @@ hand's checkpoints from ``dexteleop train modex`` (shipped for LEAP and Allegro 
 Settings the operator changes live: the goal (follow the operator, a built-in gesture, or
 the custom cost function), the custom cost function's code (checked before it is used; a
 broken one is refused and the previous one kept), the planning budget, and the offset
-correction of the follow mode (offset-free MPC: see ``training.modex.reach.OffsetObserver``).
+correction of the follow mode (offset-free MPC: see ``controllers.modex.core.OffsetObserver``).
 """
 
 from __future__ import annotations
@@ -27,16 +27,15 @@ from typing import Any
 import mujoco
 import numpy as np
 
-from assets.hands import FINGERS, KEYPOINT_NAMES
+from assets.hands import FINGERS, ROBOT_KEYPOINT_NAMES
 from controllers.base import CONTROLLERS, Controller, ControllerConfig, ControllerUnavailable, live
-from devices.retargeting.command import Command
-from devices.robots.state import HandState
+from devices.tick import Command, HandState
 
 FOLLOW = "follow operator"
 CHECK_TIMEOUT_S = 0.5  # a custom cost's check may hold the loop this long at most
 CHECK_SLOW_MS = 100.0  # ... and must check (compile, score the largest batch) faster than this
 CUSTOM = "custom cost"
-TIP_INDEX = [KEYPOINT_NAMES.index(f"{f}_tip") for f in FINGERS]
+TIP_INDEX = [ROBOT_KEYPOINT_NAMES.index(f"{f}_tip") for f in FINGERS]
 
 DEFAULT_COST = """\
 # tips: tensor (N, fingers, 3), fingertips in the hand frame (m): x towards the
@@ -50,7 +49,7 @@ def cost(tips):
 
 
 def _goal_choices() -> tuple[str, ...]:
-    from training.modex import GESTURES  # the names only: no torch at import
+    from controllers.modex import GESTURES  # the names only: no torch at import
 
     return (FOLLOW, *GESTURES, CUSTOM)
 
@@ -74,7 +73,7 @@ class ModexControllerConfig(ControllerConfig):
         time_budget_ms: CEM stops iterating once a step has taken this long, so a busy
             machine costs accuracy, not the loop's deadline (0: always all iterations).
         offset_gain: following with the sequential models, the gain of the offset observer
-            (``training.modex.reach.OffsetObserver``): the filtered miss of the model's
+            (``controllers.modex.core.OffsetObserver``): the filtered miss of the model's
             last prediction is subtracted from the goal, so a biased model still puts the
             fingertips on the operator's (0: plain MPC).
         horizon: planning horizon T0 of the sequential setting.
@@ -130,7 +129,7 @@ class ModexController(Controller):
 
     @classmethod
     def availability(cls, hand: str) -> str | None:
-        from training.modex.pipeline import checkpoint_paths
+        from controllers.modex.models import checkpoint_paths
 
         cfg = ModexControllerConfig(hand=hand)
         for setting in dict.fromkeys((cfg.setting, "quasi-static")):
@@ -148,15 +147,10 @@ class ModexController(Controller):
         self.config: ModexControllerConfig = config
         import torch
 
-        from training.modex.data import (
-            CONTROL_DT,
-            SETTINGS,
-            _initial_state,
-            _tips,
-            exploration_hand,
-        )
-        from training.modex.models import CheckpointError
-        from training.modex.reach import OffsetObserver, ReachModels
+        from controllers.modex import SETTINGS
+        from controllers.modex.core import OffsetObserver, ReachModels
+        from controllers.modex.hand import CONTROL_DT, exploration_hand, fingertips, initial_state
+        from controllers.modex.models import CheckpointError
 
         if config.setting not in SETTINGS:
             raise ValueError(f"setting must be one of {list(SETTINGS)}, got {config.setting!r}")
@@ -184,11 +178,11 @@ class ModexController(Controller):
         if sorted(self.act_joint) != list(range(self.hand.n_joints)):
             raise ControllerUnavailable(f"MoDex: {config.hand}: actuators do not cover the joints")
         d = mujoco.MjData(m)
-        mujoco.mj_setState(m, d, _initial_state(self.xhand), mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        mujoco.mj_setState(m, d, initial_state(self.xhand), mujoco.mjtState.mjSTATE_FULLPHYSICS)
         mujoco.mj_forward(m, d)
-        self.open_tips = _tips(self.xhand, d.sensordata).reshape(-1, 3)
+        self.open_tips = fingertips(self.xhand, d.sensordata).reshape(-1, 3)
         if config.cost_file:
-            from training.modex.gestures import CostFunctionError
+            from controllers.modex.gestures import CostFunctionError
 
             try:
                 code = Path(config.cost_file).read_text()
@@ -209,7 +203,7 @@ class ModexController(Controller):
         from concurrent.futures import ThreadPoolExecutor
         from concurrent.futures import TimeoutError as Timeout
 
-        from training.modex.gestures import CostFunctionError, compile_cost
+        from controllers.modex.gestures import CostFunctionError, compile_cost
 
         size = 2000  # the samples setting's upper bound
         pool = ThreadPoolExecutor(1, thread_name_prefix="modex-cost-check")
@@ -257,7 +251,7 @@ class ModexController(Controller):
         return out
 
     def _cost(self, goal_name: str) -> Any:
-        from training.modex.gestures import gesture_cost
+        from controllers.modex.gestures import gesture_cost
 
         if goal_name == CUSTOM:
             return self._custom
@@ -269,13 +263,13 @@ class ModexController(Controller):
 
     def step(self, state: HandState, command: Command) -> tuple[np.ndarray, dict[str, Any]]:
         torch = self._torch
-        from training.modex.planners import (
+        from controllers.modex.core import limit_sequence, rate_limited, reach_error_cm
+        from controllers.modex.planners import (
             MoDexPlanner,
             quasi_static_predict,
             reach_cost,
             sequential_predict,
         )
-        from training.modex.reach import limit_sequence, rate_limited, reach_error_cm
 
         cfg = self.config
         tips = np.asarray(state.keypoints, dtype=np.float32)[TIP_INDEX].reshape(-1)

@@ -30,11 +30,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from assets import CHECKPOINTS_DIR
+from assets.hands import NUM_ROBOT_KEYPOINTS as NUM_KEYPOINTS
+from controllers.dexgen import MODES
+
 FORMAT = "dexteleop-dexgen/1"
-#: The task modes a DexGen model knows, one-hot in this order (``training.datagen.MODES``).
-MODES = ("anygrasp", "free_finger")
-#: Keypoints per hand: the middle joint and the tip of each of four fingers.
-NUM_KEYPOINTS = 8
+#: The shipped demo-scale models, one per hand (``shipped_checkpoint``).
+SHIPPED = CHECKPOINTS_DIR / "dexgen"
+
+
+def shipped_checkpoint(hand: str) -> Path:
+    """The shipped model of ``hand`` (it may not exist: not every hand has one)."""
+    return SHIPPED / f"{hand}.pt"
 
 
 class CheckpointError(ValueError):

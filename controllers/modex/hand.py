@@ -1,0 +1,142 @@
+"""The hand as MoDex's internal models see it.
+
+The hand state ``s`` is the fingertip positions in the hand's base (palm) frame (``H = 3 x
+fingers``); the action ``a`` is the position-actuator targets (``K`` = actuators). An
+:class:`ExplorationHand` is the compiled hand with a ``framepos`` sensor per fingertip, its
+actuator ranges, and the largest change of a target per control period (the rate limit
+the app's safety filter applies). Hands: LEAP and Allegro (our hand specs' fingertip
+keypoints) and the Shadow hand (20 actuators, 24 joints; fingertips at the far end of each
+distal segment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from controllers.modex import MODEX_HANDS
+
+CONTROL_DT = 0.05  # 20 Hz, the app's control rate
+
+_SHADOW_DISTAL = ("rh_ffdistal", "rh_mfdistal", "rh_rfdistal", "rh_lfdistal", "rh_thdistal")
+
+
+@dataclass(frozen=True)
+class ExplorationHand:
+    """A compiled hand for exploration: the model, its fingertip sensors, its ranges."""
+
+    name: str
+    model: mujoco.MjModel
+    fingers: tuple[str, ...]
+    ctrl_low: np.ndarray
+    ctrl_high: np.ndarray
+    default_ctrl: np.ndarray
+    substeps: int
+    tip_index: np.ndarray  # where the fingertip sensors sit in sensordata
+    max_step: float  # largest change of an actuator target per control period
+
+    @property
+    def state_dim(self) -> int:
+        return 3 * len(self.fingers)
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.model.nu)
+
+
+def _add_tip_sensors(spec: mujoco.MjSpec, sites: list[str], base_site: str) -> None:
+    for name in sites:
+        s = spec.add_sensor()
+        s.name = f"tip_{name}"
+        s.type = mujoco.mjtSensor.mjSENS_FRAMEPOS
+        s.objtype = mujoco.mjtObj.mjOBJ_SITE
+        s.objname = name
+        s.reftype = mujoco.mjtObj.mjOBJ_SITE
+        s.refname = base_site
+
+
+def exploration_hand(name: str) -> ExplorationHand:
+    """The hand ``name`` (leap, allegro, shadow) ready for exploration rollouts."""
+    if name in ("leap", "allegro"):
+        from assets.hands import FINGERS, load_hand
+
+        hand = load_hand(name)
+        spec = hand.mjspec()  # has sites palm_frame and kp_<finger>_tip
+        sites = [f"kp_{f}_tip" for f in FINGERS]
+        _add_tip_sensors(spec, sites, "palm_frame")
+        fingers = tuple(FINGERS)
+        model = spec.compile()
+        default = hand.default_open.copy()
+    elif name == "shadow":
+        import mujoco_menagerie
+
+        spec = mujoco_menagerie.get("shadow_hand").spec("right_hand")
+        probe = spec.compile()
+        sites = []
+        for body_name in _SHADOW_DISTAL:
+            body = spec.body(body_name)
+            bid = probe.body(body_name).id
+            tip = _far_end(probe, bid)
+            site = body.add_site()
+            site.name = f"tip_site_{body_name}"
+            site.pos = tip.tolist()
+            sites.append(site.name)
+        palm = spec.body("rh_palm").add_site()
+        palm.name = "palm_frame"
+        _add_tip_sensors(spec, sites, "palm_frame")
+        fingers = ("index", "middle", "ring", "little", "thumb")
+        model = spec.compile()
+        default = np.clip(np.zeros(model.nu), *model.actuator_ctrlrange.T)
+    else:
+        raise ValueError(f"unknown hand {name!r}; MoDex hands: {', '.join(MODEX_HANDS)}")
+    steps = CONTROL_DT / model.opt.timestep
+    if abs(steps - round(steps)) > 1e-6:
+        raise ValueError(f"{name}: timestep {model.opt.timestep} does not divide {CONTROL_DT}")
+    low, high = model.actuator_ctrlrange.T.copy()
+    index = np.concatenate(
+        [model.sensor_adr[model.sensor(f"tip_{site}").id] + np.arange(3) for site in sites]
+    )
+    speed = 6.0  # rad/s: LEAP's and Allegro's limit in our specs; Shadow's servos likewise
+    if name in ("leap", "allegro"):
+        from assets.hands import HAND_SPECS
+
+        speed = float(HAND_SPECS[name].max_joint_speed_rad_s)
+    return ExplorationHand(
+        name, model, fingers, low, high, default, round(steps), index, speed * CONTROL_DT
+    )
+
+
+def _far_end(model: mujoco.MjModel, body: int) -> np.ndarray:
+    """Body-frame point at the far (+z) end of the body's geoms: the fingertip."""
+    best = None
+    for g in range(model.ngeom):
+        if model.geom_bodyid[g] != body:
+            continue
+        rot = np.zeros(9)
+        mujoco.mju_quat2Mat(rot, model.geom_quat[g])
+        center, half = model.geom_aabb[g][:3], model.geom_aabb[g][3:]
+        p = model.geom_pos[g] + rot.reshape(3, 3) @ (center + np.array([0.0, 0.0, half[2]]))
+        if best is None or p[2] > best[2]:
+            best = p
+    if best is None:
+        raise ValueError(f"body {model.body(body).name} has no geoms")
+    return best
+
+
+def initial_state(hand: ExplorationHand) -> np.ndarray:
+    """The default pose at rest, as a full physics state (what every episode starts from)."""
+    m = hand.model
+    d = mujoco.MjData(m)
+    d.ctrl[:] = hand.default_ctrl
+    # hold the default targets for 1 s so the hand starts at rest
+    mujoco.mj_step(m, d, nstep=round(1.0 / m.opt.timestep))
+    size = mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    state = np.empty(size)
+    mujoco.mj_getState(m, d, state, mujoco.mjtState.mjSTATE_FULLPHYSICS)
+    return state
+
+
+def fingertips(hand: ExplorationHand, sensordata: np.ndarray) -> np.ndarray:
+    return np.asarray(sensordata[..., hand.tip_index], dtype=np.float32)
