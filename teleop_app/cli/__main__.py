@@ -1,0 +1,3 @@
+from teleop_app.cli import main
+
+raise SystemExit(main())

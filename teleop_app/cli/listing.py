@@ -1,0 +1,52 @@
+"""``dexteleop list`` and ``dexteleop devices``: what is registered, and what works here."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import controllers
+    import devices.inputs
+    import devices.robots
+    from assets import HAND_SPECS, OBJECTS
+    from devices.retargeting.retargeter import RETARGET_MODES
+
+    rows = {
+        "hands": sorted(HAND_SPECS),
+        "hand backends": devices.robots.ROBOTS.names(),
+        "devices": devices.inputs.DEVICES.names(),
+        "controllers": controllers.CONTROLLERS.names(),
+        "retargeting modes": list(RETARGET_MODES),
+        "wrist modes": list(devices.robots.WRIST_MODES),
+        "objects": sorted(OBJECTS),
+    }
+    for k, v in rows.items():
+        print(f"{k:18s} {', '.join(v)}")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    import devices.inputs
+
+    for name in devices.inputs.DEVICES.names():
+        cls = devices.inputs.DEVICES.get(name)
+        try:
+            reason = cls.availability()
+        except Exception as e:  # noqa: BLE001 - a broken probe means unavailable
+            reason = f"{type(e).__name__}: {e}"
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        state = "available" if reason is None else f"unavailable: {reason}"
+        print(f"{name:8s} {state}")
+        if doc:
+            print(f"         {doc}")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    ls = sub.add_parser("list", help="list hands, devices, controllers and options")
+    ls.set_defaults(func=cmd_list)
+
+    dv = sub.add_parser("devices", help="list input devices and whether they work here")
+    dv.set_defaults(func=cmd_devices)
