@@ -3,7 +3,8 @@
 - :class:`ReachModels`: a hand's forward and inverse models for one setting, and the inverse
   model's proposal for bidirectional CEM.
 - :func:`rate_limited` / :func:`limit_sequence`: predictions of what the hand executes
-  when sent a sequence of targets (the safety filter's rate limit, applied to the batch).
+  when sent a sequence of targets (the safety filter's rule,
+  :func:`devices.robots.limits.limit_step`, applied to the batch in torch).
 - :class:`OffsetObserver`: offset-free MPC for the sequential setting.
 - :func:`reach_error_cm` / :func:`worst_finger_cm`: fingertip distances.
 """
@@ -19,6 +20,7 @@ import torch
 
 from controllers.modex.models import checkpoint_paths, load_model
 from controllers.modex.planners import Predict
+from devices.robots.limits import limit_step
 
 
 @dataclass
@@ -57,10 +59,13 @@ def rate_limited(predict: Predict, previous: torch.Tensor, max_step: float) -> P
 
 
 def limit_sequence(actions: torch.Tensor, previous: torch.Tensor, max_step: float) -> torch.Tensor:
-    """Executed actions (N, T, K) for wanted ``actions``, rate-limited from ``previous``."""
+    """Executed actions (N, T, K) for wanted ``actions``, rate-limited from ``previous``.
+
+    No joint limits: the planners draw or clamp every action inside the control ranges.
+    """
     out, prev = [], previous.expand(actions.shape[0], -1)
     for t in range(actions.shape[1]):
-        prev = prev + (actions[:, t] - prev).clamp(-max_step, max_step)
+        prev = limit_step(actions[:, t], prev, lower=None, upper=None, max_step=max_step)
         out.append(prev)
     return torch.stack(out, dim=1)
 

@@ -98,14 +98,22 @@ def exploration_hand(name: str) -> ExplorationHand:
     index = np.concatenate(
         [model.sensor_adr[model.sensor(f"tip_{site}").id] + np.arange(3) for site in sites]
     )
+    return ExplorationHand(
+        name, model, fingers, low, high, default, round(steps), index, hand_max_step(name)
+    )
+
+
+def hand_max_step(name: str) -> float:
+    """The largest change of a target per control period: the hand spec's joint speed limit
+    over one period (:func:`devices.robots.limits.max_step`, as the app's safety filter)."""
+    from devices.robots.limits import max_step
+
     speed = 6.0  # rad/s: LEAP's and Allegro's limit in our specs; Shadow's servos likewise
     if name in ("leap", "allegro"):
         from assets.hands import HAND_SPECS
 
         speed = float(HAND_SPECS[name].max_joint_speed_rad_s)
-    return ExplorationHand(
-        name, model, fingers, low, high, default, round(steps), index, speed * CONTROL_DT
-    )
+    return max_step(speed, CONTROL_DT)
 
 
 def _far_end(model: mujoco.MjModel, body: int) -> np.ndarray:

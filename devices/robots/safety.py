@@ -4,7 +4,9 @@ Every target a hand receives passes through :class:`SafetyFilter`: it is replace
 safe target when the input is stale or invalid, clipped to the joint limits, and rate
 limited so that no joint's target moves faster than ``max_speed`` rad/s: a step may be at
 most ``max_speed * min(dt, period)``, where ``dt`` is the time since the previous target
-(a loop catching up after an overrun cannot move the hand faster than the limit). Between
+(a loop catching up after an overrun cannot move the hand faster than the limit). The
+clipping and the rate limit are :func:`devices.robots.limits.limit_step`, the rule the RL
+environments and MoDex apply too; this filter adds the hold and the event counts. Between
 resets, the output is always inside the limits and within that step of the previous output,
 whatever the input (a property test checks this). ``reset`` (at connection, on emergency
 stop) re-anchors the filter at the measured pose.
@@ -15,6 +17,8 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+
+from devices.robots import limits
 
 
 class SafetyFilter:
@@ -54,8 +58,7 @@ class SafetyFilter:
 
     def max_step(self, dt_s: float | None = None) -> np.ndarray:
         """(n,) the largest allowed change after ``dt_s`` seconds (default: one period)."""
-        dt = self.period_s if dt_s is None or not np.isfinite(dt_s) else dt_s
-        return self.max_speed * min(max(dt, 0.0), self.period_s)
+        return limits.max_step(self.max_speed, self.period_s, dt_s)
 
     def reset(self, measured: np.ndarray) -> None:
         """Hold ``measured`` (clipped to the limits) as the last safe target."""
@@ -89,15 +92,14 @@ class SafetyFilter:
             if t is None or t.shape != (self.n,) or not np.all(np.isfinite(t)):
                 events.append("invalid_target")
             else:
+                limit = self.max_step(dt_s)
                 clipped = np.clip(t, self.lower, self.upper)
                 if np.any(clipped != t):
                     events.append("clipped_to_limits")
-                limit = self.max_step(dt_s)
-                step = np.clip(clipped - self.last, -limit, limit)
-                if np.any(step != clipped - self.last):
+                if np.any(np.abs(clipped - self.last) > limit):
                     events.append("rate_limited")
-                # last and clipped are inside the box, so is every point between them;
-                # clip once more only against floating-point rounding.
-                self.last = np.clip(self.last + step, self.lower, self.upper)
+                self.last = limits.limit_step(
+                    t, self.last, lower=self.lower, upper=self.upper, max_step=limit
+                )
         self.counts.update(events)
         return self.last.copy(), events

@@ -38,6 +38,7 @@ import torch
 from tensordict import TensorDict
 
 from assets.hands import FINGERS, ROBOT_KEYPOINT_NAMES, Hand, load_hand
+from devices.robots import limits
 from devices.robots.scene import HAND_PREFIX, MOUNT_BODY, site_names
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ class HandEnv(abc.ABC):
             raise RuntimeError("training scenes keep the mount palm-down (palm frame = world)")
         self.mount = m.body(MOUNT_BODY).id
         self.lower, self.upper = self.hand.lower, self.hand.upper
-        self.max_step = self.hand.spec.max_joint_speed_rad_s * self.dt
+        self.max_step = limits.max_step(self.hand.spec.max_joint_speed_rad_s, self.dt)
         self.kp0, self.kv0 = self.hand.kp.copy(), self.hand.kv.copy()
 
         N, H = self.num_envs, cfg.history
@@ -455,15 +456,19 @@ class HandEnv(abc.ABC):
     ) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         """Advance one control step with absolute (N, n) joint targets.
 
-        Targets go through the same limits as the app's safety filter: joint limits and the
-        hand's rate limit per control period. Used by :meth:`step` and by operators (and
-        DexGen) that produce joint targets directly.
+        Targets go through the app's safety filter's rule
+        (:func:`devices.robots.limits.limit_step`): joint limits and the hand's rate limit per
+        control period. Used by :meth:`step` and by operators (and DexGen) that produce joint
+        targets directly. Before it, NaN becomes 0 rad (and +-inf the largest float, so the
+        limits): the filter would hold the whole target instead, but training results
+        depend on this mapping, so the environments keep it.
         """
         dr, rng = self.cfg.dr, self.rng
         prev = self.target
         targets = np.nan_to_num(np.asarray(targets, dtype=float), nan=0.0)
-        targets = np.clip(targets, prev - self.max_step, prev + self.max_step)
-        self.target = np.clip(targets, self.lower, self.upper)
+        self.target = limits.limit_step(
+            targets, prev, lower=self.lower, upper=self.upper, max_step=self.max_step
+        )
         self.last_action = (self.target - prev) if actions is None else actions
         ctrl = self.target
         if dr.enabled and dr.action_noise > 0:

@@ -36,6 +36,7 @@ from controllers.modex.hand import (
     fingertips,
     initial_state,
 )
+from devices.robots.limits import limit_step
 
 
 def _rollout(
@@ -137,8 +138,8 @@ def collect(
         wanted = rng.uniform(hand.ctrl_low, hand.ctrl_high, size=(episodes, steps, k))
         actions = np.empty_like(wanted)
         prev = np.repeat(hand.default_ctrl[None], episodes, axis=0)
-        for t in range(steps):  # rate-limited towards each random target
-            prev = prev + np.clip(wanted[:, t] - prev, -hand.max_step, hand.max_step)
+        for t in range(steps):  # rate-limited towards each random target (in the ranges)
+            prev = limit_step(wanted[:, t], prev, lower=None, upper=None, max_step=hand.max_step)
             actions[:, t] = prev
         tips = np.empty((episodes, steps + 1, hand.state_dim), dtype=np.float32)
         d = mujoco.MjData(hand.model)
