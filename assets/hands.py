@@ -64,6 +64,49 @@ class KeypointDef:
 
 
 @dataclass(frozen=True)
+class HardwareMap:
+    """How the real hand's actuators map to the spec's joints (what a real backend uses).
+
+    ``hardware[motor_ids[i]] = sign[i] * q[i] + offset_rad[i]`` for spec joint ``i``: the
+    bus position of each joint's actuator, its sign and offset between the simulated
+    (Menagerie) angle and the hardware's.
+
+    Attributes:
+        motor_ids: (n,) the bus ID (Dynamixel ID, or the joint's index in the CAN frames) of
+            each spec joint's actuator; a permutation of ``range(n)``.
+        offset_rad: (n,) hardware angle of the simulated zero.
+        sign: (n,) +1 or -1.
+        source: where these facts come from.
+    """
+
+    motor_ids: tuple[int, ...]
+    offset_rad: tuple[float, ...]
+    sign: tuple[int, ...]
+    source: str
+
+    def __post_init__(self) -> None:
+        n = len(self.motor_ids)
+        if sorted(self.motor_ids) != list(range(n)):
+            raise ValueError(f"motor_ids must be a permutation of 0..{n - 1}: {self.motor_ids}")
+        if len(self.offset_rad) != n or len(self.sign) != n:
+            raise ValueError("motor_ids, offset_rad and sign must have the same length")
+        if any(s not in (1, -1) for s in self.sign):
+            raise ValueError(f"signs must be +1 or -1: {self.sign}")
+
+    def to_hardware(self, q: np.ndarray) -> np.ndarray:
+        """Joint positions (..., n) in spec order -> hardware positions (..., n) by bus ID."""
+        q = np.asarray(q, dtype=float)
+        out = np.empty_like(q)
+        out[..., list(self.motor_ids)] = q * np.asarray(self.sign) + np.asarray(self.offset_rad)
+        return out
+
+    def from_hardware(self, hw: np.ndarray) -> np.ndarray:
+        """Hardware positions (..., n) by bus ID -> joint positions (..., n) in spec order."""
+        hw = np.asarray(hw, dtype=float)
+        return (hw[..., list(self.motor_ids)] - np.asarray(self.offset_rad)) * np.asarray(self.sign)
+
+
+@dataclass(frozen=True)
 class HandSpec:
     """What we take from a Menagerie hand model, plus facts about the real hardware.
 
@@ -84,6 +127,7 @@ class HandSpec:
         retarget_no_hyperextension: joints that retargeting keeps at >= 0 although the
             hand allows hyperextension (a human finger barely hyperextends at PIP/DIP, and
             without this bound a position solver folds fingers into a zig-zag).
+        hardware: the real hand's actuator map (IDs, offsets, signs), or None if unknown.
         real: facts about the real hand (gains, rates, wiring) with their sources.
     """
 
@@ -102,6 +146,7 @@ class HandSpec:
     heavy_visuals: bool = False
     palm_surface_m: tuple[float, float, float] = (0.06, 0.0, -0.015)
     retarget_no_hyperextension: tuple[str, ...] = ()
+    hardware: HardwareMap | None = None
     real: dict[str, str] = field(default_factory=dict)
 
 
@@ -147,6 +192,16 @@ LEAP = HandSpec(
     retarget_no_hyperextension=("if_pip", "if_dip", "mf_pip", "mf_dip", "rf_pip", "rf_dip"),
     heavy_visuals=True,  # ~240k faces: ~400 ms/frame software-rendered, 10 ms without
     palm_surface_m=(0.06, 0.0, -0.017),
+    # Motor IDs: index 0-3, middle 4-7, ring 8-11, thumb 12-15, each finger as MCP-side
+    # (our *_rot), MCP-forward (*_mcp), PIP, DIP; Menagerie lists *_mcp before *_rot, so
+    # the first two swap on index, middle and ring. Real angle = sim angle + pi.
+    hardware=HardwareMap(
+        motor_ids=(1, 0, 2, 3, 5, 4, 6, 7, 9, 8, 10, 11, 12, 13, 14, 15),
+        offset_rad=(np.pi,) * 16,
+        sign=(1,) * 16,
+        source="LEAP_Hand_API python/main.py (IDs), leap_hand_utils.py LEAPsim_to_LEAPhand "
+        "(+pi); Menagerie leap_hand right_hand.xml joint order",
+    ),
     real={
         "bus": "Dynamixel protocol 2.0, 4 Mbaud, /dev/ttyUSB0 (LEAP_Hand_API main.py)",
         "servos": "XC330-M288-T (full), XL330 (lite)",
@@ -199,6 +254,14 @@ ALLEGRO = HandSpec(
     heavy_visuals=False,
     retarget_no_hyperextension=("ffj2", "ffj3", "mfj2", "mfj3", "rfj2", "rfj3"),
     palm_surface_m=(0.06, 0.0, -0.012),
+    # CAN joint order (ROS1 allegro_hand_ros_v4): index 0-3, middle 4-7, ring 8-11, thumb
+    # 12-15, the spec's order; angles as in simulation (radians from the driver's counts).
+    hardware=HardwareMap(
+        motor_ids=tuple(range(16)),
+        offset_rad=(0.0,) * 16,
+        sign=(1,) * 16,
+        source="allegro_hand_ros_v4 joint order; Menagerie wonik_allegro right_hand.xml",
+    ),
     real={
         "bus": "CAN 1 Mbit/s (PEAK char driver or SocketCAN can0); hand streams at 333 Hz",
         "pd": "torque PD on the host, v4 gains p 4000 d 150-300 (/1200 = sim units); "

@@ -226,7 +226,7 @@ def bench_modex(seconds: float = 20.0) -> None:
     import torch
 
     from bench.modex_reach import main as modex_reach
-    from teleop_app.configs import sim_session_config
+    from teleop_app.configs import session_config
     from teleop_app.session import Session
 
     for threads in (1, 2):
@@ -241,7 +241,7 @@ def bench_modex(seconds: float = 20.0) -> None:
     print("|---|---|---|---|---|---|---|")
     for hand in HANDS:
         samples = []
-        cfg = sim_session_config(hand=hand, device="replay", controller="modex")
+        cfg = session_config(hand=hand, device="replay", controller="modex")
         session = Session(cfg)
         session.subscribe(
             lambda r, out=samples: (

@@ -39,10 +39,10 @@ import torch  # noqa: E402
 
 
 def run_one(clip: Path, controller: str, options: dict, args: argparse.Namespace) -> dict:
-    from teleop_app.configs import sim_session_config
+    from teleop_app.configs import session_config
     from teleop_app.session import Session
 
-    cfg = sim_session_config(
+    cfg = session_config(
         hand=args.hand,
         device=f"replay:{clip}",
         controller=controller,

@@ -29,10 +29,10 @@ def make_gesture(
     hand: str, goal: str, seconds: float, wrist: str = "thumb_down"
 ) -> tuple[np.ndarray, object, dict]:
     """Run the gesture; (final sim state, the session's robot, last info)."""
-    from teleop_app.configs import sim_session_config
+    from teleop_app.configs import session_config
     from teleop_app.session import Session
 
-    cfg = sim_session_config(
+    cfg = session_config(
         hand=hand, device="replay", controller="modex", controller_options={"goal": goal},
         wrist=wrist, fast=True,
     )  # fmt: skip

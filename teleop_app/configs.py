@@ -1,23 +1,28 @@
-"""Building a simulated-hand session's configuration from what a user chose (the command
-line, the app's settings): one place, so ``run``, ``record`` and the app agree."""
+"""Building a session's configuration from what a user chose (the command line, the app's
+settings): one place, so ``run``, ``record``, ``replay`` and the app agree."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
+import devices.robots  # noqa: F401  (registers the hand backends)
 from devices.inputs.spec import parse_device_spec
 from devices.retargeting.retargeter import RetargetConfig
+from devices.robots.base import ROBOTS
+from devices.spec import parse_spec
 from teleop_app.session import SessionConfig
 
 log = logging.getLogger(__name__)
 
 
-def sim_session_config(
+def session_config(
     *,
     hand: str,
     device: str,
     controller: str,
+    robot: str = "sim",
     controller_options: dict[str, Any] | None = None,
     wrist: str = "palm_up",
     obj: str | None = None,
@@ -28,18 +33,30 @@ def sim_session_config(
     scale: float = 1.0,
     **session: Any,
 ) -> SessionConfig:
-    """A :class:`SessionConfig` on the simulated hand. ``device`` is a device spec
-    (``glove:0.0.0.0:9870``); ``obj`` "none" or None means no object; an ``operator``
+    """A :class:`SessionConfig`. ``robot`` is a hand backend spec (``sim``,
+    ``sim:wrist=follow``; ``dexteleop robots`` lists them) and ``device`` a device spec
+    (``glove:0.0.0.0:9870``). The scene options (``wrist``, ``obj``, object mass and
+    friction) go to backends that have them; asking one of a backend without it (an object
+    on a real hand) is an error. ``obj`` "none" or None means no object; an ``operator``
     profile multiplies ``scale`` and sets the wrist alignment. Raises what a bad choice
-    raises (unknown device, bad arguments, a damaged profile)."""
+    raises (unknown device or backend, bad arguments, a damaged profile)."""
     device_name, device_options = parse_device_spec(device)
-    robot_options: dict[str, Any] = {"wrist": wrist}
+    robot_name, robot_options = parse_spec(ROBOTS, robot)
+    fields = {f.name for f in dataclasses.fields(ROBOTS.get(robot_name).Config)}
+    scene: dict[str, Any] = {"wrist": wrist}
     if obj and obj != "none":
-        robot_options["object"] = obj
+        scene["object"] = obj
     if object_mass_kg is not None:
-        robot_options["object_mass_kg"] = object_mass_kg
+        scene["object_mass_kg"] = object_mass_kg
     if object_friction is not None:
-        robot_options["object_friction"] = object_friction
+        scene["object_friction"] = object_friction
+    for key, value in scene.items():
+        if key in robot_options:
+            continue  # the robot spec's own setting wins
+        if key in fields:
+            robot_options[key] = value
+        elif key != "wrist" or value != "palm_up":  # the default wrist: nothing asked
+            raise ValueError(f"robot {robot_name} has no setting {key!r} (a simulated scene's)")
     alignment = None
     if operator:
         from teleop_app.profiles import load_profile
@@ -49,7 +66,7 @@ def sim_session_config(
         log.info("operator %s: scale %.3f", profile.name, scale)
     return SessionConfig(
         hand=hand,
-        robot="sim",
+        robot=robot_name,
         robot_options=robot_options,
         device=device_name,
         device_options=device_options,

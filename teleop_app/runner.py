@@ -198,9 +198,9 @@ class SessionRunner:
     # -- what views read ---------------------------------------------------------------------
     def _keep_scene(self, session: Session, r: TickRecord) -> None:
         robot = session.robot
-        sim_state = robot.sim_state() if hasattr(robot, "sim_state") else None
         cmd = None if r.command is None else r.command.keypoints
-        frame = SceneFrame(robot, r.tick, r.state.q, sim_state, cmd)
+        # the simulator state the tick read (None on hardware: the view draws r.state.q)
+        frame = SceneFrame(robot, r.tick, r.state.q, r.sim_state, cmd)
         with self._lock:
             if self.session is session:
                 self._scene = frame

@@ -36,7 +36,7 @@ from devices.inputs.base import DEVICES, Device
 from devices.inputs.validate import frame_problem
 from devices.retargeting.axis import AxisConfig, AxisSelector
 from devices.retargeting.retargeter import RetargetConfig, Retargeter
-from devices.robots.base import ROBOTS, Robot
+from devices.robots.base import ROBOTS, Robot, Simulated
 from devices.tick import Command, HandState, HumanFrame
 from teleop_app.metrics import Metrics
 
@@ -158,7 +158,9 @@ class Session:
         self._closed = False
         self._switch_gen = 0  # switches requested so far
         self._switch_pending: int | None = None  # the switch the hand holds for
-        self._has_sim_state = hasattr(self.robot, "sim_state")
+        self._simulated: Simulated | None = (
+            self.robot if isinstance(self.robot, Simulated) else None
+        )
         #: when set, ``command_source(frame)`` replaces retargeting (replaying recordings)
         self.command_source: Callable[[HumanFrame], Command] | None = None
         self._snapshot: TickRecord | None = None
@@ -181,6 +183,7 @@ class Session:
         self._last_frame_t: float | None = None
         self._ticks_without_new = 0
         self._last_send_t: float | None = None
+        self._last_wrist_t: float | None = None
         self._last_bad: object = None
 
     # -- thread-safe API for the UI ----------------------------------------------------------
@@ -482,7 +485,7 @@ class Session:
 
         t0 = time.perf_counter()
         state = self.robot.read()
-        sim_state = self.robot.sim_state() if self._has_sim_state else None
+        sim_state = None if self._simulated is None else self._simulated.sim_state()
         timings["hand_read"] = (time.perf_counter() - t0) * 1e3
 
         target: np.ndarray | None = None
@@ -493,12 +496,16 @@ class Session:
             hold = "switching_controller"
         elif hold is None and self._command is None:
             hold = "stale_input"
-        if hold is None and new_frame and self.robot.supports_wrist_pose:
+        if new_frame and self.robot.supports_wrist_pose:
             assert frame is not None
             pose = np.array(frame.wrist, dtype=float)
             if self.config.wrist_alignment is not None:
                 pose[:3, :3] = pose[:3, :3] @ np.reshape(self.config.wrist_alignment, (3, 3))
-            self.robot.set_wrist_pose(pose)  # the mount moves only when not holding
+            wrist_t = self.clock.now()
+            dt = None if self._last_wrist_t is None else wrist_t - self._last_wrist_t
+            self._last_wrist_t = wrist_t
+            # through the wrist's own filter; the mount moves only when not holding
+            self.robot.send_wrist(pose, hold=hold, dt_s=dt)
         if hold is None:
             assert self._command is not None
             t0 = time.perf_counter()
@@ -533,8 +540,9 @@ class Session:
             sim_state=sim_state,
         )
         self.metrics.add_tick(record)
-        if self.config.keep_states and hasattr(self.robot, "sim_state"):
-            self.states.append(self.robot.sim_state())
+        if self.config.keep_states and self._simulated is not None:
+            # for video: the state after this tick's step (the record holds the one before)
+            self.states.append(self._simulated.sim_state())
             self.commands.append(None if self._command is None else self._command.keypoints)
         with self._snapshot_lock:
             self._snapshot = record
@@ -565,6 +573,8 @@ class Session:
             limit_violations=self.robot.limit_violations,
             safety_counts=dict(self.robot.safety.counts),
         )
+        if self.robot.wrist_filter.counts:
+            rep["wrist_events"] = dict(sorted(self.robot.wrist_filter.counts.items()))
         state = self.robot.read()
         if state.object_dropped is not None:
             rep["object_dropped"] = bool(state.object_dropped)

@@ -11,7 +11,10 @@ os.environ.setdefault("MENAGERIE_ROOT", str(REPO.parent / "shared" / "menagerie"
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-HANDS = ("leap", "allegro")
+from assets.hands import HAND_SPECS  # noqa: E402  (after the environment is set)
+
+#: Every hand in the registry: tests parametrized over it cover a newly added hand too.
+HANDS = tuple(sorted(HAND_SPECS))
 
 
 @pytest.fixture

@@ -267,10 +267,10 @@ def test_assistant_runs_batched_in_the_environment(trained, data):
 
 
 def run_session(ticks, changes=None, **options):
-    from teleop_app.configs import sim_session_config
+    from teleop_app.configs import session_config
     from teleop_app.session import Session
 
-    cfg = sim_session_config(
+    cfg = session_config(
         hand="leap", device="replay", controller="dexgen", controller_options=options, fast=True
     )
     session = Session(cfg)

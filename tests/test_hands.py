@@ -68,3 +68,50 @@ def test_unknown_hand_and_missing_models(monkeypatch, tmp_path):
     finally:
         load_hand.cache_clear()
     assert set(HAND_SPECS) >= set(HANDS)
+
+
+@pytest.mark.parametrize("name", HANDS)
+def test_hardware_map_round_trip(name):
+    """Spec joints -> bus positions -> spec joints is the identity, every bus ID is used once."""
+    spec = HAND_SPECS[name]
+    hw = spec.hardware
+    assert hw is not None and len(hw.motor_ids) == len(spec.joint_names)
+    hand = load_hand(name)
+    q = np.random.default_rng(0).uniform(hand.lower, hand.upper, (50, hand.n_joints))
+    np.testing.assert_allclose(hw.from_hardware(hw.to_hardware(q)), q, atol=1e-12)
+    np.testing.assert_allclose(hw.to_hardware(hw.from_hardware(q)), q, atol=1e-12)
+
+
+def test_leap_hardware_map_facts():
+    """LEAP: real = sim + pi; motor 0 is index MCP-side (if_rot), motor 1 index MCP-forward."""
+    hw = HAND_SPECS["leap"].hardware
+    names = HAND_SPECS["leap"].joint_names
+    q = np.zeros(16)
+    q[names.index("if_rot")] = 0.3
+    q[names.index("th_ipl")] = -0.2
+    real = hw.to_hardware(q)
+    assert real[0] == pytest.approx(np.pi + 0.3)
+    assert real[1] == pytest.approx(np.pi)
+    assert real[15] == pytest.approx(np.pi - 0.2)
+    with pytest.raises(ValueError, match="permutation"):
+        type(hw)(motor_ids=(0, 0), offset_rad=(0, 0), sign=(1, 1), source="")
+
+
+@pytest.mark.parametrize("name", HANDS)
+def test_keypoints_from_joints_match_the_simulator(name):
+    """Hand.keypoints (MuJoCo kinematics of the spec's MJCF) equals what the simulated hand
+    reports for the same joints, and matches the retargeter's pinocchio kinematics."""
+    from devices.retargeting.kinematics import hand_kinematics
+
+    hand = load_hand(name)
+    robot = ROBOTS.make("sim", hand=name)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        q = rng.uniform(hand.lower, hand.upper)
+        robot.reset(q)
+        np.testing.assert_allclose(hand.keypoints(q), robot.read().keypoints, atol=1e-9)
+        np.testing.assert_allclose(hand.keypoints(q), hand_kinematics(name).keypoints(q), atol=1e-6)
+    batch = rng.uniform(hand.lower, hand.upper, (2, 3, hand.n_joints))
+    assert hand.keypoints(batch).shape == (2, 3, 8, 3)
+    with pytest.raises(ValueError, match="joints"):
+        hand.keypoints(np.zeros(3))

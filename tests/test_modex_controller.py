@@ -11,7 +11,7 @@ from assets.hands import load_hand
 from controllers import CONTROLLERS, ControllerUnavailable
 from controllers.modex import TIP_INDEX, ModexController
 from controllers.modex.gestures import gesture_cost
-from teleop_app.configs import sim_session_config
+from teleop_app.configs import session_config
 from teleop_app.session import Session
 
 
@@ -23,7 +23,7 @@ def _threads():
 def run(hand, controller, ticks, changes=None, **options):
     if controller == "modex":  # every CEM iteration, however busy the machine
         options.setdefault("time_budget_ms", 0.0)
-    cfg = sim_session_config(
+    cfg = session_config(
         hand=hand, device="replay", controller=controller, controller_options=options, fast=True
     )
     session = Session(cfg)
@@ -100,7 +100,7 @@ def test_offset_correction_is_a_live_setting_and_learns_only_from_one_period():
 
     frames = good_frames(40)
     items = frames[:15] + [None] * 6 + frames[15:]  # 6 ticks without a new frame: a hold
-    cfg = sim_session_config(
+    cfg = session_config(
         hand="leap", device="replay", controller="modex",
         controller_options={"time_budget_ms": 0.0}, fast=True,
     )  # fmt: skip

@@ -13,12 +13,10 @@ Everything the controller needs at run time:
 Training (``dexteleop train dexgen``) lives in :mod:`training.dexgen`.
 """
 
-#: The task modes a DexGen model knows, one-hot in this order (no torch at import).
-MODES = ("anygrasp", "free_finger")
-
-from controllers.dexgen.controller import (  # noqa: E402  (registers "dexgen")
+from controllers.dexgen.controller import (  # registers "dexgen"
+    MODES,
     DexGenController,
     DexGenControllerConfig,
 )
 
-__all__ = ["DexGenController", "DexGenControllerConfig"]
+__all__ = ["MODES", "DexGenController", "DexGenControllerConfig"]

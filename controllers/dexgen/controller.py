@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 
 from controllers.base import CONTROLLERS, Controller, ControllerConfig, ControllerUnavailable, live
-from controllers.dexgen import MODES
 from devices.tick import Command, HandState
+
+#: The task modes a DexGen model knows, one-hot in this order (no torch at import).
+MODES = ("anygrasp", "free_finger")
 
 
 def _checkpoint(hand: str, path: str | None) -> Path:

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from assets import CHECKPOINTS_DIR
 from assets.hands import NUM_ROBOT_KEYPOINTS as NUM_KEYPOINTS
-from controllers.dexgen import MODES
+from controllers.dexgen.controller import MODES
 
 FORMAT = "dexteleop-dexgen/1"
 #: The shipped demo-scale models, one per hand (``shipped_checkpoint``).

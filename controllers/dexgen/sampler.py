@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from controllers.dexgen import MODES
+from controllers.dexgen.controller import MODES
 from controllers.dexgen.models import NUM_KEYPOINTS, DexGenModel, state_features
 
 #: Guidance strengths outside [0, MAX_GUIDANCE] are refused.

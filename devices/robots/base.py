@@ -1,16 +1,29 @@
-"""The hand backend interface: a simulated or real hand the control loop drives."""
+"""The hand backend interface: a simulated or real hand the control loop drives.
+
+A backend is a :class:`Robot` subclass with a ``Config`` dataclass, registered by name in
+:data:`ROBOTS` (``@ROBOTS.register("sim")``); ``--robot NAME[:key=value,...]`` builds it.
+Every joint target goes through :meth:`Robot.send` (the joint :class:`SafetyFilter`) and
+every wrist pose through :meth:`Robot.send_wrist` (the :class:`WristFilter`): there is no
+other way to command a hand. Capabilities are declared, not probed: a simulated backend is a
+:class:`Simulated` (full physics state to record, restore and render), a backend with a
+movable wrist sets ``supports_wrist_pose``.
+"""
 
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from assets.hands import Hand
 from assets.registry import Registry
 from devices.robots.safety import SafetyFilter
+from devices.robots.wrist import WristFilter, WristLimits
 from devices.tick import HandState
+
+if TYPE_CHECKING:
+    import mujoco
 
 #: Every hand backend by name: ``ROBOTS.make("sim", hand="leap")``.
 ROBOTS: Registry[Robot] = Registry("robot")
@@ -29,9 +42,16 @@ class Robot(abc.ABC):
     """
 
     Config: ClassVar[type]
+    #: Whether the backend moves its wrist (a mount or an arm) with :meth:`send_wrist`.
     supports_wrist_pose: ClassVar[bool] = False
 
-    def __init__(self, hand: Hand, rate_hz: float) -> None:
+    @classmethod
+    def availability(cls) -> str | None:
+        """None if the backend can be used on this machine, else why not (a missing driver
+        or library, no port); cheap: ``dexteleop robots`` and the app call it to list."""
+        return None
+
+    def __init__(self, hand: Hand, rate_hz: float, wrist_limits: WristLimits | None = None) -> None:
         if not rate_hz > 0:
             raise ValueError(f"rate_hz must be positive, got {rate_hz}")
         self.hand = hand
@@ -43,6 +63,7 @@ class Robot(abc.ABC):
             1.0 / self.rate_hz,
             hand.default_open,
         )
+        self.wrist_filter = WristFilter(wrist_limits or WristLimits(), 1.0 / self.rate_hz)
         self.limit_violations = 0
         self._connected = False
 
@@ -51,6 +72,7 @@ class Robot(abc.ABC):
         self._connect()
         self._connected = True
         self.safety.reset(self._read().q)
+        self.wrist_filter.reset()
 
     def disconnect(self) -> None:
         if self._connected:
@@ -88,8 +110,17 @@ class Robot(abc.ABC):
         self._write(safe)
         return safe, events
 
-    def set_wrist_pose(self, pose: np.ndarray) -> None:  # noqa: B027 - optional capability
-        """Follow the operator's wrist (4, 4 world pose); backends without a mount ignore it."""
+    def send_wrist(
+        self, pose: object, *, hold: str | None = None, dt_s: float | None = None
+    ) -> tuple[np.ndarray | None, list[str]]:
+        """Filter the operator's wrist pose (4, 4, device world frame) and, on backends that
+        ``supports_wrist_pose``, move the wrist to the safe pose (relative to the first one;
+        see :mod:`devices.robots.wrist`). Returns the safe pose (None before the first valid
+        one) and the filter's events; backends without a movable wrist write nothing."""
+        safe, events = self.wrist_filter(pose, hold=hold, dt_s=dt_s)
+        if safe is not None and hold is None and self.supports_wrist_pose:
+            self._write_wrist(safe)
+        return safe, events
 
     # -- for subclasses ----------------------------------------------------------------------
     def _connect(self) -> None:  # noqa: B027 - optional hook
@@ -103,3 +134,31 @@ class Robot(abc.ABC):
 
     @abc.abstractmethod
     def _write(self, target: np.ndarray) -> None: ...
+
+    def _write_wrist(self, pose: np.ndarray) -> None:  # noqa: B027 - optional capability
+        """Move the wrist to ``pose`` (4, 4) relative to its origin (filtered already)."""
+
+
+class Simulated(abc.ABC):
+    """A backend with a MuJoCo simulation behind it: its full physics state can be saved
+    every tick (recordings, video), restored (counterfactual replay) and rendered (the 3D
+    view draws the scene; for other backends it draws the measured joints).
+
+    Attributes:
+        model, data: the simulation.
+    """
+
+    model: mujoco.MjModel
+    data: mujoco.MjData
+
+    @abc.abstractmethod
+    def sim_state(self) -> np.ndarray:
+        """The full physics state (1-D) for offline rendering or replay."""
+
+    @abc.abstractmethod
+    def load_state(self, state: np.ndarray, data: mujoco.MjData | None = None) -> None:
+        """Restore a :meth:`sim_state` into ``data`` (default: the live data)."""
+
+    @abc.abstractmethod
+    def reset(self, q: np.ndarray | None = None) -> None:
+        """Put the hand at ``q`` (default: its open pose) at rest, the scene back to start."""

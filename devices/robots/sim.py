@@ -10,7 +10,7 @@ import numpy as np
 
 from assets.hands import load_hand
 from assets.objects import OBJECTS
-from devices.robots.base import ROBOTS, Robot
+from devices.robots.base import ROBOTS, Robot, Simulated
 from devices.robots.scene import (
     MOUNT_BODY,
     MOUNT_POS,
@@ -64,7 +64,7 @@ def substeps_for(rate_hz: float, timestep_s: float) -> int:
 
 
 @ROBOTS.register("sim")
-class SimHand(Robot):
+class SimHand(Robot, Simulated):
     """A simulated LEAP or Allegro hand. Each :meth:`send` advances physics by one tick."""
 
     Config = SimHandConfig
@@ -106,7 +106,6 @@ class SimHand(Robot):
         self._obj_spawn_palm = object_spawn_palm(hand, obj.spec) if obj is not None else None
         self._dropped = False
         self._target = hand.default_open.copy()
-        self._wrist_origin: np.ndarray | None = None
         self.time_s = 0.0
         self.reset()
 
@@ -119,25 +118,18 @@ class SimHand(Robot):
         self.data.ctrl[self._act] = q
         self._target = q.copy()
         self._dropped = False
-        self._wrist_origin = None
         self.time_s = 0.0
         mujoco.mj_forward(self.model, self.data)
         self.safety.reset(q)
+        self.wrist_filter.reset()
 
-    def set_wrist_pose(self, pose: np.ndarray) -> None:
-        """In ``follow`` mode, move the mount with the operator's wrist.
-
-        Position is relative to the first pose received (so the hand stays in view);
-        orientation is absolute (the operator's wrist frame and the palm frame share axes).
-        """
+    def _write_wrist(self, pose: np.ndarray) -> None:
+        """In ``follow`` mode, move the mount with the operator's wrist: ``pose`` is relative
+        to the first wrist pose (so the hand stays in view), its orientation absolute (the
+        operator's wrist frame and the palm frame share axes)."""
         if self.config.wrist != "follow":
             return
-        pose = np.asarray(pose, dtype=float)
-        if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
-            return
-        if self._wrist_origin is None:
-            self._wrist_origin = pose[:3, 3].copy()
-        self.data.mocap_pos[self._mocap] = np.array(MOUNT_POS) + pose[:3, 3] - self._wrist_origin
+        self.data.mocap_pos[self._mocap] = np.array(MOUNT_POS) + pose[:3, 3]
         self.data.mocap_quat[self._mocap] = mat_to_quat(pose[:3, :3])
 
     # -- Robot ------------------------------------------------------------------------------

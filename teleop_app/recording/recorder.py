@@ -199,10 +199,11 @@ class Recorder:
         and the session's settings (so an episode can be replayed exactly)."""
         import dataclasses
 
+        from devices.robots.base import Simulated
         from teleop_app.session import _jsonable
 
         robot = session.robot
-        size = len(robot.sim_state()) if hasattr(robot, "sim_state") else None
+        size = len(robot.sim_state()) if isinstance(robot, Simulated) else None
         config = session.config
         return cls(
             root,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from devices.inputs.base import Device
+from devices.robots.base import Simulated
 from devices.tick import HumanFrame
 from teleop_app.recording.dataset import read_sessions
 from teleop_app.recording.reader import RecordedDataset
@@ -136,7 +137,7 @@ def _restore_start(session: Any, ep: dict[str, Any]) -> bool:
     """Put the simulated hand (and object) where the episode started; False when the
     episode has no recorded simulator state (then it starts from the session's reset)."""
     robot = session.robot
-    if "sim.state" not in ep or not hasattr(robot, "load_state"):
+    if "sim.state" not in ep or not isinstance(robot, Simulated):
         return False
     state0 = np.asarray(ep["sim.state"][0], float)
     if state0.size != len(robot.sim_state()) or not np.all(np.isfinite(state0)):

@@ -1,0 +1,83 @@
+"""Plugin specs on the command line: ``NAME[:key=value,...]`` for any registry.
+
+``dexteleop run --robot sim:wrist=follow,object=cube`` or ``--device quest3:speed=2``: the
+name picks the registered plugin; each ``key=value`` sets a field of its Config, converted
+to the field's type (from its default, or its annotation when the default is None). A comma
+inside a value (``mount=1,0,0``) continues the value before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from assets.registry import Registry
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def convert_value(kind: str, key: str, text: str, field: dataclasses.Field[Any]) -> Any:
+    """``text`` as the type of ``field`` (bool, int, float or text; ``none`` for an
+    optional field). Raises ValueError naming the plugin kind and the setting."""
+    default = field.default if field.default is not dataclasses.MISSING else None
+    annotation = str(field.type)
+    if default is None and text.lower() == "none" and "None" in annotation:
+        return None
+    if isinstance(default, bool) or (default is None and annotation.startswith("bool")):
+        low = text.lower()
+        if low in _TRUE | _FALSE:
+            return low in _TRUE
+        raise ValueError(f"{kind}: {key} must be true or false, got {text!r}")
+    target: type | None = None
+    if isinstance(default, int | float):
+        target = type(default)
+    elif default is None and annotation.startswith(("int", "float")):
+        target = int if annotation.startswith("int") else float
+    if target is not None:
+        try:
+            return target(text)
+        except ValueError:
+            raise ValueError(f"{kind}: {key} must be a {target.__name__}, got {text!r}") from None
+    return text
+
+
+def split_pairs(kind: str, arg: str) -> dict[str, str]:
+    """``"a=1,b=x,y"`` -> ``{"a": "1", "b": "x,y"}``; ValueError on a bare word first."""
+    raw: dict[str, str] = {}
+    last = None
+    for item in arg.split(","):
+        key, eq, value = item.partition("=")
+        if eq:
+            last = key.strip()
+            raw[last] = value.strip()
+        elif last is not None:  # a comma inside a value (mount=1,0,0,...): keep it
+            raw[last] += "," + item.strip()
+        else:
+            raise ValueError(f"{kind}: expected key=value, got {item!r}")
+    return raw
+
+
+def typed_options(kind: str, config_cls: type, raw: dict[str, str]) -> dict[str, Any]:
+    """Text settings converted to the types of ``config_cls``'s fields (unknown: ValueError)."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ValueError(f"{kind} has no setting {key!r}; settings: {sorted(fields)}")
+        out[key] = convert_value(kind, key, value, fields[key])
+    return out
+
+
+def parse_spec(registry: Registry[Any], spec: str) -> tuple[str, dict[str, Any]]:
+    """``'sim:wrist=follow'`` -> ``('sim', {'wrist': 'follow'})`` for plugins of ``registry``.
+
+    Raises:
+        UnknownPluginError: unknown name. ValueError: unknown setting or bad value.
+    """
+    name, _, arg = spec.partition(":")
+    config_cls = registry.get(name).Config  # type: ignore[attr-defined]
+    if not arg:
+        return name, {}
+    kind = f"{registry.kind} {name}"
+    return name, typed_options(kind, config_cls, split_pairs(kind, arg))
