@@ -11,8 +11,9 @@ with one line on stderr and exit status 2, never a traceback.
 The commands live by concern: :mod:`~teleop_app.cli.sessions` (run, app, record, replay,
 calibrate), :mod:`~teleop_app.cli.dataset`, :mod:`~teleop_app.cli.listing` (list,
 devices), :mod:`~teleop_app.cli.tools` (glove-send, modex cost, clip) and
-:mod:`~teleop_app.cli.train` (train, data); :mod:`~teleop_app.cli.common` holds what they
-share. Each module adds its parsers; heavy imports happen only when a command runs.
+:mod:`~teleop_app.cli.train` (train, data: the commands :mod:`training.commands` holds);
+:mod:`~teleop_app.cli.common` holds what they share. Each module adds its parsers; heavy
+imports happen only when a command runs.
 """
 
 from __future__ import annotations
@@ -37,8 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_parsers(sub)
     listing.add_parsers(sub)
     tools.add_glove_send_parser(sub)
-    train.add_train_parser(sub)
-    train.add_data_parser(sub)
+    train.add_parsers(sub)
     tools.add_modex_parser(sub)
     tools.add_clip_parser(sub)
     return p

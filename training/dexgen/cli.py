@@ -1,4 +1,5 @@
-"""``dexteleop train dexgen`` (argparse wiring; torch is imported only when it runs).
+"""``dexteleop train dexgen`` (argparse wiring, registered in :data:`training.commands.TRAIN`;
+torch is imported only when it runs).
 
 Multi-GPU (or multi-process CPU) training::
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from controllers.dexgen.models import shipped_checkpoint
+from training.commands import TRAIN
 
 #: Where ``train dexgen`` puts a run when --out is not given.
 DEFAULT_RUNS = Path("out/dexgen")
@@ -51,6 +52,7 @@ def run_from_args(args: Any) -> int:
     import dataclasses
     import shutil
 
+    from controllers.dexgen.models import shipped_checkpoint
     from training.dexgen.train import SCALES, _dist_info, train
 
     s = SCALES[args.scale]
@@ -91,3 +93,12 @@ def run_from_args(args: Any) -> int:
         shutil.copyfile(res.checkpoint, dst)
         print(f"shipped: {dst}")
     return 0
+
+
+TRAIN.register(
+    "dexgen",
+    help="DexGen: the keypoint-motion diffusion prior and inverse dynamics",
+    add_arguments=add_train_arguments,
+    run=run_from_args,
+    user_errors=(FileNotFoundError, ValueError),
+)

@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-log = logging.getLogger(__name__)
+from training.rl import SCALES
 
-SCALES = ("smoke", "demo", "full")
+log = logging.getLogger(__name__)
 
 
 @dataclass
