@@ -1,9 +1,9 @@
 """The app's settings, kept between runs in ``$DEXTELEOP_HOME/app.json`` (no Qt).
 
-What the operator chose last (hand, device, object, wrist, controller and each controller's
-live settings, operator, task label, plot choices, window geometry) comes back on the next
-start. The file is written atomically; a damaged or foreign file is set aside (renamed to
-``app.json.bad``) and the defaults are used, with a message, never a crash.
+What the operator chose last (hand, hand backend, device, object, wrist, controller and each
+controller's live settings, operator, task label, plot choices, window geometry) comes back
+on the next start. The file is written atomically; a damaged or foreign file is set aside
+(renamed to ``app.json.bad``) and the defaults are used, with a message, never a crash.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 @dataclass
 class AppSettings:
     """Attributes:
-    hand: hand spec. device: device spec (``replay``, ``glove:HOST:PORT``, ...).
+    hand: hand spec. robot: hand backend spec (``sim``, ``NAME:key=value,...``).
+    device: device spec (``replay``, ``glove:HOST:PORT``, ...).
     object: simulated object or "none". wrist: wrist orientation of the simulated mount.
     controller: controller name. controller_settings: controller -> live settings.
     retarget_mode: retargeting mode. operator: operator profile name or "".
@@ -34,6 +35,7 @@ class AppSettings:
     """
 
     hand: str = "leap"
+    robot: str = "sim"
     device: str = "replay"
     object: str = "cube"
     wrist: str = "palm_up"
@@ -124,13 +126,14 @@ def controller_options(settings: AppSettings, controller: str) -> dict[str, Any]
 def session_config(settings: AppSettings) -> Any:
     """The :class:`~teleop_app.session.SessionConfig` the app connects with.
 
-    Raises what a bad choice raises (unknown device, bad device arguments, a damaged
-    operator profile), with a message for the operator.
+    Raises what a bad choice raises (unknown device or hand backend, bad arguments, a
+    damaged operator profile), with a message for the operator.
     """
-    from teleop_app.configs import sim_session_config
+    from teleop_app import configs
 
-    return sim_session_config(
+    return configs.session_config(
         hand=settings.hand,
+        robot=settings.robot,
         device=settings.device,
         controller=settings.controller,
         controller_options=controller_options(settings, settings.controller),

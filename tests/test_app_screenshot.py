@@ -125,7 +125,8 @@ def test_qt_is_imported_only_by_the_ui_package():
             continue
         assert not QT_IMPORT.search(path.read_text()), rel
     # and the models import without it
-    code = "import sys; import teleop_app.runner, teleop_app.history, teleop_app.app_settings; "
+    code = "import sys; import teleop_app.runner, teleop_app.history, teleop_app.app_settings, "
+    code += "teleop_app.app_models; "
     code += "assert not any(m.startswith('PyQt6') for m in sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
 

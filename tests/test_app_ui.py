@@ -14,6 +14,7 @@ from PyQt6.QtWidgets import QApplication
 
 from controllers.base import CONTROLLERS, live
 from controllers.retarget import RetargetController, RetargetControllerConfig
+from devices.robots import ROBOTS
 from teleop_app.app_settings import AppSettings, load_settings
 from teleop_app.ui.main_window import MainWindow
 
@@ -134,7 +135,7 @@ def test_switching_controllers_keeps_the_loop_running(qtbot):
         future = w.choose_controller(name)
         qtbot.waitUntil(future.done, timeout=5000)
         assert future.result() == name
-        qtbot.waitUntil(lambda n=name: w._form_controller == n, timeout=3000)
+        qtbot.waitUntil(lambda n=name: w.controller_panel.form_controller == n, timeout=3000)
     qtbot.wait(300)
     elapsed = time.monotonic() - t0
     assert w.runner.session is session and w.runner.running  # same session, still running
@@ -227,8 +228,10 @@ def test_reconnecting_during_a_slow_switch_leaves_nothing_hanging(qtbot):
     qtbot.waitUntil(future.done, timeout=5000)
     with pytest.raises(RuntimeError, match="closed"):
         future.result()
-    qtbot.waitUntil(lambda: w.runner.running and w._form_controller == "retarget", timeout=20000)
-    assert w._switching is None and w.form is not None
+    qtbot.waitUntil(
+        lambda: w.runner.running and w.controller_panel.form_controller == "retarget", timeout=20000
+    )
+    assert w.controller_panel.switching is None and w.form is not None
     close(w)
 
 
@@ -269,7 +272,7 @@ def test_settings_and_choices_persist_between_runs(qtbot):
     w.object_combo.setCurrentText("sphere")
     w.connect_session()  # applied: saved
     qtbot.waitUntil(lambda: not w.connecting and w.runner.running, timeout=20000)
-    qtbot.waitUntil(lambda: w._form_controller == "guided_test", timeout=5000)
+    qtbot.waitUntil(lambda: w.controller_panel.form_controller == "guided_test", timeout=5000)
     w.hand_combo.setCurrentText("allegro")  # chosen but never connected: not saved
     w.task_edit.setText("spin the ball")
     w.finger_combo.setCurrentText("thumb")
@@ -278,6 +281,7 @@ def test_settings_and_choices_persist_between_runs(qtbot):
     assert msg == ""
     assert saved.object == "sphere" and saved.hand == "leap" and saved.task == "spin the ball"
     assert saved.controller == "guided_test" and saved.plot_finger == "thumb"
+    assert saved.robot == "sim"
     assert saved.controller_settings["guided_test"] == {
         "smoothing": 0.0,
         "guidance": 4.0,
@@ -335,6 +339,45 @@ def test_recording_into_a_full_disk_says_so_and_the_hand_goes_on(qtbot, tmp_path
     qtbot.waitUntil(lambda: ticks.ticks > n + 10, timeout=3000)  # the loop goes on
     assert w.runner.running and not w.recording.recording
     close(w)
+
+
+@dataclasses.dataclass
+class _NoOptions:
+    pass
+
+
+class Unplugged:
+    """A hand backend that cannot be used on this machine."""
+
+    Config = _NoOptions
+
+    @classmethod
+    def availability(cls):
+        return "no USB adapter found"
+
+
+def test_the_robot_selector_greys_out_backends_that_cannot_be_used(qtbot):
+    ROBOTS.register("unplugged_test")(Unplugged)
+    try:
+        w = open_window(qtbot)
+        combo = w.robot_combo
+        assert [combo.itemText(i) for i in range(combo.count())] == ROBOTS.names()
+        assert combo.currentText() == "sim" and w.settings.robot == "sim"
+        i = combo.findText("sim")
+        assert combo.model().item(i).isEnabled()
+        assert combo.itemData(i, Qt.ItemDataRole.ToolTipRole) == "available"
+        i = combo.findText("unplugged_test")
+        assert not combo.model().item(i).isEnabled()
+        assert combo.itemData(i, Qt.ItemDataRole.ToolTipRole) == "no USB adapter found"
+        session = w.runner.session
+        combo.setCurrentText("unplugged_test")  # typed: refused at Connect, said why
+        w.connect_session()
+        message = w.statusBar().currentMessage()
+        assert "cannot connect: robot unplugged_test is unavailable: no USB adapter" in message
+        assert w.runner.session is session and w.runner.running and w.settings.robot == "sim"
+        close(w)
+    finally:
+        ROBOTS._classes.pop("unplugged_test", None)
 
 
 def test_a_bad_device_is_reported_not_raised(qtbot):

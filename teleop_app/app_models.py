@@ -1,0 +1,365 @@
+"""What the app's panels show and decide, without Qt.
+
+The panels in :mod:`teleop_app.ui.panels` are views: on a click they call these models, on
+the UI tick (30 Hz) they read them. Everything here runs and is tested without a display:
+
+- the choices lists (devices, hand backends, controllers) with why one cannot be used;
+- :func:`connect_settings`: the settings a Connect uses;
+- :class:`Calibration`: measuring an operator's hand from the connected device;
+- :class:`RecordingModel`: the recording panel's buttons, message and episode counts;
+- the status texts: loop state, loop rate, safety events, device health;
+- :func:`setting_range`, :func:`plotted_settings`: how the plots show a controller's live
+  settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass
+from typing import Any
+
+import devices.inputs
+import devices.robots
+from controllers.base import CONTROLLERS, LiveSetting
+from teleop_app.app_settings import AppSettings
+from teleop_app.profiles import (
+    OperatorProfile,
+    ProfileError,
+    calibrate,
+    check_operator_name,
+    load_profile,
+    save_profile,
+)
+
+#: How long the operator holds the calibration pose.
+CALIBRATION_S = 3.0
+#: The operator combo's entry for "no operator profile".
+NO_OPERATOR = "(none)"
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line for a label or the status bar."""
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+# -- choices ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Choice:
+    """One entry of a choices list: ``reason`` says why it cannot be used (None: it can)."""
+
+    name: str
+    reason: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.reason is None
+
+    @property
+    def tooltip(self) -> str:
+        return self.reason or "available"
+
+
+def _probe(check: Callable[[], str | None]) -> str | None:
+    try:
+        return check()
+    except Exception as e:  # noqa: BLE001 - a broken probe means unavailable
+        return f"{type(e).__name__}: {e}"
+
+
+def controller_reason(name: str, hand: str) -> str | None:
+    """Why the controller ``name`` cannot run on ``hand`` (None: it can)."""
+    return _probe(lambda: CONTROLLERS.get(name).availability(hand))
+
+
+def device_reason(name: str) -> str | None:
+    """Why the input device ``name`` cannot be used on this machine (None: it can)."""
+    return _probe(lambda: devices.inputs.DEVICES.get(name).availability())
+
+
+def robot_reason(name: str) -> str | None:
+    """Why the hand backend ``name`` cannot be used on this machine (None: it can).
+
+    Backends say so with an ``availability()`` classmethod; one without it counts as
+    available."""
+
+    def check() -> str | None:
+        availability = getattr(devices.robots.ROBOTS.get(name), "availability", None)
+        return None if availability is None else availability()
+
+    return _probe(check)
+
+
+def spec_name(spec: str) -> str:
+    """The plugin name of a spec: ``"dynamixel:port=/dev/ttyUSB0"`` -> ``"dynamixel"``."""
+    return spec.partition(":")[0].strip()
+
+
+def device_choices() -> list[Choice]:
+    return [Choice(n, device_reason(n)) for n in devices.inputs.DEVICES.names()]
+
+
+def robot_choices() -> list[Choice]:
+    return [Choice(n, robot_reason(n)) for n in devices.robots.ROBOTS.names()]
+
+
+def controller_choices(hand: str) -> list[Choice]:
+    return [Choice(n, controller_reason(n, hand)) for n in CONTROLLERS.names()]
+
+
+# -- connecting ---------------------------------------------------------------------------
+def connect_settings(settings: AppSettings, choices: dict[str, Any]) -> tuple[AppSettings, str]:
+    """The settings a Connect uses: ``settings`` with the connection ``choices`` (a copy;
+    ``settings`` is unchanged), and a note for the operator ("" if none).
+
+    A controller that cannot run on the chosen hand (or is no longer registered) is replaced
+    by ``retarget``, said in the note. Raises ValueError for a hand backend that cannot be
+    used here (its reason)."""
+    s = dataclasses.replace(settings, **choices)
+    robot = spec_name(s.robot)
+    if robot in devices.robots.ROBOTS:
+        reason = robot_reason(robot)
+        if reason is not None:
+            raise ValueError(f"robot {robot} is unavailable: {reason}")
+    note = ""
+    reason = controller_reason(s.controller, s.hand) if s.controller in CONTROLLERS else ""
+    if reason is not None:
+        why = reason or "not registered"
+        note = f"controller {s.controller} unavailable ({why}); using retarget"
+        s.controller = "retarget"
+    return s, note
+
+
+# -- operator calibration -----------------------------------------------------------------
+def calibration_text(operator: str) -> tuple[str, bool]:
+    """What the connection panel says of ``operator``'s calibration, and whether that is a
+    problem (a missing or damaged profile)."""
+    if operator in ("", NO_OPERATOR):
+        return "none (scale 1.0); run 'dexteleop calibrate'", False
+    try:
+        p = load_profile(operator)
+    except ProfileError as e:
+        return str(e), True
+    return f"scale {p.scale:.3f}, {p.calibrated_at or 'never calibrated'}", False
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """A finished calibration: the saved ``profile``, or ``error`` saying why none was."""
+
+    name: str
+    profile: OperatorProfile | None = None
+    error: str = ""
+
+
+class Calibration:
+    """Measures an operator's hand: frames of the calibration pose (flat hand, palm down,
+    fingers forward) from the connected device for ``seconds``, then the profile is saved
+    (applied at the next Connect). At most one at a time."""
+
+    def __init__(self, runner: Any, seconds: float = CALIBRATION_S, grace_s: float = 5.0):
+        self.runner = runner
+        self.seconds = seconds
+        self.grace_s = grace_s
+        self._pending: tuple[str, Future[Any], float] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._pending is not None
+
+    def start(self, name: str) -> Future[Any]:
+        """Begin collecting for operator ``name``. Raises ProfileError for a name that
+        cannot be a profile, ValueError when there is no name."""
+        if name in ("", NO_OPERATOR):
+            raise ValueError("type an operator id first")
+        check_operator_name(name)
+        future = self.runner.collect_frames(self.seconds)
+        self._pending = (name, future, time.monotonic() + self.seconds + self.grace_s)
+        return future
+
+    def poll(self, now: float | None = None) -> CalibrationResult | None:
+        """The result once the collection is over (then idle again), else None. A session
+        that stopped or sent no ticks past the deadline ends it with an error."""
+        if self._pending is None:
+            return None
+        name, future, deadline = self._pending
+        now = time.monotonic() if now is None else now
+        if not future.done() and now > deadline:
+            with contextlib.suppress(InvalidStateError):  # the loop may finish it now
+                future.set_exception(RuntimeError("the session stopped or sent no ticks"))
+        if not future.done():
+            return None
+        self._pending = None
+        try:
+            profile = calibrate(future.result(), name)
+            save_profile(profile)
+        except (ProfileError, RuntimeError, OSError) as e:
+            return CalibrationResult(name, error=str(e))
+        return CalibrationResult(name, profile)
+
+
+# -- recording ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordingButtons:
+    """Which of the recording panel's controls are enabled."""
+
+    start: bool
+    stop: bool
+    discard: bool
+    dataset: bool
+
+
+class RecordingModel:
+    """The recording panel over a :class:`~teleop_app.recording.control.RecordingControl`:
+    start / stop / discard (each answered by a future, so one at a time), the last message
+    and the episode counts line.
+
+    Attributes:
+        message: the last thing to tell the operator; error: whether it is a problem.
+        counts: the episodes line ("episodes: 3   recording: 120 frames, 1.20 MB").
+    """
+
+    def __init__(self, control: Any, runner: Any) -> None:
+        self.control = control
+        self.runner = runner
+        self.pending: tuple[str, Future[Any]] | None = None
+        self.message = ""
+        self.error = False
+        self.counts = "episodes: -"
+
+    def say(self, text: str, *, error: bool = False) -> None:
+        self.message, self.error = text, error
+
+    def start(self, root: str, task: str, operator: str) -> None:
+        """Begin an episode in the dataset folder ``root``; a refusal is said, not raised."""
+        try:
+            future = self.control.start(root, task, operator)
+        except Exception as e:  # noqa: BLE001 - shown, never raised into the UI
+            self.say(f"cannot record: {one_line(e)}", error=True)
+            return
+        self.pending = ("start", future)
+
+    def stop(self) -> None:
+        """Commit the episode in progress."""
+        if self.control.recorder is None:
+            return
+        self.pending = ("stop", self.control.stop())
+        self.say("saving the episode...")
+
+    def discard(self) -> None:
+        """Drop the episode in progress."""
+        if self.control.recorder is None:
+            return
+        self.pending = ("discard", self.control.discard())
+
+    def poll(self) -> None:
+        """Take in a finished start / stop / discard and the recorder's status."""
+        pending = self.pending
+        if pending is not None and pending[1].done():
+            what, future = pending
+            self.pending = None
+            exc = future.exception()
+            if exc is not None:
+                self.say(f"{what} failed: {one_line(exc)}", error=True)
+            elif what == "start":
+                self.say(f"recording episode {future.result()}")
+            elif what == "stop":
+                self.say(f"saved episode {future.result()}")
+            else:
+                self.say("episode discarded")
+        st = self.control.status()
+        if st["state"] == "failed" and st["message"]:
+            self.say(st["message"], error=True)
+        if st["episodes"] is None:
+            self.counts = "episodes: -"
+        else:
+            self.counts = f"episodes: {st['episodes']}"
+            if st["state"] == "recording":
+                self.counts += f"   recording: {st['frames']} frames, {st['bytes'] / 1e6:.2f} MB"
+
+    def buttons(self) -> RecordingButtons:
+        busy = self.pending is not None
+        recording = self.control.recording
+        return RecordingButtons(
+            start=self.runner.running and not recording and not busy,
+            stop=recording and not busy,
+            discard=recording and not busy,
+            dataset=not recording,
+        )
+
+
+# -- status texts -------------------------------------------------------------------------
+RED, AMBER, GREEN = "#d33", "#c80", "#2a2"
+
+
+def state_text(runner: Any, *, recording: bool) -> str:
+    """The loop's state for the status bar (rich text): error, E-STOP, what the hand holds
+    for, and ● REC while recording."""
+    state = runner.state
+    snap = runner.snapshot()
+    if state == "error":
+        text = f"<b style='color:{RED}'>error: {runner.error}</b>"
+    elif runner.estop:
+        text = f"<b style='color:{RED}'>E-STOP</b>"
+    elif snap is not None and snap.target is None and snap.events and state == "running":
+        text = f"running (holding: {', '.join(snap.events)})"
+    else:
+        text = state
+    if recording:
+        text = f"<b style='color:{RED}'>● REC</b> " + text
+    return text
+
+
+def loop_text(rate_hz: float, target_hz: float, missed: int, view_fps: float) -> str:
+    return (
+        f"loop {rate_hz:5.1f} Hz / {target_hz:g}   missed deadlines {missed}   "
+        f"view {view_fps:4.1f} fps"
+    )
+
+
+def safety_text(counts: dict[str, int]) -> str:
+    """The safety filter's events: the total and the three most frequent."""
+    total = sum(counts.values())
+    worst = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    top = ", ".join(f"{k} {v}" for k, v in worst)
+    return f"safety events {total}" + (f" ({top})" if top else "")
+
+
+def device_texts(st: Any) -> tuple[str, str]:
+    """A :class:`~devices.inputs.base.DeviceStatus` (or None) as the connection panel's
+    line (rich text) and the status bar's."""
+    if st is None:
+        return "not connected", "device: not connected"
+    age = "-" if st.frame_age_s is None else f"{st.frame_age_s * 1e3:.0f} ms"
+    if not st.connected:
+        health = f"<b style='color:{RED}'>disconnected</b>"
+    elif st.frame_age_s is None or st.frame_age_s > 0.5:
+        health = f"<b style='color:{AMBER}'>no recent frames</b>"
+    else:
+        health = f"<span style='color:{GREEN}'>connected</span>"
+    detail = f"{st.rate_hz:.0f} Hz, frame age {age}, {st.frames} frames"
+    if st.errors:
+        detail += f", {st.errors} rejected"
+    msg = f"<br>{st.message}" if st.message else ""
+    bar = f"device {'connected' if st.connected else 'DISCONNECTED'}, {detail}"
+    return f"{health}, {detail}{msg}", bar
+
+
+# -- plots --------------------------------------------------------------------------------
+def plotted_settings(specs: Sequence[LiveSetting]) -> tuple[str, ...]:
+    """The live settings the plots draw."""
+    return tuple(sp.name for sp in specs if sp.plot)
+
+
+def setting_range(specs: Sequence[LiveSetting]) -> tuple[float | None, float | None]:
+    """A fixed y range for the live-settings plot when every plotted number shares one
+    (else (None, None): the plot scales itself)."""
+    plotted = [sp for sp in specs if sp.plot and sp.kind in ("float", "int")]
+    lows = {sp.low for sp in plotted}
+    highs = {sp.high for sp in plotted}
+    if len(lows) == 1 and len(highs) == 1:
+        return lows.pop(), highs.pop()
+    return None, None
