@@ -3,10 +3,10 @@
     .venv/bin/python bench/app_joint_solve.py --hands leap allegro --seconds 30 --repeats 2
 
 MoDex reads only the commanded fingertips, so the session skips the joint solve while it
-drives (``Controller.uses_joint_command``). This measures what that buys in the desktop app
-(offscreen Qt, 3D view and plots live, real time): each run is ``dexteleop app --hand H
+drives (``Controller.command_fields`` has no ``joints``). This measures what that buys in the
+desktop app (offscreen Qt, 3D view and plots live, real time): each run is ``dexteleop app --hand H
 --device replay --controller modex --duration S --report ...`` in a fresh process; the
-"forced" runs set ``ModexController.uses_joint_command = True`` first, which is how the
+"forced" runs add ``joints`` to ``ModexController.command_fields`` first, which is how the
 session behaved before. Runs alternate (forced, skipped) per hand and repeat.
 """
 
@@ -26,7 +26,8 @@ _CHILD = """
 import sys
 from controllers.modex import ModexController
 from teleop_app.cli import main
-ModexController.uses_joint_command = sys.argv[1] == "forced"
+if sys.argv[1] == "forced":
+    ModexController.command_fields = ModexController.command_fields | {"joints"}
 sys.exit(main(sys.argv[2:]))
 """
 

@@ -34,8 +34,9 @@ from controllers.base import CONTROLLERS, Controller, ControllerUnavailable
 from devices.clock import Clock, RealClock, SimClock
 from devices.inputs.base import DEVICES, Device
 from devices.inputs.validate import frame_problem
-from devices.retargeting.axis import AxisConfig, AxisSelector
-from devices.retargeting.retargeter import RetargetConfig, Retargeter
+from devices.retargeting.axis import AxisConfig
+from devices.retargeting.commands import CommandBuilder
+from devices.retargeting.retargeter import RetargetConfig
 from devices.robots.base import ROBOTS, Robot, Simulated
 from devices.tick import Command, HandState, HumanFrame
 from teleop_app.metrics import Metrics
@@ -142,8 +143,8 @@ class Session:
         retarget = config.retarget
         if config.fast:  # a virtual clock: no wall-clock cap, so runs are reproducible
             retarget = dataclasses.replace(retarget, max_solve_s=None)
-        self.retargeter = Retargeter(self.robot.hand, retarget)
-        self.axis_selector = AxisSelector(config.axis)
+        self.command_builder = CommandBuilder(self.robot.hand, retarget, config.axis)
+        self.retargeter = self.command_builder.retargeter  # its settings, for replays and the UI
         self.controller_name = config.controller
         self.controller: Controller = self._make_controller(
             config.controller, config.controller_options
@@ -238,10 +239,10 @@ class Session:
                 raise new
             state = s.robot.read()
             new.reset(state)
-            if new.uses_joint_command and not s.controller.uses_joint_command:
+            if "joints" in new.command_fields and "joints" not in s.controller.command_fields:
                 # the joint solve was skipped: restart it from the measured pose, and wait for
                 # a new frame's joints (the cached command has none)
-                s.retargeter.reset(state.q)
+                s.command_builder.restart_solve(state.q)
                 s._command = None
             s.controller, s.controller_name = new, name
             return name
@@ -307,7 +308,7 @@ class Session:
                 # Released only once everything restarted from the measured pose; if that
                 # fails the stop stays engaged and the future says why.
                 state = s.robot.read()
-                s.retargeter.reset(state.q)
+                s.command_builder.restart_solve(state.q)
                 s.controller.reset(state)
                 s._command = None
                 s.estop = False
@@ -352,8 +353,7 @@ class Session:
             self.robot.disconnect()
             raise
         state = self.robot.read()
-        self.retargeter.reset(state.q)
-        self.axis_selector.reset()
+        self.command_builder.start(state.q)
         self.controller.reset(state)
         self._reset_loop_state()
 
@@ -475,9 +475,9 @@ class Session:
                 if self.command_source is not None:  # replaying recorded commands
                     self._command = self.command_source(frame)
                 else:
-                    command = self.retargeter(frame, solve=self.controller.uses_joint_command)
-                    axis = self.axis_selector(frame).axis
-                    self._command = dataclasses.replace(command, axis=axis)
+                    self._command = self.command_builder(
+                        frame, fields=self.controller.command_fields
+                    )
             except Exception as e:  # noqa: BLE001 - retargeting failures hold the hand
                 log.warning("retargeting failed: %s", e)
                 hold = "retarget_error"

@@ -62,10 +62,10 @@ def imports(module: str, path: Path) -> list[tuple[str, int, bool]]:
                     name = ".".join(base + ([child.module] if child.module else []))
                 else:
                     name = child.module or ""
-                out.append((name, child.lineno, top))
-                for a in child.names:  # from pkg import submodule
-                    if f"{name}.{a.name}" in MODULES:
-                        out.append((f"{name}.{a.name}", child.lineno, top))
+                subs = [f"{name}.{a.name}" for a in child.names if f"{name}.{a.name}" in MODULES]
+                if len(subs) < len(child.names):  # a name defined in ``name`` itself
+                    out.append((name, child.lineno, top))
+                out.extend((sub, child.lineno, top) for sub in subs)  # from pkg import module
             elif _is_type_checking(child) or isinstance(
                 child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
             ):

@@ -437,7 +437,7 @@ def test_keypoint_only_controllers_skip_the_joint_solve_and_it_restarts_on_switc
 
     @CONTROLLERS.register("keypoints_only_test")
     class KeypointsOnly(RetargetController):
-        uses_joint_command = False
+        command_fields = frozenset({"keypoints"})
 
         def step(self, state, command):
             seen.append(command)

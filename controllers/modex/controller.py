@@ -125,7 +125,8 @@ class ModexController(Controller):
     """Plans every tick through the hand's learned forward and inverse models."""
 
     Config = ModexControllerConfig
-    uses_joint_command = False  # it plans to the commanded fingertips, not retargeted joints
+    # it plans to the commanded fingertips (or a gesture), not to retargeted joints
+    command_fields = frozenset({"keypoints", "gesture"})
 
     @classmethod
     def availability(cls, hand: str) -> str | None:

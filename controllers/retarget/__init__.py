@@ -40,6 +40,7 @@ class RetargetController(Controller):
     """
 
     Config = RetargetControllerConfig
+    command_fields = frozenset({"joints"})
 
     def __init__(self, config: RetargetControllerConfig) -> None:
         super().__init__(config)
