@@ -77,6 +77,7 @@ def session_config_from_args(args: argparse.Namespace, **extra: Any) -> Any:
 
     return session_config(
         hand=args.hand,
+        robot=args.robot,
         device=args.device,
         controller=args.controller,
         controller_options=settings(args.set),
@@ -87,6 +88,28 @@ def session_config_from_args(args: argparse.Namespace, **extra: Any) -> Any:
         fast=args.fast,
         **extra,
     )
+
+
+def add_robot_argument(p: argparse.ArgumentParser, default: str | None = "sim") -> None:
+    """``--robot NAME[:key=value,...]``: the hand backend."""
+    where = "default sim" if default == "sim" else "default: as last time"
+    p.add_argument(
+        "--robot",
+        default=default,
+        metavar="NAME[:key=value,...]",
+        help=f"hand backend, e.g. sim:wrist=follow ({where}; see 'dexteleop robots')",
+    )
+
+
+def check_robot(spec: str | None) -> None:
+    """An unknown backend or a bad setting in ``spec``, refused before anything starts."""
+    if spec is None:
+        return
+    import devices.robots  # noqa: F401  (registers the hand backends)
+    from devices.robots.base import ROBOTS
+    from devices.spec import parse_spec
+
+    parse_spec(ROBOTS, spec)
 
 
 def check_duration(args: argparse.Namespace) -> None:

@@ -1,4 +1,4 @@
-"""``dexteleop list`` and ``dexteleop devices``: what is registered, and what works here."""
+"""``dexteleop list``, ``devices`` and ``robots``: what is registered, and what works here."""
 
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_devices(args: argparse.Namespace) -> int:
-    import devices.inputs
-
-    for name in devices.inputs.DEVICES.names():
-        cls = devices.inputs.DEVICES.get(name)
+def _print_availability(registry: Any) -> None:
+    """Each plugin of ``registry``: whether it works here (its ``availability()``) and the
+    first line of its docstring."""
+    for name in registry.names():
+        cls = registry.get(name)
         try:
             reason = cls.availability()
         except Exception as e:  # noqa: BLE001 - a broken probe means unavailable
@@ -41,6 +41,19 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print(f"{name:8s} {state}")
         if doc:
             print(f"         {doc}")
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    import devices.inputs
+
+    _print_availability(devices.inputs.DEVICES)
+    return 0
+
+
+def cmd_robots(args: argparse.Namespace) -> int:
+    import devices.robots
+
+    _print_availability(devices.robots.ROBOTS)
     return 0
 
 
@@ -50,3 +63,6 @@ def add_parsers(sub: Any) -> None:
 
     dv = sub.add_parser("devices", help="list input devices and whether they work here")
     dv.set_defaults(func=cmd_devices)
+
+    rb = sub.add_parser("robots", help="list hand backends and whether they work here")
+    rb.set_defaults(func=cmd_robots)

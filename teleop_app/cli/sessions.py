@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -10,7 +11,9 @@ from typing import Any
 
 from teleop_app.cli.common import (
     CliError,
+    add_robot_argument,
     check_duration,
+    check_robot,
     control_threads,
     output_path,
     positive,
@@ -124,6 +127,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         controller=args.controller,
         settings=settings(args.set),
         retarget=args.retarget,
+        robot=args.robot,
     )
     text = json.dumps(report, indent=2)
     if args.report:
@@ -143,6 +147,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     screenshot, report = output_path(args.screenshot), output_path(args.report)
     if screenshot is not None and screenshot.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise CliError(f"--screenshot {args.screenshot}: use a .png or .jpg file name")
+    check_robot(args.robot)
     from teleop_app.ui.app import display_problem
 
     problem = display_problem()
@@ -158,6 +163,12 @@ def cmd_app(args: argparse.Namespace) -> int:
         "wrist": args.wrist,
         "operator": args.operator,
     }
+    from teleop_app.app_settings import AppSettings
+
+    if "robot" in {f.name for f in dataclasses.fields(AppSettings)}:
+        overrides["robot"] = args.robot
+    elif args.robot is not None:
+        raise CliError("--robot: this app keeps no hand backend setting yet")
     return run_app(overrides, duration_s=args.duration, screenshot=screenshot, report=report)
 
 
@@ -231,6 +242,7 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--object", default=None, help="cube | cylinder | sphere | long_cuboid | none")
     r.add_argument("--object-mass", type=positive, default=None, help="object mass, kg")
     r.add_argument("--object-friction", type=positive, default=None, help="object friction")
+    add_robot_argument(r)
     r.set_defaults(func=cmd_run)
 
     a = sub.add_parser("app", help="open the desktop app (PyQt6)")
@@ -240,6 +252,7 @@ def add_parsers(sub: Any) -> None:
     a.add_argument("--object", help="cube | cylinder | sphere | long_cuboid | none")
     a.add_argument("--wrist", help="wrist orientation of the simulated hand")
     a.add_argument("--operator", help="operator profile to use")
+    add_robot_argument(a, default=None)
     a.add_argument(
         "--duration", type=positive, help="run this many seconds of loop time, then quit"
     )
@@ -265,6 +278,7 @@ def add_parsers(sub: Any) -> None:
         "--progress", action="store_true", help="print a line each time the log is synced"
     )
     rec.add_argument("--report", help="write the session's JSON report here")
+    add_robot_argument(rec)
     rec.set_defaults(func=cmd_record)
 
     rp = sub.add_parser(
@@ -279,8 +293,13 @@ def add_parsers(sub: Any) -> None:
         "--retarget", action="store_true",
         help="retarget the recorded human frames again instead of replaying the recorded commands",
     )  # fmt: skip
+    rp.add_argument(
+        "--robot", metavar="NAME[:key=value,...]",
+        help="hand backend to replay on (default: the one that recorded it, else sim)",
+    )  # fmt: skip
     rp.set_defaults(func=cmd_replay)
 
+    # no --robot: calibration reads the operator's hand from the device, no hand backend
     cal = sub.add_parser("calibrate", help="measure an operator's hand and save a profile")
     cal.add_argument("--device", default="replay", help="input device NAME[:ARGS]")
     cal.add_argument("--operator", required=True, help="operator id")

@@ -3,9 +3,10 @@
     dexteleop replay demos/ --episode 3 --controller dexgen --set guidance=0.5
 
 The operator's recorded frames (keypoints, wrist, buttons, confidence, device time) are fed,
-tick for tick, into a new session on the simulated hand, with the controller and settings
-you choose; the report compares that run with the recorded one: tracking error,
-intervention, object drops, safety events. Tune a controller on real operator input without
+tick for tick, into a new session on the hand backend that recorded it (``--robot`` to
+choose another; default the simulated hand), with the controller and settings you choose;
+the report compares that run with the recorded one: tracking error, intervention, object
+drops, safety events. Tune a controller on real operator input without
 the operator. Replayed through the controller that recorded it, in ``--fast`` mode, the run
 is reproduced exactly (the same targets, tick for tick) when the episode starts with the
 session or the controller keeps no state beyond the hand's (its internal state at the
@@ -179,6 +180,31 @@ def _run_summary(ep: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _robot_fields(name: str) -> set[str]:
+    import devices.robots  # noqa: F401  (registers the hand backends)
+    from devices.robots.base import ROBOTS
+
+    return {f.name for f in dataclasses.fields(ROBOTS.get(name).Config)}
+
+
+def _replay_robot(session_info: dict[str, Any], spec: str | None) -> tuple[str, dict[str, Any]]:
+    """The backend to replay on and its settings: the recorded ones, or ``spec`` (its own
+    settings over the recorded ones that backend has)."""
+    recorded = str(session_info.get("robot", "sim"))
+    options = dict(session_info.get("robot_options", {}))
+    if spec is None:
+        return recorded, options
+    import devices.robots  # noqa: F401  (registers the hand backends)
+    from devices.robots.base import ROBOTS
+    from devices.spec import parse_spec
+
+    name, asked = parse_spec(ROBOTS, spec)
+    if name != recorded:
+        fields = _robot_fields(name)
+        options = {k: v for k, v in options.items() if k in fields}
+    return name, {**options, **asked}
+
+
 def counterfactual(
     dataset: str | Path,
     episode: int,
@@ -186,13 +212,17 @@ def counterfactual(
     controller: str | None = None,
     settings: dict[str, Any] | None = None,
     retarget: bool = False,
+    robot: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Replay ``episode`` through ``controller`` (default: the recorded one) on the simulated
-    hand, in fast mode, from the episode's recorded starting state (when it was recorded).
+    """Replay ``episode`` through ``controller`` (default: the recorded one) on the hand
+    backend ``robot`` (a spec, ``NAME[:key=value,...]``; default: the one that recorded it,
+    else the simulated hand), in fast mode, from the episode's recorded starting state (when
+    it was recorded and the backend is simulated).
 
-    By default the recorded commands are replayed (the operator's stream as the controller
-    saw it); with ``retarget`` the recorded human frames are retargeted again. Returns
-    (report, what was run)."""
+    The recorded backend settings (object, wrist) carry over where the backend has them; the
+    spec's own settings win. By default the recorded commands are replayed (the operator's
+    stream as the controller saw it); with ``retarget`` the recorded human frames are
+    retargeted again. Returns (report, what was run)."""
     from teleop_app.recording.features import hand_features, tick_row
     from teleop_app.session import Session, SessionConfig
 
@@ -209,17 +239,22 @@ def counterfactual(
         before = {k: v for k, v in _ADDED_SETTINGS.get(name, {}).items() if k not in live}
         options = {**before, **live, **options}
     session_info = read_sessions(Path(dataset)).get(str(episode), {})
-    robot_options = dict(session_info.get("robot_options", {}))
+    robot_name, robot_options = _replay_robot(session_info, robot)
     hand = str(session_info.get("hand", hand))
-    if "observation.object_pose" in ds.features and "object" not in robot_options:
+    if (
+        "observation.object_pose" in ds.features
+        and "object" not in robot_options
+        and "object" in _robot_fields(robot_name)
+    ):
         robot_options["object"] = "cube"  # recorded without session settings: a guess
     device = DatasetDevice(DatasetDeviceConfig(str(dataset), episode), episode=ep, fps=ds.fps)
     config = SessionConfig(
         hand=hand,
+        robot=robot_name,
+        robot_options=robot_options,
         device="dataset",
         controller=name,
         controller_options=options,
-        robot_options=robot_options,
         rate_hz=float(ds.fps),
         fast=True,
     )
@@ -251,7 +286,12 @@ def counterfactual(
         "episode": episode,
         "task": ep["task"],
         "recorded": {"controller": recorded_ctrl, "settings": recorded_settings, **recorded},
-        "replayed": {"controller": name, "settings": session.controller.settings(), **replayed},
+        "replayed": {
+            "controller": name,
+            "settings": session.controller.settings(),
+            "robot": robot_name,
+            **replayed,
+        },
         "target_difference_rad": {
             "max": round(float(diff.max()), 6) if diff.size else 0.0,
             "mean": round(float(diff.mean()), 6) if diff.size else 0.0,
