@@ -17,10 +17,8 @@ so that they travel inside the checkpoint with the weights and the configuration
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -337,21 +335,19 @@ class DexGenModel(nn.Module):
     # -- files -------------------------------------------------------------------------------
     def save(self, path: str | Path, **meta: Any) -> Path:
         """Write the weights, normalisers, configuration and ``meta`` atomically."""
+        from assets.atomic import atomic_path
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO()
-        torch.save(
-            {
-                "format": FORMAT,
-                "config": asdict(self.config),
-                "state": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-                "meta": json.loads(json.dumps(meta, default=str)),
-            },
-            buf,
-        )
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(
+                {
+                    "format": FORMAT,
+                    "config": asdict(self.config),
+                    "state": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+                    "meta": json.loads(json.dumps(meta, default=str)),
+                },
+                tmp,
+            )
         return path
 
 

@@ -10,7 +10,6 @@ The reader needs only pyarrow; it does not need (or load) lerobot.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -222,10 +221,10 @@ def export_hdf5(ds: RecordedDataset, out: str | Path) -> Path:
     Observation keys are the numeric features other than ``action``, with "." -> "_"."""
     import h5py
 
+    from assets.atomic import atomic_path
+
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         data = f.create_group("data")
         total = 0
         for i in range(ds.num_episodes):
@@ -254,7 +253,4 @@ def export_hdf5(ds: RecordedDataset, out: str | Path) -> Path:
             }
         )
         f.flush()
-    with open(tmp, "rb+") as fh:  # complete on disk before it takes the name
-        os.fsync(fh.fileno())
-    os.replace(tmp, out)
     return out

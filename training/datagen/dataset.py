@@ -27,7 +27,6 @@ and a later run appends to it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.atomic import atomic_path, write_atomic
 from controllers.dexgen import MODES as DEXGEN_MODES
 
 FIELDS = ("q", "target", "keypoints", "object", "gravity", "style", "mode")
@@ -65,7 +65,7 @@ class DatasetWriter:
         # a chunk folder left by a crash before its rename, or renamed but not yet in the
         # manifest, is not part of the data set: drop it (its counts were never recorded)
         listed = {c["name"] for c in self.manifest["chunks"]}
-        for p in self.root.glob("chunk_*"):
+        for p in [*self.root.glob("chunk_*"), *self.root.glob(".chunk_*.tmp")]:
             if p.name not in listed:
                 shutil.rmtree(p, ignore_errors=True)
         self._buf: dict[str, list[np.ndarray]] = {f: [] for f in FIELDS}
@@ -92,14 +92,13 @@ class DatasetWriter:
             return
         idx = len(self.manifest["chunks"])
         name = f"chunk_{idx:05d}"
-        tmp = self.root / f"{name}.tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        for f in FIELDS:
-            np.save(tmp / f"{f}.npy", np.concatenate(self._buf[f]))
         lens = np.array(self._lens, dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
-        np.save(tmp / "segments.npy", np.stack([starts, lens], axis=1))
-        os.replace(tmp, self.root / name)
+        with atomic_path(self.root / name, folder=True) as tmp:
+            tmp.mkdir()
+            for f in FIELDS:
+                np.save(tmp / f"{f}.npy", np.concatenate(self._buf[f]))
+            np.save(tmp / "segments.npy", np.stack([starts, lens], axis=1))
         self.manifest["chunks"].append(
             {"name": name, "rows": int(lens.sum()), "segments": len(lens)}
         )
@@ -111,9 +110,7 @@ class DatasetWriter:
 
     def write_manifest(self, **extra: object) -> None:
         self.manifest.update(extra)
-        tmp = self.root / "manifest.json.tmp"
-        tmp.write_text(json.dumps(self.manifest, indent=2))
-        os.replace(tmp, self.root / "manifest.json")
+        write_atomic(self.root / "manifest.json", json.dumps(self.manifest, indent=2))
 
     def close(self, **extra: object) -> None:
         self.flush()

@@ -66,22 +66,20 @@ class GraspSet:
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` atomically (a crash never leaves half a cache)."""
         import json
-        import os
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(
-            tmp,
-            q=self.q.astype(np.float32),
-            q_target=self.q_target.astype(np.float32),
-            obj_pos=self.obj_pos.astype(np.float32),
-            obj_quat=self.obj_quat.astype(np.float32),
-            contacts=self.contacts,
-            source=self.source.astype(np.int8),
-            meta=np.array(json.dumps(self.meta)),
-        )
-        os.replace(tmp, path)
+        from assets.atomic import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "xb") as f:
+            np.savez_compressed(
+                f,
+                q=self.q.astype(np.float32),
+                q_target=self.q_target.astype(np.float32),
+                obj_pos=self.obj_pos.astype(np.float32),
+                obj_quat=self.obj_quat.astype(np.float32),
+                contacts=self.contacts,
+                source=self.source.astype(np.int8),
+                meta=np.array(json.dumps(self.meta)),
+            )
 
     @classmethod
     def load(cls, path: str | Path) -> GraspSet:

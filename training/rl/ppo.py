@@ -330,36 +330,38 @@ def _save(
     cfg: dict,
     meta: dict,
 ) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "alg": alg.save(),
-            "iteration": iteration,
-            "curve": curve,
-            "env_steps": env_steps,
-            "seconds": seconds,
-            "rsl_cfg": cfg,
-            "meta": meta,
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
+    from assets.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "alg": alg.save(),
+                "iteration": iteration,
+                "curve": curve,
+                "env_steps": env_steps,
+                "seconds": seconds,
+                "rsl_cfg": cfg,
+                "meta": meta,
+            },
+            tmp,
+        )
 
 
 def export_policy(alg: Any, cfg: dict, meta: dict, path: Path) -> None:
     """The actor alone (weights + its observation normalizer) with what rebuilds it."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "format": "dexteleop-rl-policy/1",
-            "actor_state_dict": alg.get_policy().state_dict(),
-            "actor_cfg": cfg["actor"],
-            "obs_groups": cfg["obs_groups"],
-            "meta": meta,
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
+    from assets.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "format": "dexteleop-rl-policy/1",
+                "actor_state_dict": alg.get_policy().state_dict(),
+                "actor_cfg": cfg["actor"],
+                "obs_groups": cfg["obs_groups"],
+                "meta": meta,
+            },
+            tmp,
+        )
 
 
 class Policy:
