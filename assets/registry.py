@@ -55,6 +55,10 @@ class Registry(Generic[T]):
 
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plugin registered for a test or unloaded); unknown: no-op."""
+        self._classes.pop(name, None)
+
     def names(self) -> list[str]:
         return sorted(self._classes)
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from devices.robots.scene import site_names
+from assets.hands import Hand
+from devices.robots.base import Robot
+from devices.robots.scene import HAND_PREFIX, build_scene, site_names
 from devices.robots.sim import SimHand
 
 log = logging.getLogger(__name__)
@@ -23,7 +25,7 @@ GHOST_RGBA = np.array([0.1, 0.9, 0.3, 0.45], dtype=np.float32)
 GHOST_RADIUS_M = 0.008
 
 
-def scene_option(robot: SimHand) -> mujoco.MjvOption:
+def scene_option(robot: Robot) -> mujoco.MjvOption:
     """Collision geometry always; heavy visual meshes hidden (they cost ~400 ms a frame)."""
     opt = mujoco.MjvOption()
     spec = robot.hand.spec
@@ -32,6 +34,24 @@ def scene_option(robot: SimHand) -> mujoco.MjvOption:
         opt.geomgroup[spec.visual_group] = 0
     opt.sitegroup[5] = 1  # our keypoint sites
     return opt
+
+
+class MeasuredScene:
+    """Any hand backend drawn from its measured joints (``HandState.q``): the hand's scene
+    (palm up, no object) with its joints set, for backends without a simulator state."""
+
+    def __init__(self, hand: Hand) -> None:
+        self.model = build_scene(hand, wrist="palm_up").compile()
+        m = self.model
+        self._qadr = np.array(
+            [m.jnt_qposadr[m.joint(HAND_PREFIX + j).id] for j in hand.joint_names]
+        )
+
+    def load(self, q: np.ndarray, data: mujoco.MjData) -> None:
+        """Put the measured joints ``q`` (n,) into ``data`` and recompute positions."""
+        data.qpos[self._qadr] = q
+        mujoco.mj_kinematics(self.model, data)
+        mujoco.mj_camlight(self.model, data)
 
 
 def add_ghosts(

@@ -3,7 +3,8 @@ offscreen (EGL on a headless machine) on a thread of its own; the widget paints 
 image. Drag to orbit, wheel to zoom, double-click to reset the camera.
 
 The renderer owns its own ``MjData`` and restores each tick's simulator state into it, so
-it never touches the data the control loop is stepping.
+it never touches the data the control loop is stepping. A backend without a simulator (a
+real hand) is drawn from its measured joints (``HandState.q``) in the hand's own scene.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from PyQt6.QtCore import QPointF, QRectF, Qt
 from PyQt6.QtGui import QColor, QImage, QMouseEvent, QPainter, QWheelEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
+from devices.robots.base import Simulated
 from devices.robots.scene import site_names
-from teleop_app.video import add_ghosts, scene_option
+from teleop_app.video import MeasuredScene, add_ghosts, scene_option
 
 if TYPE_CHECKING:
     from teleop_app.runner import SessionRunner
@@ -98,7 +100,7 @@ class SceneRenderer:
 
     def _run(self) -> None:
         renderer: mujoco.Renderer | None = None
-        data = robot = opt = cam = None
+        data = robot = opt = cam = measured = None
         palm_site = -1
         drawn: tuple[int, int, int] = (-1, -1, -1)
         failures = 0
@@ -113,26 +115,32 @@ class SceneRenderer:
                     if renderer is not None:
                         renderer.close()
                         renderer = None
-                    if hasattr(robot, "load_state"):
-                        model = robot.model  # type: ignore[attr-defined]
-                        data = mujoco.MjData(model)
-                        renderer = mujoco.Renderer(model, self.height, self.width)
-                        opt = scene_option(robot)  # type: ignore[arg-type]
-                        palm_site = model.site(site_names()[0]).id
-                        cam = mujoco.MjvCamera()
-                        drawn = (-1, -1, -1)
-                        self.message = ""
-                    else:
-                        self.message = "no 3D view for this hand backend"
-                if renderer is None or frame is None or frame.sim_state is None:
+                    if isinstance(robot, Simulated):
+                        model, measured = robot.model, None
+                    else:  # drawn from the measured joints
+                        measured = MeasuredScene(robot.hand)  # type: ignore[attr-defined]
+                        model = measured.model
+                    data = mujoco.MjData(model)
+                    renderer = mujoco.Renderer(model, self.height, self.width)
+                    opt = scene_option(robot)  # type: ignore[arg-type]
+                    palm_site = model.site(site_names()[0]).id
+                    cam = mujoco.MjvCamera()
+                    drawn = (-1, -1, -1)
+                    self.message = ""
+                missing = frame is None or (measured is None and frame.sim_state is None)
+                if renderer is None or missing:
                     self._stop.wait(self.period_s)
                     continue
+                assert frame is not None
                 with self._lock:
                     camera, version = dict(self.camera), self._camera_version
                 key = (frame.tick, version, id(robot))
                 if key != drawn:
                     assert data is not None and cam is not None
-                    robot.load_state(frame.sim_state, data)  # type: ignore[union-attr]
+                    if measured is None:
+                        robot.load_state(frame.sim_state, data)  # type: ignore[union-attr]
+                    else:
+                        measured.load(frame.q, data)
                     palm = data.site_xpos[palm_site].copy()
                     palm_rot = data.site_xmat[palm_site].reshape(3, 3)
                     cam.type = mujoco.mjtCamera.mjCAMERA_FREE
