@@ -30,7 +30,7 @@ import numpy as np
 import controllers  # noqa: F401  (registers the controllers)
 import devices.inputs
 import devices.robots  # noqa: F401  (registers the hand backends)
-from controllers.base import CONTROLLERS, Controller, ControllerUnavailable
+from controllers.base import CONTROLLERS, Controller
 from devices.clock import Clock, RealClock, SimClock
 from devices.inputs.base import DEVICES, Device
 from devices.inputs.validate import frame_problem
@@ -39,7 +39,9 @@ from devices.retargeting.commands import CommandBuilder
 from devices.retargeting.retargeter import RetargetConfig
 from devices.robots.base import ROBOTS, Robot, Simulated
 from devices.tick import Command, HandState, HumanFrame
+from teleop_app.logonce import RepeatedLog
 from teleop_app.metrics import Metrics
+from teleop_app.switch import ControllerSwitch
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,7 @@ class Session:
             config.controller, config.controller_options
         )
         self.metrics = Metrics(STAGES)
+        self._failures = RepeatedLog(log)  # a failure every tick: logged once, then counted
         self.states: list[np.ndarray] = []  # full sim states, when keep_states
         self.commands: list[np.ndarray | None] = []  # commanded keypoints per tick (palm)
         self._changes: queue.SimpleQueue[tuple[Callable[[Session], Any], Future[Any]]] = (
@@ -215,79 +218,7 @@ class Session:
         The latest request wins: a switch superseded by a later one before it was put in
         place is dropped (its future says so), whatever order the builds finish in.
         """
-        result: Future[str] = Future()
-        with self._submit_lock:
-            self._switch_gen += 1
-            gen = self._switch_gen
-
-        def build() -> Controller:
-            cls = CONTROLLERS.get(name)
-            reason = cls.availability(self.config.hand)
-            if reason is not None:
-                raise ControllerUnavailable(f"{name}: {reason}")
-            return self._make_controller(name, options)
-
-        def settle(s: Session) -> None:
-            if gen == s._switch_gen:
-                s._switch_pending = None  # the latest switch is done: the hand may move
-
-        def install(s: Session, new: Controller | BaseException) -> str:
-            if gen != s._switch_gen:
-                raise RuntimeError(f"the switch to {name} was superseded by a later switch")
-            settle(s)
-            if isinstance(new, BaseException):
-                raise new
-            state = s.robot.read()
-            new.reset(state)
-            if "joints" in new.command_fields and "joints" not in s.controller.command_fields:
-                # the joint solve was skipped: restart it from the measured pose, and wait for
-                # a new frame's joints (the cached command has none)
-                s.command_builder.restart_solve(state.q)
-                s._command = None
-            s.controller, s.controller_name = new, name
-            return name
-
-        def finish(change: Future[Any]) -> None:
-            if change.cancelled():
-                result.cancel()
-                return
-            exc = change.exception()
-            if exc is None:
-                result.set_result(name)
-            else:
-                result.set_exception(exc)
-
-        def hold(s: Session) -> None:
-            if gen == s._switch_gen:
-                s._switch_pending = gen
-
-        def built() -> Controller | BaseException:
-            try:
-                return build()
-            except Exception as e:  # noqa: BLE001 - reported through the future
-                return e
-
-        if build_now:
-            self.submit(lambda s: install(s, built())).add_done_callback(finish)
-            return result
-
-        def builder() -> None:
-            if gen != self._switch_gen:  # superseded before we began: do not load a model
-                self.submit(lambda s: install(s, RuntimeError("superseded"))).add_done_callback(
-                    finish
-                )
-                return
-            new = built()
-            self.submit(lambda s: install(s, new)).add_done_callback(finish)
-
-        def start_building(held: Future[Any]) -> None:
-            if held.exception() is not None:  # the session closed first
-                finish(held)
-                return
-            threading.Thread(target=builder, name="controller-build", daemon=True).start()
-
-        self.submit(hold).add_done_callback(start_building)
-        return result
+        return ControllerSwitch(self, name, options).start(build_now=build_now)
 
     def update_controller(self, **changes: Any) -> Future[None]:
         """Change live controller settings (e.g. guidance strength) at the next tick; the
@@ -373,6 +304,7 @@ class Session:
                 future.set_exception(RuntimeError("the session closed before this change"))
         self.device.disconnect()
         self.robot.disconnect()
+        self._failures.flush()
 
     def __enter__(self) -> Session:
         self.start()
@@ -479,7 +411,7 @@ class Session:
                         frame, fields=self.controller.command_fields
                     )
             except Exception as e:  # noqa: BLE001 - retargeting failures hold the hand
-                log.warning("retargeting failed: %s", e)
+                self._failures.warning("retargeting failed: %s", e)
                 hold = "retarget_error"
             timings["retarget"] = (time.perf_counter() - t0) * 1e3
 
@@ -512,7 +444,7 @@ class Session:
             try:
                 target, info = self.controller.step(state, self._command)
             except Exception as e:  # noqa: BLE001 - a failing controller holds the hand
-                log.warning("controller %s failed: %s", self.controller_name, e)
+                self._failures.warning("controller %s failed: %s", self.controller_name, e)
                 hold = "controller_error"
             timings["controller"] = (time.perf_counter() - t0) * 1e3
 
