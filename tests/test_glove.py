@@ -32,7 +32,7 @@ from devices.inputs.glove import (
     stream_clip,
 )
 from devices.inputs.human_hand import DEFAULT_HAND, JOINT_LOWER, JOINT_UPPER, OPEN_POSE
-from devices.inputs.validate import frame_problem
+from devices.inputs.validate import IMPLAUSIBLE_HAND_REASONS, frame_problem, hand_problem
 from devices.tick import HumanFrame
 
 
@@ -102,7 +102,12 @@ def _check_accepted(pkt: GlovePacket) -> None:
         np.testing.assert_allclose(w[:3, :3].T @ w[:3, :3], np.eye(3), atol=1e-3)
         assert np.linalg.det(w[:3, :3]) > 0.99
     frame = pkt.to_frame(1.0)
-    assert frame_problem(frame, last_t=None, min_confidence=0.0) is None
+    # The protocol bounds the keypoints, not their anatomy: a decoded hand may still be no
+    # human's (all zero: a glove that lost tracking), which the session refuses by reason.
+    problem = frame_problem(frame, last_t=None, min_confidence=0.0)
+    if problem is not None:
+        assert problem in IMPLAUSIBLE_HAND_REASONS
+        assert problem == hand_problem(frame.keypoints)
 
 
 def _decode_or_reason(data: bytes) -> GlovePacket | str:
@@ -606,7 +611,7 @@ def test_sequence_restart_and_senders(device, raw, monkeypatch):
     assert (stats.lost, stats.restarts, stats.senders) == (0, 1, 2)
     assert device.status().rejected == {}
     # after SENDER_IDLE_RESET_S without accepted packets, a lower seq restarts the sequence
-    monkeypatch.setattr(glove_mod, "SENDER_IDLE_RESET_S", 0.1)
+    monkeypatch.setattr("devices.inputs.glove.device.SENDER_IDLE_RESET_S", 0.1)
     time.sleep(0.15)
     raw.sendto(encode_packet(10, 0.0, keypoints=KP), addr)
     raw.sendto(encode_packet(9, 0.0, keypoints=KP), addr)  # but not right after

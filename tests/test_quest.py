@@ -673,7 +673,7 @@ def _wait(cond, timeout: float = 10.0) -> bool:
 
 
 def test_live_transport_reconnects_and_force_stops(tmp_path, monkeypatch, caplog):
-    import devices.inputs.quest as quest
+    import devices.inputs.quest.adb as quest  # the live transport reads its backoff there
 
     caplog.set_level(logging.INFO, logger="devices.inputs.quest")
     monkeypatch.setattr(quest, "RECONNECT_BACKOFF_S", (0.05,))
@@ -707,7 +707,7 @@ def test_live_transport_reconnects_and_force_stops(tmp_path, monkeypatch, caplog
 
 
 def test_live_transport_reports_the_lost_link(tmp_path, monkeypatch, caplog):
-    import devices.inputs.quest as quest
+    import devices.inputs.quest.adb as quest  # the live transport reads its backoff there
 
     monkeypatch.setattr(quest, "RECONNECT_BACKOFF_S", (5.0,))
     line = f"11-22 23:12:01.000  1234  1250 I {TAG}: {message_of(0)}"
@@ -753,7 +753,7 @@ def test_live_transport_clear_errors(tmp_path, devices, serial, match):
 
 
 def test_live_transport_wifi_serial_and_install(tmp_path, monkeypatch):
-    import devices.inputs.quest as quest
+    import devices.inputs.quest.adb as quest  # the live transport reads its backoff there
 
     monkeypatch.setattr(quest, "RECONNECT_BACKOFF_S", (0.05,))
     apk = tmp_path / "teleop.apk"

@@ -1,7 +1,10 @@
 """Device specs on the command line."""
 
+import dataclasses
+
 import pytest
 
+from devices.inputs.base import DEVICES, Device
 from devices.inputs.spec import parse_device_spec
 
 
@@ -30,3 +33,43 @@ def test_shorthands_and_key_values():
 def test_bad_specs_name_the_problem(spec, needle):
     with pytest.raises(ValueError, match=needle):
         parse_device_spec(spec)
+
+
+@dataclasses.dataclass
+class _PairConfig:
+    left: str = "a"
+    right: int = 0
+
+
+class _PairDevice(Device):
+    """A device with its own shorthand ``pair:LEFT/RIGHT``: nothing in spec.py names it."""
+
+    Config = _PairConfig
+
+    @classmethod
+    def shorthand_settings(cls, arg):
+        left, _, right = arg.partition("/")
+        return {"left": left, "right": right}
+
+    def _start(self):
+        pass
+
+    def _stop(self):
+        pass
+
+
+def test_a_device_declares_its_own_shorthand():
+    DEVICES.register("pair")(_PairDevice)  # for this test only
+    try:
+        assert parse_device_spec("pair:x/7") == ("pair", {"left": "x", "right": 7})
+        assert parse_device_spec("pair:right=3") == ("pair", {"right": 3})
+        with pytest.raises(ValueError, match="right must be a int"):
+            parse_device_spec("pair:x/seven")
+    finally:
+        DEVICES.unregister("pair")
+    assert parse_device_spec("glove:9870") == ("glove", {"host": "127.0.0.1", "port": 9870})
+    # the devices without a shorthand say so
+    for name in DEVICES.names():
+        if DEVICES.get(name).shorthand_settings("x") is None:
+            with pytest.raises(ValueError, match="key=value"):
+                parse_device_spec(f"{name}:x")

@@ -254,8 +254,8 @@ def test_find_model_in_a_listed_distribution(
 ) -> None:
     model = _fake_distribution(tmp_path, "fake-hands", "fake_hands/hand_landmarker.task")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(wc, "MODEL_DISTRIBUTIONS", ("not-installed-xyz", "fake-hands"))
-    monkeypatch.setattr(wc, "_all_distributions", lambda: [])
+    monkeypatch.setattr(wc.packages, "MODEL_DISTRIBUTIONS", ("not-installed-xyz", "fake-hands"))
+    monkeypatch.setattr(wc.packages, "_all_distributions", lambda: [])
     assert find_model() == model.resolve()
 
 
@@ -263,9 +263,11 @@ def test_find_model_scans_every_distribution(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = _fake_distribution(tmp_path, "other-pkg", "other_pkg/models/hand_landmarker.task")
-    monkeypatch.setattr(wc, "MODEL_DISTRIBUTIONS", ())
+    monkeypatch.setattr(wc.packages, "MODEL_DISTRIBUTIONS", ())
     monkeypatch.setattr(
-        wc, "_all_distributions", lambda: importlib.metadata.distributions(path=[str(tmp_path)])
+        wc.packages,
+        "_all_distributions",
+        lambda: importlib.metadata.distributions(path=[str(tmp_path)]),
     )
     assert find_model() == model.resolve()
     model.unlink()  # listed but missing: not found
@@ -290,10 +292,12 @@ def test_availability_without_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_availability_without_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "mediapipe", types.ModuleType("mediapipe"))
     monkeypatch.setitem(sys.modules, "cv2", types.ModuleType("cv2"))
-    monkeypatch.setattr(wc, "find_model", lambda path=None: None)
+    monkeypatch.setattr(wc.packages, "find_model", lambda path=None: None)
     assert WebcamDevice.availability() == MODEL_HINT
     assert "webcam:model=PATH" in MODEL_HINT
-    monkeypatch.setattr(wc, "find_model", lambda path=None: tmp_path / "hand_landmarker.task")
+    monkeypatch.setattr(
+        wc.packages, "find_model", lambda path=None: tmp_path / "hand_landmarker.task"
+    )
     assert WebcamDevice.availability() is None
 
 
@@ -345,7 +349,7 @@ def test_bad_settings(overrides: dict[str, object], error: type[Exception]) -> N
 
 
 def test_connect_without_a_model_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(wc, "find_model", lambda path=None: None)
+    monkeypatch.setattr(wc.packages, "find_model", lambda path=None: None)
     dev = WebcamDevice(WebcamConfig(), open_capture=lambda: ScriptedCapture([]))
     with pytest.raises(WebcamError, match=r"hand_landmarker\.task"):
         dev.connect()

@@ -59,6 +59,17 @@ class Device(abc.ABC):
         """None if the device can be used on this machine, else why not (one line)."""
         return None
 
+    @classmethod
+    def shorthand_settings(cls, arg: str) -> dict[str, str] | None:
+        """The settings, as text, of the positional shorthand ``NAME:ARG`` (no ``=`` in ARG).
+
+        None (this default): the device has no shorthand, only ``key=value`` settings. A
+        device with one overrides this (``replay:PATH`` -> ``{"path": PATH}``);
+        :func:`devices.inputs.spec.parse_device_spec` converts the values to the settings'
+        types and rejects names that are not fields of ``Config``.
+        """
+        return None
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: HumanFrame | None = None

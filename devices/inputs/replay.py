@@ -52,6 +52,11 @@ class ReplayConfig:
 class ReplayDevice(Device):
     Config = ReplayConfig
 
+    @classmethod
+    def shorthand_settings(cls, arg: str) -> dict[str, str]:
+        """``replay:PATH``: the clip file."""
+        return {"path": arg}
+
     def __init__(self, config: ReplayConfig) -> None:
         super().__init__()
         if not config.speed > 0:

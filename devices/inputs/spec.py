@@ -1,8 +1,9 @@
 """Device specs on the command line: ``NAME[:ARGS]``.
 
 ``ARGS`` is either ``key=value`` pairs separated by commas (``quest3:logcat=cap.txt,speed=2``),
-or a device's positional shorthand: ``replay:PATH``, ``glove:HOST:PORT`` / ``glove:PORT``.
-Values are converted to the type of the setting's default.
+or a device's positional shorthand, which the device class maps to its settings
+(:meth:`Device.shorthand_settings <devices.inputs.base.Device.shorthand_settings>`, e.g.
+``replay:PATH``). Values are converted to the type of the setting's default.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from devices.inputs.base import DEVICES
+from devices.inputs.base import DEVICES, Device
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -32,15 +33,11 @@ def _convert(name: str, key: str, text: str, default: Any) -> Any:
     return text
 
 
-def _positional(name: str, arg: str) -> dict[str, str]:
-    if name == "replay":
-        return {"path": arg}
-    if name == "glove":
-        host, _, port = arg.rpartition(":")
-        if port.isdigit():
-            return {"host": host or "127.0.0.1", "port": port}
-        return {"host": arg}
-    raise ValueError(f"device {name}: use key=value settings after ':' (e.g. {name}:key=value)")
+def _positional(name: str, device_cls: type[Device], arg: str) -> dict[str, str]:
+    raw = device_cls.shorthand_settings(arg)
+    if raw is None:
+        raise ValueError(f"device {name}: use key=value settings after ':' (e.g. {name}:key=value)")
+    return raw
 
 
 def parse_device_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -50,7 +47,8 @@ def parse_device_spec(spec: str) -> tuple[str, dict[str, Any]]:
         UnknownPluginError: unknown device. ValueError: unknown setting or bad value.
     """
     name, _, arg = spec.partition(":")
-    config_cls = DEVICES.get(name).Config  # type: ignore[attr-defined]
+    device_cls = DEVICES.get(name)
+    config_cls = device_cls.Config
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     if not arg:
         return name, {}
@@ -67,7 +65,7 @@ def parse_device_spec(spec: str) -> tuple[str, dict[str, Any]]:
             else:
                 raise ValueError(f"device {name}: expected key=value, got {item!r}")
     else:
-        raw = _positional(name, arg)
+        raw = _positional(name, device_cls, arg)
     options: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in fields:
