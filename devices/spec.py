@@ -3,7 +3,9 @@
 ``dexteleop run --robot sim:wrist=follow,object=cube`` or ``--device quest3:speed=2``: the
 name picks the registered plugin; each ``key=value`` sets a field of its Config, converted
 to the field's type (from its default, or its annotation when the default is None). A comma
-inside a value (``mount=1,0,0``) continues the value before it.
+inside a value (``mount=1,0,0``) continues the value before it. A plugin class may also
+take a positional shorthand (``replay:PATH``, ``glove:HOST:PORT``) through a classmethod
+``shorthand_settings(arg) -> dict | None``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ def convert_value(kind: str, key: str, text: str, field: dataclasses.Field[Any])
     optional field). Raises ValueError naming the plugin kind and the setting."""
     default = field.default if field.default is not dataclasses.MISSING else None
     annotation = str(field.type)
-    if default is None and text.lower() == "none" and "None" in annotation:
-        return None
     if isinstance(default, bool) or (default is None and annotation.startswith("bool")):
         low = text.lower()
         if low in _TRUE | _FALSE:
@@ -76,8 +76,15 @@ def parse_spec(registry: Registry[Any], spec: str) -> tuple[str, dict[str, Any]]
         UnknownPluginError: unknown name. ValueError: unknown setting or bad value.
     """
     name, _, arg = spec.partition(":")
-    config_cls = registry.get(name).Config  # type: ignore[attr-defined]
+    cls = registry.get(name)
     if not arg:
         return name, {}
     kind = f"{registry.kind} {name}"
-    return name, typed_options(kind, config_cls, split_pairs(kind, arg))
+    if "=" in arg:
+        raw = split_pairs(kind, arg)
+    else:
+        shorthand = getattr(cls, "shorthand_settings", None)
+        raw = None if shorthand is None else shorthand(arg)
+        if raw is None:
+            raise ValueError(f"{kind}: use key=value settings after ':' (e.g. {name}:key=value)")
+    return name, typed_options(kind, cls.Config, raw)  # type: ignore[attr-defined]
