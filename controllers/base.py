@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import math
+import types
+import typing
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -111,11 +114,88 @@ def live(
 class ControllerConfig:
     """Settings every controller has. Subclasses add their own fields.
 
+    Every value is checked when the config is built (:func:`check_settings`), however it
+    arrives: ``--set``, the app's saved settings, a replayed recording's, a live change
+    (:meth:`Controller.update` rebuilds the config). A bad value is refused before the
+    controller is built (no model loaded), with the setting's name and what it accepts.
+
     Attributes:
         hand: the hand the controller drives (``leap``, ``allegro``).
     """
 
     hand: str = "leap"
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+def check_settings(config: Any) -> None:
+    """Check (and convert, e.g. 1 -> 1.0 for a float) every field of a controller config in
+    place: a live setting against its :class:`LiveSetting` (type, finite, range, choices),
+    any other against its annotation (``bool``, ``int``, ``float`` (finite), ``str``,
+    ``X | None``). Raises ValueError: ``"dexgen setting guidance must be in [0.0, 1.0],
+    got 5.0"``."""
+    hints = _type_hints(type(config))
+    for f in dataclasses.fields(config):
+        if not f.init:
+            continue
+        value = getattr(config, f.name)
+        meta = f.metadata.get("live")
+        try:
+            if meta is not None:
+                checked = dataclasses.replace(meta, name=f.name, label=f.name).check(value)
+            else:
+                checked = _check_type(f.name, hints.get(f.name), value)
+        except ValueError as e:
+            raise ValueError(f"{_controller_name(type(config))} setting {e}") from None
+        if checked is not value:
+            object.__setattr__(config, f.name, checked)
+
+
+@functools.cache
+def _type_hints(config_cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(config_cls)
+    except Exception:  # noqa: BLE001 - unresolvable annotations (a local test class): unchecked
+        return {}
+
+
+_TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def _check_type(name: str, annotation: Any, value: Any) -> Any:
+    """``value`` as the type ``annotation`` names (int -> float; integral float -> int)."""
+    if annotation is None:
+        return value
+    allowed = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else ()
+    allowed = allowed or (annotation,)
+    if value is None and type(None) in allowed:
+        return None
+    simple = [t for t in allowed if t in _TYPE_NAMES]
+    if len(simple) != len([t for t in allowed if t is not type(None)]):
+        return value  # a type this check does not know: the controller checks it
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and not math.isfinite(value) and (int in simple or float in simple):
+        raise ValueError(f"{name} must be finite, got {value}")
+    for t in simple:
+        if t is bool and isinstance(value, bool):
+            return value
+        if t is float and number:
+            return float(value)
+        if t is int and number and float(value) == int(value):
+            return int(value)
+        if t is str and isinstance(value, str):
+            return value
+    kinds = [_TYPE_NAMES[t] for t in simple] + ["none"] * (type(None) in allowed)
+    raise ValueError(f"{name} must be {' or '.join(kinds)}, got {value!r}")
+
+
+def _controller_name(config_cls: type) -> str:
+    """The registered name of the controller configured by ``config_cls`` (for messages)."""
+    for name in CONTROLLERS.names():
+        if CONTROLLERS.get(name).Config is config_cls:
+            return name
+    return config_cls.__name__
 
 
 class Controller(abc.ABC):

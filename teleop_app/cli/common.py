@@ -57,8 +57,13 @@ def control_threads() -> None:
     torch.set_num_threads(max(1, n))
 
 
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "+inf": math.inf, "-inf": -math.inf}
+
+
 def settings(pairs: list[str] | None) -> dict[str, Any]:
-    """``["guidance=0.5", "mode=free"]`` -> {"guidance": 0.5, "mode": "free"}."""
+    """``["guidance=0.5", "mode=free"]`` -> {"guidance": 0.5, "mode": "free"}: each value as
+    JSON if it parses (numbers, true/false, null), else text; ``nan`` and ``inf`` are numbers
+    (for the setting's check to refuse as such)."""
     out: dict[str, Any] = {}
     for item in pairs or []:
         key, eq, value = item.partition("=")
@@ -67,20 +72,31 @@ def settings(pairs: list[str] | None) -> dict[str, Any]:
         try:
             out[key.strip()] = json.loads(value)
         except ValueError:
-            out[key.strip()] = value
+            out[key.strip()] = _NON_FINITE.get(value.strip().lower(), value)
     return out
 
 
+def check_controller(name: str, hand: str, options: dict[str, Any]) -> None:
+    """Refuse an unknown controller, an unknown setting or a bad value (the check every
+    controller config runs when it is built) before anything starts or loads."""
+    from controllers import CONTROLLERS
+
+    CONTROLLERS.config(name, **{"hand": hand, **options})
+
+
 def session_config_from_args(args: argparse.Namespace, **extra: Any) -> Any:
-    """The simulated session the shared options describe (``extra``: a command's own)."""
+    """The session the shared options describe (``extra``: a command's own); the controller
+    settings are checked first."""
     from teleop_app.configs import session_config
 
+    options = settings(args.set)
+    check_controller(args.controller, args.hand, options)
     return session_config(
         hand=args.hand,
         robot=args.robot,
         device=args.device,
         controller=args.controller,
-        controller_options=settings(args.set),
+        controller_options=options,
         wrist=args.wrist,
         obj=args.object,
         retarget_mode=args.retarget_mode,

@@ -25,9 +25,6 @@ log = logging.getLogger("dexteleop")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    control_threads()
-    from teleop_app.session import Session
-
     report_path, video_path = output_path(args.report), output_path(args.video)
     check_duration(args)
     config = session_config_from_args(
@@ -38,6 +35,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         scale=args.scale,
         keep_states=args.video is not None,
     )
+    control_threads()
+    from teleop_app.session import Session
+
     session = Session(config)
     with session:
         ticks = session.run(args.duration)
@@ -65,14 +65,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    check_duration(args)
+    config = session_config_from_args(args)
     control_threads()
     import time
 
     from teleop_app.recording.recorder import Recorder
     from teleop_app.session import Session
 
-    check_duration(args)
-    config = session_config_from_args(args)
     session = Session(config)
 
     def progress(episode: int, frames: int) -> None:
