@@ -212,11 +212,17 @@ class Controller(abc.ABC):
 
     Config: ClassVar[type] = ControllerConfig
 
-    #: Whether ``step`` reads ``command.joints``. Retargeting's joint solve is the costliest
-    #: part of a tick before the controller; a controller that takes only keypoints, an axis
-    #: or a gesture sets this False and the session skips the solve (its commands then carry
-    #: ``joints=None``).
-    uses_joint_command: ClassVar[bool] = True
+    #: The :class:`~devices.tick.Command` fields ``step`` reads (of ``keypoints``, ``joints``,
+    #: ``axis``, ``gesture``). Retargeting's joint solve is the costliest part of a tick
+    #: before the controller: when ``joints`` is not listed the session skips it (commands
+    #: then carry ``joints=None``). A rotation controller reads ``axis`` (never a setting).
+    command_fields: ClassVar[frozenset[str]] = frozenset({"keypoints", "joints"})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = set(cls.command_fields) - {"keypoints", "joints", "axis", "gesture"}
+        if unknown:
+            raise TypeError(f"{cls.__name__}.command_fields: unknown Command fields {unknown}")
 
     def __init__(self, config: ControllerConfig) -> None:
         self.config = config

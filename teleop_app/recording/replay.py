@@ -260,7 +260,8 @@ def counterfactual(
     )
     session = Session(config, device=device)
     replayed_from = "human frames, retargeted again" if retarget else "recorded commands"
-    if not retarget and session.controller.uses_joint_command and _missing_joint_commands(ep):
+    reads_joints = "joints" in session.controller.command_fields
+    if not retarget and reads_joints and _missing_joint_commands(ep):
         retarget = True  # a keypoint-only controller drove (some of) it: solve for joints now
         replayed_from = "human frames, retargeted again (recorded commands lack joints)"
     if not retarget:
