@@ -25,10 +25,7 @@ class ControllerUnavailable(RuntimeError):
 
 
 #: What kind of value a live setting holds; the app picks a widget per kind.
-SettingKind = Literal["float", "int", "bool", "choice", "axis", "text"]
-
-#: The axis widget's values: six signed axes (DexNDM's rotation commands) and "free".
-AXIS_CHOICES = ("+x", "-x", "+y", "-y", "+z", "-z", "free")
+SettingKind = Literal["float", "int", "bool", "choice", "text"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,13 +33,15 @@ class LiveSetting:
     """A setting a controller lets the operator change while driving.
 
     Declared on the controller's Config with :func:`live`; the app builds a widget from it
-    (a slider for a bounded float, a spin box for an int, a combo box for a choice, six axis
-    buttons, a code editor for text). No Qt here: this is a description, not a widget.
+    (a slider for a bounded float, a spin box for an int, a combo box for a choice, a code
+    editor for text). No Qt here: this is a description, not a widget. A rotation axis is not
+    a setting: it arrives in ``Command.axis`` (the device's buttons or orientation, or the
+    app's axis buttons), for controllers that list ``axis`` in ``command_fields``.
 
     Attributes:
         name: the Config field. label: what the operator reads. help: one sentence.
         kind: the value's kind. low/high: bounds of float/int settings (inclusive).
-        step: slider/spin increment. choices: allowed values of choice/axis settings.
+        step: slider/spin increment. choices: allowed values of choice settings.
         plot: draw the value in the app's live plots (numeric kinds).
     """
 
@@ -55,6 +54,13 @@ class LiveSetting:
     step: float | None = None
     choices: tuple[str, ...] = ()
     plot: bool = False
+
+    def __post_init__(self) -> None:
+        kinds = typing.get_args(SettingKind)
+        if self.kind not in kinds:
+            raise ValueError(
+                f"setting {self.name!r}: kind must be one of {kinds}, got {self.kind!r}"
+            )
 
     def check(self, value: Any) -> Any:
         """The value converted to the setting's type; ValueError (saying why) if invalid."""
@@ -79,7 +85,7 @@ class LiveSetting:
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false, got {value!r}")
             return value
-        if self.kind in ("choice", "axis"):
+        if self.kind == "choice":
             if value not in self.choices:
                 raise ValueError(f"{name} must be one of {list(self.choices)}, got {value!r}")
             return value
@@ -104,8 +110,6 @@ def live(
 
     guidance: float = live(1.0, "float", label="guidance", low=0, high=10, plot=True)
     """
-    if kind == "axis" and not choices:
-        choices = AXIS_CHOICES
     meta = LiveSetting("", kind, label, help, low, high, step, tuple(choices), plot)
     return dataclasses.field(default=default, metadata={"live": meta})
 

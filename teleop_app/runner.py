@@ -61,6 +61,8 @@ class SessionRunner:
         self.state = "idle"  # idle | connecting | running | stopped | error
         self.error = ""
         self.estop = False
+        #: the operator's rotation axis in the app (kept across reconnects, like the e-stop)
+        self.axis = "device"
         #: the report of the last session that was stopped (see ``Session.report``)
         self.last_report: dict[str, Any] | None = None
         self._scene: SceneFrame | None = None
@@ -105,6 +107,8 @@ class SessionRunner:
                 if not closing:
                     if self.estop:
                         session.set_estop(True)
+                    if self.axis != "device":
+                        session.set_axis(self.axis)
                     self.session, self.history, self._thread = session, history, thread
                     self._scene = None
                     self.state = "running"
@@ -253,6 +257,15 @@ class SessionRunner:
 
     def update_controller(self, **changes: Any) -> Future[Any]:
         return self._forward(lambda s: s.update_controller(**changes))
+
+    def set_axis(self, choice: str) -> Future[Any]:
+        """The operator's rotation axis (``Session.set_axis``), for the running session and
+        the ones connected later."""
+        from devices.retargeting.axis import AXIS_CHOICES
+
+        if choice in AXIS_CHOICES:
+            self.axis = choice
+        return self._forward(lambda s: s.set_axis(choice))
 
     def set_estop(self, on: bool) -> Future[Any]:
         """Engage or release the emergency stop of the running session, and of every

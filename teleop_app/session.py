@@ -34,7 +34,7 @@ from controllers.base import CONTROLLERS, Controller
 from devices.clock import Clock, RealClock, SimClock
 from devices.inputs.base import DEVICES, Device
 from devices.inputs.validate import frame_problem
-from devices.retargeting.axis import AxisConfig
+from devices.retargeting.axis import PALM_AXES, AxisConfig
 from devices.retargeting.commands import CommandBuilder
 from devices.retargeting.retargeter import RetargetConfig
 from devices.robots.base import ROBOTS, Robot, Simulated
@@ -219,6 +219,22 @@ class Session:
         place is dropped (its future says so), whatever order the builds finish in.
         """
         return ControllerSwitch(self, name, options).start(build_now=build_now)
+
+    def set_axis(self, choice: str) -> Future[None]:
+        """The operator picks the rotation axis in the app: a palm axis (``+x`` ... ``-z``)
+        that overrides the device's selection, or ``device`` (see
+        :meth:`AxisSelector.choose`). Takes effect at the next tick, also for the command in
+        force; the future holds the ValueError of an unknown choice."""
+
+        def change(s: Session) -> None:
+            selector = s.command_builder.axis_selector
+            selector.choose(choice)
+            if s._command is not None and selector.chosen != "device":
+                s._command = dataclasses.replace(
+                    s._command, axis=np.array(PALM_AXES[selector.chosen])
+                )
+
+        return self.submit(change)
 
     def update_controller(self, **changes: Any) -> Future[None]:
         """Change live controller settings (e.g. guidance strength) at the next tick; the

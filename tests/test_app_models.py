@@ -52,7 +52,6 @@ def test_live_settings_come_from_the_config_fields():
         (LiveSetting("n", "int", low=1, high=20), [1, 20, 8.0], [0, 21, 2.5, "3"]),
         (LiveSetting("b", "bool"), [True, False], [0, 1, "yes"]),
         (LiveSetting("m", "choice", choices=("a", "b")), ["a", "b"], ["c", 1]),
-        (LiveSetting("x", "axis", choices=("+x", "-x")), ["+x"], ["x", "+y"]),
         (LiveSetting("t", "text"), ["", "def cost(x): ..."], [3, None]),
     ],
 )
@@ -64,23 +63,29 @@ def test_live_setting_check(spec, good, bad):
             spec.check(v)
 
 
-def test_update_is_all_or_nothing_and_the_axis_kind_gets_six_axes():
+def test_update_is_all_or_nothing():
     @dataclasses.dataclass
     class Cfg(RetargetControllerConfig):
-        axis: str = live("+z", "axis")
+        mode: str = live("a", "choice", choices=("a", "b"))
         steps: int = live(10, "int", low=8, high=12)
 
     class C(RetargetController):
         Config = Cfg
 
     c = C(Cfg())
-    axis = next(s for s in C.setting_specs() if s.name == "axis")
-    assert axis.choices == ("+x", "-x", "+y", "-y", "+z", "-z", "free")
     with pytest.raises(ValueError, match="steps"):
-        c.update(axis="-x", steps=13)
-    assert c.config.axis == "+z" and c.config.steps == 10  # nothing applied
-    c.update(axis="free", steps=9.0)
-    assert c.config.axis == "free" and c.config.steps == 9 and isinstance(c.config.steps, int)
+        c.update(mode="b", steps=13)
+    assert c.config.mode == "a" and c.config.steps == 10  # nothing applied
+    c.update(mode="b", steps=9.0)
+    assert c.config.mode == "b" and c.config.steps == 9 and isinstance(c.config.steps, int)
+
+
+def test_the_axis_is_not_a_setting_kind():
+    """A rotation axis arrives in Command.axis (controllers list it in command_fields)."""
+    with pytest.raises(ValueError, match="kind"):
+        LiveSetting("x", "axis", choices=("+x",))
+    with pytest.raises(ValueError, match="kind"):
+        live("+x", "axis")
 
 
 def test_smoothing_slows_the_retarget_controller():

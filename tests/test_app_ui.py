@@ -36,6 +36,17 @@ class GuidedTest(RetargetController):
         return target, info
 
 
+class RotateTest(RetargetController):
+    """Reads a rotation axis (as DexNDM will): the app offers the axis buttons for it."""
+
+    command_fields = frozenset({"joints", "axis"})
+
+    def step(self, state, command):
+        target, info = super().step(state, command)
+        info["axis_x"] = float("nan") if command.axis is None else float(command.axis[0])
+        return target, info
+
+
 class SlowBuild(RetargetController):
     """Takes 0.6 s to build, like a controller loading its model."""
 
@@ -53,7 +64,12 @@ class Untrained(RetargetController):
 @pytest.fixture(autouse=True)
 def test_controllers(tmp_path, monkeypatch):
     monkeypatch.setenv("DEXTELEOP_HOME", str(tmp_path / "home"))
-    names = {"guided_test": GuidedTest, "slow_test": SlowBuild, "untrained_test": Untrained}
+    names = {
+        "guided_test": GuidedTest,
+        "slow_test": SlowBuild,
+        "untrained_test": Untrained,
+        "rotate_test": RotateTest,
+    }
     for name, cls in names.items():
         CONTROLLERS.register(name)(cls)
     yield
@@ -423,14 +439,13 @@ class AllKindsConfig(RetargetControllerConfig):
     steps: int = live(10, "int", low=8, high=12)
     enabled: bool = live(True, "bool")
     gesture: str = live("ok", "choice", choices=("ok", "thumbs_up", "point"))
-    axis: str = live("+z", "axis")
     cost: str = live("def cost(tips):\n    return 0.0\n", "text")
     gain: float = live(2.0, "float", low=0.0)  # no upper bound: a number box alone
 
 
 class AllKinds(RetargetController):
-    """Every kind of live setting (DexGen's slider and mode, DexNDM's axis buttons, MoDex's
-    gesture picker and cost editor); refuses a cost that is not valid Python."""
+    """Every kind of live setting (DexGen's slider and mode, MoDex's gesture picker and cost
+    editor); refuses a cost that is not valid Python."""
 
     Config = AllKindsConfig
 
@@ -468,22 +483,14 @@ def test_every_kind_of_live_setting_gets_a_working_widget(qtbot):
             w["steps"].setValue(12)
             w["enabled"].setChecked(False)
             w["gesture"].setCurrentText("point")
-            qtbot.mouseClick(w["axis"].buttons["-y"], Qt.MouseButton.LeftButton)
             w["cost"].editor.setPlainText("def cost(tips):\n    return tips.sum()\n")
             qtbot.mouseClick(w["cost"].apply, Qt.MouseButton.LeftButton)
             w["gain"].box.setValue(50.0)
             apply()
             c = session.controller.config
-            assert (c.guidance, c.steps, c.enabled, c.gesture, c.axis) == (
-                10.0,
-                12,
-                False,
-                "point",
-                "-y",
-            )
+            assert (c.guidance, c.steps, c.enabled, c.gesture) == (10.0, 12, False, "point")
             assert "tips.sum()" in c.cost and c.gain == 50.0
             assert not w["gain"].slider.isVisible() and w["gain"].value() == 50.0
-            assert w["axis"].value() == "-y"
             # a cost function that does not compile: shown, and the old one stays
             w["cost"].editor.setPlainText("def cost(tips) return 1")
             qtbot.mouseClick(w["cost"].apply, Qt.MouseButton.LeftButton)
@@ -493,6 +500,31 @@ def test_every_kind_of_live_setting_gets_a_working_widget(qtbot):
             assert form.values["cost"] == c.cost  # what is saved is what runs
     finally:
         CONTROLLERS._classes.pop("all_kinds_test", None)
+
+
+def test_the_axis_buttons_set_the_commands_axis(qtbot):
+    """A controller that reads an axis gets the six palm axes in its panel; a pick reaches
+    Command.axis at the next tick and overrides the device's; 'device' gives it back. A
+    controller that reads no axis shows no buttons."""
+    w = open_window(qtbot, controller="guided_test")
+    qtbot.waitUntil(lambda: w.form is not None, timeout=10000)
+    assert w.controller_panel.axis is None
+    w.choose_controller("rotate_test")
+    qtbot.waitUntil(lambda: w.controller_panel.axis is not None, timeout=10000)
+    buttons = w.controller_panel.axis.buttons
+    assert set(buttons) == {"+x", "-x", "+y", "-y", "+z", "-z", "device"}
+    assert w.controller_panel.axis.value() == "device"
+    seen = []
+    w.runner.session.subscribe(lambda r: seen.append(r.info.get("axis_x")))
+    qtbot.mouseClick(buttons["-x"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(seen) and seen[-1] == -1.0, timeout=5000)
+    assert w.runner.axis == "-x"
+    qtbot.mouseClick(buttons["device"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: w.runner.session.command_builder.axis_selector.chosen == "device")
+    n = len(seen)
+    qtbot.waitUntil(lambda: len(seen) > n + 3, timeout=5000)
+    assert seen[-1] != -1.0  # the replay device presses no axis button: no axis
+    close(w)
 
 
 def test_a_dead_control_loop_shows_as_an_error(qtbot):

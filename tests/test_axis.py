@@ -71,3 +71,36 @@ def test_orientation_mode_axis_deadband_recentre_and_short_axis():
 def test_rotation_vector_inverts_axis_angle(axis, deg):
     axis = np.array(axis) / np.linalg.norm(axis)
     np.testing.assert_allclose(rotation_vector(rot(axis, deg)), np.radians(deg) * axis, atol=1e-6)
+
+
+def test_the_app_choice_overrides_the_device_until_device_again():
+    sel = AxisSelector(AxisConfig(mode="buttons"))
+    sel.choose("-y")
+    np.testing.assert_allclose(sel(frame({"X": 1.0})).axis, [0, -1, 0])
+    assert sel(frame()).source == "app -y"
+    sel.choose("device")
+    np.testing.assert_allclose(sel(frame({"X": 1.0})).axis, [0, 0, 1])
+    with pytest.raises(ValueError, match="rotation axis"):
+        sel.choose("sideways")
+    assert sel.chosen == "device"
+
+
+def test_session_set_axis_reaches_the_command():
+    from test_session import ScriptedDevice, good_frames, step
+
+    from devices.clock import SimClock
+    from teleop_app.session import Session, SessionConfig
+
+    session = Session(
+        SessionConfig(fast=True), clock=SimClock(), device=ScriptedDevice(good_frames(10))
+    )
+    with session:
+        assert step(session).command.axis is None
+        session.set_axis("+z")
+        np.testing.assert_allclose(step(session).command.axis, [0, 0, 1])
+        bad = session.set_axis("up")
+        step(session)
+        assert isinstance(bad.exception(), ValueError)
+        session.set_axis("device")
+        step(session)
+        assert step(session).command.axis is None

@@ -13,7 +13,9 @@ Two modes, as DexNDM ran them with a Quest 3 (its Fig. 40):
   the palm frame at rest ("hold the controller like the hand"), through a fixed
   permutation ``controller_to_palm``.
 
-The output is an :class:`AxisCommand`: a unit vector in the palm frame, or None.
+The operator may also pick one of the six signed palm axes in the app
+(:meth:`AxisSelector.choose`); until they choose ``device`` again that axis overrides the
+device's. The output is an :class:`AxisCommand`: a unit vector in the palm frame, or None.
 """
 
 from __future__ import annotations
@@ -25,6 +27,18 @@ import numpy as np
 from devices.tick import HumanFrame
 
 AXIS_MODES = ("off", "buttons", "orientation")
+
+#: The six signed palm axes the operator can pick in the app (DexNDM's rotation commands).
+PALM_AXES: dict[str, tuple[float, float, float]] = {
+    "+x": (1.0, 0.0, 0.0),
+    "-x": (-1.0, 0.0, 0.0),
+    "+y": (0.0, 1.0, 0.0),
+    "-y": (0.0, -1.0, 0.0),
+    "+z": (0.0, 0.0, 1.0),
+    "-z": (0.0, 0.0, -1.0),
+}
+#: What the app's axis buttons offer: a palm axis, or the input device's own selection.
+AXIS_CHOICES: tuple[str, ...] = (*PALM_AXES, "device")
 
 
 @dataclass(frozen=True)
@@ -101,11 +115,21 @@ class AxisSelector:
         self._c2p = c2p
         self._rest: np.ndarray | None = None
         self._recentre_was_down = False
+        self.chosen = "device"
 
     def reset(self) -> None:
         self._rest = None
 
+    def choose(self, choice: str) -> None:
+        """The operator's pick in the app: a palm axis (``+x`` ... ``-z``) that overrides the
+        device, or ``device`` to follow the device's buttons / orientation again."""
+        if choice not in AXIS_CHOICES:
+            raise ValueError(f"rotation axis must be one of {list(AXIS_CHOICES)}, got {choice!r}")
+        self.chosen = choice
+
     def __call__(self, frame: HumanFrame) -> AxisCommand:
+        if self.chosen in PALM_AXES:
+            return AxisCommand(np.array(PALM_AXES[self.chosen]), f"app {self.chosen}")
         mode = self.config.mode
         if mode == "buttons":
             for name, axis in self._buttons.items():

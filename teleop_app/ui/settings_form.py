@@ -102,17 +102,20 @@ class FloatSetting(QWidget):
         self._changed(float(value))
 
 
-class AxisSetting(QWidget):
-    """Six signed axis buttons (DexNDM's rotation commands) and "free"; one is checked."""
+class AxisButtons(QWidget):
+    """Exclusive buttons, e.g. the six signed palm axes (DexNDM's rotation commands) and
+    "device"; one is checked."""
 
-    def __init__(self, spec: LiveSetting, value: str, changed: Callable[[str], None]) -> None:
+    def __init__(
+        self, choices: tuple[str, ...], value: str, changed: Callable[[str], None]
+    ) -> None:
         super().__init__()
         self.group = QButtonGroup(self)
         self.group.setExclusive(True)
         self.buttons: dict[str, QPushButton] = {}
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        for i, choice in enumerate(spec.choices):
+        for i, choice in enumerate(choices):
             b = QPushButton(choice)
             b.setCheckable(True)
             b.setChecked(choice == value)
@@ -207,8 +210,6 @@ class SettingsForm(QWidget):
                 combo.setCurrentText(str(value))
             combo.currentTextChanged.connect(changed)
             return combo
-        if spec.kind == "axis":
-            return AxisSetting(spec, str(value), changed)
         return TextSetting(spec, str(value or ""), changed)
 
     def _changed(self, name: str, value: Any) -> None:

@@ -1,5 +1,7 @@
 """The Controller panel: pick a controller at run time (the ones that cannot run greyed out,
-with the reason) and its live settings below, built from its config.
+with the reason) and its live settings below, built from its config; for a controller that
+reads a rotation axis (``axis`` in its ``command_fields``), the six palm axes to pick from
+(or the input device's own selection).
 
 A switch happens between ticks while the hand holds; the panel follows the controller the
 session actually runs (a switch that failed, a reconnect) from the runner's snapshot.
@@ -12,12 +14,13 @@ from concurrent.futures import Future
 from typing import Any
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout
+from PyQt6.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from controllers.base import CONTROLLERS
+from devices.retargeting.axis import AXIS_CHOICES
 from teleop_app.app_models import controller_choices, controller_reason, one_line, plotted_settings
 from teleop_app.app_settings import AppSettings, controller_options
-from teleop_app.ui.settings_form import SettingsForm
+from teleop_app.ui.settings_form import AxisButtons, SettingsForm
 
 
 class ControllerPanel(QGroupBox):
@@ -25,6 +28,7 @@ class ControllerPanel(QGroupBox):
 
     Attributes:
         form: the running controller's settings form (None before the first tick).
+        axis: the rotation-axis buttons, when the running controller reads an axis.
         form_controller: the controller the form is for.
         switching: (name, future) of a switch in flight.
         plotted: the live settings the plots draw for it.
@@ -40,6 +44,8 @@ class ControllerPanel(QGroupBox):
         self.runner = runner
         self._hand = hand
         self.form: SettingsForm | None = None
+        self.axis: AxisButtons | None = None
+        self._axis_box: QWidget | None = None
         self.form_controller: str | None = None
         self.switching: tuple[str, Future[Any]] | None = None
         self.plotted: tuple[str, ...] = ()
@@ -123,6 +129,17 @@ class ControllerPanel(QGroupBox):
         if self.form is not None:
             self.form.setParent(None)
             self.form.deleteLater()
+        if self._axis_box is not None:
+            self._axis_box.setParent(None)
+            self._axis_box.deleteLater()
+            self._axis_box = self.axis = None
+        if "axis" in CONTROLLERS.get(controller).command_fields:
+            self._axis_box = QGroupBox("rotation axis (palm frame)")
+            box = QVBoxLayout(self._axis_box)
+            self.axis = AxisButtons(AXIS_CHOICES, self.runner.axis, self.runner.set_axis)
+            self.axis.setToolTip("a palm axis overrides the device's; 'device' follows it again")
+            box.addWidget(self.axis)
+            self.form_holder.addWidget(self._axis_box)
         specs = CONTROLLERS.get(controller).setting_specs()
         live = {sp.name: values[sp.name] for sp in specs if sp.name in values}
         self.form = SettingsForm(specs, live, self._send_setting)
