@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from teleop_app.metrics import STAGES
+
 if TYPE_CHECKING:
     from teleop_app.session import TickRecord
 
-#: Stages plotted as latency (ms), a subset of the session's STAGES.
-PLOT_STAGES = ("retarget", "controller", "hand_write", "tick")
+#: Stages plotted as latency (ms), a subset of :data:`teleop_app.metrics.STAGES`.
+PLOT_STAGES = tuple(s for s in STAGES if s not in ("frame_age", "hand_read"))
 
 
 @dataclass(frozen=True)

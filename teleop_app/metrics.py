@@ -10,6 +10,10 @@ import numpy as np
 if TYPE_CHECKING:
     from teleop_app.session import TickRecord
 
+#: The per-tick stages the loop times (ms), in this order everywhere: the report's
+#: ``latency_ms``, the recordings' ``timing.stage_ms``, the app's latency plots.
+STAGES = ("frame_age", "retarget", "controller", "hand_read", "hand_write", "tick")
+
 
 def _pct(values: list[float]) -> dict[str, float]:
     if not values:

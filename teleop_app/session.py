@@ -40,13 +40,10 @@ from devices.retargeting.retargeter import RetargetConfig
 from devices.robots.base import ROBOTS, Robot, Simulated
 from devices.tick import Command, HandState, HumanFrame
 from teleop_app.logonce import RepeatedLog
-from teleop_app.metrics import Metrics
+from teleop_app.metrics import STAGES, Metrics
 from teleop_app.switch import ControllerSwitch
 
 log = logging.getLogger(__name__)
-
-#: Per-tick stages timed by the loop (ms in the report).
-STAGES = ("frame_age", "retarget", "controller", "hand_read", "hand_write", "tick")
 
 
 @dataclass

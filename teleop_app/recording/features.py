@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from assets.hands import ROBOT_KEYPOINT_NAMES
+from devices.tick import NUM_HUMAN_KEYPOINTS
+from teleop_app.metrics import STAGES
 
 if TYPE_CHECKING:
     from assets.hands import Hand
     from teleop_app.session import TickRecord
 
-#: Per-tick stages timed by the loop, in the order of ``timing.stage_ms``.
-TIMING_STAGES = ("frame_age", "retarget", "controller", "hand_read", "hand_write", "tick")
-HUMAN_KEYPOINTS = 21
+HUMAN_KEYPOINTS = NUM_HUMAN_KEYPOINTS
 
 #: LeRobot's bookkeeping columns, present in every dataset.
 DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
@@ -75,7 +75,7 @@ def hand_features(
         "controller.settings": {"dtype": "string", "shape": [1], "names": None},
         "controller.info": {"dtype": "string", "shape": [1], "names": None},
         "safety.events": {"dtype": "string", "shape": [1], "names": None},
-        "timing.stage_ms": _f("float32", list(TIMING_STAGES)),
+        "timing.stage_ms": _f("float32", list(STAGES)),
         "time.loop_s": _f("float64", None, 1),
     }
     if sim_state_size:
@@ -139,7 +139,7 @@ def tick_row(r: TickRecord, features: dict[str, dict[str, Any]]) -> dict[str, An
         "controller.info": _json(r.info),
         "safety.events": ",".join(r.events),
         "timing.stage_ms": np.array(
-            [r.timings_ms.get(k, np.nan) for k in TIMING_STAGES], dtype=np.float32
+            [r.timings_ms.get(k, np.nan) for k in STAGES], dtype=np.float32
         ),
         "time.loop_s": np.array([float(r.t)]),
     }
