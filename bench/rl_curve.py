@@ -14,7 +14,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 
 
 def smooth(x: np.ndarray, w: int) -> np.ndarray:
@@ -32,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=25)
     p.add_argument("--rows", type=int, default=8, help="table rows")
     args = p.parse_args(argv)
-    ck = torch.load(Path(args.run) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    from training.rl.ppo import load_training_state
+
+    ck = load_training_state(Path(args.run) / "checkpoint.pt")
     curve = ck["curve"]
     w = max(1, min(args.window, len(curve)))
     steps = np.array([r["env_steps"] for r in curve], dtype=float)

@@ -62,7 +62,7 @@ def test_missing_or_damaged_models_are_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "DEFAULT_CHECKPOINTS", tmp_path)
     reason = ModexController.availability("leap")
     assert reason and "dexteleop train modex --hand leap" in reason
-    with pytest.raises(ControllerUnavailable, match="no checkpoint"):
+    with pytest.raises(ControllerUnavailable, match="no MoDex checkpoint"):
         CONTROLLERS.make("modex", hand="leap")
     for kind in ("forward", "inverse"):
         (tmp_path / f"leap_sequential_{kind}.pt").write_bytes(b"not a checkpoint")

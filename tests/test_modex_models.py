@@ -99,7 +99,7 @@ def test_inverse_models_and_their_spread(seq_data, qs_data):
 
 
 def test_bad_checkpoints_are_clear(tmp_path, qs_data):
-    with pytest.raises(CheckpointError, match="no checkpoint"):
+    with pytest.raises(CheckpointError, match="no MoDex checkpoint"):
         load_model(tmp_path / "missing.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")

@@ -103,7 +103,7 @@ def test_bench_command_line(tmp_path, capsys):
     rc = main(["--hand", "shadow", "--episodes", "1", "--checkpoints", str(tmp_path / "none")])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "no checkpoint" in err and "dexteleop train modex --hand shadow" in err
+    assert "no MoDex checkpoint" in err and "dexteleop train modex --hand shadow" in err
     # the offset observer belongs to the sequential MPC: refused elsewhere, not ignored
     with pytest.raises(SystemExit):
         main(["--setting", "quasi-static", "--offset-gain", "0.3"])

@@ -113,9 +113,13 @@ class DexGenController(Controller):
         dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
         if config.precision not in dtypes:
             raise ValueError(f"precision must be one of {list(dtypes)}, got {config.precision!r}")
+        from assets.checkpoint import physics
+
         path = _checkpoint(config.hand, config.checkpoint)
+        # a model trained with other actuator gains than this hand's spec is refused
+        expected = physics(config.hand, kp=self.hand.kp, kv=self.hand.kv)
         try:
-            model, meta = load_model(path, hand=config.hand)
+            model, meta = load_model(path, hand=config.hand, physics=expected)
         except CheckpointError as e:
             raise ControllerUnavailable(
                 f"DexGen: {e}; train with 'dexteleop train dexgen --hand {config.hand} "

@@ -17,7 +17,6 @@ so that they travel inside the checkpoint with the weights and the configuration
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from assets import CHECKPOINTS_DIR
+from assets import CHECKPOINTS_DIR, checkpoint
+from assets.checkpoint import CheckpointError as CheckpointError  # raised by load_model
 from assets.hands import NUM_ROBOT_KEYPOINTS as NUM_KEYPOINTS
 from controllers.dexgen.controller import MODES
 
@@ -40,10 +40,6 @@ SHIPPED = CHECKPOINTS_DIR / "dexgen"
 def shipped_checkpoint(hand: str) -> Path:
     """The shipped model of ``hand`` (it may not exist: not every hand has one)."""
     return SHIPPED / f"{hand}.pt"
-
-
-class CheckpointError(ValueError):
-    """A DexGen checkpoint is missing, damaged, or for another hand."""
 
 
 @dataclass
@@ -334,52 +330,35 @@ class DexGenModel(nn.Module):
 
     # -- files -------------------------------------------------------------------------------
     def save(self, path: str | Path, **meta: Any) -> Path:
-        """Write the weights, normalisers, configuration and ``meta`` atomically."""
-        from assets.atomic import atomic_path
-
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            torch.save(
-                {
-                    "format": FORMAT,
-                    "config": asdict(self.config),
-                    "state": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-                    "meta": json.loads(json.dumps(meta, default=str)),
-                },
-                tmp,
-            )
-        return path
+        """Write the weights, normalisers, configuration and ``meta`` (the trainer's, with
+        its provenance: see :mod:`assets.checkpoint`) atomically."""
+        record = {"config": asdict(self.config), "state": self.state_dict()}
+        return checkpoint.save(path, record, format=FORMAT, meta=meta)
 
 
-def load_model(path: str | Path, *, hand: str | None = None) -> tuple[DexGenModel, dict]:
+def load_model(
+    path: str | Path, *, hand: str | None = None, physics: dict | None = None
+) -> tuple[DexGenModel, dict]:
     """A saved :class:`DexGenModel` in eval mode, and its metadata.
 
     Raises:
         CheckpointError: the file is missing, not a DexGen checkpoint, damaged (weights that
-            do not fit the configuration, non-finite values), or for another hand.
+            do not fit the configuration, non-finite values), for another hand, or trained
+            on other ``physics`` (see :func:`assets.checkpoint.load`).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no DexGen checkpoint at {path}")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds on a damaged file
-        raise CheckpointError(f"{path} is not a readable checkpoint: {e}") from None
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a DexGen checkpoint ({FORMAT})")
+    ck = checkpoint.load(path, format=FORMAT, what="DexGen", physics=physics)
     try:
         fields = {f.name for f in dataclasses.fields(DexGenConfig)}
         # checkpoints from before the skip option concatenated
-        cfg = {"unet_skip": "concat", **raw["config"]}
+        cfg = {"unet_skip": "concat", **ck["config"]}
         config = DexGenConfig(**{k: v for k, v in cfg.items() if k in fields})
+    except (KeyError, TypeError, ValueError) as e:
+        raise checkpoint.config_error(ck, "DexGen", e) from None
+    checkpoint.check_hand(ck, config.hand, hand, "DexGen")
+    try:
         model = DexGenModel(config)
-        model.load_state_dict(raw["state"])
-    except (KeyError, TypeError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: weights do not fit the configuration: {e}") from None
-    for name, t in model.state_dict().items():
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            raise CheckpointError(f"{path}: non-finite values in {name}")
-    if hand is not None and config.hand != hand:
-        raise CheckpointError(f"{path} is a DexGen model of {config.hand}, not {hand}")
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise checkpoint.config_error(ck, "DexGen", e) from None
+    checkpoint.load_weights(model, ck.record.get("state"), ck)
     model.eval()
-    return model, raw.get("meta", {})
+    return model, ck.meta

@@ -157,10 +157,17 @@ class ModexController(Controller):
             raise ValueError(f"setting must be one of {list(SETTINGS)}, got {config.setting!r}")
         if config.horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {config.horizon}")
+        try:
+            self.xhand = exploration_hand(config.hand)
+        except ValueError as e:
+            raise ControllerUnavailable(f"MoDex: {e}") from None
+        physics = self.xhand.physics()  # models trained on other physics are refused
         loaded = {}
         for setting in dict.fromkeys((config.setting, "quasi-static")):
             try:
-                loaded[setting] = ReachModels.load(config.hand, setting, config.checkpoints)
+                loaded[setting] = ReachModels.load(
+                    config.hand, setting, config.checkpoints, physics=physics
+                )
             except CheckpointError as e:
                 raise ControllerUnavailable(
                     f"MoDex: {e}; train with 'dexteleop train modex --hand {config.hand} "
@@ -169,7 +176,6 @@ class ModexController(Controller):
         self.models = loaded[config.setting]  # following the operator
         self.pose_models = loaded["quasi-static"]  # gestures and custom costs
         self._torch = torch
-        self.xhand = exploration_hand(config.hand)
         if self.xhand.fingers != tuple(FINGERS):
             raise ControllerUnavailable(f"MoDex: {config.hand}'s fingers do not match the app's")
         m = self.xhand.model

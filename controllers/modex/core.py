@@ -33,11 +33,16 @@ class ReachModels:
     inverse: Any
 
     @classmethod
-    def load(cls, hand: str, setting: str, root: str | Path | None = None) -> ReachModels:
+    def load(
+        cls, hand: str, setting: str, root: str | Path | None = None, physics: dict | None = None
+    ) -> ReachModels:
+        """``physics``: the simulation the caller runs; models trained on another are refused
+        (see :func:`assets.checkpoint.load`)."""
         paths = checkpoint_paths(hand, setting, root)
         quasi = setting == "quasi-static"
-        forward = load_model(paths["forward"], kind="qs_forward" if quasi else "forward", hand=hand)
-        inverse = load_model(paths["inverse"], kind="qs_inverse" if quasi else "inverse", hand=hand)
+        kinds = ("qs_forward", "qs_inverse") if quasi else ("forward", "inverse")
+        forward = load_model(paths["forward"], kind=kinds[0], hand=hand, physics=physics)
+        inverse = load_model(paths["inverse"], kind=kinds[1], hand=hand, physics=physics)
         return cls(hand, setting, forward, inverse)
 
     def propose(self, s0: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

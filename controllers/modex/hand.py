@@ -45,6 +45,20 @@ class ExplorationHand:
     def action_dim(self) -> int:
         return int(self.model.nu)
 
+    def physics(self) -> dict:
+        """The simulation the hand's models learn (:func:`assets.checkpoint.physics`): the
+        timestep, the substeps per control period and the position actuators' gains."""
+        from assets.checkpoint import physics
+
+        m = self.model
+        return physics(
+            self.name,
+            timestep_s=m.opt.timestep,
+            substeps=self.substeps,
+            kp=m.actuator_gainprm[:, 0],
+            kv=-m.actuator_biasprm[:, 2],
+        )
+
 
 def _add_tip_sensors(spec: mujoco.MjSpec, sites: list[str], base_site: str) -> None:
     for name in sites:

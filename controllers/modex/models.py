@@ -8,12 +8,12 @@
   likewise (eq. 9-10).
 
 Every model normalises its inputs and outputs with statistics of its training data; they
-are buffers, saved in the checkpoint with the weights and the model's configuration.
+are buffers, saved in the checkpoint with the weights and the model's configuration
+(:mod:`assets.checkpoint`; files from before its format tag load as they are).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from assets import CHECKPOINTS_DIR
+from assets import CHECKPOINTS_DIR, checkpoint
+from assets.checkpoint import CheckpointError as CheckpointError  # raised by load_model
 
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, damaged, or for another model or hand."""
+FORMAT = "dexteleop-modex/1"
 
 
 @dataclass
@@ -80,16 +79,11 @@ class _Model(nn.Module):
         self.config = config
         self.net = mlp(n_in, n_out, tuple(config.hidden))
 
-    def save(self, path: str | Path, **extra: Any) -> Path:
-        import io
-
-        from assets.atomic import write_atomic
-
-        # extra metadata as plain JSON types, so weights-only loading accepts it
-        extra = json.loads(json.dumps(extra, default=str))
-        buf = io.BytesIO()
-        torch.save({"config": asdict(self.config), "state": self.state_dict(), "extra": extra}, buf)
-        return write_atomic(Path(path), buf.getvalue())
+    def save(self, path: str | Path, **meta: Any) -> Path:
+        """Write the weights, normalisers, configuration and ``meta`` (with its provenance:
+        see :mod:`assets.checkpoint`) atomically."""
+        record = {"config": asdict(self.config), "state": self.state_dict()}
+        return checkpoint.save(path, record, format=FORMAT, meta=meta)
 
 
 class ForwardModel(_Model):
@@ -179,30 +173,30 @@ KINDS: dict[str, type[_Model]] = {
 }
 
 
-def load_model(path: str | Path, *, kind: str | None = None, hand: str | None = None) -> Any:
+def load_model(
+    path: str | Path,
+    *,
+    kind: str | None = None,
+    hand: str | None = None,
+    physics: dict | None = None,
+) -> Any:
     """A model saved with ``save``; CheckpointError (saying why) if it is missing, damaged,
-    or not the ``kind`` / ``hand`` asked for."""
-    path = Path(path)
+    not the ``kind`` / ``hand`` asked for, or trained on other ``physics``."""
+    ck = checkpoint.load(path, format=FORMAT, what="MoDex", untagged=True, physics=physics)
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}") from None
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a damaged file
-        raise CheckpointError(f"{path}: damaged checkpoint ({type(e).__name__}: {e})") from None
-    try:
-        cfg = dict(raw["config"])
+        cfg = dict(ck["config"])
         cfg["hidden"] = tuple(cfg["hidden"])
         config = ModelConfig(**cfg)
-        if kind is not None and config.kind != kind:
-            raise CheckpointError(f"{path}: a {config.kind} model, not {kind}")
-        if hand is not None and config.hand != hand:
-            raise CheckpointError(f"{path}: trained for {config.hand}, not {hand}")
-        model = KINDS[config.kind](config)
-        model.load_state_dict(raw["state"])
-    except CheckpointError:
-        raise
-    except (KeyError, TypeError, RuntimeError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a MoDex model ({type(e).__name__}: {e})") from None
+        cls = KINDS[config.kind]
+    except (KeyError, TypeError, ValueError) as e:
+        raise checkpoint.config_error(ck, "MoDex", e) from None
+    checkpoint.check_kind(ck, config.kind, kind, "MoDex")
+    checkpoint.check_hand(ck, config.hand, hand, "MoDex")
+    try:
+        model = cls(config)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise checkpoint.config_error(ck, "MoDex", e) from None
+    checkpoint.load_weights(model, ck.record.get("state"), ck)
     model.eval()
     return model
 

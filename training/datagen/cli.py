@@ -114,7 +114,8 @@ def run_generate(args: argparse.Namespace) -> int:
         policy, policy_meta = (lambda obs: zeros), {}
     from dataclasses import asdict
 
-    from training.rl.ppo import _git_commit, _jsonable
+    from assets.checkpoint import git_commit
+    from training.rl.ppo import _jsonable
 
     counts = generate(
         env,
@@ -129,7 +130,7 @@ def run_generate(args: argparse.Namespace) -> int:
             **policy_meta,
             "scale": args.scale,
             "seed": args.seed,
-            "commit": _git_commit(),
+            "commit": git_commit(),
             "env": _jsonable(asdict(env.cfg)),
         },
         max_seconds=None if args.minutes is None else 60 * args.minutes,

@@ -88,6 +88,7 @@ def generate(
             "future": future,
             "explore_rad": explore_rad,
             "explore_tau_s": explore_tau_s,
+            "physics": env.physics(),  # recorded by the models trained on the data
             **(meta or {}),
         },
     )

@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from assets import checkpoint
 from controllers.dexgen.models import SIZES, DexGenConfig, DexGenModel, state_features
 from controllers.dexgen.sampler import GuidedSampler, ddpm_scheduler, mode_onehot
-from training.rl.ppo import _git_commit
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +178,8 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    from assets.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+#: The resumable training state (``train_state.pt``; untagged before the tag).
+STATE_FORMAT = "dexteleop-dexgen-train/1"
 
 
 @dataclass
@@ -241,7 +238,9 @@ def train(
     model = DexGenModel(config)
     state = None
     if resume and state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = checkpoint.load(
+            state_path, format=STATE_FORMAT, what="DexGen training state", untagged=True
+        )
         if state["config"] != dataclasses.asdict(config):
             raise ValueError(f"{state_path} was trained with another model configuration")
         model.load_state_dict(state["model"])
@@ -299,7 +298,9 @@ def train(
         "modes": modes,
         "world_size": world,
         "device": str(dev),
-        "commit": _git_commit(),
+        "commit": checkpoint.git_commit(),
+        "physics": meta.get("physics"),  # the data's simulation (absent in older data)
+        "data_fingerprint": checkpoint.fingerprint([r / "manifest.json" for r in reader.roots]),
     }
 
     def save() -> None:
@@ -308,21 +309,20 @@ def train(
         if rank != 0:
             return
         report.update(base, step=step)
-        _atomic_save(
-            {
-                "config": dataclasses.asdict(config),
-                "model": model.state_dict(),
-                "ema": ema.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "step": step,
-                "report": report,
-            },
-            state_path,
-        )
+        record = {
+            "config": dataclasses.asdict(config),
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "step": step,
+            "report": report,
+        }
+        checkpoint.save(state_path, record, format=STATE_FORMAT, meta={"commit": base["commit"]})
         ema_cpu = copy.deepcopy(ema).cpu()
         ema_cpu.save(ckpt_path, step=step, settings=dataclasses.asdict(s), modes=modes,
-                     data=base["data"], commit=base["commit"],
+                     data=base["data"], commit=base["commit"], physics=base["physics"],
+                     data_fingerprint=base["data_fingerprint"],
                      last=report["curve"][-1:])  # fmt: skip
         (out / "report.json").write_text(json.dumps(report, indent=2))
 

@@ -429,6 +429,19 @@ class HandEnv(abc.ABC):
             return reached.copy()
         return reached | (self.goal_age >= timeout_s - 1e-9)
 
+    def physics(self) -> dict[str, Any]:
+        """The simulation these worlds run, as a trained model records it
+        (:func:`assets.checkpoint.physics`; the actuator gains before randomisation)."""
+        from assets.checkpoint import physics
+
+        return physics(
+            self.cfg.hand,
+            timestep_s=self.cfg.timestep_s,
+            substeps=self.substeps,
+            kp=self.kp0,
+            kv=self.kv0,
+        )
+
     # -- the step ----------------------------------------------------------------------------
     def step(self, actions: torch.Tensor) -> tuple[TensorDict, torch.Tensor, torch.Tensor, dict]:
         """Apply (N, n) actions in [-1, 1] (delta joint targets), advance one control step."""

@@ -166,6 +166,7 @@ def collect(
         "settle_s": settle_s if setting == "quasi-static" else None,
         "steps_per_episode": steps if setting == "sequential" else None,
         "control_dt_s": CONTROL_DT,
+        "physics": hand.physics(),
         "state": f"fingertip positions in the hand frame, m: {', '.join(hand.fingers)} (x y z)",
         "action": "position-actuator targets, uniform in the control ranges",
         "action_dim": k,

@@ -152,8 +152,14 @@ def train_hand(
         "seconds": {k: round(v, 2) for k, v in times.items()},
         "torch": str(torch.__version__),
     }
-    forward.save(paths["forward"], report=report)
-    inverse.save(paths["inverse"], report=report)
+    from assets.checkpoint import fingerprint
+
+    provenance = {
+        "physics": data["manifest"].get("physics"),  # absent in older exploration data
+        "data_fingerprint": fingerprint({k: v for k, v in data.items() if k != "manifest"}),
+    }
+    forward.save(paths["forward"], report=report, **provenance)
+    inverse.save(paths["inverse"], report=report, **provenance)
     from assets.atomic import write_atomic
 
     write_atomic(paths["report"], json.dumps(report, indent=2) + "\n")

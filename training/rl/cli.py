@@ -17,12 +17,13 @@ log = logging.getLogger(__name__)
 
 #: Where ``train rl`` puts a run when --out is not given.
 DEFAULT_RUNS = Path("out/rl")
-#: The shipped demo-scale policies, one per task and hand.
-SHIPPED_POLICIES = Path(__file__).resolve().parents[2] / "assets" / "checkpoints" / "rl"
 
 
 def shipped_policy(task: str, hand: str) -> Path:
-    return SHIPPED_POLICIES / f"{task}_{hand}.pt"
+    """The shipped demo-scale policy of ``task`` and ``hand`` (``assets/checkpoints/rl``)."""
+    from assets import CHECKPOINTS_DIR  # not at import: the CLI starts without MuJoCo
+
+    return CHECKPOINTS_DIR / "rl" / f"{task}_{hand}.pt"
 
 
 def add_physics_arguments(p: argparse.ArgumentParser) -> None:

@@ -18,7 +18,6 @@ import copy
 import json
 import logging
 import os
-import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,9 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from assets import checkpoint
+from assets.checkpoint import CheckpointError
 from training.rl import SCALES
 
 log = logging.getLogger(__name__)
+
+#: The exported actor (``policy.pt``) and the resumable training state (``checkpoint.pt``).
+POLICY_FORMAT = "dexteleop-rl-policy/1"
+STATE_FORMAT = "dexteleop-rl-train/1"
 
 
 @dataclass
@@ -202,8 +207,8 @@ def train(
     ck = None
     if resume and ckpt_path.exists():
         try:
-            ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+            ck = load_training_state(ckpt_path)
+        except CheckpointError as e:
             raise ValueError(f"checkpoint {ckpt_path} is unreadable ({e}); use --no-resume") from e
     # a resumed run continues with fresh random streams, not a replay of the first ones
     offset = ck["iteration"] if ck is not None else 0
@@ -235,7 +240,10 @@ def train(
         "device": device,
         "env": _jsonable(asdict(env.cfg)),
         "ppo": asdict(s),
-        "commit": _git_commit(),
+        "commit": checkpoint.git_commit(),
+        "physics": env.physics(),
+        # RL learns from its own rollouts: the environment's settings are its data
+        "data_fingerprint": checkpoint.fingerprint(_jsonable(asdict(env.cfg))),
     }
     (out / "config.json").write_text(json.dumps(meta, indent=2))
     bar = None
@@ -302,7 +310,7 @@ def train(
             bar.close()
         writer.close()
     if not ckpt_path.exists() or (
-        curve and torch.load(ckpt_path, weights_only=False)["iteration"] != curve[-1]["iteration"]
+        curve and load_training_state(ckpt_path)["iteration"] != curve[-1]["iteration"]
     ):
         _save(ckpt_path, alg, len(curve), curve, env_steps, seconds, cfg, meta)
     export_policy(alg, cfg, meta, out / "policy.pt")
@@ -330,38 +338,30 @@ def _save(
     cfg: dict,
     meta: dict,
 ) -> None:
-    from assets.atomic import atomic_path
+    record = {
+        "alg": alg.save(),
+        "iteration": iteration,
+        "curve": curve,
+        "env_steps": env_steps,
+        "seconds": seconds,
+        "rsl_cfg": cfg,
+    }
+    checkpoint.save(path, record, format=STATE_FORMAT, meta=meta)
 
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "alg": alg.save(),
-                "iteration": iteration,
-                "curve": curve,
-                "env_steps": env_steps,
-                "seconds": seconds,
-                "rsl_cfg": cfg,
-                "meta": meta,
-            },
-            tmp,
-        )
+
+def load_training_state(path: Path) -> checkpoint.Checkpoint:
+    """A training state written by :func:`_save` (or, untagged, before the format tag)."""
+    return checkpoint.load(path, format=STATE_FORMAT, what="PPO training state", untagged=True)
 
 
 def export_policy(alg: Any, cfg: dict, meta: dict, path: Path) -> None:
     """The actor alone (weights + its observation normalizer) with what rebuilds it."""
-    from assets.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "format": "dexteleop-rl-policy/1",
-                "actor_state_dict": alg.get_policy().state_dict(),
-                "actor_cfg": cfg["actor"],
-                "obs_groups": cfg["obs_groups"],
-                "meta": meta,
-            },
-            tmp,
-        )
+    record = {
+        "actor_state_dict": alg.get_policy().state_dict(),
+        "actor_cfg": cfg["actor"],
+        "obs_groups": cfg["obs_groups"],
+    }
+    checkpoint.save(path, record, format=POLICY_FORMAT, meta=meta)
 
 
 class Policy:
@@ -371,19 +371,20 @@ class Policy:
         from rsl_rl.utils import resolve_class
 
         try:
-            ck = torch.load(path, map_location="cpu", weights_only=False)
-            if ck.get("format") != "dexteleop-rl-policy/1":
-                raise ValueError("not a dexteleop RL policy file")
+            ck = checkpoint.load(
+                path, format=POLICY_FORMAT, what="RL policy", physics=env.physics()
+            )
+            checkpoint.check_hand(ck, ck.meta.get("hand", env.cfg.hand), env.cfg.hand, "RL policy")
             cls, kw = resolve_class(ck["actor_cfg"])
             obs = env.get_observations()
             self.actor = cls(
                 obs, {"actor": ck["obs_groups"]["actor"]}, "actor", env.num_actions, **kw
             )
-            self.actor.load_state_dict(ck["actor_state_dict"])
-        except (OSError, KeyError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as e:
-            raise ValueError(f"cannot load policy {path}: {e}") from e
+            checkpoint.load_weights(self.actor, ck["actor_state_dict"], ck)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            raise CheckpointError(f"cannot load policy {path}: {e}") from e
         self.actor.eval()
-        self.meta = ck["meta"]
+        self.meta = ck.meta
 
     #: Environment settings a policy depends on (its action and observation layout).
     ENV_KEYS = (
@@ -399,10 +400,9 @@ class Policy:
     def env_overrides(path: str | Path) -> dict[str, Any]:
         """The settings the policy at ``path`` was trained with, to build a matching env."""
         try:
-            ck = torch.load(path, map_location="cpu", weights_only=False)
-            env = ck["meta"]["env"]
-        except (OSError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
-            raise ValueError(f"cannot load policy {path}: {e}") from e
+            env = checkpoint.load(path, format=POLICY_FORMAT, what="RL policy").meta["env"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"cannot load policy {path}: {e}") from e
         out = {k: env[k] for k in Policy.ENV_KEYS if k in env}
         if "styles" in out:
             out["styles"] = tuple(out["styles"])
@@ -421,18 +421,3 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (str, int, float, bool)) or x is None:
         return x
     return str(x)
-
-
-def _git_commit() -> str:
-    import subprocess
-
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""

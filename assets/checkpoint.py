@@ -1,0 +1,241 @@
+"""Checkpoints of the learned components: one envelope, written atomically, checked on load.
+
+DexGen's model, MoDex's models and the RL policies (and PPO's training state) are dicts
+written with ``torch.save`` through :func:`assets.atomic.atomic_path` and read with
+``torch.load(..., weights_only=True)``: tensors and plain Python values only. The envelope:
+
+- ``"format"``: what the file is, ``dexteleop-<component>/<version>``. MoDex's files from
+  before the tag have none (loaded with ``untagged=True``).
+- the component's own fields: what rebuilds the model and its weights (DexGen, MoDex:
+  ``"config"`` and ``"state"``; RL policies: ``"actor_cfg"``, ``"obs_groups"`` and
+  ``"actor_state_dict"``).
+- ``"meta"`` (MoDex's untagged files: ``"extra"``): what the trainer knows about the run,
+  with, in every file written since, the provenance:
+
+  - ``"commit"``: the git commit of the code that trained it (:func:`git_commit`);
+  - ``"data_fingerprint"``: what it was trained on (:func:`fingerprint`);
+  - ``"physics"``: the simulation it was trained in (:func:`physics`: hand, timestep,
+    substeps, actuator gains).
+
+  Older files may lack any of them; a file whose provenance is malformed is refused.
+
+:func:`load` reads and checks a file, :func:`load_weights` loads its weights into a module;
+every refusal is one :class:`CheckpointError` (a ``ValueError``) that says why: no file,
+not a readable checkpoint (damaged), not this component's model (format or configuration),
+weights that do not fit or are not finite, another hand, another kind, other physics.
+
+torch is imported inside the functions, so importing :mod:`assets` stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assets.atomic import atomic_path
+
+#: Provenance keys in ``meta`` and the types they must have when present.
+PROVENANCE = {"commit": str, "data_fingerprint": str, "physics": dict}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, damaged, or for another model, hand or physics."""
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint file's contents: ``record`` is the whole dict, ``meta`` its metadata."""
+
+    path: Path
+    format: str | None
+    record: dict
+    meta: dict
+
+    def __getitem__(self, key: str) -> Any:
+        return self.record[key]
+
+
+def git_commit() -> str:
+    """The git commit of this checkout ("" outside a git checkout)."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def fingerprint(*parts: Any) -> str:
+    """A sha256 of training data: arrays by dtype, shape and bytes; dicts, lists and other
+    values by their canonical JSON; paths by their file contents (a folder: its files')."""
+    h = hashlib.sha256()
+
+    def feed(x: Any) -> None:
+        if isinstance(x, np.ndarray):
+            h.update(f"ndarray {x.dtype.str} {x.shape}".encode())
+            h.update(np.ascontiguousarray(x).tobytes())
+        elif isinstance(x, dict):
+            h.update(b"dict")
+            for k in sorted(x, key=str):
+                feed(str(k))
+                feed(x[k])
+        elif isinstance(x, (list, tuple)):
+            h.update(f"list {len(x)}".encode())
+            for v in x:
+                feed(v)
+        elif isinstance(x, Path):
+            files = sorted(p for p in x.rglob("*") if p.is_file()) if x.is_dir() else [x]
+            for p in files:
+                feed(str(p.relative_to(x)) if x.is_dir() else p.name)
+                h.update(p.read_bytes())
+        else:
+            h.update(json.dumps(x, sort_keys=True, default=str).encode())
+
+    for part in parts:
+        feed(part)
+    return "sha256:" + h.hexdigest()
+
+
+def physics(
+    hand: str,
+    *,
+    timestep_s: float | None = None,
+    substeps: int | None = None,
+    kp: Any = None,
+    kv: Any = None,
+) -> dict[str, Any]:
+    """The description of the simulation a model was trained in (what the trainer knows)."""
+    out: dict[str, Any] = {"hand": hand}
+    if timestep_s is not None:
+        out["timestep_s"] = float(timestep_s)
+    if substeps is not None:
+        out["substeps"] = int(substeps)
+    for name, gains in (("kp", kp), ("kv", kv)):
+        if gains is not None:
+            out[name] = [float(g) for g in np.ravel(gains)]
+    return out
+
+
+def save(path: str | Path, record: dict, *, format: str | None, meta: dict | None = None) -> Path:
+    """Write ``record`` with its ``format`` tag and ``meta`` (the commit added if missing)
+    atomically; tensors go to the CPU, ``meta`` becomes plain JSON types (so that a
+    weights-only load accepts it). Returns ``path``."""
+    import torch
+
+    meta = {"commit": git_commit(), **(meta or {})}
+    out: dict[str, Any] = {} if format is None else {"format": format}
+    for key, value in record.items():
+        out[key] = _to_cpu(value)
+    out["meta"] = json.loads(json.dumps(meta, default=str))
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(out, tmp)
+    return path
+
+
+def load(
+    path: str | Path,
+    *,
+    format: str,
+    what: str,
+    untagged: bool = False,
+    physics: dict | None = None,
+) -> Checkpoint:
+    """Read the ``what`` checkpoint (e.g. "DexGen") at ``path``, tagged ``format``.
+
+    ``untagged``: a file without a format tag is taken as this format (files from before
+    the tag). ``physics``: what the caller runs (see :func:`physics`); every key the file's
+    physics also describes must agree. Raises CheckpointError.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no {what} checkpoint at {path}")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds on a damaged file
+        raise CheckpointError(
+            f"{path}: damaged, not a readable checkpoint ({type(e).__name__}: {e})"
+        ) from None
+    tag = raw.get("format") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or not (tag == format or (tag is None and untagged)):
+        raise CheckpointError(f"{path}: not a {what} model (format {tag!r}, not {format!r})")
+    meta = raw.get("meta", raw.get("extra", {}))
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: not a {what} model (its metadata is not a dict)")
+    for key, kind in PROVENANCE.items():
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise CheckpointError(f"{path}: damaged metadata: {key} is not a {kind.__name__}")
+    ck = Checkpoint(path, tag, raw, meta)
+    if physics is not None:
+        check_physics(ck, physics, what)
+    return ck
+
+
+def check_hand(ck: Checkpoint, trained: str, hand: str | None, what: str) -> None:
+    """Refuse a model of another hand (``hand`` None: any)."""
+    if hand is not None and trained != hand:
+        raise CheckpointError(f"{ck.path}: a {what} model of {trained}, not {hand}")
+
+
+def check_kind(ck: Checkpoint, kind: str, wanted: str | None, what: str) -> None:
+    """Refuse a model of another kind (``wanted`` None: any)."""
+    if wanted is not None and kind != wanted:
+        raise CheckpointError(f"{ck.path}: a {what} {kind} model, not {wanted}")
+
+
+def check_physics(ck: Checkpoint, expected: dict, what: str) -> None:
+    """Refuse a model trained on other physics: every key both describe must agree (numbers
+    to a relative 1e-6). A file without a physics description passes."""
+    trained = ck.meta.get("physics")
+    if not trained:
+        return
+    for key in sorted(set(trained) & set(expected)):
+        a, b = trained[key], expected[key]
+        if isinstance(a, str) or isinstance(b, str):
+            same = a == b
+        else:
+            x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+            same = x.shape == y.shape and bool(np.allclose(x, y, rtol=1e-6, atol=0.0))
+        if not same:
+            raise CheckpointError(
+                f"{ck.path}: a {what} model trained on other physics ({key} {a}, here {b})"
+            )
+
+
+def load_weights(module: Any, state: Any, ck: Checkpoint) -> None:
+    """Load ``state`` into the torch ``module``: CheckpointError if the weights do not fit
+    its configuration or any floating-point value is not finite."""
+    try:
+        module.load_state_dict(state)
+    except (KeyError, TypeError, RuntimeError, AttributeError) as e:
+        raise CheckpointError(f"{ck.path}: weights do not fit the configuration: {e}") from None
+    for name, t in module.state_dict().items():
+        if t.is_floating_point() and not bool(t.isfinite().all()):
+            raise CheckpointError(f"{ck.path}: non-finite values in {name}")
+
+
+def config_error(ck: Checkpoint, what: str, e: BaseException) -> CheckpointError:
+    """The error for a configuration that does not build the model."""
+    return CheckpointError(f"{ck.path}: not a {what} model ({type(e).__name__}: {e})")
+
+
+def _to_cpu(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    return value
