@@ -31,6 +31,7 @@ from assets import CHECKPOINTS_DIR, checkpoint
 from assets.checkpoint import CheckpointError as CheckpointError  # raised by load_model
 from assets.hands import NUM_ROBOT_KEYPOINTS as NUM_KEYPOINTS
 from controllers.dexgen.controller import MODES
+from controllers.nets import Normalizer  # statistics in float64, std at least 1e-4
 
 FORMAT = "dexteleop-dexgen/1"
 #: The shipped demo-scale models, one per hand (``shipped_checkpoint``).
@@ -114,27 +115,6 @@ def state_features(keypoints: Any, q: Any, prev_target: Any) -> np.ndarray:
     tg = np.asarray(prev_target, dtype=np.float32)
     b, h = q.shape[:2]
     return np.concatenate([kp.reshape(b, h, -1), q, tg, tg - q], axis=2).reshape(b, -1)
-
-
-class Normalizer(nn.Module):
-    """``(x - mean) / std`` with statistics fixed from data (buffers: saved, not trained)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
-
-    def fit(self, x: np.ndarray | torch.Tensor, min_std: float = 1e-4) -> Normalizer:
-        x = torch.as_tensor(np.asarray(x), dtype=torch.float64).reshape(-1, self.mean.numel())
-        self.mean.copy_(x.mean(0).float())
-        self.std.copy_(x.std(0).clamp_min(min_std).float())
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return y * self.std + self.mean
 
 
 def _norm(width: int, groups: int) -> nn.GroupNorm:

@@ -24,6 +24,7 @@ from torch import nn
 
 from assets import CHECKPOINTS_DIR, checkpoint
 from assets.checkpoint import CheckpointError as CheckpointError  # raised by load_model
+from controllers.nets import Normalizer
 
 FORMAT = "dexteleop-modex/1"
 
@@ -42,25 +43,9 @@ class ModelConfig:
     action_high: list[float] = field(default_factory=list)
 
 
-class Normalizer(nn.Module):
-    """``(x - mean) / std`` with statistics fixed from data (buffers: saved, not trained)."""
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
-
-    def fit(self, x: np.ndarray | torch.Tensor) -> Normalizer:
-        x = torch.as_tensor(np.asarray(x), dtype=torch.float32).reshape(-1, self.mean.numel())
-        self.mean.copy_(x.mean(0))
-        self.std.copy_(x.std(0).clamp_min(1e-6))
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return y * self.std + self.mean
+def _normalizer(dim: int) -> Normalizer:
+    """MoDex's normalisers: statistics in float32, std at least 1e-6 (as it was trained)."""
+    return Normalizer(dim, min_std=1e-6, fit_dtype=torch.float32)
 
 
 def mlp(n_in: int, n_out: int, hidden: tuple[int, ...]) -> nn.Sequential:
@@ -92,9 +77,9 @@ class ForwardModel(_Model):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, config.state_dim + config.action_dim, config.state_dim)
-        self.s_norm = Normalizer(config.state_dim)
-        self.a_norm = Normalizer(config.action_dim)
-        self.d_norm = Normalizer(config.state_dim)
+        self.s_norm = _normalizer(config.state_dim)
+        self.a_norm = _normalizer(config.action_dim)
+        self.d_norm = _normalizer(config.state_dim)
 
     def fit_normalizers(self, tips: np.ndarray, actions: np.ndarray) -> None:
         self.s_norm.fit(tips[:, :-1])
@@ -119,8 +104,8 @@ class QuasiStaticForward(_Model):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, config.action_dim, config.state_dim)
-        self.a_norm = Normalizer(config.action_dim)
-        self.s_norm = Normalizer(config.state_dim)
+        self.a_norm = _normalizer(config.action_dim)
+        self.s_norm = _normalizer(config.state_dim)
 
     def fit_normalizers(self, actions: np.ndarray, next_tips: np.ndarray) -> None:
         self.a_norm.fit(actions)
@@ -135,8 +120,8 @@ class InverseModel(_Model):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, 2 * config.state_dim, config.action_dim)
-        self.s_norm = Normalizer(config.state_dim)
-        self.a_norm = Normalizer(config.action_dim)
+        self.s_norm = _normalizer(config.state_dim)
+        self.a_norm = _normalizer(config.action_dim)
         self.register_buffer("sigma", torch.ones(config.action_dim))
 
     def fit_normalizers(self, states: np.ndarray, actions: np.ndarray) -> None:
@@ -153,8 +138,8 @@ class QuasiStaticInverse(_Model):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config, config.state_dim, config.action_dim)
-        self.s_norm = Normalizer(config.state_dim)
-        self.a_norm = Normalizer(config.action_dim)
+        self.s_norm = _normalizer(config.state_dim)
+        self.a_norm = _normalizer(config.action_dim)
         self.register_buffer("sigma", torch.ones(config.action_dim))
 
     def fit_normalizers(self, next_tips: np.ndarray, actions: np.ndarray) -> None:
