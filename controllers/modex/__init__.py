@@ -19,8 +19,12 @@ Trainers, exploration data and the reach benchmark live in :mod:`training.modex`
 #: importing torch, so that the controller registry can list them cheaply.
 GESTURES = ("thumbs_up", "ok", "scissors", "rock_and_roll", "call", "finger_gun", "point")
 
-#: Hands MoDex explores and the two settings of the paper (Sec. 2.1, Table 2).
-MODEX_HANDS = ("leap", "allegro", "shadow")
+from assets.hands import HAND_SPECS  # noqa: E402
+from controllers.modex.hand import EXTRA_HANDS  # noqa: E402
+
+#: Hands MoDex explores (the app's and the paper's extra ones) and the two settings of the
+#: paper (Sec. 2.1, Table 2).
+MODEX_HANDS = (*HAND_SPECS, *EXTRA_HANDS)
 SETTINGS = ("quasi-static", "sequential")
 
 from controllers.modex.controller import (  # noqa: E402  (registers "modex")

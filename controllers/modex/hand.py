@@ -16,11 +16,41 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from controllers.modex import MODEX_HANDS
-
 CONTROL_DT = 0.05  # 20 Hz, the app's control rate
 
-_SHADOW_DISTAL = ("rh_ffdistal", "rh_mfdistal", "rh_rfdistal", "rh_lfdistal", "rh_thdistal")
+
+@dataclass(frozen=True)
+class MenagerieHand:
+    """A hand MoDex explores that the app does not drive (no spec in ``assets.HAND_SPECS``):
+    its Menagerie model and where its fingertips are.
+
+    Attributes:
+        menagerie / entry: the Menagerie model. palm_body: the fingertips' reference frame.
+        distal_bodies: each finger's last link; the fingertip is the far (+z) end of its
+            geoms. fingers: the fingers' names, in ``distal_bodies`` order.
+        max_joint_speed_rad_s: the rate limit of its targets.
+    """
+
+    menagerie: str
+    entry: str
+    palm_body: str
+    distal_bodies: tuple[str, ...]
+    fingers: tuple[str, ...]
+    max_joint_speed_rad_s: float
+
+
+#: MoDex's hands beyond the app's (``assets.HAND_SPECS``): the paper's Shadow hand (20
+#: actuators, 24 joints), for its Table 2.
+EXTRA_HANDS: dict[str, MenagerieHand] = {
+    "shadow": MenagerieHand(
+        menagerie="shadow_hand",
+        entry="right_hand",
+        palm_body="rh_palm",
+        distal_bodies=("rh_ffdistal", "rh_mfdistal", "rh_rfdistal", "rh_lfdistal", "rh_thdistal"),
+        fingers=("index", "middle", "ring", "little", "thumb"),
+        max_joint_speed_rad_s=6.0,  # as LEAP's and Allegro's specs
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -72,10 +102,11 @@ def _add_tip_sensors(spec: mujoco.MjSpec, sites: list[str], base_site: str) -> N
 
 
 def exploration_hand(name: str) -> ExplorationHand:
-    """The hand ``name`` (leap, allegro, shadow) ready for exploration rollouts."""
-    if name in ("leap", "allegro"):
-        from assets.hands import FINGERS, load_hand
+    """The hand ``name`` (one of ``assets.HAND_SPECS`` or :data:`EXTRA_HANDS`) ready for
+    exploration rollouts."""
+    from assets.hands import FINGERS, HAND_SPECS, load_hand
 
+    if name in HAND_SPECS:
         hand = load_hand(name)
         spec = hand.mjspec()  # has sites palm_frame and kp_<finger>_tip
         sites = [f"kp_{f}_tip" for f in FINGERS]
@@ -83,13 +114,14 @@ def exploration_hand(name: str) -> ExplorationHand:
         fingers = tuple(FINGERS)
         model = spec.compile()
         default = hand.default_open.copy()
-    elif name == "shadow":
+    elif name in EXTRA_HANDS:
         import mujoco_menagerie
 
-        spec = mujoco_menagerie.get("shadow_hand").spec("right_hand")
+        extra = EXTRA_HANDS[name]
+        spec = mujoco_menagerie.get(extra.menagerie).spec(extra.entry)
         probe = spec.compile()
         sites = []
-        for body_name in _SHADOW_DISTAL:
+        for body_name in extra.distal_bodies:
             body = spec.body(body_name)
             bid = probe.body(body_name).id
             tip = _far_end(probe, bid)
@@ -97,14 +129,15 @@ def exploration_hand(name: str) -> ExplorationHand:
             site.name = f"tip_site_{body_name}"
             site.pos = tip.tolist()
             sites.append(site.name)
-        palm = spec.body("rh_palm").add_site()
+        palm = spec.body(extra.palm_body).add_site()
         palm.name = "palm_frame"
         _add_tip_sensors(spec, sites, "palm_frame")
-        fingers = ("index", "middle", "ring", "little", "thumb")
+        fingers = extra.fingers
         model = spec.compile()
         default = np.clip(np.zeros(model.nu), *model.actuator_ctrlrange.T)
     else:
-        raise ValueError(f"unknown hand {name!r}; MoDex hands: {', '.join(MODEX_HANDS)}")
+        known = ", ".join((*HAND_SPECS, *EXTRA_HANDS))
+        raise ValueError(f"unknown hand {name!r}; MoDex hands: {known}")
     steps = CONTROL_DT / model.opt.timestep
     if abs(steps - round(steps)) > 1e-6:
         raise ValueError(f"{name}: timestep {model.opt.timestep} does not divide {CONTROL_DT}")
@@ -120,14 +153,11 @@ def exploration_hand(name: str) -> ExplorationHand:
 def hand_max_step(name: str) -> float:
     """The largest change of a target per control period: the hand spec's joint speed limit
     over one period (:func:`devices.robots.limits.max_step`, as the app's safety filter)."""
+    from assets.hands import HAND_SPECS
     from devices.robots.limits import max_step
 
-    speed = 6.0  # rad/s: LEAP's and Allegro's limit in our specs; Shadow's servos likewise
-    if name in ("leap", "allegro"):
-        from assets.hands import HAND_SPECS
-
-        speed = float(HAND_SPECS[name].max_joint_speed_rad_s)
-    return max_step(speed, CONTROL_DT)
+    source = HAND_SPECS.get(name) or EXTRA_HANDS[name]
+    return max_step(float(source.max_joint_speed_rad_s), CONTROL_DT)
 
 
 def _far_end(model: mujoco.MjModel, body: int) -> np.ndarray:

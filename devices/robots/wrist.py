@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from devices.robots import limits
+
 
 @dataclass(frozen=True)
 class WristLimits:
@@ -126,17 +128,14 @@ class WristFilter:
             events.append("wrist_workspace")
         rel[:3, 3] = clipped
         if self.last is not None:
-            dt = self.period_s if dt_s is None or not np.isfinite(dt_s) else dt_s
-            dt = min(max(dt, 0.0), self.period_s)
             step = rel[:3, 3] - self.last[:3, 3]
-            max_step = self.limits.max_speed_m_s * dt
+            max_step = limits.max_step(self.limits.max_speed_m_s, self.period_s, dt_s)
+            max_angle = limits.max_step(self.limits.max_rot_speed_rad_s, self.period_s, dt_s)
             n = float(np.linalg.norm(step))
             if n > max_step:
                 rel[:3, 3] = self.last[:3, 3] + step * (max_step / n)
                 events.append("wrist_rate_limited")
-            rel[:3, :3], limited = _rot_limit(
-                self.last[:3, :3], rel[:3, :3], self.limits.max_rot_speed_rad_s * dt
-            )
+            rel[:3, :3], limited = _rot_limit(self.last[:3, :3], rel[:3, :3], max_angle)
             if limited:
                 events.append("wrist_rate_limited")
         self.last = rel
