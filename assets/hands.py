@@ -11,7 +11,7 @@ Frames
 ------
 The *palm frame* (site ``palm_frame`` on the palm body) has +x along the fingers, +y toward
 the thumb, +z out of the back of the hand (the palm faces -z): the same axes as the
-operator's wrist frame (``devices.inputs.frame``). Its origin is on the middle finger's
+operator's wrist frame (``devices.tick``). Its origin is on the middle finger's
 axis, ``palm_length_m`` behind the middle finger's base joint: the robot's "wrist".
 It is computed from the model at build time: x from the middle finger's PIP keypoint to
 its tip with all joints at zero (the fingers straight), y from the ring finger's base to

@@ -21,7 +21,7 @@ tuning episodes of the Allegro hand drawn with another seed (``--tune`` reruns t
 
 ``--offset-gain G`` runs the sequential setting's MPC with offset correction (our addition,
 not the paper's protocol): the filtered miss of the forward model's last one-step prediction
-is subtracted from the goal (``training.modex.reach.OffsetObserver``), so a biased model
+is subtracted from the goal (``controllers.modex.core.OffsetObserver``), so a biased model
 still settles on the target. The gain that did best on tuning episodes (seed 1000) is 0.3.
 
 ``--latency`` instead times one planning step of MoDex and of FM+CEM at the same budget
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     p.add_argument(
         "--offset-gain", type=float, default=0.0,
-        help="sequential: MPC with offset correction (training.modex.reach.OffsetObserver) at "
+        help="sequential: MPC with offset correction (controllers.modex.core.OffsetObserver) at "
         "this gain; 0 (default) is the paper's plain MPC",
     )  # fmt: skip
     p.add_argument("--latency", action="store_true", help="time planning steps instead")

@@ -6,6 +6,7 @@ import abc
 import dataclasses
 import functools
 import math
+import numbers
 import types
 import typing
 from typing import Any, ClassVar, Literal
@@ -66,7 +67,7 @@ class LiveSetting:
         """The value converted to the setting's type; ValueError (saying why) if invalid."""
         name = self.label or self.name
         if self.kind in ("float", "int"):
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ValueError(f"{name} must be a number, got {value!r}")
             if not math.isfinite(value):
                 raise ValueError(f"{name} must be finite, got {value}")
@@ -178,7 +179,7 @@ def _check_type(name: str, annotation: Any, value: Any) -> Any:
     simple = [t for t in allowed if t in _TYPE_NAMES]
     if len(simple) != len([t for t in allowed if t is not type(None)]):
         return value  # a type this check does not know: the controller checks it
-    number = isinstance(value, int | float) and not isinstance(value, bool)
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if number and not math.isfinite(value) and (int in simple or float in simple):
         raise ValueError(f"{name} must be finite, got {value}")
     for t in simple:

@@ -60,6 +60,17 @@ NUM_HUMAN_KEYPOINTS = len(HUMAN_KEYPOINT_NAMES)
 WRIST, MIDDLE_MCP, INDEX_MCP, PINKY_MCP = 0, 9, 5, 17
 
 
+def is_rotation(r: object, tol: float = 1e-2) -> bool:
+    """Whether ``r`` is a finite (3, 3) proper rotation: R^T R = I within ``tol``, det +1."""
+    try:
+        m = np.asarray(r, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
+        return False
+    return bool(np.abs(m.T @ m - np.eye(3)).max() <= tol and np.linalg.det(m) > 0.5)
+
+
 @dataclass(frozen=True)
 class HumanFrame:
     """One observation of the operator's hand.

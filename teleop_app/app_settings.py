@@ -126,19 +126,23 @@ def controller_options(settings: AppSettings, controller: str) -> dict[str, Any]
 def session_config(settings: AppSettings) -> Any:
     """The :class:`~teleop_app.session.SessionConfig` the app connects with.
 
+    The scene choices (object, wrist) go to backends that have a scene; a real hand has
+    none, and the app's remembered object does not stop it from connecting.
+
     Raises what a bad choice raises (unknown device or hand backend, bad arguments, a
     damaged operator profile), with a message for the operator.
     """
     from teleop_app import configs
 
+    scene = configs.scene_fields(settings.robot)
     return configs.session_config(
         hand=settings.hand,
         robot=settings.robot,
         device=settings.device,
         controller=settings.controller,
         controller_options=controller_options(settings, settings.controller),
-        wrist=settings.wrist,
-        obj=settings.object,
+        wrist=settings.wrist if "wrist" in scene else "palm_up",
+        obj=settings.object if "object" in scene else None,
         operator=settings.operator or None,
         retarget_mode=settings.retarget_mode,
     )

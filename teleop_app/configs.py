@@ -17,6 +17,18 @@ from teleop_app.session import SessionConfig
 log = logging.getLogger(__name__)
 
 
+def scene_fields(robot: str) -> set[str]:
+    """The simulated-scene settings (``object``, ``wrist``, ...) the backend of the spec
+    ``robot`` has (none for a real hand)."""
+    name = robot.partition(":")[0]
+    return {f.name for f in dataclasses.fields(ROBOTS.get(name).Config)} & {
+        "object",
+        "wrist",
+        "object_mass_kg",
+        "object_friction",
+    }
+
+
 def session_config(
     *,
     hand: str,
@@ -42,6 +54,11 @@ def session_config(
     raises (unknown device or backend, bad arguments, a damaged profile)."""
     device_name, device_options = parse_device_spec(device)
     robot_name, robot_options = parse_spec(ROBOTS, robot)
+    for key, what in (("hand", "the hand"), ("rate_hz", "the control rate")):
+        if key in robot_options:
+            raise ValueError(f"robot {robot_name}: {what} is the session's, not a robot setting")
+    if robot_options.get("object") == "none":
+        del robot_options["object"]  # as --object none: no object
     fields = {f.name for f in dataclasses.fields(ROBOTS.get(robot_name).Config)}
     scene: dict[str, Any] = {"wrist": wrist}
     if obj and obj != "none":
@@ -51,11 +68,16 @@ def session_config(
     if object_friction is not None:
         scene["object_friction"] = object_friction
     for key, value in scene.items():
+        asked = key != "wrist" or value != "palm_up"  # the default wrist: nothing asked
         if key in robot_options:
-            continue  # the robot spec's own setting wins
-        if key in fields:
+            if asked and robot_options[key] != value:
+                raise ValueError(
+                    f"robot {robot_name}: {key} is {robot_options[key]!r} in the robot spec "
+                    f"but {value!r} in the session's options; give it once"
+                )
+        elif key in fields:
             robot_options[key] = value
-        elif key != "wrist" or value != "palm_up":  # the default wrist: nothing asked
+        elif asked:
             raise ValueError(f"robot {robot_name} has no setting {key!r} (a simulated scene's)")
     alignment = None
     if operator:

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from assets.atomic import write_atomic
-from devices.inputs.validate import frame_problem, is_rotation
-from devices.tick import HumanFrame
+from devices.inputs.validate import frame_problem
+from devices.tick import HumanFrame, is_rotation
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 

@@ -138,6 +138,18 @@ class Session:
                 f"the hand runs at {robot_options['rate_hz']} Hz but the loop at "
                 f"{config.rate_hz} Hz; leave the hand's rate_hz unset"
             )
+        if robot_options["hand"] != config.hand:
+            raise ValueError(
+                f"the session is for {config.hand} but the robot options ask for "
+                f"{robot_options['hand']}; choose the hand with the session's hand only"
+            )
+        if config.fast and ROBOTS.get(config.robot).drives_hardware:
+            # a virtual clock runs ticks as fast as the CPU: rate limits per second of
+            # virtual time would let real joints move at any speed
+            raise ValueError(
+                f"robot {config.robot} drives real hardware: it runs in real time only "
+                "(no --fast, no counterfactual replay on it)"
+            )
         self.robot: Robot = ROBOTS.make(config.robot, **robot_options)
         retarget = config.retarget
         if config.fast:  # a virtual clock: no wall-clock cap, so runs are reproducible
@@ -185,6 +197,7 @@ class Session:
         self._ticks_without_new = 0
         self._last_send_t: float | None = None
         self._last_wrist_t: float | None = None
+        self._wrist_pose: np.ndarray | None = None  # the operator's latest (aligned) wrist
         self._last_bad: object = None
 
     # -- thread-safe API for the UI ----------------------------------------------------------
@@ -441,23 +454,29 @@ class Session:
             hold = "switching_controller"
         elif hold is None and self._command is None:
             hold = "stale_input"
-        if new_frame and self.robot.supports_wrist_pose:
-            assert frame is not None
-            pose = np.array(frame.wrist, dtype=float)
-            if self.config.wrist_alignment is not None:
-                pose[:3, :3] = pose[:3, :3] @ np.reshape(self.config.wrist_alignment, (3, 3))
-            wrist_t = self.clock.now()
-            dt = None if self._last_wrist_t is None else wrist_t - self._last_wrist_t
-            self._last_wrist_t = wrist_t
-            # through the wrist's own filter; the mount moves only when not holding
-            self.robot.send_wrist(pose, hold=hold, dt_s=dt)
+        if self.robot.supports_wrist_pose:
+            if new_frame:
+                assert frame is not None
+                pose = np.array(frame.wrist, dtype=float)
+                if self.config.wrist_alignment is not None:
+                    align = np.reshape(self.config.wrist_alignment, (3, 3))
+                    pose[:3, :3] = pose[:3, :3] @ align
+                self._wrist_pose = pose
+            if self._wrist_pose is not None:
+                # every tick, through the wrist's own filter (a jump from a slow device is
+                # spread over ticks like a joint target); the wrist moves only when not holding
+                wrist_t = self.clock.now()
+                dt = None if self._last_wrist_t is None else wrist_t - self._last_wrist_t
+                self._last_wrist_t = wrist_t
+                self.robot.send_wrist(self._wrist_pose, hold=hold, dt_s=dt)
         if hold is None:
             assert self._command is not None
             t0 = time.perf_counter()
             try:
                 target, info = self.controller.step(state, self._command)
             except Exception as e:  # noqa: BLE001 - a failing controller holds the hand
-                self._failures.warning("controller %s failed: %s", self.controller_name, e)
+                # one template per controller: another controller's failure is logged anew
+                self._failures.warning(f"controller {self.controller_name} failed: %s", e)
                 hold = "controller_error"
             timings["controller"] = (time.perf_counter() - t0) * 1e3
 

@@ -115,3 +115,23 @@ def test_replay_runs_on_the_recorded_backend_or_the_one_asked(tmp_path, capsys):
     assert main(["replay", str(root), "--robot", "sim:wrist=sideways"]) == 2
     err = capsys.readouterr().err.strip()
     assert "sideways" in err and "\n" not in err
+
+
+def test_robot_spec_cannot_change_the_hand_or_rate_or_contradict_the_scene():
+    from teleop_app.configs import session_config
+    from teleop_app.session import Session, SessionConfig
+
+    base = dict(hand="leap", device="replay", controller="retarget")
+    with pytest.raises(ValueError, match="the hand is the session's"):
+        session_config(**base, robot="sim:hand=allegro")
+    with pytest.raises(ValueError, match="control rate is the session's"):
+        session_config(**base, robot="sim:rate_hz=10")
+    with pytest.raises(ValueError, match="give it once"):
+        session_config(**base, robot="sim:object=cube", obj="sphere")
+    same = session_config(**base, robot="sim:object=cube", obj="cube")
+    assert same.robot_options["object"] == "cube"
+    assert "object" not in session_config(**base, robot="sim:object=none").robot_options
+    follow = session_config(**base, robot="sim:wrist=follow")  # the default wrist asks nothing
+    assert follow.robot_options["wrist"] == "follow"
+    with pytest.raises(ValueError, match="for leap but the robot options ask for allegro"):
+        Session(SessionConfig(hand="leap", robot_options={"hand": "allegro"}, fast=True))

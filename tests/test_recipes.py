@@ -84,9 +84,11 @@ class ToyHandConfig:
 
 class ToyHand(Robot):
     """A hand without a simulator: each joint moves ``1 - lag`` of the way to its target
-    per tick (a first-order servo), its keypoints from the hand spec's kinematics."""
+    per tick (a first-order servo), its keypoints from the hand spec's kinematics. It moves
+    no hardware, so it may run on a virtual clock (a real backend keeps the default True)."""
 
     Config = ToyHandConfig
+    drives_hardware = False
 
     def __init__(self, config: ToyHandConfig) -> None:
         super().__init__(load_hand(config.hand), config.rate_hz)
@@ -218,6 +220,40 @@ def test_the_3d_view_draws_a_backend_without_simulator(toys):
     image, _ = renderer.image()
     assert image is not None, renderer.message
     assert image.shape == (120, 160, 3) and image.std() > 5  # a hand, not a blank frame
+
+
+class ToyRealHand(ToyHand):
+    """The same, declared as driving real hardware (the default for a backend)."""
+
+    drives_hardware = True
+
+
+def test_a_hardware_backend_never_runs_on_a_virtual_clock(toys, tmp_path):
+    """--fast (and counterfactual replay, which runs fast) would let real joints move at any
+    speed: refused; a replay of a recording made on real hardware runs on the simulator."""
+    from teleop_app.cli import main
+    from teleop_app.recording.replay import _replay_robot
+
+    ROBOTS.register("toy_real_hand")(ToyRealHand)
+    try:
+        with pytest.raises(ValueError, match="real time only"):
+            Session(
+                SessionConfig(robot="toy_real_hand", device="toy_device", fast=True),
+                clock=SimClock(),
+            )
+        real = Session(SessionConfig(robot="toy_real_hand", device="toy_device"))
+        assert real.robot.drives_hardware  # real time: allowed
+        name, _ = _replay_robot({"robot": "toy_real_hand", "robot_options": {}}, None)
+        assert name == "sim"
+        assert _replay_robot({"robot": "sim", "robot_options": {"wrist": "follow"}}, None) == (
+            "sim",
+            {"wrist": "follow"},
+        )
+        # --video renders a simulator's states: refused up front for other backends
+        args = ["run", "--robot", "toy_hand", "--device", "toy_device", "--duration", "1"]
+        assert main([*args, "--fast", "--video", str(tmp_path / "v.mp4")]) == 2
+    finally:
+        ROBOTS.unregister("toy_real_hand")
 
 
 # -- recipe 4: a training task -------------------------------------------------------------

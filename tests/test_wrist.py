@@ -128,3 +128,22 @@ def test_session_sends_the_wrist_through_the_filter():
     assert moves.max() <= session.robot.wrist_filter.limits.max_speed_m_s * 0.05 + 1e-9
     assert moves.max() > 0.09  # it did move toward the jump
     assert rep["wrist_events"]["wrist_rate_limited"] >= 1
+
+
+def test_a_fixed_mount_takes_no_wrist_poses():
+    """Only a following mount moves: with a fixed wrist the filter sees nothing, the report
+    has no wrist events however the operator's wrist jumps."""
+    frames = good_frames(8)
+    for f in frames[4:]:
+        f.wrist[:3, 3] += [1.0, 0.0, 0.0]
+    session = Session(
+        SessionConfig(fast=True, robot_options={"wrist": "palm_down"}),
+        clock=SimClock(),
+        device=ScriptedDevice(frames),
+    )
+    assert not session.robot.supports_wrist_pose
+    with session:
+        for _ in range(8):
+            step(session)
+        rep = session.report()
+    assert "wrist_events" not in rep and not session.robot.wrist_filter.counts

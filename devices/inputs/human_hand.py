@@ -1,7 +1,7 @@
 """Kinematic model of a nominal adult right human hand, in the wrist frame.
 
 The model maps 20 joint angles (radians) to the 21 MediaPipe / MANO keypoints (metres),
-expressed in the wrist frame defined in :mod:`devices.inputs.frame`: origin at the wrist
+expressed in the wrist frame defined in :mod:`devices.tick`: origin at the wrist
 keypoint, +x toward the middle MCP, +y toward the thumb side, +z dorsal (the palm faces -z).
 
 The model is built directly in that frame: the four finger MCPs lie in the z = 0 plane with the

@@ -61,17 +61,6 @@ IMPLAUSIBLE_HAND_REASONS: Final[tuple[str, ...]] = (
 )
 
 
-def is_rotation(r: object, tol: float = 1e-2) -> bool:
-    """Whether ``r`` is a finite (3, 3) proper rotation: R^T R = I within ``tol``, det +1."""
-    try:
-        m = np.asarray(r, dtype=float)
-    except (TypeError, ValueError):
-        return False
-    if m.shape != (3, 3) or not np.all(np.isfinite(m)):
-        return False
-    return bool(np.abs(m.T @ m - np.eye(3)).max() <= tol and np.linalg.det(m) > 0.5)
-
-
 def hand_problem(keypoints: np.ndarray) -> str | None:
     """Why finite (21, 3) keypoints (metres) are not a human hand, or None if they may be.
 

@@ -42,8 +42,13 @@ class Robot(abc.ABC):
     """
 
     Config: ClassVar[type]
-    #: Whether the backend moves its wrist (a mount or an arm) with :meth:`send_wrist`.
-    supports_wrist_pose: ClassVar[bool] = False
+    #: Whether the backend moves its wrist (a mount or an arm) with :meth:`send_wrist`
+    #: (a backend may set it per instance, e.g. only when its mount follows the operator).
+    supports_wrist_pose: bool = False
+    #: Whether targets move real hardware. Such a backend never runs on a virtual clock
+    #: (``--fast``, counterfactual replay): its rate limits are per second of real time.
+    #: True unless a backend says otherwise (the simulator does).
+    drives_hardware: ClassVar[bool] = True
 
     @classmethod
     def availability(cls) -> str | None:

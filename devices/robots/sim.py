@@ -68,14 +68,16 @@ class SimHand(Robot, Simulated):
     """A simulated LEAP or Allegro hand. Each :meth:`send` advances physics by one tick."""
 
     Config = SimHandConfig
-    supports_wrist_pose = True
+    drives_hardware = False
 
     def __init__(self, config: SimHandConfig) -> None:
         hand = load_hand(config.hand)
         super().__init__(hand, config.rate_hz)
         self.config = config
+        # the mount moves with the operator's wrist only in follow mode
+        self.supports_wrist_pose = config.wrist == "follow"
         obj = None
-        if config.object is not None:
+        if config.object not in (None, "none"):
             if config.object not in OBJECTS:
                 raise ValueError(
                     f"unknown object {config.object!r}; known: {', '.join(sorted(OBJECTS))}"
@@ -124,11 +126,9 @@ class SimHand(Robot, Simulated):
         self.wrist_filter.reset()
 
     def _write_wrist(self, pose: np.ndarray) -> None:
-        """In ``follow`` mode, move the mount with the operator's wrist: ``pose`` is relative
+        """(``follow`` mode) Move the mount with the operator's wrist: ``pose`` is relative
         to the first wrist pose (so the hand stays in view), its orientation absolute (the
         operator's wrist frame and the palm frame share axes)."""
-        if self.config.wrist != "follow":
-            return
         self.data.mocap_pos[self._mocap] = np.array(MOUNT_POS) + pose[:3, 3]
         self.data.mocap_quat[self._mocap] = mat_to_quat(pose[:3, :3])
 

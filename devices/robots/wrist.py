@@ -12,7 +12,8 @@ which shares its axes with the palm frame), then:
   invalid pose (wrong shape, non-finite, not a rotation); before the first valid pose there
   is nothing to hold and nothing is written.
 
-Counts of each event are kept in ``counts`` like the joint safety filter's.
+Counts of the filter's own events are kept in ``counts`` (hold reasons are the joint safety
+filter's to count).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from devices.robots import limits
+from devices.tick import is_rotation
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,6 @@ class WristLimits:
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"wrist limit {name} must be finite and positive, got {v}")
-
-
-def _is_rotation(r: np.ndarray) -> bool:
-    return bool(np.allclose(r.T @ r, np.eye(3), atol=1e-3) and np.linalg.det(r) > 0)
 
 
 def _rot_limit(last: np.ndarray, new: np.ndarray, max_angle: float) -> tuple[np.ndarray, bool]:
@@ -107,12 +105,12 @@ class WristFilter:
                 p is None
                 or p.shape != (4, 4)
                 or not np.all(np.isfinite(p))
-                or not _is_rotation(p[:3, :3])
+                or not is_rotation(p[:3, :3])
             ):
                 events.append("invalid_wrist")
             else:
                 events += self._accept(p, dt_s)
-        self.counts.update(events)
+        self.counts.update(e for e in events if e != hold)  # holds: the joint filter counts
         return (None if self.last is None else self.last.copy()), events
 
     def _accept(self, p: np.ndarray, dt_s: float | None) -> list[str]:

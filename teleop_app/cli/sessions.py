@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -35,6 +34,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         scale=args.scale,
         keep_states=args.video is not None,
     )
+    if video_path is not None:
+        from devices.robots.base import ROBOTS, Simulated
+
+        if not issubclass(ROBOTS.get(config.robot), Simulated):
+            raise CliError(f"--video renders a simulated hand; robot {config.robot} is not one")
     control_threads()
     from teleop_app.session import Session
 
@@ -163,12 +167,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         "wrist": args.wrist,
         "operator": args.operator,
     }
-    from teleop_app.app_settings import AppSettings
-
-    if "robot" in {f.name for f in dataclasses.fields(AppSettings)}:
-        overrides["robot"] = args.robot
-    elif args.robot is not None:
-        raise CliError("--robot: this app keeps no hand backend setting yet")
+    overrides["robot"] = args.robot
     return run_app(overrides, duration_s=args.duration, screenshot=screenshot, report=report)
 
 

@@ -188,15 +188,20 @@ def _robot_fields(name: str) -> set[str]:
 
 
 def _replay_robot(session_info: dict[str, Any], spec: str | None) -> tuple[str, dict[str, Any]]:
-    """The backend to replay on and its settings: the recorded ones, or ``spec`` (its own
-    settings over the recorded ones that backend has)."""
-    recorded = str(session_info.get("robot", "sim"))
-    options = dict(session_info.get("robot_options", {}))
-    if spec is None:
-        return recorded, options
+    """The backend to replay on and its settings: the recorded ones (the simulated hand for
+    a recording made on real hardware: a replay runs on a virtual clock), or ``spec`` (its
+    own settings over the recorded ones that backend has)."""
     import devices.robots  # noqa: F401  (registers the hand backends)
     from devices.robots.base import ROBOTS
     from devices.spec import parse_spec
+
+    recorded = str(session_info.get("robot", "sim"))
+    options = dict(session_info.get("robot_options", {}))
+    if spec is None:
+        if recorded in ROBOTS and not ROBOTS.get(recorded).drives_hardware:
+            return recorded, options
+        # recorded on a real hand (replays run on a virtual clock): on the simulated one
+        spec = "sim"
 
     name, asked = parse_spec(ROBOTS, spec)
     if name != recorded:

@@ -8,7 +8,7 @@ with these arrays, ``T >= 2`` being the number of frames:
     (T,) float, seconds, strictly increasing; it may start at any value.
 ``keypoints``
     (T, 21, 3) float, metres, the 21 MediaPipe / MANO keypoints in the wrist frame defined in
-    :mod:`devices.inputs.frame` (origin at the wrist, +x toward the middle MCP, +y toward the
+    :mod:`devices.tick` (origin at the wrist, +x toward the middle MCP, +y toward the
     thumb, +z dorsal). Right hand.
 ``wrist``
     (T, 4, 4) float, homogeneous pose of the wrist frame in the world frame (metres): the

@@ -52,7 +52,7 @@ an absent key.
 ``keypoints`` (array, exactly one of ``keypoints`` / ``angles``)
     The 21 hand keypoints, metres, MediaPipe / MANO order (0 wrist, 1-4 thumb CMC..tip,
     5-8 index MCP..tip, 9-12 middle, 13-16 ring, 17-20 pinky), in the wrist frame of
-    :mod:`devices.inputs.frame`: origin at the wrist keypoint, +x from the wrist toward the
+    :mod:`devices.tick`: origin at the wrist keypoint, +x from the wrist toward the
     middle-finger MCP, +y toward the thumb side (the part of index MCP - pinky MCP
     orthogonal to +x), +z dorsal (out of the back of the hand). Either a flat array of 63
     numbers ``[x0, y0, z0, x1, ...]`` or 21 arrays of 3 numbers. Keypoint 0 must lie within

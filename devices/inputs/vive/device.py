@@ -25,7 +25,6 @@ import numpy as np
 
 from devices.inputs.base import DEVICES, Device
 from devices.inputs.human_hand import DEFAULT_HAND, OPEN_POSE
-from devices.inputs.validate import is_rotation
 from devices.inputs.vive.steamvr import (
     OpenVRLike,
     ViveError,
@@ -40,7 +39,7 @@ from devices.inputs.vive.steamvr import (
     pose_to_matrix,
     select_tracker,
 )
-from devices.tick import HumanFrame
+from devices.tick import HumanFrame, is_rotation
 
 log = logging.getLogger("devices.inputs.vive")
 
@@ -77,7 +76,7 @@ class ViveConfig:
 class ViveDevice(Device):
     """Wrist pose from a Vive tracker, fingers from a glove or the open hand.
 
-    Publishes :class:`~devices.inputs.frame.HumanFrame` with ``wrist`` the wrist frame's
+    Publishes :class:`~devices.tick.HumanFrame` with ``wrist`` the wrist frame's
     world pose (4, 4), ``keypoints`` (21, 3) in the wrist frame, ``controllers`` the world pose
     (4, 4, tracker body frame, no mount) of every tracker tracked now, by serial, and
     ``confidence`` 1.0 (or the glove's confidence if lower). Rejection reasons:

@@ -18,7 +18,7 @@ It only changes the world axes; the tracker's own body frame is left as OpenVR r
 published wrist pose is ``T_world_wrist = C @ T_vr_tracker @ M`` where ``C`` is
 :data:`OPENVR_TO_WORLD` as a (4, 4), ``T_vr_tracker`` the tracker's pose from OpenVR and ``M``
 the *mount*: the wrist frame (x along the fingers, y toward the thumb, z dorsal, see
-:mod:`devices.inputs.frame`) expressed in the tracker's frame.
+:mod:`devices.tick`) expressed in the tracker's frame.
 
 The mount
 ---------

@@ -8,8 +8,8 @@ for the hand the device is set to follow, turns MediaPipe's *world landmarks* (2
 origin near the hand's centre, axes of the camera image) into a :class:`HumanFrame`
 (:func:`landmarks_to_frame_arrays`):
 
-- ``keypoints`` (21, 3): the world landmarks in the wrist frame of :mod:`devices.inputs.frame`
-  (origin keypoint 0, axes from :func:`~devices.inputs.frame.wrist_frame_from_points`); a left
+- ``keypoints`` (21, 3): the world landmarks in the wrist frame of :mod:`devices.tick`
+  (origin keypoint 0, axes from :func:`~devices.tick.wrist_frame_from_points`); a left
   hand is mirrored first (x -> -x, :func:`mirror_hand`), so it has the shape of a right hand,
   as for the glove protocol;
 - ``wrist`` (4, 4): a **coarse** pose of the wrist in the world frame below. Its rotation is

@@ -200,7 +200,7 @@ def landmarks_to_frame_arrays(
 
     Returns:
         ``(keypoints, wrist)``: keypoints (21, 3), metres, in the wrist frame of
-        :mod:`devices.inputs.frame`, with the shape of a right hand (a left hand is
+        :mod:`devices.tick`, with the shape of a right hand (a left hand is
         mirrored, :func:`mirror_hand`); wrist (4, 4), the coarse pose of the wrist frame in
         the world (x toward the camera, y left, z up, origin at the camera, metres; for a
         left hand the frame with +y toward the little finger), see the module docstring.
