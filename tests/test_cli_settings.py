@@ -238,3 +238,20 @@ def test_a_controller_failing_every_tick_is_logged_once_with_a_count(caplog):
     failures = session.report()["safety_events"]["controller_error"]
     assert failures >= n - 5  # it failed on (almost) every tick: a hold each
     assert lines[1].endswith(f"({failures - 1} more times; {failures} in all)")
+
+
+@pytest.mark.parametrize(
+    ("controller", "setting", "value"),
+    [
+        ("dexgen", "sample_every", 0),
+        ("dexgen", "max_offset_m", 0.0),
+        ("dexgen", "precision", "fp8"),
+        ("modex", "setting", "banana"),
+        ("modex", "horizon", 0),
+    ],
+)
+def test_constraints_beyond_types_are_refused_with_the_config(controller, setting, value):
+    """Values of the right type that the controller cannot use are refused when its config
+    is built, before any model loads (the constructor is never reached)."""
+    with pytest.raises(ValueError, match=f"{controller} setting {setting}"):
+        CONTROLLERS.config(controller, **{setting: value})

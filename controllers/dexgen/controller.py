@@ -85,6 +85,23 @@ class DexGenControllerConfig(ControllerConfig):
     seed: int = 0
     precision: str = "float32"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # the constraints a type cannot say, checked before any model is loaded
+        if self.sample_every < 1:
+            raise ValueError(f"dexgen setting sample_every must be >= 1, got {self.sample_every}")
+        if not self.max_offset_m > 0:
+            raise ValueError(f"dexgen setting max_offset_m must be > 0, got {self.max_offset_m}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"dexgen setting precision must be one of {list(PRECISIONS)}, "
+                f"got {self.precision!r}"
+            )
+
+
+#: The networks' number formats (torch dtypes by name; no torch at import).
+PRECISIONS = ("float32", "bfloat16")
+
 
 @CONTROLLERS.register("dexgen")
 class DexGenController(Controller):
@@ -111,8 +128,6 @@ class DexGenController(Controller):
         from controllers.dexgen.models import CheckpointError, load_model
 
         dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-        if config.precision not in dtypes:
-            raise ValueError(f"precision must be one of {list(dtypes)}, got {config.precision!r}")
         from assets.checkpoint import physics
 
         path = _checkpoint(config.hand, config.checkpoint)

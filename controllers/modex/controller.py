@@ -119,6 +119,18 @@ class ModexControllerConfig(ControllerConfig):
     horizon: int = 2
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # the constraints a type cannot say, checked before any model is loaded
+        from controllers.modex import SETTINGS
+
+        if self.setting not in SETTINGS:
+            raise ValueError(
+                f"modex setting setting must be one of {list(SETTINGS)}, got {self.setting!r}"
+            )
+        if self.horizon < 1:
+            raise ValueError(f"modex setting horizon must be >= 1, got {self.horizon}")
+
 
 @CONTROLLERS.register("modex")
 class ModexController(Controller):
@@ -148,15 +160,10 @@ class ModexController(Controller):
         self.config: ModexControllerConfig = config
         import torch
 
-        from controllers.modex import SETTINGS
         from controllers.modex.core import OffsetObserver, ReachModels
         from controllers.modex.hand import CONTROL_DT, exploration_hand, fingertips, initial_state
         from controllers.modex.models import CheckpointError
 
-        if config.setting not in SETTINGS:
-            raise ValueError(f"setting must be one of {list(SETTINGS)}, got {config.setting!r}")
-        if config.horizon < 1:
-            raise ValueError(f"horizon must be >= 1, got {config.horizon}")
         try:
             self.xhand = exploration_hand(config.hand)
         except ValueError as e:
