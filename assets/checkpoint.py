@@ -226,6 +226,19 @@ def load_weights(module: Any, state: Any, ck: Checkpoint) -> None:
             raise CheckpointError(f"{ck.path}: non-finite values in {name}")
 
 
+def restore(ck: Checkpoint, build: Any, what: str) -> Any:
+    """``build()`` the torch module the checkpoint's configuration describes, load its
+    weights (:func:`load_weights`) and put it in eval mode; a configuration that does not
+    build is a :func:`config_error`."""
+    try:
+        module = build()
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise config_error(ck, what, e) from None
+    load_weights(module, ck.record.get("state"), ck)
+    module.eval()
+    return module
+
+
 def config_error(ck: Checkpoint, what: str, e: BaseException) -> CheckpointError:
     """The error for a configuration that does not build the model."""
     return CheckpointError(f"{ck.path}: not a {what} model ({type(e).__name__}: {e})")

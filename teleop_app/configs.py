@@ -17,11 +17,15 @@ from teleop_app.session import SessionConfig
 log = logging.getLogger(__name__)
 
 
+def robot_fields(name: str) -> set[str]:
+    """The settings of the hand backend ``name`` (its Config's fields)."""
+    return {f.name for f in dataclasses.fields(ROBOTS.get(name).Config)}
+
+
 def scene_fields(robot: str) -> set[str]:
     """The simulated-scene settings (``object``, ``wrist``, ...) the backend of the spec
     ``robot`` has (none for a real hand)."""
-    name = robot.partition(":")[0]
-    return {f.name for f in dataclasses.fields(ROBOTS.get(name).Config)} & {
+    return robot_fields(robot.partition(":")[0]) & {
         "object",
         "wrist",
         "object_mass_kg",
@@ -59,7 +63,7 @@ def session_config(
             raise ValueError(f"robot {robot_name}: {what} is the session's, not a robot setting")
     if robot_options.get("object") == "none":
         del robot_options["object"]  # as --object none: no object
-    fields = {f.name for f in dataclasses.fields(ROBOTS.get(robot_name).Config)}
+    fields = robot_fields(robot_name)
     scene: dict[str, Any] = {"wrist": wrist}
     if obj and obj != "none":
         scene["object"] = obj

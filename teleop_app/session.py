@@ -196,7 +196,6 @@ class Session:
         self._last_frame_t: float | None = None
         self._ticks_without_new = 0
         self._last_send_t: float | None = None
-        self._last_wrist_t: float | None = None
         self._wrist_pose: np.ndarray | None = None  # the operator's latest (aligned) wrist
         self._last_bad: object = None
 
@@ -454,21 +453,12 @@ class Session:
             hold = "switching_controller"
         elif hold is None and self._command is None:
             hold = "stale_input"
-        if self.robot.supports_wrist_pose:
-            if new_frame:
-                assert frame is not None
-                pose = np.array(frame.wrist, dtype=float)
-                if self.config.wrist_alignment is not None:
-                    align = np.reshape(self.config.wrist_alignment, (3, 3))
-                    pose[:3, :3] = pose[:3, :3] @ align
-                self._wrist_pose = pose
-            if self._wrist_pose is not None:
-                # every tick, through the wrist's own filter (a jump from a slow device is
-                # spread over ticks like a joint target); the wrist moves only when not holding
-                wrist_t = self.clock.now()
-                dt = None if self._last_wrist_t is None else wrist_t - self._last_wrist_t
-                self._last_wrist_t = wrist_t
-                self.robot.send_wrist(self._wrist_pose, hold=hold, dt_s=dt)
+        if self.robot.supports_wrist_pose and new_frame:
+            assert frame is not None
+            pose = np.array(frame.wrist, dtype=float)
+            if self.config.wrist_alignment is not None:
+                pose[:3, :3] = pose[:3, :3] @ np.reshape(self.config.wrist_alignment, (3, 3))
+            self._wrist_pose = pose
         if hold is None:
             assert self._command is not None
             t0 = time.perf_counter()
@@ -480,10 +470,14 @@ class Session:
                 hold = "controller_error"
             timings["controller"] = (time.perf_counter() - t0) * 1e3
 
-        send_t = self.clock.now()  # the rate limit counts time between actual sends
+        send_t = self.clock.now()  # the rate limits count time between actual sends
         dt_s = None if self._last_send_t is None else send_t - self._last_send_t
         self._last_send_t = send_t
         t0 = time.perf_counter()
+        if self._wrist_pose is not None:
+            # every tick, through the wrist's own filter (a jump from a slow device is spread
+            # over ticks like a joint target); the wrist moves only when the hand may
+            self.robot.send_wrist(self._wrist_pose, hold=hold, dt_s=dt_s)
         sent, events = self.robot.send(target, hold=hold, dt_s=dt_s)
         timings["hand_write"] = (time.perf_counter() - t0) * 1e3
         timings["tick"] = (time.perf_counter() - t_start) * 1e3

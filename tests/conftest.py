@@ -35,3 +35,18 @@ def disk_full_after(monkeypatch):
         return lambda: monkeypatch.setattr(wal.WalWriter, "append", real_append)
 
     return arm
+
+
+def dexteleop(*args, timeout=120):
+    """Run ``dexteleop ARGS`` in a fresh interpreter (the installed entry point's module)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "teleop_app", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},  # DEXTELEOP_HOME passes through
+    )

@@ -1,24 +1,10 @@
 """The dexteleop command line, end to end in subprocesses."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
-
-
-def dexteleop(*args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "teleop_app", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},  # DEXTELEOP_HOME passes through
-    )
+from conftest import REPO, dexteleop
 
 
 def test_allegro_replay_20s_fast(tmp_path):

@@ -1,12 +1,9 @@
 """``--robot NAME[:key=value,...]`` on the session commands, and ``dexteleop robots``."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from conftest import REPO
+from conftest import dexteleop
 
 from teleop_app.cli import main
 from teleop_app.recording.recorder import Recorder
@@ -15,17 +12,6 @@ from teleop_app.session import Session, SessionConfig
 
 #: report fields measured on the wall clock (they differ between any two runs)
 TIMING = ("rate_hz", "wall_time_s", "latency_ms", "missed_deadlines")
-
-
-def dexteleop(*args, timeout=120):
-    return subprocess.run(
-        [sys.executable, "-m", "teleop_app", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
 
 
 def test_robots_lists_each_backend_with_availability_and_doc():

@@ -335,10 +335,4 @@ def load_model(
     except (KeyError, TypeError, ValueError) as e:
         raise checkpoint.config_error(ck, "DexGen", e) from None
     checkpoint.check_hand(ck, config.hand, hand, "DexGen")
-    try:
-        model = DexGenModel(config)
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise checkpoint.config_error(ck, "DexGen", e) from None
-    checkpoint.load_weights(model, ck.record.get("state"), ck)
-    model.eval()
-    return model, ck.meta
+    return checkpoint.restore(ck, lambda: DexGenModel(config), "DexGen"), ck.meta

@@ -177,13 +177,7 @@ def load_model(
         raise checkpoint.config_error(ck, "MoDex", e) from None
     checkpoint.check_kind(ck, config.kind, kind, "MoDex")
     checkpoint.check_hand(ck, config.hand, hand, "MoDex")
-    try:
-        model = cls(config)
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise checkpoint.config_error(ck, "MoDex", e) from None
-    checkpoint.load_weights(model, ck.record.get("state"), ck)
-    model.eval()
-    return model
+    return checkpoint.restore(ck, lambda: cls(config), "MoDex")
 
 
 DEFAULT_CHECKPOINTS = CHECKPOINTS_DIR / "modex"

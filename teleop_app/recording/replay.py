@@ -180,20 +180,13 @@ def _run_summary(ep: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _robot_fields(name: str) -> set[str]:
-    import devices.robots  # noqa: F401  (registers the hand backends)
-    from devices.robots.base import ROBOTS
-
-    return {f.name for f in dataclasses.fields(ROBOTS.get(name).Config)}
-
-
 def _replay_robot(session_info: dict[str, Any], spec: str | None) -> tuple[str, dict[str, Any]]:
     """The backend to replay on and its settings: the recorded ones (the simulated hand for
     a recording made on real hardware: a replay runs on a virtual clock), or ``spec`` (its
     own settings over the recorded ones that backend has)."""
-    import devices.robots  # noqa: F401  (registers the hand backends)
     from devices.robots.base import ROBOTS
     from devices.spec import parse_spec
+    from teleop_app.configs import robot_fields
 
     recorded = str(session_info.get("robot", "sim"))
     options = dict(session_info.get("robot_options", {}))
@@ -205,7 +198,7 @@ def _replay_robot(session_info: dict[str, Any], spec: str | None) -> tuple[str, 
 
     name, asked = parse_spec(ROBOTS, spec)
     if name != recorded:
-        fields = _robot_fields(name)
+        fields = robot_fields(name)
         options = {k: v for k, v in options.items() if k in fields}
     return name, {**options, **asked}
 
@@ -244,12 +237,14 @@ def counterfactual(
         before = {k: v for k, v in _ADDED_SETTINGS.get(name, {}).items() if k not in live}
         options = {**before, **live, **options}
     session_info = read_sessions(Path(dataset)).get(str(episode), {})
+    from teleop_app.configs import robot_fields
+
     robot_name, robot_options = _replay_robot(session_info, robot)
     hand = str(session_info.get("hand", hand))
     if (
         "observation.object_pose" in ds.features
         and "object" not in robot_options
-        and "object" in _robot_fields(robot_name)
+        and "object" in robot_fields(robot_name)
     ):
         robot_options["object"] = "cube"  # recorded without session settings: a guess
     device = DatasetDevice(DatasetDeviceConfig(str(dataset), episode), episode=ep, fps=ds.fps)
