@@ -150,7 +150,7 @@ def _restore_start(session: Any, ep: dict[str, Any]) -> bool:
         robot._dropped = bool(ep["observation.object_dropped"][0])
     robot.safety.reset(target0)
     state = robot.read()
-    session.retargeter.reset(state.q)  # when the frames are retargeted again
+    session.command_builder.restart_solve(state.q)  # when the frames are retargeted again
     session.controller.reset(state)
     return True
 
