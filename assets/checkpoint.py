@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,17 @@ class Checkpoint:
     format: str | None
     record: dict
     meta: dict
+    #: how the physics it was trained on differs from the caller's (``load(physics=...)``)
+    physics_differences: list[str] = field(default_factory=list)
+
+    @property
+    def physics_note(self) -> str:
+        """One line for a controller's availability reason or info; empty when the physics
+        agrees (or either side does not describe it)."""
+        if not self.physics_differences:
+            return ""
+        name = (self.meta.get("physics") or {}).get("name", "menagerie (before issue 18)")
+        return f"trained on other physics ({name}): " + "; ".join(self.physics_differences)
 
     def __getitem__(self, key: str) -> Any:
         return self.record[key]
@@ -106,23 +117,23 @@ def fingerprint(*parts: Any) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def physics(
-    hand: str,
-    *,
-    timestep_s: float | None = None,
-    substeps: int | None = None,
-    kp: Any = None,
-    kv: Any = None,
-) -> dict[str, Any]:
-    """The description of the simulation a model was trained in (what the trainer knows)."""
+def physics(hand: str, **values: Any) -> dict[str, Any]:
+    """The description of the simulation a model was trained in (what the trainer knows):
+    the hand and any of ``name`` (the physics' name, ``assets.physics``), ``timestep_s``,
+    ``substeps``, ``integrator``, ``cone`` and the per-joint ``armature``, ``damping``,
+    ``frictionloss``, ``torque_limit``, ``kp``, ``kv``. None values are left out."""
     out: dict[str, Any] = {"hand": hand}
-    if timestep_s is not None:
-        out["timestep_s"] = float(timestep_s)
-    if substeps is not None:
-        out["substeps"] = int(substeps)
-    for name, gains in (("kp", kp), ("kv", kv)):
-        if gains is not None:
-            out[name] = [float(g) for g in np.ravel(gains)]
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key == "substeps":
+            out[key] = int(value)
+        elif isinstance(value, str):
+            out[key] = value
+        elif np.ndim(value) == 0:
+            out[key] = float(value)
+        else:
+            out[key] = [float(g) for g in np.ravel(value)]
     return out
 
 
@@ -150,12 +161,16 @@ def load(
     what: str,
     untagged: bool = False,
     physics: dict | None = None,
+    strict_physics: bool = True,
 ) -> Checkpoint:
     """Read the ``what`` checkpoint (e.g. "DexGen") at ``path``, tagged ``format``.
 
     ``untagged``: a file without a format tag is taken as this format (files from before
-    the tag). ``physics``: what the caller runs (see :func:`physics`); every key the file's
-    physics also describes must agree. Raises CheckpointError.
+    the tag). ``physics``: what the caller runs (see :func:`physics`); the file's physics is
+    compared with it key by key (:func:`check_physics`). A model of another hand is always
+    refused; other differences are refused when ``strict_physics`` (resuming a training
+    run), else kept in ``physics_differences`` for the caller to report (a controller loaded
+    on other physics runs and says so). Raises CheckpointError.
     """
     import torch
 
@@ -179,7 +194,7 @@ def load(
             raise CheckpointError(f"{path}: damaged metadata: {key} is not a {kind.__name__}")
     ck = Checkpoint(path, tag, raw, meta)
     if physics is not None:
-        check_physics(ck, physics, what)
+        ck.physics_differences = check_physics(ck, physics, what, strict=strict_physics)
     return ck
 
 
@@ -195,23 +210,23 @@ def check_kind(ck: Checkpoint, kind: str, wanted: str | None, what: str) -> None
         raise CheckpointError(f"{ck.path}: a {what} {kind} model, not {wanted}")
 
 
-def check_physics(ck: Checkpoint, expected: dict, what: str) -> None:
-    """Refuse a model trained on other physics: every key both describe must agree (numbers
-    to a relative 1e-6). A file without a physics description passes."""
+def check_physics(ck: Checkpoint, expected: dict, what: str, *, strict: bool = True) -> list[str]:
+    """Compare the physics ``ck`` was trained on with ``expected`` (every key both describe;
+    numbers to a relative 1e-6) and return the differences. Another hand is always refused;
+    other differences are refused when ``strict``. A file without a physics description
+    passes."""
+    from assets.physics import differences
+
     trained = ck.meta.get("physics")
     if not trained:
-        return
-    for key in sorted(set(trained) & set(expected)):
-        a, b = trained[key], expected[key]
-        if isinstance(a, str) or isinstance(b, str):
-            same = a == b
-        else:
-            x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-            same = x.shape == y.shape and bool(np.allclose(x, y, rtol=1e-6, atol=0.0))
-        if not same:
-            raise CheckpointError(
-                f"{ck.path}: a {what} model trained on other physics ({key} {a}, here {b})"
-            )
+        return []
+    diffs = differences(trained, expected)
+    hand = [d for d in diffs if d.startswith("hand ")]
+    if hand or (strict and diffs):
+        raise CheckpointError(
+            f"{ck.path}: a {what} model trained on other physics ({'; '.join(hand or diffs)})"
+        )
+    return diffs
 
 
 def load_weights(module: Any, state: Any, ck: Checkpoint) -> None:

@@ -37,6 +37,18 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from assets.physics import (
+    BASELINE_PHYSICS,
+    DEFAULT_PHYSICS,
+    PHYSICS_NAMES,
+    SERVO_PHYSICS,
+    ActuatorModel,
+    Param,
+    Physics,
+    Solver,
+    apply,
+)
+
 log = logging.getLogger(__name__)
 
 FINGERS: tuple[str, ...] = ("index", "middle", "ring", "thumb")
@@ -129,6 +141,8 @@ class HandSpec:
             without this bound a position solver folds fingers into a zig-zag).
         hardware: the real hand's actuator map (IDs, offsets, signs), or None if unknown.
         real: facts about the real hand (gains, rates, wiring) with their sources.
+        actuators: the real hand's actuators as simulation parameters (``servo`` physics).
+        solver: the solver settings of the ``servo`` physics, chosen by measurement.
     """
 
     name: str
@@ -148,7 +162,95 @@ class HandSpec:
     retarget_no_hyperextension: tuple[str, ...] = ()
     hardware: HardwareMap | None = None
     real: dict[str, str] = field(default_factory=dict)
+    actuators: ActuatorModel | None = None
+    solver: Solver = field(default_factory=Solver)
 
+    def physics(self, name: str = DEFAULT_PHYSICS) -> Physics:
+        """The named physics of this hand (``assets.physics``): ``servo`` (its actuator
+        model and solver settings) or ``menagerie`` (the model as published)."""
+        if name == BASELINE_PHYSICS:
+            return Physics(
+                BASELINE_PHYSICS, self.name, None, Solver(source="the Menagerie model's own")
+            )
+        if name == SERVO_PHYSICS:
+            if self.actuators is None:
+                raise ValueError(f"{self.name}: no actuator model; use physics 'menagerie'")
+            return Physics(SERVO_PHYSICS, self.name, self.actuators, self.solver)
+        raise ValueError(f"unknown physics {name!r}; known: {', '.join(PHYSICS_NAMES)}")
+
+
+#: MuJoCo Playground's LEAP model (mujoco_playground/_src/manipulation/leap_hand/xmls/
+#: leap_rh_mjx.xml), fitted to the real hand and trained on at 10 ms.
+_PLAYGROUND = "MuJoCo Playground leap_rh_mjx.xml"
+#: The LEAP authors' simulation for their sim-to-real in-hand rotation (leap-hand/
+#: LEAP_Hand_Sim, leapsim/tasks/leap_hand_rot.py and cfg/task/LeapHandRot.yaml), whose
+#: policies ran on the real hand at LEAP_Hand_API's kP 600 / kD 200.
+_LEAPSIM = "LEAP_Hand_Sim (the LEAP authors' sim-to-real rotation)"
+
+LEAP_ACTUATORS = ActuatorModel(
+    servo="Dynamixel XC330-M288-T, current-based position mode (LEAP_Hand_API)",
+    armature=Param(
+        0.00149376,
+        f"rotor inertia 1.7e-8 kg m^2 x gear ratio 288^2 ({_PLAYGROUND}; the ROBOTIS "
+        f"e-manual gives 288.35:1); {_LEAPSIM} uses 0.001",
+    ),
+    damping=Param(0.0, f"none beyond the PD's derivative term (kv), as in {_LEAPSIM}"),
+    frictionloss=Param(0.01, f"{_LEAPSIM}: dof friction 0.01"),
+    torque_limit=Param(
+        0.284,
+        "XC330-M288-T stall torque 0.93 N m at 1.80 A, 5 V (ROBOTIS e-manual) at the 550 mA "
+        "current limit LEAP_Hand_API gives for the full hand (python/main.py: 350 for the "
+        "lite, 550 for the full hand): 0.93 x 0.55 / 1.80",
+    ),
+    kp=Param(
+        3.0,
+        f"{_LEAPSIM}: pgain 3, the Menagerie model's kp too; {_PLAYGROUND}'s fit for kP 600 "
+        "(0.9) holds grasps worse here (BENCHMARKS.md, issue 18)",
+    ),
+    kv=Param(0.1, f"{_LEAPSIM}: dgain 0.1"),
+)
+
+LEAP_SOLVER = Solver(
+    timestep_s=0.01,
+    integrator="implicitfast",
+    # impratio 10 (the Menagerie README's value; its XML has 100): the same hold rate, faster
+    cone="elliptic",
+    impratio=10.0,
+    source="hold test, BENCHMARKS.md (Physics, issue 18): bench/physics.py --hand leap",
+)
+
+# Allegro v4: torque PD on the host at 333 Hz; PWM = torque x 1200 (12 V), clamped per joint
+# (allegro_hand_ros_v4 allegro_node_pd.cpp; ../shared/HARDWARE-NOTES.md section 2).
+_ALLEGRO_PWM = (375, 675, 450, 285) * 3 + (525, 405, 270, 270)
+
+ALLEGRO_ACTUATORS = ActuatorModel(
+    servo="Allegro v4 joint motors, torque PD on the host (allegro_hand_ros_v4)",
+    armature=Param(
+        0.0003,
+        "no published rotor inertia for the Allegro motors: 4x the stability bound "
+        "kp dt^2 / 4 of an explicit position gain (kp 3, dt 10 ms), measured in BENCHMARKS.md",
+    ),
+    damping=Param(0.0, "none beyond the PD's derivative term (Hora's simulation)"),
+    frictionloss=Param(0.0, "none modelled (Hora's simulation randomises none by default)"),
+    torque_limit=Param(
+        tuple(p / 1200 for p in _ALLEGRO_PWM),
+        "the driver's PWM clamps / 1200 (torque to PWM at 12 V, v4): roll 375, near 675, "
+        "mid 450, far 285; thumb 525, 405, 270, 270 (allegro_node_pd.cpp; Wonik ROS2 "
+        "torque_limits.yaml is the same /1200)",
+    ),
+    kp=Param(3.0, "Hora's deployed p 3600 / 1200 = its simulation's kp 3 (HaozhiQi/hora)"),
+    kv=Param(0.1, "Hora's deployed d 120 / 1200 = its simulation's kd 0.1 (HaozhiQi/hora)"),
+)
+
+ALLEGRO_SOLVER = Solver(
+    timestep_s=0.01,
+    integrator="implicitfast",  # the Menagerie model's Euler treats the PD's kv explicitly
+    # the Menagerie model's pyramidal cone drops most grasps; elliptic with impratio 10 as
+    # the Menagerie LEAP model's README gives "for better noslip"
+    cone="elliptic",
+    impratio=10.0,
+    source="hold test, BENCHMARKS.md (Physics, issue 18): bench/physics.py --hand allegro",
+)
 
 LEAP = HandSpec(
     name="leap",
@@ -210,6 +312,8 @@ LEAP = HandSpec(
         "angles": "real = sim + pi; menagerie joint order swaps mcp/rot vs motor order "
         "on index, middle and ring",
     },
+    actuators=LEAP_ACTUATORS,
+    solver=LEAP_SOLVER,
 )
 
 ALLEGRO = HandSpec(
@@ -268,6 +372,8 @@ ALLEGRO = HandSpec(
         "Hora: p 3600, d 120, 20 Hz policy",
         "order": "ROS1: index 0-3 ... thumb 12-15; Wonik ROS2 puts the thumb at 0-3",
     },
+    actuators=ALLEGRO_ACTUATORS,
+    solver=ALLEGRO_SOLVER,
 )
 
 #: Every hand we know, by short name.
@@ -287,8 +393,9 @@ class Hand:
     Attributes:
         lower, upper: (n,) joint limits.
         default_open: (n,) the open default pose, inside the limits.
-        kp, kv: (n,) position-actuator gains of the simulated hand (N m / rad, N m s / rad).
-        timestep_s: the model's physics timestep.
+        kp, kv: (n,) position-actuator gains of the simulated hand in its default physics
+            (N m / rad, N m s / rad).
+        timestep_s: the default physics' timestep.
         palm_frame_pos / palm_frame_quat: the palm frame in the palm body (m, wxyz).
         keypoint_local: (8, 3) each keypoint in its body's frame.
         keypoint_bodies: the body of each keypoint.
@@ -356,13 +463,24 @@ class Hand:
             out[i] = fk.keypoints(qi)
         return out.reshape(*q.shape[:-1], NUM_ROBOT_KEYPOINTS, 3)
 
-    def mjspec(self) -> mujoco.MjSpec:
-        """A fresh MjSpec of the hand with our sites added.
+    def physics(self, name: str | Physics = DEFAULT_PHYSICS) -> Physics:
+        """The named physics (``servo``, ``menagerie``) of this hand; a Physics passes."""
+        if isinstance(name, Physics):
+            if name.hand != self.name:
+                raise ValueError(f"physics of {name.hand}, not {self.name}")
+            return name
+        return self.spec.physics(name)
+
+    def mjspec(self, physics: str | Physics | None = None) -> mujoco.MjSpec:
+        """A fresh MjSpec of the hand with our sites added, and ``physics`` applied
+        (:func:`assets.physics.apply`; None: the Menagerie model untouched, for kinematics).
 
         Sites: ``palm_frame``; ``base_<finger>`` (each finger's base joint, fixed in the palm);
         ``kp_<keypoint>`` for the 8 keypoints.
         """
         spec = _menagerie_spec(self.spec)
+        if physics is not None:
+            apply(spec, self.physics(physics), self.joint_names)
         palm = spec.body(self.spec.palm_body)
         site = palm.add_site()
         site.name = PALM_FRAME_SITE
@@ -456,6 +574,7 @@ def load_hand(name: str) -> Hand:
 
     kp = np.zeros(len(jids))
     kv = np.zeros(len(jids))
+    timestep = float(model.opt.timestep)
     for a in range(model.nu):
         if model.actuator_trntype[a] != mujoco.mjtTrn.mjTRN_JOINT:
             continue
@@ -467,6 +586,14 @@ def load_hand(name: str) -> Hand:
     if np.any(kp <= 0):
         missing = [spec.joint_names[i] for i in np.flatnonzero(kp <= 0)]
         raise HandModelError(f"{name}: joints without a position actuator: {missing}")
+    default_physics = spec.physics(DEFAULT_PHYSICS)
+    if default_physics.actuators is not None:  # the default physics' gains
+        try:
+            gains = default_physics.actuators.arrays(len(jids))
+        except ValueError as e:
+            raise HandModelError(f"{name}: {e}") from None
+        kp, kv = gains["kp"], gains["kv"]
+        timestep = default_physics.solver.timestep_s or timestep
 
     default = np.zeros(len(jids)) if spec.default_open is None else np.array(spec.default_open)
     default = np.clip(default, lower, upper)
@@ -554,7 +681,7 @@ def load_hand(name: str) -> Hand:
         default_open=default,
         kp=kp,
         kv=kv,
-        timestep_s=float(model.opt.timestep),
+        timestep_s=timestep,
         palm_frame_pos=origin,
         palm_frame_quat=quat,
         keypoint_local=keypoint_local,

@@ -232,6 +232,34 @@ class Controller(abc.ABC):
     def __init__(self, config: ControllerConfig) -> None:
         self.config = config
         self.hand: Hand = load_hand(config.hand)
+        #: what the controller's learned models were trained on (their checkpoints'
+        #: ``meta.physics``), set by controllers that load models (:meth:`_trained_on`);
+        #: None: nothing learned
+        self.trained_physics: dict | None = None
+        #: what the operator should know about this controller on this hand (e.g. trained
+        #: on other physics); empty when nothing
+        self.notice: str = ""
+
+    def check_physics(self, running: dict | None) -> str:
+        """Compare the physics the models were trained on with what the hand runs
+        (``Robot.physics()``; None: unknown, e.g. real hardware) and keep the result in
+        :attr:`notice`: empty when they agree or either is unknown."""
+        from assets.physics import differences
+
+        diffs = differences(self.trained_physics or {}, running or {})
+        if diffs:
+            name = (self.trained_physics or {}).get("name", "?")
+            self.notice = f"trained on other physics ({name}): " + "; ".join(diffs)
+        else:
+            self.notice = ""
+        return self.notice
+
+    def _trained_on(self, physics: dict | None) -> None:
+        """Keep what a loaded model was trained on. A checkpoint without a physics record
+        predates the record (issue 18): it was trained on the Menagerie physics."""
+        from assets.physics import BASELINE_PHYSICS
+
+        self.trained_physics = physics or {"name": BASELINE_PHYSICS}
 
     @classmethod
     def setting_specs(cls) -> tuple[LiveSetting, ...]:

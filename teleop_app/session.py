@@ -187,7 +187,10 @@ class Session:
     # -- building blocks ----------------------------------------------------------------------
     def _make_controller(self, name: str, options: dict[str, Any]) -> Controller:
         options = {"hand": self.config.hand, **options}
-        return CONTROLLERS.make(name, **options)
+        controller = CONTROLLERS.make(name, **options)
+        if controller.check_physics(self.robot.physics()):
+            log.warning("controller %s: %s", name, controller.notice)
+        return controller
 
     def _reset_loop_state(self) -> None:
         self.tick_index = 0
@@ -464,6 +467,8 @@ class Session:
             t0 = time.perf_counter()
             try:
                 target, info = self.controller.step(state, self._command)
+                if self.controller.notice:  # e.g. trained on other physics
+                    info = {**info, "other_physics": 1.0}
             except Exception as e:  # noqa: BLE001 - a failing controller holds the hand
                 # one template per controller: another controller's failure is logged anew
                 self._failures.warning(f"controller {self.controller_name} failed: %s", e)

@@ -275,7 +275,6 @@ def test_toy_training_task_steps(monkeypatch):
 
 
 def _toy_env_classes():
-    from devices.robots.scene import build_scene
     from training.envs.base import EnvConfig, HandEnv
 
     @dataclass
@@ -286,7 +285,7 @@ def _toy_env_classes():
         name = "toy_open"
 
         def _scene(self):
-            return build_scene(self.hand, wrist="palm_down", obj=None)
+            return self.scene()
 
         def _reset_task(self, ids):
             qpos, ctrl = self.backend.state("qpos"), self.backend.state("ctrl")

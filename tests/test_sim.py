@@ -6,7 +6,7 @@ from conftest import HANDS
 
 from assets import OBJECTS
 from devices.robots import ROBOTS, WRIST_ORIENTATIONS
-from devices.robots.sim import substeps_for
+from assets.physics import substeps as substeps_for
 
 GRAVITY = np.array([0.0, 0.0, -1.0])
 

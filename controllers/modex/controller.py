@@ -168,19 +168,18 @@ class ModexController(Controller):
             self.xhand = exploration_hand(config.hand)
         except ValueError as e:
             raise ControllerUnavailable(f"MoDex: {e}") from None
-        physics = self.xhand.physics()  # models trained on other physics are refused
         loaded = {}
         for setting in dict.fromkeys((config.setting, "quasi-static")):
             try:
-                loaded[setting] = ReachModels.load(
-                    config.hand, setting, config.checkpoints, physics=physics
-                )
+                # on other physics they run, and say so (Controller.check_physics)
+                loaded[setting] = ReachModels.load(config.hand, setting, config.checkpoints)
             except CheckpointError as e:
                 raise ControllerUnavailable(
                     f"MoDex: {e}; train with 'dexteleop train modex --hand {config.hand} "
                     f"--setting {setting}'"
                 ) from None
         self.models = loaded[config.setting]  # following the operator
+        self._trained_on(getattr(self.models.forward, "trained_physics", None))
         self.pose_models = loaded["quasi-static"]  # gestures and custom costs
         self._torch = torch
         if self.xhand.fingers != tuple(FINGERS):

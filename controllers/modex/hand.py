@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from assets.physics import BASELINE_PHYSICS, DEFAULT_PHYSICS, Physics
+
 CONTROL_DT = 0.05  # 20 Hz, the app's control rate
 
 
@@ -66,6 +68,9 @@ class ExplorationHand:
     substeps: int
     tip_index: np.ndarray  # where the fingertip sensors sit in sensordata
     max_step: float  # largest change of an actuator target per control period
+    #: the app's hands: their physics (``assets.physics``) and joint ids in spec order
+    sim_physics: Physics | None = None
+    joint_ids: tuple[int, ...] = ()
 
     @property
     def state_dim(self) -> int:
@@ -77,12 +82,16 @@ class ExplorationHand:
 
     def physics(self) -> dict:
         """The simulation the hand's models learn (:func:`assets.checkpoint.physics`): the
-        timestep, the substeps per control period and the position actuators' gains."""
+        physics' name, timestep, substeps per control period and, for the app's hands, the
+        actuator model (``assets.physics``); for the extra hands the position gains."""
         from assets.checkpoint import physics
 
         m = self.model
+        if self.sim_physics is not None:
+            return self.sim_physics.describe(m, self.joint_ids, substeps=self.substeps)
         return physics(
             self.name,
+            name=BASELINE_PHYSICS,
             timestep_s=m.opt.timestep,
             substeps=self.substeps,
             kp=m.actuator_gainprm[:, 0],
@@ -101,19 +110,23 @@ def _add_tip_sensors(spec: mujoco.MjSpec, sites: list[str], base_site: str) -> N
         s.refname = base_site
 
 
-def exploration_hand(name: str) -> ExplorationHand:
+def exploration_hand(name: str, physics_model: str = DEFAULT_PHYSICS) -> ExplorationHand:
     """The hand ``name`` (one of ``assets.HAND_SPECS`` or :data:`EXTRA_HANDS`) ready for
-    exploration rollouts."""
+    exploration rollouts. The app's hands run ``physics_model`` (``assets.physics``); the
+    extra hands their Menagerie model."""
     from assets.hands import FINGERS, HAND_SPECS, load_hand
 
+    sim_physics, joint_ids = None, ()
     if name in HAND_SPECS:
         hand = load_hand(name)
-        spec = hand.mjspec()  # has sites palm_frame and kp_<finger>_tip
+        sim_physics = hand.physics(physics_model)
+        spec = hand.mjspec(sim_physics)  # has sites palm_frame and kp_<finger>_tip
         sites = [f"kp_{f}_tip" for f in FINGERS]
         _add_tip_sensors(spec, sites, "palm_frame")
         fingers = tuple(FINGERS)
         model = spec.compile()
         default = hand.default_open.copy()
+        joint_ids = tuple(model.joint(j).id for j in hand.joint_names)
     elif name in EXTRA_HANDS:
         import mujoco_menagerie
 
@@ -146,7 +159,17 @@ def exploration_hand(name: str) -> ExplorationHand:
         [model.sensor_adr[model.sensor(f"tip_{site}").id] + np.arange(3) for site in sites]
     )
     return ExplorationHand(
-        name, model, fingers, low, high, default, round(steps), index, hand_max_step(name)
+        name,
+        model,
+        fingers,
+        low,
+        high,
+        default,
+        round(steps),
+        index,
+        hand_max_step(name),
+        sim_physics,
+        joint_ids,
     )
 
 

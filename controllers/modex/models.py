@@ -177,7 +177,9 @@ def load_model(
         raise checkpoint.config_error(ck, "MoDex", e) from None
     checkpoint.check_kind(ck, config.kind, kind, "MoDex")
     checkpoint.check_hand(ck, config.hand, hand, "MoDex")
-    return checkpoint.restore(ck, lambda: cls(config), "MoDex")
+    model = checkpoint.restore(ck, lambda: cls(config), "MoDex")
+    model.trained_physics = ck.meta.get("physics")  # what it learned (Controller.notice)
+    return model
 
 
 DEFAULT_CHECKPOINTS = CHECKPOINTS_DIR / "modex"

@@ -95,6 +95,11 @@ class Robot(abc.ABC):
     def connected(self) -> bool:
         return self._connected
 
+    def physics(self) -> dict | None:
+        """The simulation this hand runs, as trained models record it
+        (``assets.physics.Physics.describe``); None for a real hand (and when unknown)."""
+        return None
+
     # -- I/O -------------------------------------------------------------------------------
     def read(self) -> HandState:
         return self._read()

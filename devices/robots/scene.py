@@ -14,6 +14,7 @@ import numpy as np
 
 from assets.hands import PALM_FRAME_SITE, ROBOT_KEYPOINT_NAMES, Hand
 from assets.objects import ObjectSpec, geom_type
+from assets.physics import DEFAULT_PHYSICS, Physics
 
 HAND_PREFIX = "hand/"
 MOUNT_BODY = "mount"
@@ -62,25 +63,48 @@ class SceneObject:
     friction: float
 
 
-def build_scene(hand: Hand, *, wrist: str, obj: SceneObject | None = None) -> mujoco.MjSpec:
+#: Solver options a scene takes from its hand's model (with the physics applied).
+_OPTIONS = (
+    "timestep",
+    "integrator",
+    "cone",
+    "impratio",
+    "iterations",
+    "ls_iterations",
+    "tolerance",
+    "ls_tolerance",
+    "noslip_iterations",
+    "jacobian",
+    "solver",
+    "disableflags",
+    "enableflags",
+)
+
+
+def build_scene(
+    hand: Hand,
+    *,
+    wrist: str,
+    obj: SceneObject | None = None,
+    physics: str | Physics = DEFAULT_PHYSICS,
+) -> mujoco.MjSpec:
     """Compose the scene spec: floor, light, camera, mount + hand, optional object.
 
     Args:
         hand: the resolved hand.
         wrist: one of WRIST_MODES; ``follow`` starts palm down.
         obj: an object placed at the hand's spawn point (palm frame), or None.
+        physics: the hand's physics (``assets.physics``: a name or a Physics), applied to
+            the hand's joints and actuators and the scene's solver options.
     """
     if wrist not in WRIST_MODES:
         raise ValueError(f"unknown wrist mode {wrist!r}; known: {', '.join(WRIST_MODES)}")
-    hand_spec = hand.mjspec()
-    ref = hand_spec.compile()
+    hand_spec = hand.mjspec(physics=physics)
 
     spec = mujoco.MjSpec()
     spec.modelname = f"dexteleop_{hand.name}"
-    spec.option.timestep = ref.opt.timestep
-    spec.option.integrator = ref.opt.integrator
-    spec.option.cone = ref.opt.cone
-    spec.option.impratio = ref.opt.impratio
+    for name in _OPTIONS:
+        setattr(spec.option, name, getattr(hand_spec.option, name))
     spec.visual.global_.offwidth = 1280
     spec.visual.global_.offheight = 960
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from assets.hands import load_hand
 from assets.objects import OBJECTS
+from assets.physics import DEFAULT_PHYSICS, substeps
 from devices.robots.base import ROBOTS, Robot, Simulated
 from devices.robots.scene import (
     MOUNT_BODY,
@@ -41,7 +42,9 @@ class SimHandConfig:
         object: object name from ``assets.OBJECTS`` or None.
         object_mass_kg / object_friction: override the object's defaults.
         rate_hz: control rate; the physics runs ``1 / (rate_hz * timestep)`` substeps per tick.
-        timestep_s: physics timestep; None keeps the model's (0.002 s for LEAP and Allegro).
+        physics_model: the hand's physics (``assets.physics``): ``menagerie`` (the model
+            as published, 2 ms; the default) or ``servo`` (its actuator model, 10 ms).
+        timestep_s: physics timestep; None keeps the physics' own.
     """
 
     hand: str = "leap"
@@ -50,17 +53,8 @@ class SimHandConfig:
     object_mass_kg: float | None = None
     object_friction: float | None = None
     rate_hz: float = 20.0
+    physics_model: str = DEFAULT_PHYSICS
     timestep_s: float | None = None
-
-
-def substeps_for(rate_hz: float, timestep_s: float) -> int:
-    """Physics steps per control tick; the control period must be a whole number of steps."""
-    n = round(1.0 / (rate_hz * timestep_s))
-    if n < 1 or abs(n * timestep_s * rate_hz - 1.0) > 1e-6:
-        raise ValueError(
-            f"control period 1/{rate_hz} s is not a whole number of {timestep_s} s timesteps"
-        )
-    return n
 
 
 @ROBOTS.register("sim")
@@ -88,12 +82,13 @@ class SimHand(Robot, Simulated):
             if not (np.isfinite(mass) and np.isfinite(fric) and mass > 0 and fric > 0):
                 raise ValueError("object mass and friction must be finite and positive")
             obj = SceneObject(ospec, mass, fric)
-        self.scene_spec = build_scene(hand, wrist=config.wrist, obj=obj)
+        self.sim_physics = hand.physics(config.physics_model)
         if config.timestep_s is not None:
-            self.scene_spec.option.timestep = config.timestep_s
+            self.sim_physics = self.sim_physics.replace(timestep_s=config.timestep_s)
+        self.scene_spec = build_scene(hand, wrist=config.wrist, obj=obj, physics=self.sim_physics)
         self.model = self.scene_spec.compile()
         self.data = mujoco.MjData(self.model)
-        self.substeps = substeps_for(self.rate_hz, self.model.opt.timestep)
+        self.substeps = substeps(self.rate_hz, self.model.opt.timestep)
 
         m = self.model
         jids = [m.joint("hand/" + j).id for j in hand.joint_names]
@@ -110,6 +105,11 @@ class SimHand(Robot, Simulated):
         self._target = hand.default_open.copy()
         self.time_s = 0.0
         self.reset()
+
+    def physics(self) -> dict:
+        """The physics this hand runs (``Physics.describe``), as trained models record it."""
+        jids = [self.model.joint("hand/" + j).id for j in self.hand.joint_names]
+        return self.sim_physics.describe(self.model, jids, substeps=self.substeps)
 
     # -- simulation control -------------------------------------------------------------------
     def reset(self, q: np.ndarray | None = None) -> None:

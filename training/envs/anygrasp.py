@@ -22,7 +22,7 @@ import mujoco
 import numpy as np
 
 from assets.objects import ObjectSpec
-from devices.robots.scene import OBJECT_BODY, SceneObject, build_scene
+from devices.robots.scene import OBJECT_BODY, SceneObject
 from training.envs.base import EnvConfig, HandEnv
 from training.envs.objects import FAMILIES, sample_instances
 from training.envs.rotations import quat_angle, quat_canonical, quat_conj, quat_mul
@@ -105,7 +105,7 @@ class AnygraspEnv(HandEnv):
 
     def _scene(self) -> mujoco.MjSpec:
         o = self.instances[0]
-        return build_scene(self.hand, wrist="palm_down", obj=SceneObject(o, o.mass_kg, o.friction))
+        return self.scene(SceneObject(o, o.mass_kg, o.friction))
 
     def _init_task(self) -> None:
         m = self.model
@@ -118,9 +118,7 @@ class AnygraspEnv(HandEnv):
         # per-instance object fields, from a compiled scene of each instance
         self._inst_fields: list[dict[str, np.ndarray]] = []
         for o in self.instances:
-            mi = build_scene(
-                self.hand, wrist="palm_down", obj=SceneObject(o, o.mass_kg, o.friction)
-            ).compile()
+            mi = self.scene(SceneObject(o, o.mass_kg, o.friction)).compile()
             f = {n: getattr(mi, n)[self.obj_geom].copy() for n in _OBJECT_MODEL_FIELDS}
             f.update({n: getattr(mi, n)[self.obj_body].copy() for n in _OBJECT_BODY_FIELDS})
             self._inst_fields.append(f)
@@ -341,7 +339,7 @@ class FreeFingerEnv(HandEnv):
     cfg: FreeFingerConfig
 
     def _scene(self) -> mujoco.MjSpec:
-        return build_scene(self.hand, wrist="palm_down", obj=None)
+        return self.scene()
 
     def _init_task(self) -> None:
         self._fk_data = mujoco.MjData(self.model)

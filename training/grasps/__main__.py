@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from assets.hands import load_hand
+from assets.physics import DEFAULT_PHYSICS, PHYSICS_NAMES
 from training.envs.objects import FAMILIES, sample_instances
 from training.grasps.generate import GraspGenerator, hold_test
 
@@ -34,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rrt", type=int, default=300, help="RRT expansions per instance")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="out/grasps")
+    p.add_argument(
+        "--physics-model",
+        default=DEFAULT_PHYSICS,
+        choices=PHYSICS_NAMES,
+        help="the physics the hold test runs (assets.physics)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     fams = tuple(f for f in args.families.split(",") if f)
@@ -43,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for i, obj in enumerate(sample_instances(fams, args.per_family, (lo, hi), args.seed)):
         t0 = time.perf_counter()
-        gen = GraspGenerator(hand, obj, seed=args.seed + i)
+        gen = GraspGenerator(hand, obj, seed=args.seed + i, physics=args.physics_model)
         gs = gen.generate(args.base, args.rrt)
         gs.save(out / f"{obj.name}.npz")
         gravity = np.random.default_rng(args.seed + 1000 + i).normal(size=(len(gs), 3))
@@ -59,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(r["grasps"] for r in rows)
     summary = {
         "hand": args.hand,
+        "physics": args.physics_model,
         "instances": rows,
         "grasps": total,
         "hold_rate": round(sum(r["hold_rate"] * r["grasps"] for r in rows) / max(total, 1), 3),

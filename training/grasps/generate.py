@@ -30,6 +30,7 @@ import numpy as np
 
 from assets.hands import FINGERS, Hand
 from assets.objects import ObjectSpec
+from assets.physics import DEFAULT_PHYSICS, Physics
 from devices.robots.scene import HAND_PREFIX, OBJECT_BODY, SceneObject, build_scene
 from training.envs.rotations import quat_angle
 from training.grasps.geometry import closest_surface, net_force_residual, sample_surface
@@ -158,16 +159,29 @@ class GraspGenerator:
     """Samples and expands grasps of ``hand`` on ``obj`` (Alg. 2).
 
     The scene is the app's (``build_scene``), with the wrist palm-down so that the palm
-    frame's axes are the world's and every pose is stored in the palm frame.
+    frame's axes are the world's and every pose is stored in the palm frame. ``physics``
+    (``assets.physics``) is what the hold test runs; the grasps themselves are kinematic.
     """
 
     def __init__(
-        self, hand: Hand, obj: ObjectSpec, *, seed: int = 0, config: GraspConfig | None = None
+        self,
+        hand: Hand,
+        obj: ObjectSpec,
+        *,
+        seed: int = 0,
+        config: GraspConfig | None = None,
+        physics: str | Physics = DEFAULT_PHYSICS,
     ) -> None:
         self.hand, self.obj = hand, obj
         self.cfg = config or GraspConfig()
         self.rng = np.random.default_rng(seed)
-        spec = build_scene(hand, wrist="palm_down", obj=SceneObject(obj, obj.mass_kg, obj.friction))
+        self.physics = hand.physics(physics)
+        spec = build_scene(
+            hand,
+            wrist="palm_down",
+            obj=SceneObject(obj, obj.mass_kg, obj.friction),
+            physics=self.physics,
+        )
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         m = self.model
@@ -544,6 +558,7 @@ class GraspGenerator:
             "rrt_tries": rrt_tries,
             "rrt_s": round(time.perf_counter() - t1, 2),
             "squeeze_m": self.cfg.squeeze_m,
+            "physics": self.physics.name,
         }
         log.info("grasps %s", meta)
         out = store.subset(slice(0, count))

@@ -35,6 +35,12 @@ def add_physics_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--physics-device", help="MuJoCo Warp device (default: cuda if any, else cpu)")
     p.add_argument(
+        "--physics-model",
+        metavar="NAME",
+        help="the hand's simulated physics (assets.physics): its actuator model by default "
+        "('servo'), or 'menagerie' (the published model at 2 ms)",
+    )
+    p.add_argument(
         "--families",
         nargs="+",
         metavar="FAMILY",
@@ -48,6 +54,8 @@ def physics_overrides(args: argparse.Namespace) -> dict:
         over["physics"] = args.physics
     if args.physics_device is not None:
         over["physics_device"] = args.physics_device
+    if args.physics_model is not None:
+        over["physics_model"] = args.physics_model
     if args.families:
         if args.task != "anygrasp":
             raise ValueError("--families is for the anygrasp task")

@@ -109,7 +109,7 @@ class ControllerPanel(QGroupBox):
             exc = future.exception()
             if exc is None:
                 self.settings.controller = name
-                self.controller_reason.setText("")
+                self.controller_reason.setText(self._notice())
             else:
                 self.controller_reason.setText(f"could not switch to {name}: {one_line(exc)}")
             self.fill()
@@ -118,9 +118,17 @@ class ControllerPanel(QGroupBox):
         if new_controller and self.switching is None:
             self.settings.controller = snap.controller
             self._rebuild_form(snap.controller, snap.settings)
+            self.controller_reason.setText(self._notice())
             self.fill()
         if self.form is not None:
             self.form.poll()
+
+    def _notice(self) -> str:
+        """What the running controller wants the operator to know (e.g. trained on other
+        physics than the hand runs), or ""."""
+        session = getattr(self.runner, "session", None)
+        controller = getattr(session, "controller", None)
+        return getattr(controller, "notice", "") or ""
 
     def _send_setting(self, name: str, value: Any) -> Future[Any]:
         return self.runner.update_controller(**{name: value})
