@@ -167,7 +167,9 @@ class Physics:
         compiled model's timestep, solver and per-joint actuator values."""
         from assets.checkpoint import physics as record
 
-        return record(self.hand, name=self.name, **model_values(model, joint_ids), substeps=substeps)
+        return record(
+            self.hand, name=self.name, **model_values(model, joint_ids), substeps=substeps
+        )
 
 
 def model_values(model: Any, joint_ids: Any) -> dict[str, Any]:
@@ -190,7 +192,9 @@ def model_values(model: Any, joint_ids: Any) -> dict[str, Any]:
     limit = np.minimum(limit, np.where(act_limited, model.actuator_forcerange[acts, 1], np.inf))
     return {
         "timestep_s": float(model.opt.timestep),
-        "integrator": mujoco.mjtIntegrator(model.opt.integrator).name.removeprefix("mjINT_").lower(),
+        "integrator": mujoco.mjtIntegrator(model.opt.integrator)
+        .name.removeprefix("mjINT_")
+        .lower(),
         "cone": mujoco.mjtCone(model.opt.cone).name.removeprefix("mjCONE_").lower(),
         "armature": model.dof_armature[dofs].tolist(),
         "damping": model.dof_damping[dofs].tolist(),

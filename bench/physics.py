@@ -64,11 +64,15 @@ def variants(hand, which: str) -> list[tuple[Physics, bool, bool]]:
             DEFAULT_PHYSICS == BASELINE_PHYSICS)]  # fmt: skip
     if which == "all":
         for ms in (5, 10):
-            out.append((base.replace(name=f"menagerie {ms} ms", timestep_s=ms / 1000), False, False))
+            out.append(
+                (base.replace(name=f"menagerie {ms} ms", timestep_s=ms / 1000), False, False)
+            )
         # the actuator model alone: the Menagerie model's friction cone and impratio
         plain = default.replace(cone=None, impratio=None)
         for ms in (2, 5, 10):
-            out.append((plain.replace(name=f"actuators {ms} ms", timestep_s=ms / 1000), False, False))
+            out.append(
+                (plain.replace(name=f"actuators {ms} ms", timestep_s=ms / 1000), False, False)
+            )
         dt = default.solver.timestep_s
         tag = f"actuators {dt * 1000:g} ms"
         for cone, impratio in (("pyramidal", None), ("elliptic", 10.0), ("elliptic", 100.0)):
@@ -76,8 +80,11 @@ def variants(hand, which: str) -> list[tuple[Physics, bool, bool]]:
                 name = f"{tag}, {cone} cone" + (f", impratio {impratio:g}" if impratio else "")
                 out.append((default.replace(name=name, cone=cone, impratio=impratio), False, False))
         out += [
-            (default.replace(name=f"{tag}, iterations 5/8", iterations=5, ls_iterations=8),
-             False, False),  # fmt: skip
+            (
+                default.replace(name=f"{tag}, iterations 5/8", iterations=5, ls_iterations=8),
+                False,
+                False,
+            ),
             (default.replace(name=f"{tag}, Euler", integrator="euler"), False, False),
         ]
     out.append((default.replace(name=SERVO_PHYSICS), False, DEFAULT_PHYSICS == SERVO_PHYSICS))
@@ -235,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     for physics, _, _ in chosen:
         holds.append(hold(hand, physics, sets))
         print(f"{physics.name}: hold {holds[-1][0]:.3f}", flush=True)
-    single = round_robin([SingleWorld(hand, ph, sets) for ph, _, _ in chosen], args.seconds, args.rounds)
+    single = round_robin(
+        [SingleWorld(hand, ph, sets) for ph, _, _ in chosen], args.seconds, args.rounds
+    )
     batched: list[float | None] = [None] * len(chosen)
     if args.env_seconds > 0:
         envs = [BatchedEnv(args.hand, ph, args.env_worlds, args.threads) for ph, _, _ in chosen]
@@ -272,9 +281,15 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     for r in records:
         env = r["env_steps_per_s"]
-        env_x = "" if env is None or not base["env_steps_per_s"] else f"{env / base['env_steps_per_s']:.2f}"
-        name = r["name"] + (" (baseline)" if r["baseline"] else "") + (
-            " (default)" if r["default"] else ""
+        env_x = (
+            ""
+            if env is None or not base["env_steps_per_s"]
+            else f"{env / base['env_steps_per_s']:.2f}"
+        )
+        name = (
+            r["name"]
+            + (" (baseline)" if r["baseline"] else "")
+            + (" (default)" if r["default"] else "")
         )
         print(
             f"| {name} | {r['timestep_s'] * 1000:g} ms | {r['substeps']} | "

@@ -174,9 +174,9 @@ def test_a_checkpoint_on_other_physics_is_kept_or_refused(tmp_path):
     ck = checkpoint.load(path, format="t/1", what="test", physics=here, strict_physics=False)
     assert ck.physics_differences == ["name menagerie -> servo", "timestep_s 0.002 -> 0.01"]
     assert "trained on other physics (menagerie)" in ck.physics_note
-    with pytest.raises(checkpoint.CheckpointError, match="other physics.*timestep_s"):
+    with pytest.raises(checkpoint.CheckpointError, match=r"other physics.*timestep_s"):
         checkpoint.load(path, format="t/1", what="test", physics=here)
-    with pytest.raises(checkpoint.CheckpointError, match="other physics.*hand"):
+    with pytest.raises(checkpoint.CheckpointError, match=r"other physics.*hand"):
         checkpoint.load(path, format="t/1", what="test", physics={"hand": "allegro"},
                         strict_physics=False)  # fmt: skip
 

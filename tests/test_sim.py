@@ -5,8 +5,8 @@ import pytest
 from conftest import HANDS
 
 from assets import OBJECTS
-from devices.robots import ROBOTS, WRIST_ORIENTATIONS
 from assets.physics import substeps as substeps_for
+from devices.robots import ROBOTS, WRIST_ORIENTATIONS
 
 GRAVITY = np.array([0.0, 0.0, -1.0])
 
