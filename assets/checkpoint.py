@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +56,24 @@ class Checkpoint:
     format: str | None
     record: dict
     meta: dict
-    #: how the physics it was trained on differs from the caller's (``load(physics=...)``)
-    physics_differences: list[str] = field(default_factory=list)
+    #: the physics the caller runs (``load(physics=...)``), compared with the file's
+    physics_running: dict | None = None
+
+    @property
+    def physics_differences(self) -> list[str]:
+        """How the physics it was trained on differs from the caller's
+        (:func:`assets.physics.differences`)."""
+        from assets.physics import differences
+
+        return differences(self.meta.get("physics") or {}, self.physics_running or {})
 
     @property
     def physics_note(self) -> str:
-        """One line for a controller's availability reason or info; empty when the physics
-        agrees (or either side does not describe it)."""
-        if not self.physics_differences:
-            return ""
-        name = (self.meta.get("physics") or {}).get("name", "menagerie (before issue 18)")
-        return f"trained on other physics ({name}): " + "; ".join(self.physics_differences)
+        """One line for a controller's availability reason or info
+        (:func:`assets.physics.note`); empty when the physics agrees or is not described."""
+        from assets.physics import note
+
+        return note(self.meta.get("physics"), self.physics_running)
 
     def __getitem__(self, key: str) -> Any:
         return self.record[key]
@@ -169,8 +176,8 @@ def load(
     the tag). ``physics``: what the caller runs (see :func:`physics`); the file's physics is
     compared with it key by key (:func:`check_physics`). A model of another hand is always
     refused; other differences are refused when ``strict_physics`` (resuming a training
-    run), else kept in ``physics_differences`` for the caller to report (a controller loaded
-    on other physics runs and says so). Raises CheckpointError.
+    run), else left in ``physics_differences`` / ``physics_note`` for the caller to report
+    (a controller loaded on other physics runs and says so). Raises CheckpointError.
     """
     import torch
 
@@ -192,9 +199,9 @@ def load(
     for key, kind in PROVENANCE.items():
         if meta.get(key) is not None and not isinstance(meta[key], kind):
             raise CheckpointError(f"{path}: damaged metadata: {key} is not a {kind.__name__}")
-    ck = Checkpoint(path, tag, raw, meta)
+    ck = Checkpoint(path, tag, raw, meta, physics)
     if physics is not None:
-        ck.physics_differences = check_physics(ck, physics, what, strict=strict_physics)
+        check_physics(ck, physics, what, strict=strict_physics)
     return ck
 
 

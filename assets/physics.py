@@ -287,6 +287,15 @@ def differences(trained: dict, here: dict) -> list[str]:
     return out
 
 
+def note(trained: dict | None, running: dict | None) -> str:
+    """One line saying how the physics a model was ``trained`` on differs from what the hand
+    is ``running`` (:func:`differences`), or "" when they agree or either is unknown."""
+    diffs = differences(trained or {}, running or {})
+    if not diffs:
+        return ""
+    return f"trained on other physics ({(trained or {}).get('name', '?')}): " + "; ".join(diffs)
+
+
 def _short(v: Any) -> str:
     if isinstance(v, list) and len(v) > 3:
         vals = sorted({round(float(x), 6) for x in v})

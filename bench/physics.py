@@ -114,46 +114,31 @@ def grasp_sets(hand_name: str, per_object: int, seed: int):
     return out
 
 
-def hold(hand, physics: Physics, sets) -> tuple[float, float, int, float]:
-    """Hold rate, control steps per second while testing (not reported: see
-    :func:`round_robin`), grasps tested, and hand-hand contacts per control step."""
+def hold(hand, physics: Physics, sets) -> tuple[float, int, float]:
+    """Hold rate, grasps tested, and hand-hand contacts per control step on ``physics``."""
     from training.grasps.generate import GraspGenerator
 
-    held = tested = steps = 0
-    stepping_s = 0.0
-    self_contacts = 0
+    held = tested = steps = self_contacts = 0
     for obj, gs, gravity in sets:
         gen = GraspGenerator(hand, obj, physics=physics)
         m, d = gen.model, gen.data
         n_sub = substeps(RATE_HZ, m.opt.timestep)
-        ticks = round(HOLD_S * RATE_HZ)
-        act_of_joint = {int(m.actuator_trnid[a, 0]): a for a in range(m.nu)}
-        acts = np.array([act_of_joint[m.joint("hand/" + j).id] for j in hand.joint_names])
-        hand_body = m.geom_bodyid != gen.obj_body
-        hand_body &= m.geom_bodyid != 0
+        hand_geom = (m.geom_bodyid != gen.obj_body) & (m.geom_bodyid != 0)
         for i in range(len(gs)):
-            g = gravity[i] / np.linalg.norm(gravity[i])
-            m.opt.gravity[:] = 9.81 * gen.palm_rot @ g
-            mujoco.mj_resetData(m, d)
-            gen.set_state(gs.q[i], gs.obj_pos[i], gs.obj_quat[i])
-            d.ctrl[acts] = gs.q_target[i]
-            mujoco.mj_forward(m, d)
-            start = d.xpos[gen.obj_body].copy()
+            start = gen.start_hold(gs, i, gravity[i])
             ok = True
-            for _ in range(ticks):
-                t0 = time.perf_counter()
+            for _ in range(round(HOLD_S * RATE_HZ)):
                 mujoco.mj_step(m, d, nstep=n_sub)
-                stepping_s += time.perf_counter() - t0
                 steps += 1
                 c = d.contact[: d.ncon]
-                self_contacts += int(np.sum(hand_body[c.geom1] & hand_body[c.geom2]))
+                self_contacts += int(np.sum(hand_geom[c.geom1] & hand_geom[c.geom2]))
                 if not np.all(np.isfinite(d.qpos)):
                     ok = False
                     break
             ok = ok and np.linalg.norm(d.xpos[gen.obj_body] - start) < TOLERANCE_M
             held += ok
             tested += 1
-    return held / tested, steps / stepping_s, tested, self_contacts / steps
+    return held / tested, tested, self_contacts / steps
 
 
 class SingleWorld:
@@ -162,24 +147,19 @@ class SingleWorld:
     def __init__(self, hand, physics: Physics, sets) -> None:
         from training.grasps.generate import GraspGenerator
 
-        obj, self.gs, _ = sets[0]
+        obj, self.gs, self.gravity = sets[0]
         self.gen = GraspGenerator(hand, obj, physics=physics)
-        m = self.gen.model
-        self.n_sub = substeps(RATE_HZ, m.opt.timestep)
-        act_of_joint = {int(m.actuator_trnid[a, 0]): a for a in range(m.nu)}
-        self.acts = np.array([act_of_joint[m.joint("hand/" + j).id] for j in hand.joint_names])
+        self.n_sub = substeps(RATE_HZ, self.gen.model.opt.timestep)
         self.i = 0
 
     def rate(self, seconds: float) -> float:
-        m, d, gs = self.gen.model, self.gen.data, self.gs
+        m, d = self.gen.model, self.gen.data
         steps, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             if steps % round(HOLD_S * RATE_HZ) == 0:  # the next grasp, from rest
-                k = self.i % len(gs)
+                k = self.i % len(self.gs)
                 self.i += 1
-                mujoco.mj_resetData(m, d)
-                self.gen.set_state(gs.q[k], gs.obj_pos[k], gs.obj_quat[k])
-                d.ctrl[self.acts] = gs.q_target[k]
+                self.gen.start_hold(self.gs, k, self.gravity[k])
             mujoco.mj_step(m, d, nstep=self.n_sub)
             steps += 1
         return steps / (time.perf_counter() - t0)
@@ -250,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         envs = [BatchedEnv(args.hand, ph, args.env_worlds, args.threads) for ph, _, _ in chosen]
         batched = round_robin(envs, args.env_seconds, args.rounds)
     records = []
-    for (physics, baseline, default), (rate, _, tested, selfc), cps, eps in zip(
+    for (physics, baseline, default), (rate, tested, selfc), cps, eps in zip(
         chosen, holds, single, batched, strict=True
     ):
         dt = physics.solver.timestep_s or 0.002

@@ -244,14 +244,9 @@ class Controller(abc.ABC):
         """Compare the physics the models were trained on with what the hand runs
         (``Robot.physics()``; None: unknown, e.g. real hardware) and keep the result in
         :attr:`notice`: empty when they agree or either is unknown."""
-        from assets.physics import differences
+        from assets.physics import note
 
-        diffs = differences(self.trained_physics or {}, running or {})
-        if diffs:
-            name = (self.trained_physics or {}).get("name", "?")
-            self.notice = f"trained on other physics ({name}): " + "; ".join(diffs)
-        else:
-            self.notice = ""
+        self.notice = note(self.trained_physics, running)
         return self.notice
 
     def _trained_on(self, physics: dict | None) -> None:

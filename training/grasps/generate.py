@@ -189,6 +189,8 @@ class GraspGenerator:
         jids = [m.joint(HAND_PREFIX + j).id for j in hand.joint_names]
         self.qadr = np.array([m.jnt_qposadr[j] for j in jids])
         self.dofadr = np.array([m.jnt_dofadr[j] for j in jids])
+        act_of_joint = {int(m.actuator_trnid[a, 0]): a for a in range(m.nu)}
+        self.acts = np.array([act_of_joint[j] for j in jids])  # each joint's actuator
         oj = m.body_jntadr[m.body(OBJECT_BODY).id]
         self.obj_qadr = int(m.jnt_qposadr[oj])
         self.obj_geom = m.geom("object_geom").id
@@ -237,6 +239,19 @@ class GraspGenerator:
         self.half_extent = float(np.max(obj.size))
 
     # -- helpers -----------------------------------------------------------------------------
+    def start_hold(self, grasps: GraspSet, i: int, gravity_palm: np.ndarray) -> np.ndarray:
+        """Start grasp ``i`` of a hold test: the world reset, the hand at the grasp with its
+        squeeze targets, the object at rest, gravity of 9.81 m/s^2 along ``gravity_palm``
+        (palm frame; normalised here). Returns the object's start position (world)."""
+        m, d = self.model, self.data
+        g = np.asarray(gravity_palm, dtype=float)
+        m.opt.gravity[:] = 9.81 * self.palm_rot @ (g / np.linalg.norm(g))
+        mujoco.mj_resetData(m, d)
+        self.set_state(grasps.q[i], grasps.obj_pos[i], grasps.obj_quat[i])
+        d.ctrl[self.acts] = grasps.q_target[i]
+        mujoco.mj_forward(m, d)
+        return d.xpos[self.obj_body].copy()
+
     def _subtree(self, root: int) -> set[int]:
         m = self.model
         out = {root}
@@ -597,19 +612,12 @@ def hold_test(
     old_dt, old_g = m.opt.timestep, m.opt.gravity.copy()
     if timestep_s is not None:
         m.opt.timestep = timestep_s
-    act_of_joint = {int(m.actuator_trnid[a, 0]): a for a in range(m.nu)}
-    acts = np.array([act_of_joint[m.joint(HAND_PREFIX + j).id] for j in gen.hand.joint_names])
     g = np.broadcast_to(np.asarray(gravity_palm, dtype=float), (len(grasps), 3))
     nstep = round(duration_s / m.opt.timestep)
     out = np.zeros(len(grasps), bool)
     try:
         for i in range(len(grasps)):
-            m.opt.gravity[:] = 9.81 * gen.palm_rot @ (g[i] / np.linalg.norm(g[i]))
-            mujoco.mj_resetData(m, d)
-            gen.set_state(grasps.q[i], grasps.obj_pos[i], grasps.obj_quat[i])
-            d.ctrl[acts] = grasps.q_target[i]
-            mujoco.mj_forward(m, d)
-            start = d.xpos[gen.obj_body].copy()
+            start = gen.start_hold(grasps, i, g[i])
             mujoco.mj_step(m, d, nstep=nstep)
             out[i] = np.linalg.norm(d.xpos[gen.obj_body] - start) < tolerance_m
     finally:
