@@ -46,6 +46,8 @@ os.environ.setdefault("MENAGERIE_ROOT", str(ROOT.parent / "shared" / "menagerie"
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from assets.physics import DEFAULT_PHYSICS  # noqa: E402
+
 # The paper's Table 2 (MoDex and FM+CEM rows; S.R. %, R.E. cm, P.S.), for the same hands.
 PAPER = {
     ("allegro", "quasi-static"): {"MoDex": (72, 1.32, "1.0k"), "FM+CEM": (70, 1.34, "1.2k")},
@@ -82,6 +84,7 @@ def reach(args: argparse.Namespace) -> list[dict]:
         horizon=args.horizon,
         progress=progress,
         offset_gain=args.offset_gain,
+        physics_model=args.physics_model,
         episodes_for={m: args.slow_episodes for m in ("FM+RS", "FM+BGD")}
         if args.slow_episodes
         else None,
@@ -196,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the records (a list, one per method) here")
     p.add_argument("--threshold-cm", type=float, default=1.0)
+    p.add_argument(
+        "--physics-model",
+        default=DEFAULT_PHYSICS,
+        help="the hand's simulated physics (assets.physics: servo or menagerie)",
+    )
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--steps", type=int, default=12, help="sequential: control periods (20 Hz)")
     p.add_argument("--horizon", type=int, default=None, help="sequential: T0 (default 2)")

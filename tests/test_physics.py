@@ -205,3 +205,14 @@ def test_the_session_reports_a_controller_on_other_physics(caplog):
             # the shipped model predates the actuator model, or records its physics
             trained = session.controller.trained_physics
             assert other == bool(differences(trained, session.robot.physics()))
+
+
+def test_modex_exploration_runs_and_records_the_physics_asked_for():
+    from training.modex.data import collect
+    from training.modex.reach import ReachTask
+
+    for name, dt in ((SERVO_PHYSICS, 0.01), (BASELINE_PHYSICS, 0.002)):
+        data = collect("leap", "quasi-static", samples=4, seed=0, nthread=1, physics_model=name)
+        recorded = data["manifest"]["physics"]
+        assert recorded["name"] == name and recorded["timestep_s"] == dt
+        assert ReachTask("leap", physics_model=name).hand.physics()["name"] == name

@@ -25,4 +25,11 @@ def add_train_arguments(p: object) -> None:
     add("--hidden", default=None, help="hidden layer widths (default 256,256,256)")
     add("--seed", type=int, default=0)
     add("--threads", type=int, default=2)
+    add(
+        "--physics-model",
+        default=None,
+        metavar="NAME",
+        help="the hand's simulated physics to explore (assets.physics: 'servo' or "
+        "'menagerie'; default: the project's default physics); ignored with --data",
+    )
     add("--out", help="checkpoint folder (default assets/checkpoints/modex)")

@@ -28,6 +28,7 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from assets.physics import DEFAULT_PHYSICS
 from controllers.modex import MODEX_HANDS, SETTINGS
 from controllers.modex.hand import (
     CONTROL_DT,
@@ -113,16 +114,18 @@ def collect(
     nthread: int = 2,
     batch: int = 256,
     actuation: Actuation | None = None,
+    physics_model: str = DEFAULT_PHYSICS,
 ) -> dict[str, Any]:
     """Explore ``hand_name`` at random. ``samples``: quasi-static pairs, or sequential
-    transitions (trajectories of ``steps`` control periods); ``actuation``: a changed hand.
+    transitions (trajectories of ``steps`` control periods); ``actuation``: a changed hand;
+    ``physics_model``: the app's hands' physics (``assets.physics``; recorded in the manifest).
     Returns arrays and a manifest.
     Deterministic for a given seed (and independent of ``nthread`` and ``batch``)."""
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; one of {', '.join(SETTINGS)}")
     if samples < 1:
         raise ValueError("samples must be at least 1")
-    hand = exploration_hand(hand_name)
+    hand = exploration_hand(hand_name, physics_model)
     rng = np.random.default_rng(seed)
     state0 = initial_state(hand)
     t0 = time.perf_counter()

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from assets.physics import DEFAULT_PHYSICS
 from controllers.modex.models import (
     ForwardModel,
     QuasiStaticForward,
@@ -100,9 +101,11 @@ def train_hand(
     tc: TrainConfig | None = None,
     threads: int = 2,
     log: Any = None,
+    physics_model: str = DEFAULT_PHYSICS,
 ) -> dict[str, Any]:
     """Explore (or load ``data_path``), train both models of ``setting``, save them under
-    ``out`` (default: the shipped checkpoints' folder); returns the report."""
+    ``out`` (default: the shipped checkpoints' folder); returns the report. Exploration runs
+    ``physics_model`` (``assets.physics``); the models record the physics of their data."""
     if hand not in MODEX_HANDS:
         raise ValueError(f"unknown hand {hand!r}; MoDex hands: {', '.join(MODEX_HANDS)}")
     if setting not in SETTINGS:
@@ -122,7 +125,9 @@ def train_hand(
     else:
         n = samples or DEFAULT_SAMPLES[setting]
         log(f"exploring {hand} ({setting}): {n} samples ...")
-        data = collect(hand, setting, samples=n, seed=tc.seed, nthread=threads)
+        data = collect(
+            hand, setting, samples=n, seed=tc.seed, nthread=threads, physics_model=physics_model
+        )
     times["explore_s"] = time.perf_counter() - t0
     train, test = split(data)
     quasi = setting == "quasi-static"
@@ -203,6 +208,7 @@ def run_from_args(args: Any) -> dict[str, Any]:
         data_path=args.data,
         tc=tc,
         threads=args.threads,
+        physics_model=args.physics_model or DEFAULT_PHYSICS,
     )
 
 

@@ -33,6 +33,7 @@ import mujoco
 import numpy as np
 import torch
 
+from assets.physics import DEFAULT_PHYSICS
 from controllers.modex.core import (
     OffsetObserver,
     ReachModels,
@@ -96,13 +97,20 @@ class ReachTask:
     """Episodes of the reach task on ``hand`` in simulation."""
 
     def __init__(
-        self, hand: str, *, settle_s: float = 0.5, steps: int = 12, offset_gain: float = 0.0
+        self,
+        hand: str,
+        *,
+        settle_s: float = 0.5,
+        steps: int = 12,
+        offset_gain: float = 0.0,
+        physics_model: str = DEFAULT_PHYSICS,
     ) -> None:
         """``steps``: control periods of a sequential episode; ``offset_gain``: its MPC's
-        :class:`OffsetObserver` (0: plain MPC, the paper's protocol)."""
+        :class:`OffsetObserver` (0: plain MPC, the paper's protocol); ``physics_model``: the
+        app's hands' physics (``assets.physics``)."""
         OffsetObserver(offset_gain)  # checks the gain
         self.offset_gain = offset_gain
-        self.hand = exploration_hand(hand)
+        self.hand = exploration_hand(hand, physics_model)
         self.model = self.hand.model
         self.data = mujoco.MjData(self.model)
         self.state0 = initial_state(self.hand)
@@ -207,13 +215,15 @@ def evaluate_reach(
     budgets: dict[str, dict[str, Any]] | None = None,
     episodes_for: dict[str, int] | None = None,
     offset_gain: float = 0.0,
+    physics_model: str = DEFAULT_PHYSICS,
 ) -> list[MethodResult]:
     """Run ``episodes`` reach episodes per method on the same targets; results per method.
     ``budgets``: planner settings per method instead of :data:`BUDGETS`; ``episodes_for``:
     fewer episodes (the first of the same targets) for some methods; ``offset_gain``: the
-    sequential MPC's :class:`OffsetObserver` (0, plain MPC, is the paper's protocol)."""
-    models = ReachModels.load(hand, setting, root)
-    task = ReachTask(hand, steps=steps, offset_gain=offset_gain)
+    sequential MPC's :class:`OffsetObserver` (0, plain MPC, is the paper's protocol);
+    ``physics_model``: what the hand runs (models trained on other physics are refused)."""
+    task = ReachTask(hand, steps=steps, offset_gain=offset_gain, physics_model=physics_model)
+    models = ReachModels.load(hand, setting, root, physics=task.hand.physics())
     targets = task.targets(episodes, seed)
     quasi = setting == "quasi-static"
     t0 = 1 if quasi else (2 if horizon is None else horizon)
