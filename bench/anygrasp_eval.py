@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="S",
         help="replace a goal not reached in S s by one near it (as data generation can)",
     )
+    p.add_argument(
+        "--physics-model",
+        metavar="NAME",
+        help="the hand's physics (assets.physics; default: the policy's, else the default)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json")
     p.add_argument("--video")
@@ -65,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     over = {"action_mode": "reference"} if scripted else Policy.env_overrides(path)
     if args.goal_timeout is not None:
         over["goal_timeout_s"] = args.goal_timeout
+    if args.physics_model is not None:
+        over["physics_model"] = args.physics_model
     env = make_eval_env(
         args.hand, args.episodes, args.seed, args.episode_s, nthread=args.threads, **over
     )
@@ -85,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         video=args.video,
     )
     res["policy"] = name
+    res["physics"] = env.sim_physics.name
     res["seed"] = args.seed
     res["goal_timeout_s"] = args.goal_timeout
     print(json.dumps(res, indent=2))

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_title(k.replace("_", " "))
         ax.set_xlabel("env steps (M)")
         ax.grid(alpha=0.3)
-    meta = ck.get("meta", {})
+    meta = ck.meta
     fig.suptitle(
         f"PPO {meta.get('task', '')} on {meta.get('hand', '')} ({meta.get('scale', '')} scale), "
         f"{ck['env_steps'] / 1e6:.2f} M steps in {ck['seconds'] / 60:.0f} min"

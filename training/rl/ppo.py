@@ -386,7 +386,8 @@ class Policy:
         self.actor.eval()
         self.meta = ck.meta
 
-    #: Environment settings a policy depends on (its action and observation layout).
+    #: Environment settings a policy depends on (its action and observation layout, and the
+    #: physics it learned; policies from before the physics had names lack it).
     ENV_KEYS = (
         "action_mode",
         "residual_scale_rad",
@@ -394,6 +395,7 @@ class Policy:
         "history",
         "styles",
         "rate_hz",
+        "physics_model",
     )
 
     @staticmethod
