@@ -7,10 +7,10 @@ cone, iterations). Each hand spec carries its actuator model (:class:`ActuatorMo
 value with its source) and the solver settings chosen for it by measurement
 (:class:`Solver`). Two named physics exist for each hand:
 
+- ``servo``: the hand's actuator model and its chosen solver settings; the default
+  (:data:`DEFAULT_PHYSICS`).
 - ``menagerie``: the Menagerie model as published (2 ms, its own joints and gains, no
-  torque limit). The baseline, what the project ran on up to issue 18, and still the
-  default (:data:`DEFAULT_PHYSICS`) until the learned models are retrained on ``servo``.
-- ``servo``: the hand's actuator model and its chosen solver settings, 5x faster.
+  torque limit). The baseline, what the project ran on up to issue 18.
 
 :func:`apply` writes a physics into an ``MjSpec``; it is the one place that does, and every
 scene is built through it (``Hand.mjspec(physics=...)``, called by the app's scene, the RL
@@ -31,10 +31,8 @@ import numpy as np
 SERVO_PHYSICS = "servo"
 #: The Menagerie model as published (2 ms), the physics before issue 18.
 BASELINE_PHYSICS = "menagerie"
-#: The physics the app and every trainer use unless told otherwise. Still the Menagerie
-#: model: the default moves to ``servo`` together with the models trained on it (issue 18:
-#: MoDex, the Anygrasp expert and DexGen are being regenerated on the new physics).
-DEFAULT_PHYSICS = BASELINE_PHYSICS
+#: The physics the app and every trainer use unless told otherwise.
+DEFAULT_PHYSICS = SERVO_PHYSICS
 PHYSICS_NAMES: tuple[str, ...] = (SERVO_PHYSICS, BASELINE_PHYSICS)
 
 _INTEGRATORS = ("euler", "implicitfast", "implicit", "rk4")

@@ -44,11 +44,12 @@ def run(args: argparse.Namespace) -> list[dict]:
 
     policy_path = Path(args.policy) if args.policy else shipped_policy("anygrasp", args.hand)
     model_path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.hand)
-    model, _ = load_model(model_path, hand=args.hand)
-    over = Policy.env_overrides(policy_path)
+    over = Policy.env_overrides(policy_path)  # the expert's own env settings and physics
     env = make_eval_env(
         args.hand, args.episodes, args.seed, args.episode_s, nthread=args.threads, **over
     )
+    # a model trained on other physics than the expert's is refused (CheckpointError)
+    model, _ = load_model(model_path, hand=args.hand, physics=env.physics())
     policy = Policy(policy_path, env)
     operators = [("noisy", a, None) for a in args.noise] + [("slow", 0.0, b) for b in args.slow]
     records = []
@@ -156,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:
         plot(json.loads(Path(args.replot).read_text()), args.plot or "assist.png")
         return 0
     torch.set_num_threads(1)
-    records = run(args)
+    from assets.checkpoint import CheckpointError
+
+    try:
+        records = run(args)
+    except CheckpointError as e:  # missing, damaged, another hand or other physics
+        print(f"dexgen_assist: {e}", file=sys.stderr)
+        return 2
     if args.plot:
         plot(records, args.plot)
     if args.json:

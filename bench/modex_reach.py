@@ -139,7 +139,9 @@ def latency(args: argparse.Namespace) -> list[dict]:
         predict = quasi_static_predict(models.forward)
     else:
         prev = torch.as_tensor(task.hand.default_ctrl, dtype=torch.float32)
-        predict = rate_limited(sequential_predict(models.forward), prev, task.hand.max_step)
+        predict = rate_limited(
+            sequential_predict(models.forward, s0, prev), prev, task.hand.max_step
+        )
     out = []
     print(
         f"\n### MoDex planning step latency: {args.hand}, {args.setting}, horizon {horizon}, "

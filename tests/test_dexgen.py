@@ -425,6 +425,15 @@ def test_assist_and_latency_benches_write_their_records(trained, tmp_path):
         assert r["assisted"] == (r["guidance"] is not None)
     assert [r["guidance"] for r in recs] == [None, 0.5, None, 0.5]
     assert (tmp_path / "assist.png").stat().st_size > 10_000
+    # an expert on other physics than the model's data: refused, nothing written
+    from assets import CHECKPOINTS_DIR
+
+    other = CHECKPOINTS_DIR / "rl" / "anygrasp_leap_menagerie.pt"
+    refused = tmp_path / "refused.json"
+    assert assist(["--episodes", "1", "--episode-s", "0.1", "--guidance", "0.5",
+                   "--policy", str(other), "--checkpoint", str(res.checkpoint),
+                   "--json", str(refused)]) == 2  # fmt: skip
+    assert not refused.exists()
     out = tmp_path / "latency.json"
     latency(["--repeats", "2", "--checkpoint", str(res.checkpoint), "--json", str(out)])
     recs = json.loads(out.read_text())

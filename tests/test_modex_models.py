@@ -1,6 +1,8 @@
 """MoDex's internal models: they learn the hand from exploration data (held-out errors well
 under trivial predictors), sigma follows eq. 7, checkpoints round-trip and fail clearly."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -55,18 +57,36 @@ def test_quasi_static_forward_model_learns_the_settled_fingertips(qs_data, tmp_p
 def test_forward_model_multistep(seq_data):
     train, test = seq_data
     model, history = train_forward(train, TC)
+    assert model.config.context
     assert history[-1] < 0.2 * history[0]
     tips, actions = torch.as_tensor(test["tips"]), torch.as_tensor(test["actions"])
     with torch.no_grad():
-        one = model(tips[:, :-1].reshape(-1, 12), actions.reshape(-1, 16)).reshape(
-            tips[:, 1:].shape
-        )
-        roll = model.rollout(tips[:, 0], actions[:, :4])
+        one = model(tips[:, :-1], actions, *model.contexts(tips, actions))
+        roll = model.rollout(tips[:, 0], actions[:, :4])  # the trajectories start at rest
     err = (one - tips[:, 1:]).norm(dim=-1).mean()
     still = (tips[:, :-1] - tips[:, 1:]).norm(dim=-1).mean()  # "nothing moves"
     assert err < 0.5 * still, (float(err), float(still))
     roll_err = (roll - tips[:, 1:5]).norm(dim=-1).mean()
     assert roll_err < still  # fed back for 4 steps, still better than standing still
+
+
+def test_the_period_before_makes_leaps_fingertips_predictable():
+    """LEAP's servos are still moving when the next target comes (they settle in about
+    0.13 s, the period is 50 ms): a forward model that also sees the last period's motion
+    and target predicts the next fingertips better than one that sees the fingertips alone
+    (same data, same training)."""
+    data = collect("leap", "sequential", samples=6000, steps=20, seed=0)
+    train, test = split(data, "tips", len(data["actions"]) - 50)
+    tips, actions = torch.as_tensor(test["tips"]), torch.as_tensor(test["actions"])
+    tc = dataclasses.replace(TC, steps=800)
+    errors = {}
+    for context in (False, True):
+        model, _ = train_forward(train, dataclasses.replace(tc, context=context))
+        assert model.config.context == context
+        with torch.no_grad():
+            pred = model(tips[:, :-1], actions, *model.contexts(tips, actions))
+        errors[context] = float((pred - tips[:, 1:]).reshape(-1, 3).norm(dim=-1).mean())
+    assert errors[True] < 0.85 * errors[False], errors
 
 
 def test_inverse_models_and_their_spread(seq_data, qs_data):

@@ -62,10 +62,13 @@ def test_modex_beats_fm_cem_with_fewer_samples_quasi_static():
 
 @pytest.mark.slow
 def test_modex_reaches_in_closed_loop_on_leap():
+    """Closed-loop MPC on the simulated LEAP hand lands the fingertips within 1 cm of the
+    targets on average (FM+CEM: 1.01 cm over 100 episodes, MoDex 0.75 cm and 54 % success,
+    every fingertip within 1 cm: BENCHMARKS.md)."""
     (res,) = evaluate_reach("leap", "sequential", episodes=3, methods=("MoDex",), seed=5)
     assert res.samples_per_step == 1200
     assert res.reach_error_cm < 1.0, res.errors_cm
-    assert res.success_rate >= 2 / 3
+    assert res.success_rate >= 1 / 3
 
 
 def test_every_planner_runs_the_task_and_counts_its_samples():
@@ -129,16 +132,22 @@ def test_shipped_models_predict_fresh_simulation_far_better_than_trivial_guesses
         if setting == "quasi-static":  # guess: the mean settled pose
             tips = fresh["next_tips"]
             trivial = reach_error_cm(tips, np.broadcast_to(tips.mean(0), tips.shape))
+            factor = 0.25
         else:  # guess: the fingertips stay where they are
             trivial = reach_error_cm(fresh["tips"][:, 1:], fresh["tips"][:, :-1])
-        assert err < 0.25 * trivial, (setting, err, trivial)
+            # the servos' lag: a period's motion depends on velocities the fingertips and the
+            # last period only partly show (LEAP: 0.63 cm against 2.5 cm for the guess)
+            factor = 0.3
+        assert err < factor * trivial, (setting, err, trivial)
         assert abs(err - report["held_out"]["forward_error_cm"]) < 0.5 * err + 0.05
 
 
 def test_sensitivity_bench_finds_leaps_jumps_and_no_noise_moves_nothing(tmp_path, capsys):
     """LEAP's bulky fingers touch: a 0.01 rad nudge sometimes settles a fingertip centimetres
-    away (the floor under its models' error); Allegro's map is smooth. Without the nudge the
-    settled fingertips are identical (the simulation is deterministic)."""
+    away (the floor under its models' error); Allegro's map is much smoother (on `servo` its
+    torque limits add a few jumps where fingers press on each other: 1.8 % of fingertips
+    here, none on `menagerie`). Without the nudge the settled fingertips are identical (the
+    simulation is deterministic)."""
     from bench.modex_sensitivity import main, sensitivity
 
     out = tmp_path / "s.json"
@@ -146,7 +155,8 @@ def test_sensitivity_bench_finds_leaps_jumps_and_no_noise_moves_nothing(tmp_path
     leap, allegro = json.loads(out.read_text())
     assert leap["hand"] == "leap" and "| leap |" in capsys.readouterr().out
     assert 0.05 < leap["median_cm"] < 0.3 and 0.05 < allegro["median_cm"] < 0.3  # lever arm
-    assert leap["over_1cm"] > 0.01 > allegro["over_1cm"], (leap, allegro)
+    assert leap["over_1cm"] > 0.03 > allegro["over_1cm"], (leap, allegro)
+    assert leap["over_1cm"] > 2 * allegro["over_1cm"], (leap, allegro)
     still = sensitivity("leap", 16, 0.0, seed=0)
     assert still["p99_cm"] == 0.0
 
@@ -175,11 +185,14 @@ def test_offset_observer_cancels_a_constant_model_bias():
 
 def test_offset_correction_lands_leap_closer_in_closed_loop():
     """LEAP's sequential model is biased near many targets: the same MoDex MPC with the
-    offset observer ends nearer the targets (tuning episodes, seed 1000)."""
+    offset observer ends nearer the targets (tuning episodes, seed 1000). On `servo` the
+    gain is smaller than on `menagerie` (-10 % here, -5 % over 100 episodes, against -30 %):
+    more of the model's miss comes from the fingers' motion, which changes every period, than
+    from a bias the observer can learn."""
     kw = dict(episodes=8, methods=("MoDex",), seed=1000)
     (plain,) = evaluate_reach("leap", "sequential", **kw)
     (corrected,) = evaluate_reach("leap", "sequential", offset_gain=0.3, **kw)
-    assert corrected.reach_error_cm < 0.85 * plain.reach_error_cm, (
+    assert corrected.reach_error_cm < 0.92 * plain.reach_error_cm, (
         corrected.errors_cm,
         plain.errors_cm,
     )

@@ -87,13 +87,17 @@ def _smoke(physics, tmp_path, **kw):
 
 
 def test_anygrasp_on_warp_follows_the_batch_physics(tmp_path):
-    """The same task, seed and actions on both backends: the hand's keypoints stay within
-    2 mm of each other over 0.5 s of grasping (float32 and MuJoCo Warp's own collision code
-    against float64 MuJoCo), the same worlds drop their cube at the same steps (and reset
-    alike), observations have the same layout."""
+    """The same task, seed and actions on both backends, on the hands' actuator model
+    (``servo``: armature, friction loss, torque limits, 10 ms, elliptic cone): the hand's
+    keypoints stay within 2 mm of each other over 0.5 s of grasping (float32 and MuJoCo
+    Warp's own collision code against float64 MuJoCo), the same worlds drop their cube at
+    the same steps (and reset alike), observations have the same layout."""
+    from assets.physics import SERVO_PHYSICS
+
     kps, obs, dones = {}, {}, {}
     for physics in ("batch", "warp"):
-        env = _smoke(physics, tmp_path)
+        env = _smoke(physics, tmp_path, physics_model=SERVO_PHYSICS)
+        assert env.physics()["name"] == SERVO_PHYSICS
         zeros = torch.zeros(3, env.num_actions)
         traj, done_t = [], []
         for _ in range(10):

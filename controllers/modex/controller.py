@@ -207,7 +207,8 @@ class ModexController(Controller):
         self._warm: tuple[Any, Any] | None = None  # (goal, first planned action) of last tick
         self._observer = OffsetObserver(config.offset_gain)
         self._model_dt = CONTROL_DT  # the sequential models' step
-        self._followed_from: Any = None  # (fingertips, hand time) of the last follow plan
+        self._followed_from: Any = None  # (fingertips, hand time, context) of the last plan
+        self._last_tips: Any = None  # (fingertips, hand time) at the last tick
 
     def _compile(self, source: str) -> Any:
         """The custom cost, checked on the largest batch a planning step may give it, within
@@ -254,6 +255,12 @@ class ModexController(Controller):
         self._warm = None
         self._observer.reset()
         self._followed_from = None
+        self._last_tips = None
+
+    def _one_period(self, dt: float) -> bool:
+        """Whether ``dt`` s is one step of the sequential models (not a hold, not another
+        loop rate)."""
+        return abs(dt - self._model_dt) < 0.25 * self._model_dt
 
     def _to_action(self, joints: np.ndarray) -> np.ndarray:
         return np.asarray(joints, dtype=np.float32)[self.act_joint]
@@ -294,6 +301,12 @@ class ModexController(Controller):
             goal_name = command.gesture
         s = torch.as_tensor(tips)
         previous = torch.as_tensor(self._to_action(state.target))
+        # the period before (the sequential model's context): the fingertips one period
+        # ago, or, after a hold or a first tick, the hand taken as at rest where it is
+        last, self._last_tips = self._last_tips, (s, float(state.t))
+        s_before = s
+        if last is not None and self._one_period(float(state.t) - last[1]):
+            s_before = last[0]
         quasi = cfg.setting == "quasi-static" or goal_name != FOLLOW
         models = self.models if goal_name == FOLLOW else self.pose_models
         info: dict[str, Any] = {"holding": 0.0, "goal": goal_name}
@@ -301,13 +314,15 @@ class ModexController(Controller):
         if quasi:
             self._observer.reset()  # its estimate is of the sequential model's misses
         elif followed_from is not None and self._observer.gain > 0:
-            s_prev, t_prev = followed_from
+            s_prev, t_prev, context = followed_from
             # the model predicts one 50 ms period; after a hold or at another loop rate the
             # pose it would start from is not the last one planned from: no update then
-            if abs(float(state.t) - t_prev - self._model_dt) < 0.25 * self._model_dt:
+            if self._one_period(float(state.t) - t_prev):
                 # the hand executed state.target for one period from s_prev: the miss
                 with torch.no_grad():
-                    predicted = sequential_predict(models.forward)(s_prev, previous[None, None])
+                    predicted = sequential_predict(models.forward, *context)(
+                        s_prev, previous[None, None]
+                    )
                 self._observer.update(s, predicted[0, 0])
         if goal_name == FOLLOW:
             if command.keypoints is None:
@@ -344,7 +359,9 @@ class ModexController(Controller):
             horizon = 1
         else:
             predict = rate_limited(
-                sequential_predict(models.forward), previous, self.xhand.max_step
+                sequential_predict(models.forward, s_before, previous),
+                previous,
+                self.xhand.max_step,
             )
             horizon = cfg.horizon
         planner = MoDexPlanner(
@@ -380,5 +397,5 @@ class ModexController(Controller):
         if not np.all(np.isfinite(action)):
             return hold, {"holding": 1.0, "reason": "non-finite plan"}
         if goal_name == FOLLOW and not quasi:
-            self._followed_from = (s, float(state.t))
+            self._followed_from = (s, float(state.t), (s_before, previous))
         return self._to_joints(action), info

@@ -1,7 +1,12 @@
 """MoDex's neural internal models (paper Sec. 2.1), with their normalisers.
 
 - :class:`ForwardModel` ``f(s, a) -> s'`` trained with the multi-step discounted loss
-  (eq. 2) on sequential data; ``QuasiStaticForward`` ``f'(a) -> s'`` with MSE (eq. 3-4).
+  (eq. 2) on sequential data. With ``context`` (the default for new models) it also sees
+  the period before: the fingertips one period earlier and the target executed over it
+  (``f(s, a | s_prev, a_prev)``). A servo with rotor inertia is still moving when the next
+  target arrives (LEAP's fingers settle in about 0.13 s, the period is 50 ms), so the
+  fingertips alone are not a state; with the last period's motion and target they nearly
+  are (``bench/results/modex_servo``); ``QuasiStaticForward`` ``f'(a) -> s'`` with MSE (eq. 3-4).
 - :class:`InverseModel` ``g(s, s_T) -> a`` with the L1 loss (eq. 8, target shift t0 = 1) and
   the spread ``sigma = E|a - g(s, s_T)|`` estimated on the data (eq. 7), so that actions are
   proposed as ``N(g(s, s_T), diag(sigma^2))`` (eq. 6); ``QuasiStaticInverse`` ``g'(s_T)``
@@ -32,7 +37,10 @@ FORMAT = "dexteleop-modex/1"
 @dataclass
 class ModelConfig:
     """Attributes: kind (forward, qs_forward, inverse, qs_inverse); hand; state_dim H;
-    action_dim K; hidden layer widths; the action bounds (for clipping proposals)."""
+    action_dim K; hidden layer widths; the action bounds (for clipping proposals);
+    ``context``: a sequential forward model that also sees the period before;
+    ``start_action``: the target the hand holds at rest (what precedes a trajectory's first
+    action), for ``context``."""
 
     kind: str
     hand: str
@@ -41,6 +49,8 @@ class ModelConfig:
     hidden: tuple[int, ...] = (256, 256, 256)
     action_low: list[float] = field(default_factory=list)
     action_high: list[float] = field(default_factory=list)
+    context: bool = False
+    start_action: list[float] = field(default_factory=list)
 
 
 def _normalizer(dim: int) -> Normalizer:
@@ -73,10 +83,18 @@ class _Model(nn.Module):
 
 class ForwardModel(_Model):
     """``s' = s + f(s, a)`` in normalised units (eq. 1): it predicts the change of the
-    fingertips, which is what the data varies most in."""
+    fingertips, which is what the data varies most in. With ``config.context`` the input
+    also holds the last period's fingertip change ``s - s_prev`` and the target ``a_prev``
+    executed over it; left out, the context is the hand at rest (``s_prev = s``, ``a_prev``
+    = ``config.start_action``)."""
 
     def __init__(self, config: ModelConfig) -> None:
-        super().__init__(config, config.state_dim + config.action_dim, config.state_dim)
+        n_in = config.state_dim + config.action_dim
+        if config.context:
+            if len(config.start_action) != config.action_dim:
+                raise ValueError("a forward model with context needs its start_action (K,)")
+            n_in *= 2
+        super().__init__(config, n_in, config.state_dim)
         self.s_norm = _normalizer(config.state_dim)
         self.a_norm = _normalizer(config.action_dim)
         self.d_norm = _normalizer(config.state_dim)
@@ -86,17 +104,51 @@ class ForwardModel(_Model):
         self.a_norm.fit(actions)
         self.d_norm.fit(np.diff(tips, axis=1))
 
-    def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([self.s_norm(s), self.a_norm(a)], dim=-1)
-        return s + self.d_norm.inverse(self.net(x))
+    def _context(
+        self, s: torch.Tensor, s_prev: torch.Tensor | None, a_prev: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if s_prev is None:
+            s_prev = s
+        if a_prev is None:
+            a_prev = torch.as_tensor(self.config.start_action, dtype=s.dtype)
+        return s_prev.expand_as(s), a_prev.expand(*s.shape[:-1], -1)
 
-    def rollout(self, s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Predicted states (..., T, H) for actions (..., T, K) from s0 (..., H)."""
+    def forward(
+        self,
+        s: torch.Tensor,
+        a: torch.Tensor,
+        s_prev: torch.Tensor | None = None,
+        a_prev: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        parts = [self.s_norm(s), self.a_norm(a)]
+        if self.config.context:
+            s_prev, a_prev = self._context(s, s_prev, a_prev)
+            parts += [self.d_norm(s - s_prev), self.a_norm(a_prev)]
+        return s + self.d_norm.inverse(self.net(torch.cat(parts, dim=-1)))
+
+    def rollout(
+        self,
+        s0: torch.Tensor,
+        actions: torch.Tensor,
+        s_prev: torch.Tensor | None = None,
+        a_prev: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predicted states (..., T, H) for actions (..., T, K) from s0 (..., H), the
+        period before being ``s_prev`` / ``a_prev`` (see the class)."""
         out, s = [], s0
         for t in range(actions.shape[-2]):
-            s = self(s, actions[..., t, :])
+            a = actions[..., t, :]
+            s, s_prev, a_prev = self(s, a, s_prev, a_prev), s, a
             out.append(s)
         return torch.stack(out, dim=-2)
+
+    def contexts(self, tips: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """For trajectories ``tips`` (..., T+1, H) and ``actions`` (..., T, K) that start at
+        rest: the period before each step, ``s_prev`` (..., T, H) and ``a_prev`` (..., T, K)."""
+        start = torch.as_tensor(self.config.start_action or [0.0] * actions.shape[-1])
+        start = start.to(actions.dtype).expand(*actions.shape[:-2], 1, -1)
+        s_prev = torch.cat([tips[..., :1, :], tips[..., :-2, :]], dim=-2)
+        return s_prev, torch.cat([start, actions[..., :-1, :]], dim=-2)
 
 
 class QuasiStaticForward(_Model):

@@ -196,10 +196,16 @@ def quasi_static_predict(forward: torch.nn.Module) -> Predict:
     return predict
 
 
-def sequential_predict(forward: torch.nn.Module) -> Predict:
-    """``predict`` for a sequential forward model: roll each sequence out from ``s0``."""
+def sequential_predict(
+    forward: torch.nn.Module,
+    s_prev: torch.Tensor | None = None,
+    a_prev: torch.Tensor | None = None,
+) -> Predict:
+    """``predict`` for a sequential forward model: roll each sequence out from ``s0``. The
+    period before ``s0`` (for a model with context): the fingertips one period earlier
+    ``s_prev`` and the target the hand executed over it ``a_prev``; None: at rest."""
 
     def predict(s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return forward.rollout(s0.expand(actions.shape[0], -1), actions)
+        return forward.rollout(s0.expand(actions.shape[0], -1), actions, s_prev, a_prev)
 
     return predict

@@ -42,8 +42,8 @@ class SimHandConfig:
         object: object name from ``assets.OBJECTS`` or None.
         object_mass_kg / object_friction: override the object's defaults.
         rate_hz: control rate; the physics runs ``1 / (rate_hz * timestep)`` substeps per tick.
-        physics_model: the hand's physics (``assets.physics``): ``menagerie`` (the model
-            as published, 2 ms; the default) or ``servo`` (its actuator model, 10 ms).
+        physics_model: the hand's physics (``assets.physics``): ``servo`` (its actuator
+            model, 10 ms; the default) or ``menagerie`` (the model as published, 2 ms).
         timestep_s: physics timestep; None keeps the physics' own.
     """
 

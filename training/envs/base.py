@@ -8,10 +8,10 @@ goal) and a ``critic`` group (plus privileged state), rewards, dones, and ``extr
 ``time_outs`` and logging values. Done worlds reset automatically inside :meth:`step`.
 
 Rates and physics. Control runs at 20 Hz (the app's rate). The physics is the hand's
-(``assets.physics``, ``physics_model``): ``menagerie``, the published model at 2 ms (25
-substeps per control step; still the default), or ``servo``, its actuator model (rotor
+(``assets.physics``, ``physics_model``): ``servo`` (the default), its actuator model (rotor
 inertia, friction, the servo's torque limit and PD gains) at the timestep chosen for it by
-the grasp hold test, 10 ms (5 substeps). Without the actuator
+the grasp hold test, 10 ms (5 substeps per control step), or ``menagerie``, the published
+model at 2 ms (25 substeps), what the environments ran on before issue 18. Without the actuator
 model, fingertip contacts chatter at longer steps and grasps fall (held for 1 s: 89 % at
 2 ms, 10 % at 10 ms); with it they hold at 10 ms as at 2 ms (BENCHMARKS.md, Physics).
 

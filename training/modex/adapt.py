@@ -46,7 +46,7 @@ def forward_error_cm(model: Any, data: dict[str, Any]) -> float:
             pred, true = model(a), torch.as_tensor(data["next_tips"])
         else:
             tips = torch.as_tensor(data["tips"])
-            pred, true = model(tips[:, :-1], a), tips[:, 1:]
+            pred, true = model(tips[:, :-1], a, *model.contexts(tips, a)), tips[:, 1:]
     return tip_distance_cm(pred, true)
 
 

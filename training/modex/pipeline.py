@@ -76,8 +76,9 @@ def evaluate(forward: Any, inverse: Any, data: dict[str, Any]) -> dict[str, floa
         }
     assert isinstance(forward, ForwardModel)
     tips = t(data["tips"])
-    one = forward(tips[:, :-1], a)
-    traj = forward.rollout(tips[:, 0], a)
+    s_prev, a_prev = forward.contexts(tips, a)
+    one = forward(tips[:, :-1], a, s_prev, a_prev)
+    traj = forward.rollout(tips[:, 0], a)  # from rest: the trajectories start there
     flat_s, flat_n = (
         tips[:, :-1].reshape(-1, tips.shape[-1]),
         tips[:, 1:].reshape(-1, tips.shape[-1]),

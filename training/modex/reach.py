@@ -158,12 +158,13 @@ class ReachTask:
     def run_sequential(self, planner: Any, models: ReachModels, target: np.ndarray):
         goal = torch.as_tensor(target)
         self.reset()
-        base = sequential_predict(models.forward)
         previous = torch.as_tensor(self.hand.default_ctrl, dtype=torch.float32)
         observer = OffsetObserver(self.offset_gain)
         samples, times = [], []
+        s_before = torch.as_tensor(self.tips())  # at rest: the period before is the same pose
         for _ in range(self.steps):
             s = torch.as_tensor(self.tips())
+            base = sequential_predict(models.forward, s_before, previous)
             predict = rate_limited(base, previous, self.hand.max_step)
             aim = observer.aim(goal)
             t0 = time.perf_counter()
@@ -172,7 +173,7 @@ class ReachTask:
             samples.append(plan.samples)
             executed = limit_sequence(plan.actions[None, :1], previous, self.hand.max_step)[0, 0]
             self.hold(executed.numpy(), self.hand.substeps)
-            previous = executed
+            previous, s_before = executed, s
             if observer.gain > 0:
                 with torch.no_grad():
                     predicted = base(s, executed[None, None])[0, 0]

@@ -21,7 +21,8 @@ from controllers.modex.models import (
 @dataclass
 class TrainConfig:
     """Attributes: steps (gradient steps), batch, lr, seed; horizon S and discount alpha of
-    the multi-step forward loss (eq. 2); hidden widths."""
+    the multi-step forward loss (eq. 2); hidden widths; ``context``: the sequential forward
+    model also sees the period before (:class:`controllers.modex.models.ForwardModel`)."""
 
     steps: int = 3000
     batch: int = 256
@@ -30,6 +31,7 @@ class TrainConfig:
     horizon: int = 4
     alpha: float = 0.8
     hidden: tuple[int, ...] = (256, 256, 256)
+    context: bool = True
 
 
 def _config(kind: str, data: dict[str, Any], tc: TrainConfig) -> ModelConfig:
@@ -45,6 +47,8 @@ def _config(kind: str, data: dict[str, Any], tc: TrainConfig) -> ModelConfig:
         hidden=tuple(tc.hidden),
         action_low=hand.ctrl_low.tolist(),
         action_high=hand.ctrl_high.tolist(),
+        context=kind == "forward" and tc.context,
+        start_action=hand.default_ctrl.tolist() if kind == "forward" and tc.context else [],
     )
 
 
@@ -91,6 +95,7 @@ def train_forward(
     model.train()
     weights = tc.alpha ** torch.arange(horizon, dtype=torch.float32)
     scale = model.d_norm.std  # errors in units of a typical step, per coordinate
+    s_before, a_before = model.contexts(tips, actions)  # the period before each step
 
     def batch_loss(rng: np.random.Generator) -> torch.Tensor:
         e = torch.as_tensor(rng.integers(0, n_ep, tc.batch))
@@ -98,7 +103,7 @@ def train_forward(
         idx = t0[:, None] + torch.arange(horizon)
         a = actions[e[:, None], idx]  # (B, S, K)
         target = tips[e[:, None], idx + 1]  # (B, S, H)
-        pred = model.rollout(tips[e, t0], a)
+        pred = model.rollout(tips[e, t0], a, s_before[e, t0], a_before[e, t0])
         err = (((pred - target) / scale) ** 2).mean(-1)  # (B, S)
         return (err * weights).sum(-1).mean()
 

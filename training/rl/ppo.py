@@ -28,6 +28,7 @@ import torch
 
 from assets import checkpoint
 from assets.checkpoint import CheckpointError
+from assets.physics import BASELINE_PHYSICS
 from training.rl import SCALES
 
 log = logging.getLogger(__name__)
@@ -406,6 +407,8 @@ class Policy:
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"cannot load policy {path}: {e}") from e
         out = {k: env[k] for k in Policy.ENV_KEYS if k in env}
+        # policies that do not record their physics predate issue 18: the Menagerie model
+        out.setdefault("physics_model", BASELINE_PHYSICS)
         if "styles" in out:
             out["styles"] = tuple(out["styles"])
         return out
