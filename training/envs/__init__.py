@@ -13,6 +13,7 @@ from typing import Any
 TASKS: dict[str, tuple[str, str, str]] = {
     "anygrasp": ("training.envs.anygrasp", "AnygraspEnv", "AnygraspConfig"),
     "free_finger": ("training.envs.anygrasp", "FreeFingerEnv", "FreeFingerConfig"),
+    "rotate": ("training.envs.rotate", "RotateEnv", "RotateConfig"),
 }
 
 

@@ -1,0 +1,148 @@
+"""Evaluate in-hand rotation: how far a policy turns objects about a commanded axis.
+
+    .venv/bin/python bench/rotation_eval.py --hand leap --axis z+ --object cube \
+        --episodes 100 --seed 0 [--wrist palm_up] [--checkpoint C | --hold] --json PATH
+
+One episode of ``--episode-s`` (20 s) per world, all in parallel, on the ``rotate`` task
+(``training.envs.rotate``) with randomization on; a drop ends an episode. ``--axis``,
+``--object`` (a family: cube, cylinder, cuboid_ar3, sphere, ...) and ``--wrist`` take
+several values; every combination is one record
+``{axis, object, wrist, episodes, rot_rad_per_s, rotr, ttf, rotp, drops}`` with DexNDM's
+metrics (Sec. 4.1): ``rotr`` the radians turned about the axis per episode (mean), ``ttf``
+the time to fall as a fraction of the episode (1 when kept), ``rotp`` the mean off-axis
+angular speed (rad/s, over the steps in hand), ``rot_rad_per_s = rotr / episode time``.
+``--hold`` keeps the start grasp's targets (no policy): the floor a policy must clear.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MENAGERIE_ROOT", str(ROOT.parent / "shared" / "menagerie"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def rollout(env: Any, policy: Any | None) -> dict[str, np.ndarray]:
+    """One episode per world; per-world radians about the axis, off-axis speed, time in
+    hand. ``policy`` None: hold the start grasp."""
+    N, steps = env.num_envs, env.max_episode_length
+    obs, _ = env.reset()
+    active = np.ones(N, bool)
+    rotr = np.zeros(N)
+    off = np.zeros(N)
+    alive = np.zeros(N, int)
+    drop_t = np.full(N, np.nan)
+    for t in range(steps):
+        if policy is None:
+            target = env.target.copy()
+        else:
+            with torch.inference_mode():
+                a = np.clip(policy(obs).detach().cpu().numpy().astype(float), -1.0, 1.0)
+            target = env.action_to_targets(a)
+        obs, _, _, _ = env.step_targets(target)
+        omega, axis = env.last_omega, env.last_axis  # this step's, before any reset
+        rotr[active] += (np.sum(omega * axis, axis=1) * env.dt)[active]
+        off[active] += np.linalg.norm(np.cross(omega, axis), axis=1)[active]
+        alive[active] += 1
+        dropped = env.last_terminated & active
+        drop_t[dropped] = (t + 1) * env.dt
+        active &= ~env.last_done
+        if not active.any():
+            break
+    return {"rotr": rotr, "off": off, "alive": alive, "drop_t": drop_t}
+
+
+def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> dict:
+    from training.envs import make_env
+    from training.rl.evaluate import DEMO_OBJECTS
+    from training.rl.ppo import Policy
+
+    over: dict[str, Any] = {}
+    if args.checkpoint:
+        over = Policy.env_overrides(args.checkpoint)
+    env = make_env(
+        "rotate",
+        hand=args.hand,
+        num_envs=args.episodes,
+        nthread=args.threads,
+        seed=args.seed,
+        episode_s=args.episode_s,
+        axes=(axis,),
+        wrists=(wrist,),
+        families=(family,),
+        **{**DEMO_OBJECTS, **over},
+    )
+    policy = None if args.checkpoint is None else Policy(args.checkpoint, env)
+    t0 = time.perf_counter()
+    r = rollout(env, policy)
+    T = env.max_episode_length * env.dt
+    ttf = np.where(np.isnan(r["drop_t"]), T, r["drop_t"]) / T
+    return {
+        "axis": axis,
+        "object": family,
+        "wrist": wrist,
+        "episodes": int(env.num_envs),
+        "episode_s": float(T),
+        "rot_rad_per_s": float(r["rotr"].mean() / T),
+        "rotr": float(r["rotr"].mean()),
+        "ttf": float(ttf.mean()),
+        "rotp": float(r["off"].sum() / max(r["alive"].sum(), 1)),
+        "drops": int(np.isfinite(r["drop_t"]).sum()),
+        "policy": args.checkpoint or "hold (no policy)",
+        "physics": env.physics()["name"],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--hand", default="leap")
+    p.add_argument("--axis", nargs="+", default=["z+"])
+    p.add_argument("--object", nargs="+", default=["cube"])
+    p.add_argument("--wrist", nargs="+", default=["palm_up"])
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--episode-s", type=float, default=20.0)
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--checkpoint", help="a rotation policy.pt from `dexteleop train rl`")
+    who.add_argument("--hold", action="store_true", help="no policy: hold the start grasp")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    from assets.checkpoint import CheckpointError
+
+    records = []
+    print("| axis | object | wrist | episodes | rad/s | RotR rad | TTF | RotP rad/s | drops |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    try:
+        for axis, family, wrist in itertools.product(args.axis, args.object, args.wrist):
+            r = evaluate(args, axis, family, wrist)
+            records.append(r)
+            print(
+                f"| {axis} | {family} | {wrist} | {r['episodes']} | {r['rot_rad_per_s']:.3f} "
+                f"| {r['rotr']:.2f} | {r['ttf']:.2f} | {r['rotp']:.3f} | {r['drops']} |",
+                flush=True,
+            )
+    except (CheckpointError, ValueError) as e:
+        print(f"rotation_eval: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        from bench import write_json
+
+        write_json(args.json, records)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

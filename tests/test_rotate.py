@@ -1,0 +1,128 @@
+"""The in-hand rotation task: registered, its wrists and axes, the rotation it measures, the
+waypoint that moves on, the off-axis curriculum, and a PPO iteration through the CLI."""
+
+import numpy as np
+import pytest
+import torch
+
+from training.envs import TASKS, make_env
+from training.envs.base import Randomization
+from training.envs.rotate import AXES, RotateEnv, wrist_gravity
+from training.envs.rotations import axis_angle_quat, quat_angle, quat_mul
+
+
+def _env(tmp_path, **kw):
+    over = dict(num_envs=4, nthread=1, seed=0, families=("cube",), per_family=1,
+                grasps_base=3, grasps_rrt=20, grasp_cache=str(tmp_path / "g"))  # fmt: skip
+    return make_env("rotate", **{**over, **kw})
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    return _env(tmp_path_factory.mktemp("rotate"), axes=("z+", "x-"),
+                wrists=("palm_up", "thumb_down"))  # fmt: skip
+
+
+def test_registered_and_its_observations(env):
+    assert TASKS["rotate"][1] == "RotateEnv" and isinstance(env, RotateEnv)
+    obs = env.get_observations()
+    H, n = env.cfg.history, env.n
+    # proprioception history, the axis, the wrist (gravity), one style
+    assert obs["policy"].shape == (4, H * 2 * n + 3 + 3 + 1)
+    policy = obs["policy"].numpy()
+    np.testing.assert_allclose(policy[:, H * 2 * n : H * 2 * n + 3], env.axis, atol=1e-6)
+    assert obs["critic"].shape[1] > obs["policy"].shape[1]
+    assert torch.isfinite(obs["critic"]).all()
+
+
+def test_wrists_are_dexndms_six_and_stay_put(env):
+    assert wrist_gravity("palm_up") == pytest.approx([0, 0, 1])  # pressed into the palm
+    assert wrist_gravity("palm_down") == pytest.approx([0, 0, -1])
+    assert wrist_gravity("base_up") == pytest.approx([1, 0, 0])  # fingers point down
+    with pytest.raises(ValueError, match="unknown wrist"):
+        wrist_gravity("sideways")
+    allowed = {tuple(wrist_gravity(w)) for w in ("palm_up", "thumb_down")}
+    axes = {AXES["z+"], AXES["x-"]}
+    before = env.gravity.copy()
+    zeros = torch.zeros(env.num_envs, env.num_actions)
+    for _ in range(30):  # randomization on: gravity would drift for a random wrist
+        env.step(zeros)
+    for w in range(env.num_envs):
+        assert tuple(np.round(env.gravity[w], 9)) in allowed
+        assert tuple(env.axis[w]) in axes
+    fresh = env.episode_length_buf.numpy() == 30
+    np.testing.assert_allclose(env.gravity[fresh], before[fresh], atol=1e-12)
+
+
+def test_rotation_is_measured_about_the_axis_and_the_waypoint_moves_on(tmp_path):
+    env = _env(tmp_path, axes=("z+",), dr=Randomization(enabled=False))
+    env.reset()
+    w = 0
+    quat = env.obj_pose()[1][w]
+    # the waypoint is 90 degrees ahead about the axis
+    assert quat_angle(env.goal_quat[w], quat) == pytest.approx(np.pi / 2, abs=1e-6)
+    # turn the object 0.05 rad about +z within one control step: 1 rad/s about the axis
+    qp = env.backend.state("qpos")
+    env.quat_prev[:] = env.obj_pose()[1]
+    turned = quat_mul(axis_angle_quat(np.array([0.0, 0, 1]), np.array(0.05)), quat)
+    qp[w, env.obj_qadr + 3 : env.obj_qadr + 7] = turned
+    env._update_omega()
+    np.testing.assert_allclose(env.omega[w], [0, 0, 1.0], atol=1e-6)
+    # put it on the waypoint: the reward counts it and sets the next one, 90 degrees on
+    env.quat_prev[w] = env.goal_quat[w]
+    qp[w, env.obj_qadr + 3 : env.obj_qadr + 7] = env.goal_quat[w]
+    goal = env.goal_quat[w].copy()
+    env.backend.forward(np.arange(env.num_envs))
+    _, _, metrics = env._reward()
+    assert metrics["waypoints"][w] == 1.0 and env.waypoints[w] == 1
+    assert quat_angle(env.goal_quat[w], goal) == pytest.approx(np.pi / 2, abs=1e-6)
+
+
+def test_the_off_axis_penalty_follows_dexndms_curriculum(env):
+    env.resets = 0
+    assert env.rotp_weight() == 0.0
+    env.resets = 10 * env.num_envs
+    assert env.rotp_weight() == 0.0
+    env.resets = 55 * env.num_envs
+    assert env.rotp_weight() == pytest.approx(0.05)
+    env.resets = 1000 * env.num_envs
+    assert env.rotp_weight() == pytest.approx(0.1)
+
+
+def test_bad_settings_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown axis"):
+        _env(tmp_path, axes=("+w",))
+    with pytest.raises(ValueError, match="unknown object families"):
+        _env(tmp_path, families=("teapot",))
+
+
+def test_ppo_runs_on_rotate(tmp_path):
+    from teleop_app.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
+                 "--grasp-cache", str(tmp_path / "g"), "--out", str(run)]) == 0  # fmt: skip
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert ckpt["meta"]["task"] == "rotate"
+
+
+def test_rotation_eval_bench_writes_dexndms_metrics(tmp_path, capsys):
+    """The hold floor on a palm-up cube: the records carry the paper's metrics; holding
+    still turns the object by almost nothing."""
+    import json
+
+    from bench.rotation_eval import main
+
+    out = tmp_path / "rot.json"
+    assert main(["--hold", "--episodes", "3", "--episode-s", "1", "--axis", "z+", "z-",
+                 "--object", "cube", "--json", str(out)]) == 0  # fmt: skip
+    recs = json.loads(out.read_text())
+    assert [(r["axis"], r["object"], r["wrist"]) for r in recs] == [
+        ("z+", "cube", "palm_up"), ("z-", "cube", "palm_up")]  # fmt: skip
+    for r in recs:
+        assert {"episodes", "rot_rad_per_s", "rotr", "ttf", "rotp", "drops"} <= set(r)
+        assert r["episodes"] == 3 and 0.0 <= r["ttf"] <= 1.0 and 0 <= r["drops"] <= 3
+        assert abs(r["rot_rad_per_s"]) < 0.1 and r["rotp"] >= 0.0
+        assert r["rot_rad_per_s"] == pytest.approx(r["rotr"] / r["episode_s"])
+    assert "| z+ | cube | palm_up | 3 |" in capsys.readouterr().out
+    assert main(["--hold", "--episodes", "1", "--axis", "q+"]) == 2  # a clear refusal

@@ -1,0 +1,294 @@
+"""In-hand rotation about a commanded axis (DexNDM Sec. 3.1, Appendix A.1; Hora).
+
+Every episode starts from a cached grasp of the world's object (the Anygrasp machinery:
+instances, grasp caches, per-world object fields, random forces, drop detection), with a
+rotation axis ``k`` in the palm frame and a wrist orientation drawn from the task's sets.
+The wrist is one of DexNDM's six (palm up / down, base up / down, thumb up / down), applied
+as the gravity direction in the palm frame and held for the episode, or ``random`` (the
+base environment's drifting gravity). Episodes last 20 s (400 steps at 20 Hz); a drop ends
+one.
+
+Reward (DexNDM A.1, which follows Hora / RotateIt), per control step::
+
+    w_rot * clip(omega . k, -c, c) + w_goal * r_goal
+    - w_rotp(t) * |omega x k|_1 - w_lin * |v|^2 - w_pose * |q - q_start|^2
+    - w_torque * |tau|^2 - w_work * |tau . dq| - drop_penalty * dropped
+
+``omega`` is the object's angular velocity in the palm frame over the last control step
+(from its orientations, so it is the rotation actually made), ``v`` its linear velocity.
+The off-axis weight ``w_rotp`` follows DexNDM's curriculum: 0 for the first 10 resets per
+world, rising linearly to 0.1 at 100. ``r_goal`` is the intermediate waypoint: an
+orientation 90 degrees ahead about ``k``, moved on whenever the object comes within 15
+degrees of it; ``r_goal = min(g / (angle + eps), c_goal) + bonus * [angle < 15 deg]``
+(the paper does not give g, eps, c_goal and the bonus; ours are in the config).
+
+Observations: the actor sees the proprioception history (the base), the axis and the wrist
+(gravity in the palm frame); the critic adds the object's pose, velocities, the waypoint,
+mass, friction and the random force (asymmetric, as the other tasks).
+
+Actions: ``reference`` mode by default, a residual on the start grasp's squeezing targets
+(a = 0 holds the grasp), or ``delta``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from devices.robots.scene import WRIST_ORIENTATIONS
+from training.envs.anygrasp import AnygraspConfig, AnygraspEnv
+from training.envs.objects import FAMILIES, sample_instances
+from training.envs.rotations import (
+    axis_angle_quat,
+    quat_canonical,
+    quat_conj,
+    quat_mul,
+    random_unit,
+)
+
+#: The six principal axes of the palm frame (x: along the fingers, y: toward the thumb,
+#: z: dorsal), by name.
+AXES: dict[str, tuple[float, float, float]] = {
+    "x+": (1.0, 0.0, 0.0),
+    "x-": (-1.0, 0.0, 0.0),
+    "y+": (0.0, 1.0, 0.0),
+    "y-": (0.0, -1.0, 0.0),
+    "z+": (0.0, 0.0, 1.0),
+    "z-": (0.0, 0.0, -1.0),
+}
+#: An axis drawn uniformly on the sphere per episode.
+ANY_AXIS = "any"
+#: The base environment's random, drifting gravity instead of a fixed wrist.
+RANDOM_WRIST = "random"
+
+
+def wrist_gravity(wrist: str) -> np.ndarray:
+    """The unit gravity direction in the palm frame for one of the six wrists."""
+    if wrist not in WRIST_ORIENTATIONS:
+        known = ", ".join([*WRIST_ORIENTATIONS, RANDOM_WRIST])
+        raise ValueError(f"unknown wrist {wrist!r}; known: {known}")
+    return WRIST_ORIENTATIONS[wrist].T @ np.array([0.0, 0.0, -1.0])
+
+
+def axis_vector(name: str) -> np.ndarray:
+    if name not in AXES:
+        raise ValueError(f"unknown axis {name!r}; known: {', '.join([*AXES, ANY_AXIS])}")
+    return np.array(AXES[name])
+
+
+@dataclass
+class RotateConfig(AnygraspConfig):
+    """Rotation settings (see the module docstring); objects, grasps and randomization as
+    in :class:`AnygraspConfig`.
+
+    Attributes:
+        axes: the commanded axes, drawn per episode: names of :data:`AXES` or ``any``.
+        wrists: the wrist orientations, drawn per episode: names of
+            ``devices.robots.scene.WRIST_ORIENTATIONS`` or ``random``.
+        rot_clip: ``c``, the clip of the angular speed about the axis, rad/s.
+        w_rot / w_goal / w_lin / w_pose / w_torque / w_work: reward weights (DexNDM A.1).
+        rotp_max / rotp_resets: the off-axis penalty's curriculum: 0 until the first
+            number of resets per world, then linear to ``rotp_max`` at the second.
+        waypoint_rad / waypoint_reached_rad: the waypoint's lead about the axis and how
+            close counts as reached.
+        goal_gain / goal_eps / goal_clip / goal_bonus: ``r_goal``'s constants.
+    """
+
+    families: tuple[str, ...] = ("cube", "cylinder", "cuboid_ar3", "sphere")
+    episode_s: float = 20.0
+    styles: tuple[str, ...] = ("steady",)
+    axes: tuple[str, ...] = ("z+",)
+    wrists: tuple[str, ...] = ("palm_up",)
+    rot_clip: float = 0.5
+    w_rot: float = 1.0
+    w_goal: float = 1.0
+    w_lin: float = 0.3
+    w_pose: float = 0.3
+    w_torque: float = 0.1
+    w_work: float = 2.0
+    rotp_max: float = 0.1
+    rotp_resets: tuple[float, float] = (10.0, 100.0)
+    waypoint_rad: float = np.pi / 2
+    waypoint_reached_rad: float = np.radians(15.0)
+    goal_gain: float = 0.05
+    goal_eps: float = 0.1
+    goal_clip: float = 0.5
+    goal_bonus: float = 1.0
+    drop_penalty: float = 20.0
+
+
+class RotateEnv(AnygraspEnv):
+    """Turn the held object about the commanded axis (one object per world)."""
+
+    name = "rotate"
+    cfg: RotateConfig
+
+    def __init__(self, cfg: RotateConfig) -> None:
+        if not cfg.axes or not cfg.wrists:
+            raise ValueError("rotate needs at least one axis and one wrist")
+        for a in cfg.axes:
+            if a != ANY_AXIS:
+                axis_vector(a)
+        for w in cfg.wrists:
+            if w != RANDOM_WRIST:
+                wrist_gravity(w)
+        unknown = sorted(set(cfg.families) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown object families {unknown}; known: {', '.join(FAMILIES)}")
+        if not cfg.instances:
+            # the instances Anygrasp draws for all families, kept for ours: the same scales,
+            # so the shipped grasp caches serve both tasks
+            every = sample_instances(
+                tuple(FAMILIES), cfg.per_family, cfg.scale_range, cfg.object_seed
+            )
+            cfg.instances = [o for o in every if o.name.rsplit("_s", 1)[0] in cfg.families]
+            if not cfg.instances:
+                raise ValueError(
+                    f"no object families among {cfg.families}; known: {list(FAMILIES)}"
+                )
+        super().__init__(cfg)
+
+    def _init_task(self) -> None:
+        super()._init_task()
+        N = self.num_envs
+        self.axis = np.tile([0.0, 0.0, 1.0], (N, 1))
+        self.axis_name = np.zeros(N, dtype=int)  # index into cfg.axes
+        self.wrist_id = np.full(N, -1)  # index into cfg.wrists; -1: random gravity
+        self.q_start = np.zeros((N, self.n))
+        self.quat_prev = np.tile([1.0, 0.0, 0.0, 0.0], (N, 1))
+        self.omega = np.zeros((N, 3))
+        self.waypoints = np.zeros(N, dtype=int)
+        self.rotated_rad = np.zeros(N)  # the episode's rotation about the axis so far
+        self.resets = 0  # episodes started, all worlds (the curriculum's clock)
+
+    # -- episode start ---------------------------------------------------------------------
+    def _reset_task(self, ids: np.ndarray) -> None:
+        cfg, rng = self.cfg, self.rng
+        k = ids.size
+        names = rng.integers(0, len(cfg.axes), k)
+        self.axis_name[ids] = names
+        for w, i in zip(ids, names, strict=True):
+            name = cfg.axes[i]
+            self.axis[w] = random_unit(rng, 1)[0] if name == ANY_AXIS else axis_vector(name)
+        wrists = rng.integers(0, len(cfg.wrists), k)
+        for w, i in zip(ids, wrists, strict=True):
+            name = cfg.wrists[i]
+            self.wrist_id[w] = -1 if name == RANDOM_WRIST else i
+            if name != RANDOM_WRIST:
+                self.gravity[w] = self.gravity_goal[w] = wrist_gravity(name)
+                self.gravity_rate[w] = 0.0
+        super()._reset_task(ids)  # the grasp, the object's fields; calls _next_goal
+        ctrl = self.backend.state("ctrl")
+        self.goal_q_target[ids] = ctrl[ids][:, self.act]  # the reference: hold the grasp
+        self.q_start[ids] = self.backend.state("qpos")[ids][:, self.qadr]
+        _, quat = self.obj_pose()
+        self.quat_prev[ids] = quat[ids]
+        self.omega[ids] = 0.0
+        self.waypoints[ids] = 0
+        self.rotated_rad[ids] = 0.0
+        self.resets += k
+
+    def _new_gravity_goal(self, ids: np.ndarray) -> None:
+        """Worlds with a fixed wrist keep their gravity; the others drift (the base)."""
+        super()._new_gravity_goal(ids)
+        fixed = ids[self.wrist_id[ids] >= 0]
+        self.gravity_goal[fixed] = self.gravity[fixed]
+        self.gravity_rate[fixed] = 0.0
+
+    def _next_goal(self, w: int) -> None:
+        """The waypoint: the object's orientation turned ``waypoint_rad`` about the axis."""
+        quat = self.backend.state("qpos")[w, self.obj_qadr + 3 : self.obj_qadr + 7]
+        turn = axis_angle_quat(self.axis[w], np.array(self.cfg.waypoint_rad))
+        self.goal_quat[w] = quat_mul(turn, quat)  # both in the palm (= world) frame
+        self.goal_age[w] = 0.0
+
+    # -- state -------------------------------------------------------------------------------
+    def rotation_rate(self) -> np.ndarray:
+        """(N, 3) the object's mean angular velocity over the last control step, palm frame,
+        rad/s (from its orientations: what it actually turned)."""
+        return self.omega
+
+    def _update_omega(self) -> None:
+        _, quat = self.obj_pose()
+        d = quat_canonical(quat_mul(quat, quat_conj(self.quat_prev)))  # world-frame turn
+        s = np.linalg.norm(d[:, 1:], axis=1)
+        angle = 2.0 * np.arctan2(s, d[:, 0])
+        axis = d[:, 1:] / np.maximum(s, 1e-12)[:, None]
+        omega = axis * (angle / self.dt)[:, None]
+        self.omega = np.where(np.isfinite(omega), omega, 0.0)
+        self.quat_prev = quat.copy()
+
+    def rotp_weight(self) -> float:
+        """The off-axis penalty's weight now (the curriculum, in resets per world)."""
+        lo, hi = self.cfg.rotp_resets
+        per_world = self.resets / self.num_envs
+        return self.cfg.rotp_max * float(np.clip((per_world - lo) / max(hi - lo, 1e-9), 0, 1))
+
+    # -- observations and reward --------------------------------------------------------------
+    def _task_obs(self) -> tuple[np.ndarray, np.ndarray]:
+        pos, quat = self.obj_pose()
+        lin, _ = self.obj_vel()
+        rel = quat_canonical(quat_mul(self.goal_quat, quat_conj(quat)))
+        critic = np.concatenate(
+            [
+                (pos - self.region_centre) / 0.02,
+                quat_canonical(quat),
+                lin * 0.1,
+                self.omega * 0.2,
+                rel,
+                self.mass[:, None] * 10,
+                self.friction[:, None],
+                self.force * 0.5,
+            ],
+            axis=1,
+        )
+        return self.axis.copy(), critic
+
+    def _reward(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        cfg = self.cfg
+        self._update_omega()
+        omega, k = self.omega, self.axis
+        # this step's turn and axis, kept for evaluations (a reset clears omega and may
+        # draw a new axis before the step returns)
+        self.last_omega, self.last_axis = omega.copy(), k.copy()
+        about = np.sum(omega * k, axis=1)
+        off = np.abs(np.cross(omega, k)).sum(axis=1)
+        r_rot = np.clip(about, -cfg.rot_clip, cfg.rot_clip)
+        _, quat = self.obj_pose()
+        ang = 2.0 * np.arccos(np.clip(np.abs(np.sum(self.goal_quat * quat, axis=1)), 0.0, 1.0))
+        reached = ang < cfg.waypoint_reached_rad
+        r_goal = np.minimum(cfg.goal_gain / (ang + cfg.goal_eps), cfg.goal_clip)
+        r_goal = r_goal + cfg.goal_bonus * reached
+        lin, _ = self.obj_vel()
+        tau = self.torque()
+        pose = np.sum((self.q - self.q_start) ** 2, axis=1)
+        work = np.abs(np.sum(tau * self.dq, axis=1))
+        torque = np.sum(tau**2, axis=1)
+        penalty = (
+            self.rotp_weight() * off
+            + cfg.w_lin * np.sum(lin**2, axis=1)
+            + cfg.w_pose * pose
+            + cfg.w_torque * torque
+            + cfg.w_work * work
+        )
+        dropped = self.dropped()
+        rew = cfg.w_rot * r_rot + cfg.w_goal * r_goal - penalty - cfg.drop_penalty * dropped
+        rew = np.nan_to_num(rew, nan=-cfg.drop_penalty, posinf=0.0, neginf=-cfg.drop_penalty)
+        self.rotated_rad += about * self.dt
+        reached &= ~dropped
+        self.waypoints[reached] += 1
+        self.goals_reached[reached] += 1  # what evaluations count as goals
+        self.last_reached = reached
+        for w in np.flatnonzero(reached):
+            self._next_goal(w)
+        metrics = {
+            "rot_rad_s": about,
+            "off_axis_rad_s": np.linalg.norm(np.cross(omega, k), axis=1),
+            "waypoints": reached.astype(float),
+            "dropped": dropped.astype(float),
+            "pose": pose,
+            "penalty": penalty,
+            "rotp_weight": np.full(self.num_envs, self.rotp_weight()),
+        }
+        return rew, dropped, metrics
