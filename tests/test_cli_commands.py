@@ -58,7 +58,8 @@ def test_scale_and_mode_names_agree_with_the_trainers():
         scale_preset(s, "anygrasp")
     assert tuple(DATA_SCALES) == SCALES
     assert set(SCALE_NAMES) == set(DEXGEN_SCALES) and set(SIZE_NAMES) == set(SIZES)
-    assert set(MODES) == set(TASKS)  # DexGen's modes are the tasks its data comes from
+    # DexGen's modes are tasks its data come from (rotate has no DexGen mode yet)
+    assert set(MODES) <= set(TASKS)
 
 
 def test_a_duplicate_registration_is_refused():

@@ -65,7 +65,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from training.datagen.generate import generate
     from training.envs import make_env
-    from training.rl.ppo import Policy
+    from training.rl.ppo import Policy, uses_grasp_caches
 
     policy_path = Path(args.policy) if args.policy else shipped_policy(args.task, args.hand)
     if args.expert == "ppo" and not policy_path.is_file():
@@ -89,7 +89,7 @@ def run_generate(args: argparse.Namespace) -> int:
         over["goal_timeout_s"] = args.goal_timeout
     if args.expert == "ppo":
         over.update(Policy.env_overrides(policy_path))
-    if args.task == "anygrasp":
+    if uses_grasp_caches(args.task):
         from training.rl.ppo import scale_preset
 
         env_kw, _ = scale_preset(args.scale, args.task)

@@ -60,7 +60,7 @@ class PPOSettings:
     max_minutes: float | None = None
 
 
-def _uses_grasp_caches(task: str) -> bool:
+def uses_grasp_caches(task: str) -> bool:
     """Whether ``task`` starts from cached grasps (its config has the grasp settings)."""
     import dataclasses
 
@@ -73,7 +73,7 @@ def scale_preset(scale: str, task: str) -> tuple[dict[str, Any], PPOSettings]:
     """Environment overrides and learner settings of a scale."""
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
-    grasp = _uses_grasp_caches(task)
+    grasp = uses_grasp_caches(task)
     if scale == "smoke":
         env = {"num_envs": 8, "nthread": 1}
         if grasp:
