@@ -101,9 +101,22 @@ def test_ppo_runs_on_rotate(tmp_path):
 
     run = tmp_path / "run"
     assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
+                 "--axes", "z+", "z-", "--wrists", "palm_up", "palm_down",
                  "--grasp-cache", str(tmp_path / "g"), "--out", str(run)]) == 0  # fmt: skip
     ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
     assert ckpt["meta"]["task"] == "rotate"
+    env = ckpt["meta"]["env"]
+    assert env["axes"] == ["z+", "z-"] and env["wrists"] == ["palm_up", "palm_down"]
+    assert env["grasp_cache"] == str(tmp_path / "g") and any((tmp_path / "g").rglob("*.npz"))
+
+
+def test_rotation_settings_are_refused_for_other_tasks(tmp_path, capsys):
+    from teleop_app.cli import main
+
+    assert main(["train", "rl", "--task", "anygrasp", "--scale", "smoke", "--axes", "z+",
+                 "--out", str(tmp_path / "no")]) != 0  # fmt: skip
+    assert "--axes is for the rotate task" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
 
 
 def test_rotation_eval_bench_writes_dexndms_metrics(tmp_path, capsys):

@@ -44,7 +44,21 @@ def add_physics_arguments(p: argparse.ArgumentParser) -> None:
         "--families",
         nargs="+",
         metavar="FAMILY",
-        help="anygrasp object families (default: the scale's; see training.envs.objects)",
+        help="object families of the tasks with objects (anygrasp, rotate; default: the "
+        "task's; see training.envs.objects)",
+    )
+    p.add_argument(
+        "--axes",
+        nargs="+",
+        metavar="AXIS",
+        help="rotate: the commanded axes, drawn per episode (x+ x- y+ y- z+ z- or any)",
+    )
+    p.add_argument(
+        "--wrists",
+        nargs="+",
+        metavar="WRIST",
+        help="rotate: the wrist orientations, drawn per episode (palm_up, palm_down, base_up, "
+        "base_down, thumb_up, thumb_down, or random)",
     )
 
 
@@ -56,10 +70,18 @@ def physics_overrides(args: argparse.Namespace) -> dict:
         over["physics_device"] = args.physics_device
     if args.physics_model is not None:
         over["physics_model"] = args.physics_model
+    from training.rl.ppo import uses_grasp_caches
+
     if args.families:
-        if args.task != "anygrasp":
-            raise ValueError("--families is for the anygrasp task")
+        if not uses_grasp_caches(args.task):
+            raise ValueError(f"--families is for the tasks with objects, not {args.task}")
         over["families"] = tuple(args.families)
+    for name in ("axes", "wrists"):
+        values = getattr(args, name, None)
+        if values:
+            if args.task != "rotate":
+                raise ValueError(f"--{name} is for the rotate task")
+            over[name] = tuple(values)
     return over
 
 
@@ -96,7 +118,7 @@ def run_rl(args: argparse.Namespace) -> int:
     import dataclasses
     import shutil
 
-    from training.rl.ppo import scale_preset, train
+    from training.rl.ppo import scale_preset, train, uses_grasp_caches
 
     out = Path(args.out or DEFAULT_RUNS / f"{args.task}_{args.hand}_{args.scale}")
     env_over: dict = {}
@@ -106,7 +128,7 @@ def run_rl(args: argparse.Namespace) -> int:
         env_over["nthread"] = args.threads
     if args.action_mode is not None:
         env_over["action_mode"] = args.action_mode
-    if args.grasp_cache is not None and args.task == "anygrasp":
+    if args.grasp_cache is not None and uses_grasp_caches(args.task):
         env_over["grasp_cache"] = args.grasp_cache
     env_over.update(physics_overrides(args))
     _, settings = scale_preset(args.scale, args.task)
