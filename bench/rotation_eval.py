@@ -32,39 +32,26 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def rollout(env: Any, policy: Any | None) -> dict[str, np.ndarray]:
-    """One episode per world; per-world radians about the axis, off-axis speed, time in
-    hand. ``policy`` None: hold the start grasp."""
-    N, steps = env.num_envs, env.max_episode_length
-    obs, _ = env.reset()
-    active = np.ones(N, bool)
-    rotr = np.zeros(N)
-    off = np.zeros(N)
-    alive = np.zeros(N, int)
-    drop_t = np.full(N, np.nan)
-    for t in range(steps):
-        if policy is None:
-            target = env.target.copy()
-        else:
-            with torch.inference_mode():
-                a = np.clip(policy(obs).detach().cpu().numpy().astype(float), -1.0, 1.0)
-            target = env.action_to_targets(a)
-        obs, _, _, _ = env.step_targets(target)
+class RotationMeter:
+    """Per world: radians turned about the axis and the summed off-axis speed over the
+    steps of its episode (``training.rl.evaluate.evaluate``'s ``on_step``)."""
+
+    def __init__(self, n: int) -> None:
+        self.rotr = np.zeros(n)
+        self.off = np.zeros(n)
+        self.steps = np.zeros(n, int)
+
+    def __call__(self, env: Any, counted: np.ndarray) -> None:
         omega, axis = env.last_omega, env.last_axis  # this step's, before any reset
-        rotr[active] += (np.sum(omega * axis, axis=1) * env.dt)[active]
-        off[active] += np.linalg.norm(np.cross(omega, axis), axis=1)[active]
-        alive[active] += 1
-        dropped = env.last_terminated & active
-        drop_t[dropped] = (t + 1) * env.dt
-        active &= ~env.last_done
-        if not active.any():
-            break
-    return {"rotr": rotr, "off": off, "alive": alive, "drop_t": drop_t}
+        self.rotr[counted] += (np.sum(omega * axis, axis=1) * env.dt)[counted]
+        self.off[counted] += np.linalg.norm(np.cross(omega, axis), axis=1)[counted]
+        self.steps[counted] += 1
 
 
 def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> dict:
     from training.envs import make_env
     from training.rl.evaluate import DEMO_OBJECTS
+    from training.rl.evaluate import evaluate as run_episodes
     from training.rl.ppo import Policy
 
     over: dict[str, Any] = {}
@@ -84,20 +71,20 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
     )
     policy = None if args.checkpoint is None else Policy(args.checkpoint, env)
     t0 = time.perf_counter()
-    r = rollout(env, policy)
-    T = env.max_episode_length * env.dt
-    ttf = np.where(np.isnan(r["drop_t"]), T, r["drop_t"]) / T
+    meter = RotationMeter(env.num_envs)
+    r = run_episodes(env, policy, hold=policy is None, seed=args.seed, on_step=meter)
+    T = r["episode_s"]
     return {
         "axis": axis,
         "object": family,
         "wrist": wrist,
         "episodes": int(env.num_envs),
         "episode_s": float(T),
-        "rot_rad_per_s": float(r["rotr"].mean() / T),
-        "rotr": float(r["rotr"].mean()),
-        "ttf": float(ttf.mean()),
-        "rotp": float(r["off"].sum() / max(r["alive"].sum(), 1)),
-        "drops": int(np.isfinite(r["drop_t"]).sum()),
+        "rot_rad_per_s": float(meter.rotr.mean() / T),
+        "rotr": float(meter.rotr.mean()),
+        "ttf": r["time_to_drop_s_mean"] / T,
+        "rotp": float(meter.off.sum() / max(meter.steps.sum(), 1)),
+        "drops": r["drops"],
         "policy": args.checkpoint or "hold (no policy)",
         "physics": env.physics()["name"],
         "seconds": round(time.perf_counter() - t0, 1),

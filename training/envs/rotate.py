@@ -36,26 +36,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from devices.retargeting.axis import PALM_AXES
 from devices.robots.scene import WRIST_ORIENTATIONS
 from training.envs.anygrasp import AnygraspConfig, AnygraspEnv
 from training.envs.objects import FAMILIES, sample_instances
 from training.envs.rotations import (
     axis_angle_quat,
+    quat_angle,
     quat_canonical,
     quat_conj,
     quat_mul,
+    quat_rotvec,
     random_unit,
 )
 
 #: The six principal axes of the palm frame (x: along the fingers, y: toward the thumb,
-#: z: dorsal), by name.
+#: z: dorsal): the app's :data:`~devices.retargeting.axis.PALM_AXES`, named sign-last
+#: (``z+``, ``z-``) so that a command line can pass them.
 AXES: dict[str, tuple[float, float, float]] = {
-    "x+": (1.0, 0.0, 0.0),
-    "x-": (-1.0, 0.0, 0.0),
-    "y+": (0.0, 1.0, 0.0),
-    "y-": (0.0, -1.0, 0.0),
-    "z+": (0.0, 0.0, 1.0),
-    "z-": (0.0, 0.0, -1.0),
+    name[1:] + name[0]: v for name, v in PALM_AXES.items()
 }
 #: An axis drawn uniformly on the sphere per episode.
 ANY_AXIS = "any"
@@ -211,11 +210,8 @@ class RotateEnv(AnygraspEnv):
 
     def _update_omega(self) -> None:
         _, quat = self.obj_pose()
-        d = quat_canonical(quat_mul(quat, quat_conj(self.quat_prev)))  # world-frame turn
-        s = np.linalg.norm(d[:, 1:], axis=1)
-        angle = 2.0 * np.arctan2(s, d[:, 0])
-        axis = d[:, 1:] / np.maximum(s, 1e-12)[:, None]
-        omega = axis * (angle / self.dt)[:, None]
+        turn = quat_mul(quat, quat_conj(self.quat_prev))  # the world-frame turn this step
+        omega = quat_rotvec(turn) / self.dt
         self.omega = np.where(np.isfinite(omega), omega, 0.0)
         self.quat_prev = quat.copy()
 
@@ -256,7 +252,7 @@ class RotateEnv(AnygraspEnv):
         off = np.abs(np.cross(omega, k)).sum(axis=1)
         r_rot = np.clip(about, -cfg.rot_clip, cfg.rot_clip)
         _, quat = self.obj_pose()
-        ang = 2.0 * np.arccos(np.clip(np.abs(np.sum(self.goal_quat * quat, axis=1)), 0.0, 1.0))
+        ang = quat_angle(self.goal_quat, quat)
         reached = ang < cfg.waypoint_reached_rad
         r_goal = np.minimum(cfg.goal_gain / (ang + cfg.goal_eps), cfg.goal_clip)
         r_goal = r_goal + cfg.goal_bonus * reached

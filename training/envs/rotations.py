@@ -43,6 +43,15 @@ def quat_canonical(q: np.ndarray) -> np.ndarray:
     return np.where(q[..., :1] < 0, -q, q)
 
 
+def quat_rotvec(q: np.ndarray) -> np.ndarray:
+    """The rotation vector (axis times angle, rad; angle in [0, pi]) of unit quaternions
+    ``q`` (..., 4)."""
+    q = quat_canonical(q)
+    s = np.linalg.norm(q[..., 1:], axis=-1)
+    angle = 2.0 * np.arctan2(s, q[..., 0])
+    return q[..., 1:] * (angle / np.maximum(s, 1e-12))[..., None]
+
+
 def axis_angle_quat(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     """Quaternions rotating by ``angle`` (...) about unit ``axis`` (..., 3)."""
     half = 0.5 * np.asarray(angle)[..., None]

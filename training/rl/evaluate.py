@@ -58,6 +58,7 @@ def evaluate(
     seed: int = 0,
     video: str | Path | None = None,
     targets_fn: Any = None,
+    on_step: Any = None,
 ) -> dict:
     """Run one episode in every world of ``env`` and summarise.
 
@@ -66,6 +67,8 @@ def evaluate(
         targets_fn: optional callable(env, targets (N, n)) -> (N, n) joint targets: an
             assistant between the operator and the hand (DexGen sits here).
         video: render world 0's episode to this .mp4.
+        on_step: optional callable(env, counted (N,) bool) after every step, ``counted``
+            the worlds whose episode the step belongs to (a task's own measures).
 
     Returns:
         ``{episodes, time_to_drop_s_mean, goals_per_min, episode_s, drops, goals}``.
@@ -100,6 +103,8 @@ def evaluate(
         reached = env.last_reached
         goals[active] += reached[active]
         alive_steps[active] += 1
+        if on_step is not None:
+            on_step(env, active.copy())
         dropped = env.last_terminated & active
         drop_t[dropped] = (t + 1) * env.dt
         active &= ~env.last_done
