@@ -50,13 +50,13 @@ class RotationMeter:
 
 def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> dict:
     from training.envs import make_env
+    from training.rl.distill import rotation_env_overrides, rotation_policy
     from training.rl.evaluate import DEMO_OBJECTS
     from training.rl.evaluate import evaluate as run_episodes
-    from training.rl.ppo import Policy
 
     over: dict[str, Any] = {}
     if args.checkpoint:
-        over = Policy.env_overrides(args.checkpoint)
+        over = rotation_env_overrides(args.checkpoint)
     env = make_env(
         "rotate",
         hand=args.hand,
@@ -69,7 +69,7 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
         families=(family,),
         **{**DEMO_OBJECTS, **over},
     )
-    policy = None if args.checkpoint is None else Policy(args.checkpoint, env)
+    policy = None if args.checkpoint is None else rotation_policy(args.checkpoint, env)
     t0 = time.perf_counter()
     meter = RotationMeter(env.num_envs)
     r = run_episodes(env, policy, hold=policy is None, seed=args.seed, on_step=meter)
@@ -101,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--episode-s", type=float, default=20.0)
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--checkpoint", help="a rotation policy.pt from `dexteleop train rl`")
+    who.add_argument(
+        "--checkpoint",
+        help="a rotate policy.pt from `dexteleop train rl`, or a generalist from "
+        "`dexteleop train rotation-generalist`",
+    )
     who.add_argument("--hold", action="store_true", help="no policy: hold the start grasp")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json")

@@ -139,3 +139,39 @@ def test_rotation_eval_bench_writes_dexndms_metrics(tmp_path, capsys):
         assert r["rot_rad_per_s"] == pytest.approx(r["rotr"] / r["episode_s"])
     assert "| z+ | cube | palm_up | 3 |" in capsys.readouterr().out
     assert main(["--hold", "--episodes", "1", "--axis", "q+"]) == 2  # a clear refusal
+
+
+def test_task_settings_from_the_command_line(tmp_path, capsys):
+    """`--set KEY=VALUE` sets fields of the task's config, typed; unknown ones are refused."""
+    from teleop_app.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
+                 "--set", "penalty_scale=0.25", "residual_scale_rad=0.4", "--init-std", "0.2",
+                 "--grasp-cache", str(tmp_path / "g"), "--out", str(run)]) == 0  # fmt: skip
+    meta = torch.load(run / "checkpoint.pt", weights_only=False)["meta"]
+    assert meta["env"]["penalty_scale"] == 0.25 and meta["env"]["residual_scale_rad"] == 0.4
+    assert meta["ppo"]["init_std"] == 0.2
+    capsys.readouterr()
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--set", "nosuch=1",
+                 "--out", str(tmp_path / "no")]) != 0  # fmt: skip
+    assert "has no setting 'nosuch'" in capsys.readouterr().err
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--set",
+                 "penalty_scale=lots", "--out", str(tmp_path / "no")]) != 0  # fmt: skip
+    assert "penalty_scale must be a float" in capsys.readouterr().err
+
+
+def test_penalty_scale_scales_the_regularisers_only(tmp_path):
+    a = _env(tmp_path, axes=("z+",), dr=Randomization(enabled=False), seed=3)
+    b = _env(tmp_path, axes=("z+",), dr=Randomization(enabled=False), seed=3, penalty_scale=0.0)
+    rng = np.random.default_rng(0)
+    acts = torch.as_tensor(rng.uniform(-1, 1, (5, 4, a.n)), dtype=torch.float32)
+    for x in acts:
+        a.step(x)
+        b.step(x)
+    np.testing.assert_allclose(
+        a.q, b.q, atol=1e-6
+    )  # the setting changes the reward, not the motion
+    assert a.rotp_weight() == b.rotp_weight() == 0.0  # the off-axis curriculum not begun
+    pa, pb = a._reward()[2]["penalty"], b._reward()[2]["penalty"]
+    assert np.all(pa > 0) and np.all(pb == 0)

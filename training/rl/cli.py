@@ -60,6 +60,12 @@ def add_physics_arguments(p: argparse.ArgumentParser) -> None:
         help="rotate: the wrist orientations, drawn per episode (palm_up, palm_down, base_up, "
         "base_down, thumb_up, thumb_down, or random)",
     )
+    p.add_argument(
+        "--gait",
+        action="store_true",
+        help="rotate: the shipped periodic finger gait of each wrist and axis as the reference "
+        "the policy corrects (assets/gaits; `dexteleop train gait` finds one)",
+    )
 
 
 def physics_overrides(args: argparse.Namespace) -> dict:
@@ -82,6 +88,10 @@ def physics_overrides(args: argparse.Namespace) -> dict:
             if args.task != "rotate":
                 raise ValueError(f"--{name} is for the rotate task")
             over[name] = tuple(values)
+    if getattr(args, "gait", False):
+        if args.task != "rotate":
+            raise ValueError("--gait is for the rotate task")
+        over["gait"] = True
     return over
 
 
@@ -102,6 +112,19 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
         "target changes (a = 0 holds)",
     )
     p.add_argument("--minutes", type=float, help="stop (and save) after this long")
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="other task settings, fields of the task's config (e.g. rotate: "
+        "penalty_scale=0.1 residual_scale_rad=0.5)",
+    )
+    p.add_argument(
+        "--init-std",
+        type=float,
+        help="the policy's initial action noise (default: the scale's for the task)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="learner device: cpu, cuda (default: cuda when available)")
     p.add_argument("--grasp-cache", help="folder for generated grasp caches (default out/grasps)")
@@ -112,6 +135,20 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
         "--ship", action="store_true", help="copy the final policy into assets/checkpoints/rl"
     )
     add_physics_arguments(p)
+
+
+def task_settings(task: str, items: list[str]) -> dict:
+    """``["penalty_scale=0.1", ...]`` typed as the fields of ``task``'s config."""
+    from devices.spec import typed_options
+    from training.envs import task_classes
+
+    raw = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        raw[key.strip()] = value.strip()
+    return typed_options(f"task {task}", task_classes(task)[1], raw)
 
 
 def run_rl(args: argparse.Namespace) -> int:
@@ -131,12 +168,15 @@ def run_rl(args: argparse.Namespace) -> int:
     if args.grasp_cache is not None and uses_grasp_caches(args.task):
         env_over["grasp_cache"] = args.grasp_cache
     env_over.update(physics_overrides(args))
+    env_over.update(task_settings(args.task, args.set))
     _, settings = scale_preset(args.scale, args.task)
     changes = {}
     if args.iterations is not None:
         changes["iterations"] = args.iterations
     if args.minutes is not None:
         changes["max_minutes"] = args.minutes
+    if args.init_std is not None:
+        changes["init_std"] = args.init_std
     settings = dataclasses.replace(settings, **changes)
     res = train(
         args.task,
@@ -175,4 +215,88 @@ TRAIN.register(
     help=f"PPO in parallel simulated worlds (tasks: {', '.join(TASKS)})",
     add_arguments=add_rl_arguments,
     run=run_rl,
+)
+
+
+def add_gait_arguments(p: argparse.ArgumentParser) -> None:
+    from training.rl.gait_search import add_gait_arguments as add
+
+    add(p)
+
+
+def run_gait(args: argparse.Namespace) -> int:
+    from training.rl.gait_search import run_gait as run
+
+    return run(args)
+
+
+TRAIN.register(
+    "gait",
+    help="search a periodic finger gait that turns the object (the rotate task's reference)",
+    add_arguments=add_gait_arguments,
+    run=run_gait,
+    user_errors=(ValueError,),
+)
+
+
+def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("specialists", nargs="+", help="rotate policy.pt files (delta actions)")
+    p.add_argument("--hand", default="leap")
+    p.add_argument("--out", help="generalist file (default out/rl/rotate_generalist_HAND.pt)")
+    p.add_argument("--episodes", type=int, default=64, help="per specialist, in parallel")
+    p.add_argument("--rounds", type=int, default=1, help="batches of --episodes per specialist")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--blocks", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ship", action="store_true", help="copy the result into assets/checkpoints/rl")
+
+
+def run_generalist(args: argparse.Namespace) -> int:
+    import shutil
+
+    from training.rl.distill import DistillSettings, distill, shipped_generalist
+
+    s = DistillSettings(
+        episodes=args.episodes,
+        rounds=args.rounds,
+        epochs=args.epochs,
+        hidden=args.hidden,
+        blocks=args.blocks,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    out = Path(args.out or DEFAULT_RUNS / f"rotate_generalist_{args.hand}.pt")
+    rep = distill(args.specialists, args.hand, out, s)
+    last = rep["curve"][-1] if rep["curve"] else {}
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "transitions": rep["transitions"],
+                "specialists": [
+                    {k: sp[k] for k in ("path", "kept", "dropped", "rad_s_mean")}
+                    for sp in rep["specialists"]
+                ],
+                "last": last,
+            },
+            indent=2,
+        )
+    )
+    if args.ship:
+        dst = shipped_generalist(args.hand)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out, dst)
+        shutil.copyfile(out.with_suffix(".json"), dst.with_suffix(".json"))
+        print(f"shipped {dst}")
+    return 0
+
+
+TRAIN.register(
+    "rotation-generalist",
+    help="distil rotate specialists into one generalist by behaviour cloning (DexNDM 3.2)",
+    add_arguments=add_generalist_arguments,
+    run=run_generalist,
+    user_errors=(ValueError,),
 )

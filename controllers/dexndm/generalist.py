@@ -1,0 +1,164 @@
+"""The in-hand rotation generalist (DexNDM Sec. 3.2): one policy for every axis and wrist.
+
+DexNDM distils its per-object rotation specialists into one policy by behaviour cloning.
+Its input is what a real hand knows: the last ``T = 10`` joint angles and joint targets (the
+previous action), the wrist orientation (here the gravity direction in the palm frame, as
+the simulated and real backends report it) and the commanded rotation axis (palm frame);
+its output is the next action (delta joint targets, ``target += action_scale_rad * a``).
+The network is a residual MLP: blocks ``y = ReLU(W1 x + W3 ReLU(W2 x))``.
+
+This module is the model and its file; ``training.rl.distill`` trains it from the
+specialists' rollouts; the DexNDM controller runs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from assets import checkpoint
+from assets.checkpoint import CheckpointError
+from controllers.nets import Normalizer
+
+GENERALIST_FORMAT = "dexteleop-rotation-generalist/1"
+
+
+@dataclass
+class GeneralistConfig:
+    """The network and its interface.
+
+    Attributes:
+        n: joints. history: T, steps of (q, target) it sees. hidden / blocks: the residual
+        MLP's width and depth. action_mode / action_scale_rad: how its actions in [-1, 1]
+        become joint targets (``delta``: the last target plus ``action_scale_rad * a``).
+    """
+
+    n: int = 16
+    history: int = 10
+    hidden: int = 512
+    blocks: int = 5
+    action_mode: str = "delta"
+    action_scale_rad: float = 0.1
+
+    @property
+    def obs_dim(self) -> int:
+        return self.history * 2 * self.n + 6
+
+
+def generalist_obs(
+    hist_q: np.ndarray, hist_target: np.ndarray, axis: np.ndarray, gravity: np.ndarray
+) -> np.ndarray:
+    """(N, T * 2n + 6) the generalist's input from (N, >= T, n) joint-angle and joint-target
+    histories (oldest first; the last T steps are used by the caller's slicing), the
+    (N, 3) axis and the (N, 3) gravity direction, both in the palm frame."""
+    hq, ht = np.asarray(hist_q, dtype=float), np.asarray(hist_target, dtype=float)
+    if hq.shape != ht.shape or hq.ndim != 3:
+        raise ValueError(f"histories must be (N, T, n) alike, got {hq.shape} and {ht.shape}")
+    N = hq.shape[0]
+    hist = np.concatenate([hq, ht], axis=2).reshape(N, -1)
+    return np.concatenate([hist, np.asarray(axis, float), np.asarray(gravity, float)], axis=1)
+
+
+class ResidualBlock(nn.Module):
+    """DexNDM's block: ``ReLU(NN1(x) + NN3(ReLU(NN2(x))))``."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.skip = nn.Linear(width, width)
+        self.inner = nn.Linear(width, width)
+        self.outer = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.skip(x) + self.outer(torch.relu(self.inner(x))))
+
+
+class GeneralistNet(nn.Module):
+    """Normalised observation -> residual MLP -> actions in [-1, 1] (tanh)."""
+
+    def __init__(self, cfg: GeneralistConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.norm = Normalizer(cfg.obs_dim)
+        self.stem = nn.Linear(cfg.obs_dim, cfg.hidden)
+        self.blocks = nn.Sequential(*[ResidualBlock(cfg.hidden) for _ in range(cfg.blocks)])
+        self.head = nn.Linear(cfg.hidden, cfg.n)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(self.norm(obs)))
+        return torch.tanh(self.head(self.blocks(h)))
+
+
+class RotationGeneralist:
+    """A shipped generalist, loaded: ``act(hist_q, hist_target, axis, gravity)``."""
+
+    def __init__(self, net: GeneralistNet, meta: dict[str, Any], path: Path | None = None):
+        self.net = net.eval()
+        self.cfg = net.cfg
+        self.meta = meta
+        self.path = path
+
+    @staticmethod
+    def load(
+        path: str | Path, *, hand: str | None = None, physics: dict | None = None
+    ) -> RotationGeneralist:
+        """Read a generalist; refuses another hand (and, given ``physics``, other physics:
+        the differences are kept in ``meta['physics_differences']``). CheckpointError."""
+        what = "rotation generalist"
+        ck = checkpoint.load(
+            path, format=GENERALIST_FORMAT, what=what, physics=physics, strict_physics=False
+        )
+        checkpoint.check_hand(ck, ck.meta.get("hand", hand), hand, what)
+        try:
+            cfg = GeneralistConfig(**ck["config"])
+        except (KeyError, TypeError) as e:
+            raise checkpoint.config_error(ck, what, e) from None
+        net = checkpoint.restore(ck, lambda: GeneralistNet(cfg), what)
+        meta = dict(ck.meta, physics_differences=ck.physics_differences)
+        return RotationGeneralist(net, meta, Path(path))
+
+    def save(self, path: str | Path, meta: dict[str, Any]) -> Path:
+        self.meta = dict(meta)
+        return checkpoint.save(
+            path,
+            {"config": asdict(self.cfg), "state": self.net.state_dict()},
+            format=GENERALIST_FORMAT,
+            meta=meta,
+        )
+
+    @torch.inference_mode()
+    def act(
+        self,
+        hist_q: np.ndarray,
+        hist_target: np.ndarray,
+        axis: np.ndarray,
+        gravity: np.ndarray,
+    ) -> np.ndarray:
+        """(N, n) actions in [-1, 1] from (N, >= T, n) histories (the last T are used)."""
+        T = self.cfg.history
+        hq, ht = np.asarray(hist_q), np.asarray(hist_target)
+        if hq.shape[1] < T:
+            raise ValueError(f"the generalist needs {T} steps of history, got {hq.shape[1]}")
+        obs = generalist_obs(hq[:, -T:], ht[:, -T:], axis, gravity)
+        if not np.all(np.isfinite(obs)):
+            raise ValueError("non-finite joint state, axis or gravity given to the generalist")
+        return self.net(torch.as_tensor(obs, dtype=torch.float32)).numpy().astype(float)
+
+    def targets(self, last_target: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Joint targets from actions (before the safety filter's limits)."""
+        return np.asarray(last_target) + self.cfg.action_scale_rad * np.asarray(actions)
+
+
+__all__ = [
+    "GENERALIST_FORMAT",
+    "CheckpointError",
+    "GeneralistConfig",
+    "GeneralistNet",
+    "ResidualBlock",
+    "RotationGeneralist",
+    "generalist_obs",
+]

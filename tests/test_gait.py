@@ -1,0 +1,109 @@
+"""Periodic finger gaits: the formula, the file, the rotate task's reference with a gait, and
+the search's common random numbers."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from training.envs import make_env
+from training.envs.gait import Gait, gait_path
+from training.rl.gait_search import GaitSearchSettings, reversed_gait, rollout, search
+
+
+def _gait(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return Gait(0.8, rng.uniform(0, 0.2, n), rng.uniform(0, 6, n), rng.uniform(-0.1, 0.1, n))
+
+
+def test_offsets_ramp_in_and_repeat_with_the_period():
+    g = _gait()
+    np.testing.assert_allclose(g.offsets(0.0), 0.0)  # starts from the grasp
+    half = g.offsets(0.25)  # half-way up the 0.5 s ramp
+    full = g.bias + g.amplitude * np.sin(2 * np.pi * 0.25 / 0.8 + g.phase)
+    np.testing.assert_allclose(half, 0.5 * full, atol=1e-12)
+    np.testing.assert_allclose(g.offsets(1.0), g.offsets(1.0 + 3 * 0.8), atol=1e-9)
+    # batched: one row per time
+    np.testing.assert_allclose(g.offsets(np.array([1.0, 2.0]))[1], g.offsets(2.0))
+    # played backwards: the same joint path in the opposite direction
+    r = reversed_gait(g)
+    for t in (0.7, 1.3, 2.9):
+        np.testing.assert_allclose(r.offsets(t), _no_ramp(g, -t), atol=1e-12)
+
+
+def _no_ramp(g, t):
+    return g.bias + g.amplitude * np.sin(2 * np.pi * t / g.period_s + g.phase)
+
+
+def test_gait_file_round_trip_and_bad_files(tmp_path):
+    g = _gait()
+    p = g.save(tmp_path / "leap" / "palm_up_z+.json")
+    back = Gait.load(p)
+    np.testing.assert_allclose(back.offsets(1.1), g.offsets(1.1), atol=1e-5)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read gait"):
+        Gait.load(bad)
+    d = g.to_dict()
+    d["amplitude"] = d["amplitude"][:3]
+    bad.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="one length"):
+        Gait.load(bad)
+    with pytest.raises(ValueError, match="period"):
+        Gait(0.0, np.zeros(2), np.zeros(2), np.zeros(2))
+
+
+def _env(tmp_path, **kw):
+    over = dict(num_envs=3, nthread=1, seed=0, families=("cube",), per_family=1,
+                grasps_base=3, grasps_rrt=20, grasp_cache=str(tmp_path / "g"),
+                axes=("z+",), wrists=("palm_up",))  # fmt: skip
+    return make_env("rotate", **{**over, **kw})
+
+
+def test_rotate_with_a_gait_adds_it_to_the_start_grasp(tmp_path):
+    g = Gait.load(_gait().save(gait_path("leap", "palm_up", "z+", tmp_path / "gaits")))
+    plain = _env(tmp_path)
+    env = _env(tmp_path, gait=True, gait_dir=str(tmp_path / "gaits"))
+    # the actor also sees the gait's phase
+    assert (
+        env.get_observations()["policy"].shape[1] == plain.get_observations()["policy"].shape[1] + 2
+    )
+    env.reset()
+    zeros = torch.zeros(env.num_envs, env.n)
+    for _ in range(12):
+        t = env.gait_time()
+        np.testing.assert_allclose(
+            env.reference_targets(), env.goal_q_target + g.offsets(t), atol=1e-9
+        )
+        env.step(zeros)
+    # a world without a gait for its (wrist, axis) is refused, naming the search command
+    with pytest.raises(ValueError, match="no leap gait for: palm_up/z-"):
+        _env(tmp_path, axes=("z-",), gait=True, gait_dir=str(tmp_path / "gaits"))
+    with pytest.raises(ValueError, match="action_mode='reference'"):
+        _env(tmp_path, gait=True, gait_dir=str(tmp_path / "gaits"), action_mode="delta")
+
+
+def test_search_compares_candidates_on_equal_terms_and_saves_a_gait(tmp_path):
+    env = _env(tmp_path, num_envs=4, episode_s=2.0)
+    thetas = np.tile(np.concatenate([np.full(16, 0.1), np.linspace(0, 6, 16), np.zeros(16),
+                                     [1.0]]), (4, 1))  # fmt: skip
+    a = rollout(env, thetas, 0.5, seed=7)
+    b = rollout(env, thetas, 0.5, seed=7)
+    np.testing.assert_array_equal(a["about"], b["about"])  # same seed, same worlds
+    gait, report = search(
+        "leap",
+        "palm_up",
+        "z+",
+        ("cube",),
+        GaitSearchSettings(generations=2, worlds=4, horizon_s=0.5),
+        threads=1,
+        env_overrides=dict(
+            per_family=1, grasps_base=3, grasps_rrt=20, grasp_cache=str(tmp_path / "g")
+        ),
+        progress=False,
+    )
+    assert gait.n == 16 and len(report["curve"]) == 2
+    assert np.all(gait.amplitude >= 0) and 0.4 <= gait.period_s <= 3.0
+    assert report["physics"]["name"] == "servo" and "rad_s" in report["final"]
+    assert gait.meta["axis"] == "z+"

@@ -1,0 +1,109 @@
+"""The rotation generalist: its observation, its file, behaviour cloning that learns, and the
+whole path from a specialist through `dexteleop train rotation-generalist` to the
+rotation bench."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from assets.checkpoint import CheckpointError
+from controllers.dexndm.generalist import (
+    GeneralistConfig,
+    GeneralistNet,
+    RotationGeneralist,
+    generalist_obs,
+)
+from training.rl.distill import DistillSettings, fit
+
+
+def test_observation_layout():
+    rng = np.random.default_rng(0)
+    hq, ht = rng.normal(size=(2, 10, 16)), rng.normal(size=(2, 10, 16))
+    ax, g = np.array([[0, 0, 1.0]] * 2), np.array([[0, 0, -1.0]] * 2)
+    o = generalist_obs(hq, ht, ax, g)
+    assert o.shape == (2, GeneralistConfig().obs_dim) == (2, 10 * 32 + 6)
+    np.testing.assert_array_equal(o[0, :16], hq[0, 0])  # oldest step first: q then target
+    np.testing.assert_array_equal(o[0, 16:32], ht[0, 0])
+    np.testing.assert_array_equal(o[:, -6:-3], ax)
+    np.testing.assert_array_equal(o[:, -3:], g)
+    with pytest.raises(ValueError, match="alike"):
+        generalist_obs(hq, ht[:, :5], ax, g)
+
+
+def test_file_round_trip_and_refusals(tmp_path):
+    torch.manual_seed(0)
+    cfg = GeneralistConfig(hidden=32, blocks=2)
+    gen = RotationGeneralist(GeneralistNet(cfg), {})
+    p = gen.save(tmp_path / "gen.pt", {"hand": "leap"})
+    back = RotationGeneralist.load(p, hand="leap")
+    rng = np.random.default_rng(1)
+    hq, ht = rng.normal(size=(3, 12, 16)), rng.normal(size=(3, 12, 16))
+    ax, g = np.eye(3), -np.eye(3)
+    a = gen.act(hq, ht, ax, g)
+    np.testing.assert_allclose(back.act(hq, ht, ax, g), a, atol=1e-6)
+    assert np.all(np.abs(a) <= 1.0)
+    with pytest.raises(ValueError, match="10 steps of history"):
+        back.act(hq[:, :4], ht[:, :4], ax, g)
+    bad = hq.copy()
+    bad[0, -1, 3] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        back.act(bad, ht, ax, g)
+    with pytest.raises(CheckpointError, match="of leap, not allegro"):
+        RotationGeneralist.load(p, hand="allegro")
+    (tmp_path / "broken.pt").write_bytes(p.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="damaged"):
+        RotationGeneralist.load(tmp_path / "broken.pt")
+
+
+def test_behaviour_cloning_learns_a_policy_it_did_not_see():
+    """Actions that are a fixed nonlinear function of the observation: the held-out
+    episodes' error falls below a tenth of the actions' variance."""
+    rng = np.random.default_rng(0)
+    cfg = GeneralistConfig(hidden=128, blocks=2)
+    W = rng.normal(size=(cfg.obs_dim, cfg.n)) / np.sqrt(cfg.obs_dim)
+    obs = rng.normal(size=(6000, cfg.obs_dim)).astype(np.float32)
+    act = np.tanh(obs @ W).astype(np.float32)
+    data = {"obs": obs, "act": act, "episode": np.arange(6000) // 100}
+    _, rep = fit(data, cfg, DistillSettings(epochs=25, batch=256, lr=2e-3, val_frac=0.1))
+    assert rep["val_episodes"] == 6 and rep["val_transitions"] == 600
+    assert rep["curve"][-1]["val_mse"] < 0.1 * rep["action_var"]
+    assert rep["curve"][-1]["train_mse"] < rep["curve"][0]["train_mse"]
+
+
+def test_specialist_to_generalist_to_bench(tmp_path, capsys):
+    from bench.rotation_eval import main as bench
+    from teleop_app.cli import main
+
+    cache = str(tmp_path / "g")
+    spec = tmp_path / "spec"
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
+                 "--action-mode", "delta", "--axes", "z+", "--wrists", "palm_up",
+                 "--families", "cube", "--grasp-cache", cache,
+                 "--out", str(spec)]) == 0  # fmt: skip
+    gen = tmp_path / "gen.pt"
+    # a reference-mode specialist cannot be imitated by a delta-action generalist
+    ref = tmp_path / "ref"
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
+                 "--axes", "z+", "--families", "cube", "--grasp-cache", cache,
+                 "--out", str(ref)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["train", "rotation-generalist", str(ref / "policy.pt"),
+                 "--out", str(gen)]) == 2  # fmt: skip
+    assert "imitates delta actions" in capsys.readouterr().err
+    # the real run, small
+    import training.rl.distill as distill
+
+    s = DistillSettings(episodes=3, episode_s=1.0, epochs=2, hidden=32, blocks=1, threads=1)
+    rep = distill.distill([spec / "policy.pt"], "leap", gen, s)
+    assert rep["specialists"][0]["axes"] == ["z+"] and rep["transitions"] > 0
+    assert json.loads(gen.with_suffix(".json").read_text())["transitions"] == rep["transitions"]
+    loaded = RotationGeneralist.load(gen, hand="leap")
+    assert loaded.meta["env"]["action_mode"] == "delta" and loaded.meta["physics"]
+    # the bench takes it like a specialist
+    out = tmp_path / "rot.json"
+    assert bench(["--checkpoint", str(gen), "--episodes", "2", "--episode-s", "1",
+                  "--axis", "z+", "--json", str(out)]) == 0  # fmt: skip
+    rec = json.loads(out.read_text())[0]
+    assert rec["policy"] == str(gen) and rec["episodes"] == 2 and 0 <= rec["ttf"] <= 1

@@ -1,0 +1,323 @@
+"""Distil rotation specialists into one generalist (DexNDM Sec. 3.2; ``dexteleop train
+rotation-generalist``).
+
+Each specialist (a PPO ``policy.pt`` of the ``rotate`` task, trained with ``delta``
+actions) is rolled out in its own settings (axes, wrists, objects, recorded in its file):
+its mean actions, with the generalist's observations
+(:func:`controllers.dexndm.generalist.generalist_obs`: the last 10 joint angles and targets,
+the axis, the gravity direction). As in DexNDM, only episodes the specialist kept the
+object through are kept (behaviour cloning on successful rollouts; the paper found DAgger
+worse). The generalist, a residual MLP, regresses the specialists' actions (MSE); 5 % of
+the episodes are held out for the validation loss. The file records the specialists, the
+data, the losses and the physics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from assets import checkpoint
+from controllers.dexndm.generalist import (
+    GENERALIST_FORMAT,
+    GeneralistConfig,
+    GeneralistNet,
+    RotationGeneralist,
+)
+
+log = logging.getLogger(__name__)
+
+
+def shipped_generalist(hand: str) -> Path:
+    """The shipped generalist of a hand."""
+    return (
+        Path(__file__).resolve().parents[2]
+        / "assets"
+        / "checkpoints"
+        / "rl"
+        / (f"rotate_generalist_{hand}.pt")
+    )
+
+
+@dataclass
+class DistillSettings:
+    episodes: int = 64  # per specialist, rolled out in parallel worlds
+    rounds: int = 1  # batches of ``episodes`` per specialist
+    episode_s: float = 20.0
+    hidden: int = 512
+    blocks: int = 5
+    epochs: int = 30
+    batch: int = 2048
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    val_frac: float = 0.05
+    keep_dropped: bool = False
+    seed: int = 0
+    threads: int = 2
+
+
+def specialist_settings(path: str | Path) -> dict[str, Any]:
+    """The rotate settings a specialist was trained in (axes, wrists, objects, and what its
+    observations and actions depend on)."""
+    from training.rl.ppo import POLICY_FORMAT, Policy
+
+    ck = checkpoint.load(path, format=POLICY_FORMAT, what="RL policy")
+    env = ck.meta.get("env", {})
+    if ck.meta.get("task") != "rotate":
+        raise ValueError(f"{path}: a {ck.meta.get('task')!r} policy, not a rotate specialist")
+    over = Policy.env_overrides(path)
+    for k in ("axes", "wrists", "families"):
+        if k in env:
+            over[k] = tuple(env[k])
+    if over.get("action_mode") != "delta":
+        raise ValueError(
+            f"{path}: trained with {over.get('action_mode')!r} actions; the generalist "
+            "imitates delta actions (train specialists with --action-mode delta)"
+        )
+    return over
+
+
+def collect(
+    paths: list[str | Path], hand: str, s: DistillSettings
+) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], dict[str, Any]]:
+    """Roll every specialist out; returns arrays {obs, act, episode} of the kept episodes,
+    one summary per specialist, and the physics (all specialists must share it)."""
+    from controllers.dexndm.generalist import generalist_obs
+    from training.envs import make_env
+    from training.rl.evaluate import DEMO_OBJECTS
+    from training.rl.ppo import Policy
+
+    obs_all, act_all, ep_all = [], [], []
+    summaries, physics, scale = [], None, None
+    ep_id = 0
+    for i, path in enumerate(paths):
+        over = specialist_settings(path)
+        if scale is not None and over.get("action_scale_rad", 0.1) != scale:
+            raise ValueError("specialists with different action scales cannot be distilled")
+        scale = over.get("action_scale_rad", 0.1)
+        env = make_env(
+            "rotate",
+            hand=hand,
+            num_envs=s.episodes,
+            nthread=s.threads,
+            seed=s.seed + 1000 * i,
+            episode_s=s.episode_s,
+            **{**DEMO_OBJECTS, **over},
+        )
+        if env.cfg.history < GeneralistConfig.history:
+            raise ValueError(f"{path}: history {env.cfg.history} < the generalist's 10 steps")
+        ph = env.physics()
+        if physics is not None and checkpoint_differences(physics, ph):
+            raise ValueError(f"{path}: trained on other physics than the first specialist")
+        physics = ph
+        policy = Policy(path, env)
+        T = GeneralistConfig.history
+        kept = dropped = 0
+        rot = []
+        for _ in range(s.rounds):
+            env.reset()
+            obs = env.get_observations()
+            N, steps = env.num_envs, env.max_episode_length
+            buf_o = np.zeros((steps, N, T * 2 * env.n + 6), np.float32)
+            buf_a = np.zeros((steps, N, env.n), np.float32)
+            alive = np.ones(N, bool)
+            fell = np.zeros(N, bool)
+            turned = np.zeros(N)
+            length = np.zeros(N, int)
+            for t in range(steps):
+                buf_o[t] = generalist_obs(
+                    env.hist_q[:, -T:], env.hist_target[:, -T:], env.axis, env.gravity
+                )
+                a = np.clip(policy(obs).numpy().astype(float), -1, 1)
+                buf_a[t] = a
+                obs, _, _, _ = env.step(torch.as_tensor(a, dtype=torch.float32))
+                turned += alive * np.sum(env.last_omega * env.last_axis, axis=1) * env.dt
+                length += alive
+                fell |= alive & env.last_terminated
+                alive &= ~env.last_done
+                if not alive.any():
+                    break
+            for w in range(N):
+                if fell[w] and not s.keep_dropped:
+                    dropped += 1
+                    continue
+                L = length[w]
+                obs_all.append(buf_o[:L, w])
+                act_all.append(buf_a[:L, w])
+                ep_all.append(np.full(L, ep_id))
+                ep_id += 1
+                kept += 1
+            rot.extend((turned / (length * env.dt)).tolist())
+        summaries.append(
+            {
+                "path": str(path),
+                "axes": list(env.cfg.axes),
+                "wrists": list(env.cfg.wrists),
+                "families": list(env.cfg.families),
+                "episodes": s.episodes * s.rounds,
+                "kept": kept,
+                "dropped": dropped,
+                "rad_s_mean": float(np.mean(rot)),
+            }
+        )
+        log.info("specialist %s: kept %d of %d episodes", path, kept, kept + dropped)
+    if not obs_all:
+        raise ValueError("no specialist kept the object through an episode: nothing to clone")
+    data = {
+        "obs": np.concatenate(obs_all),
+        "act": np.concatenate(act_all),
+        "episode": np.concatenate(ep_all),
+    }
+    return data, summaries, {"physics": physics, "action_scale_rad": scale}
+
+
+def checkpoint_differences(a: dict, b: dict) -> list[str]:
+    from assets.physics import differences
+
+    return differences(a, b)
+
+
+def fit(
+    data: dict[str, np.ndarray], cfg: GeneralistConfig, s: DistillSettings
+) -> tuple[GeneralistNet, dict[str, Any]]:
+    """Behaviour cloning (MSE on the actions) with a held-out share of the episodes."""
+    torch.manual_seed(s.seed)
+    rng = np.random.default_rng(s.seed)
+    eps = np.unique(data["episode"])
+    n_val = max(1, round(s.val_frac * eps.size)) if eps.size > 1 else 0
+    val_eps = rng.choice(eps, n_val, replace=False) if n_val else np.array([], int)
+    is_val = np.isin(data["episode"], val_eps)
+    x = torch.as_tensor(data["obs"], dtype=torch.float32)
+    y = torch.as_tensor(data["act"], dtype=torch.float32)
+    xt, yt, xv, yv = x[~is_val], y[~is_val], x[is_val], y[is_val]
+    net = GeneralistNet(cfg)
+    net.norm.fit(xt)
+    opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    steps = s.epochs * max(1, int(np.ceil(len(xt) / s.batch)))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    curve = []
+    t0 = time.perf_counter()
+    for epoch in range(s.epochs):
+        net.train()
+        perm = torch.randperm(len(xt))
+        total = 0.0
+        for b in range(0, len(xt), s.batch):
+            idx = perm[b : b + s.batch]
+            loss = torch.mean((net(xt[idx]) - yt[idx]) ** 2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        net.eval()
+        with torch.no_grad():
+            val = float(torch.mean((net(xv) - yv) ** 2)) if len(xv) else float("nan")
+        curve.append({"epoch": epoch + 1, "train_mse": total / len(xt), "val_mse": val})
+        log.info("epoch %d: train %.4f, val %.4f", epoch + 1, total / len(xt), val)
+    report = {
+        "transitions": len(x),
+        "train_transitions": len(xt),
+        "val_transitions": len(xv),
+        "val_episodes": int(n_val),
+        "action_var": float(y.var(0).mean()),
+        "curve": curve,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    return net, report
+
+
+def distill(
+    paths: list[str | Path], hand: str, out: str | Path, s: DistillSettings | None = None
+) -> dict[str, Any]:
+    """Collect, fit and save; returns the report (also written next to ``out``)."""
+    from assets.atomic import write_atomic
+
+    s = s or DistillSettings()
+    torch.set_num_threads(s.threads)
+    t0 = time.perf_counter()
+    data, specialists, info = collect(paths, hand, s)
+    cfg = GeneralistConfig(
+        n=data["act"].shape[1],
+        hidden=s.hidden,
+        blocks=s.blocks,
+        action_mode="delta",
+        action_scale_rad=info["action_scale_rad"],
+    )
+    net, fit_report = fit(data, cfg, s)
+    report = {
+        "hand": hand,
+        "specialists": specialists,
+        "settings": asdict(s),
+        "config": asdict(cfg),
+        **fit_report,
+        "collect_and_fit_s": round(time.perf_counter() - t0, 1),
+    }
+    meta = {
+        "hand": hand,
+        "physics": info["physics"],
+        "data_fingerprint": checkpoint.fingerprint(data["obs"], data["act"]),
+        "env": {
+            "action_mode": "delta",
+            "action_scale_rad": cfg.action_scale_rad,
+            "history": cfg.history,
+            "physics_model": info["physics"].get("name") if info["physics"] else None,
+        },
+        "report": {k: v for k, v in report.items() if k != "curve"},
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    RotationGeneralist(net, meta).save(out, meta)
+    write_atomic(out.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
+    return report
+
+
+# -- running a generalist in the rotate environment ------------------------------------------
+def is_generalist(path: str | Path) -> bool:
+    """Whether ``path`` holds a rotation generalist (else: a PPO policy or nothing)."""
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a damaged file is the loaders' to report
+        return False
+    return isinstance(raw, dict) and raw.get("format") == GENERALIST_FORMAT
+
+
+def generalist_env_overrides(path: str | Path) -> dict[str, Any]:
+    ck = checkpoint.load(path, format=GENERALIST_FORMAT, what="rotation generalist")
+    env = dict(ck.meta.get("env", {}))
+    return {k: v for k, v in env.items() if v is not None}
+
+
+class EnvGeneralist:
+    """A generalist acting in a rotate environment (reads the env's histories, axis and
+    gravity; the observation the env hands a PPO actor is ignored)."""
+
+    def __init__(self, path: str | Path, env: Any) -> None:
+        self.gen = RotationGeneralist.load(path, hand=env.cfg.hand, physics=env.physics())
+        if env.cfg.action_mode != self.gen.cfg.action_mode:
+            raise ValueError("the environment's action mode is not the generalist's")
+        self.env = env
+        self.meta = self.gen.meta
+
+    def __call__(self, obs: Any) -> torch.Tensor:
+        e = self.env
+        return torch.as_tensor(self.gen.act(e.hist_q, e.hist_target, e.axis, e.gravity))
+
+
+def rotation_policy(path: str | Path, env: Any) -> Any:
+    """A PPO specialist or a generalist, as a callable(obs) -> actions for ``env``."""
+    from training.rl.ppo import Policy
+
+    return EnvGeneralist(path, env) if is_generalist(path) else Policy(path, env)
+
+
+def rotation_env_overrides(path: str | Path) -> dict[str, Any]:
+    from training.rl.ppo import Policy
+
+    return generalist_env_overrides(path) if is_generalist(path) else Policy.env_overrides(path)
