@@ -12,6 +12,8 @@ metrics (Sec. 4.1): ``rotr`` the radians turned about the axis per episode (mean
 the time to fall as a fraction of the episode (1 when kept), ``rotp`` the mean off-axis
 angular speed (rad/s, over the steps in hand), ``rot_rad_per_s = rotr / episode time``.
 ``--hold`` keeps the start grasp's targets (no policy): the floor a policy must clear.
+``--start`` picks the episodes' start (``grasp``: cached grasps; ``palm``: the object lying
+in the palm, see ``RotateConfig.start``); by default the policy's own.
 """
 
 from __future__ import annotations
@@ -50,13 +52,20 @@ class RotationMeter:
 
 def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> dict:
     from training.envs import make_env
-    from training.rl.distill import rotation_env_overrides, rotation_policy
+    from training.rl.distill import (
+        rotation_env_overrides,
+        rotation_policy,
+        rotation_trained_settings,
+    )
     from training.rl.evaluate import DEMO_OBJECTS
     from training.rl.evaluate import evaluate as run_episodes
 
     over: dict[str, Any] = {}
+    start = "grasp"
     if args.checkpoint:
         over = rotation_env_overrides(args.checkpoint)
+        start = rotation_trained_settings(args.checkpoint).get("start", start)
+    start = args.start or start
     env = make_env(
         "rotate",
         hand=args.hand,
@@ -67,6 +76,7 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
         axes=(axis,),
         wrists=(wrist,),
         families=(family,),
+        start=start,
         **{**DEMO_OBJECTS, **over},
     )
     policy = None if args.checkpoint is None else rotation_policy(args.checkpoint, env)
@@ -78,6 +88,7 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
         "axis": axis,
         "object": family,
         "wrist": wrist,
+        "start": start,
         "episodes": int(env.num_envs),
         "episode_s": float(T),
         "rot_rad_per_s": float(meter.rotr.mean() / T),
@@ -100,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--episode-s", type=float, default=20.0)
+    p.add_argument(
+        "--start",
+        choices=("grasp", "palm"),
+        help="episode starts (default: the policy's; grasp for --hold)",
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument(
         "--checkpoint",

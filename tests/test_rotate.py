@@ -175,3 +175,26 @@ def test_penalty_scale_scales_the_regularisers_only(tmp_path):
     assert a.rotp_weight() == b.rotp_weight() == 0.0  # the off-axis curriculum not begun
     pa, pb = a._reward()[2]["penalty"], b._reward()[2]["penalty"]
     assert np.all(pa > 0) and np.all(pb == 0)
+
+
+def test_palm_start_drops_the_object_into_the_palm(tmp_path):
+    """start=palm: the object settles on the palm (not a fingertip grasp) and stays there
+    with the hand at its rest pose; refused where gravity would pull it out of the palm."""
+    env = _env(tmp_path, axes=("z+",), start="palm", dr=Randomization(enabled=False))
+    env.reset()
+    rest = env.goal_q_target.copy()
+    np.testing.assert_allclose(env.reference_targets(), rest)
+    np.testing.assert_allclose(env.q, np.clip(rest, env.lower, env.upper), atol=1e-9)
+    zeros = torch.zeros(env.num_envs, env.n)
+    for _ in range(20):  # one second at rest
+        env.step(zeros)
+    pos, _ = env.obj_pose()
+    surface = np.array(env.hand.spec.palm_surface_m)
+    rb = env._fields["geom_rbound"][:, env.obj_geom]
+    # lying on the palm: its centre within its bounding radius of the palm's surface
+    assert np.all(pos[:, 2] < surface[2]) and np.all(surface[2] - pos[:, 2] <= rb + 0.005)
+    assert not env.last_terminated.any()
+    with pytest.raises(ValueError, match="press the object into the palm"):
+        _env(tmp_path, wrists=("palm_down",), start="palm")
+    with pytest.raises(ValueError, match="start must be"):
+        _env(tmp_path, start="table")

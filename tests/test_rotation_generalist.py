@@ -83,19 +83,23 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
                  "--families", "cube", "--grasp-cache", cache,
                  "--out", str(spec)]) == 0  # fmt: skip
     gen = tmp_path / "gen.pt"
-    # a reference-mode specialist cannot be imitated by a delta-action generalist
+    # a second specialist in the other action mode, from the palm: the generalist learns
+    # the targets both send, as its own delta actions within the hand's rate limit
     ref = tmp_path / "ref"
     assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
-                 "--axes", "z+", "--families", "cube", "--grasp-cache", cache,
-                 "--out", str(ref)]) == 0  # fmt: skip
-    capsys.readouterr()
-    assert main(["train", "rotation-generalist", str(ref / "policy.pt"),
+                 "--axes", "z-", "--families", "cube", "--grasp-cache", cache, "--init-std", "1",
+                 "--set", "start=palm", "--out", str(ref)]) == 0  # fmt: skip
+    assert main(["train", "rotation-generalist", str(tmp_path / "nothing.pt"),
                  "--out", str(gen)]) == 2  # fmt: skip
-    assert "imitates delta actions" in capsys.readouterr().err
-    # the real run, small
+    assert "no RL policy checkpoint" in capsys.readouterr().err
     import training.rl.distill as distill
 
     s = DistillSettings(episodes=3, episode_s=1.0, epochs=2, hidden=32, blocks=1, threads=1)
+    data, specs, info = distill.collect([spec / "policy.pt", ref / "policy.pt"], "leap", s)
+    assert [sp["action_mode"] for sp in specs] == ["delta", "reference"]
+    assert [sp["start"] for sp in specs] == ["grasp", "palm"]
+    assert info["action_scale_rad"] == pytest.approx(0.3)  # LEAP's rate limit per step
+    assert np.all(np.abs(data["act"]) <= 1.0) and data["act"].std() > 0
     rep = distill.distill([spec / "policy.pt"], "leap", gen, s)
     assert rep["specialists"][0]["axes"] == ["z+"] and rep["transitions"] > 0
     assert json.loads(gen.with_suffix(".json").read_text())["transitions"] == rep["transitions"]
@@ -107,3 +111,32 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
                   "--axis", "z+", "--json", str(out)]) == 0  # fmt: skip
     rec = json.loads(out.read_text())[0]
     assert rec["policy"] == str(gen) and rec["episodes"] == 2 and 0 <= rec["ttf"] <= 1
+    # rotation data for DexGen: the generalist's rollouts, each row labelled "rotate"
+    from training.datagen.dataset import MODES, DatasetReader
+
+    ds = tmp_path / "ds"
+    assert main(["data", "generate", "--task", "rotate", "--scale", "smoke",
+                 "--policy", str(gen), "--axes", "z+", "z-", "--transitions", "60",
+                 "--out", str(ds)]) == 0  # fmt: skip
+    r = DatasetReader(ds)
+    assert len(r) >= 60 and r.manifest["meta"]["task"] == "rotate"
+    assert r.manifest["meta"]["env"]["axes"] == ["z+", "z-"]
+    assert set(np.unique(r.get(np.arange(len(r))).mode)) == {MODES["rotate"]}
+
+
+def test_dexgen_models_know_rotate_and_old_ones_load_as_they_were():
+    from controllers.dexgen import MODES
+    from controllers.dexgen.models import SIZES, DexGenConfig, DexGenModel
+    from controllers.dexgen.sampler import mode_onehot
+
+    assert MODES[:2] == ("anygrasp", "free_finger") and "rotate" in MODES
+    old = DexGenModel(DexGenConfig(**SIZES["smoke"]))  # a config without "modes": 2
+    new = DexGenModel(DexGenConfig(**SIZES["smoke"], modes=len(MODES)))
+    assert old.mode_embed.in_features == 2 and new.mode_embed.in_features == len(MODES)
+    state = torch.zeros(3, old.config.state_dim)
+    onehot = mode_onehot(["anygrasp", "free_finger", "rotate"].index("rotate"), 3)
+    assert new.condition(state, onehot).shape == (3, new.config.cond_dim)
+    # an old model conditions on its own two modes exactly as before
+    a = mode_onehot(0, 3)
+    ref = old.encoder(state) + old.mode_embed(a[:, :2])
+    torch.testing.assert_close(old.condition(state, a), ref)

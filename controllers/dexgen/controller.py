@@ -32,7 +32,7 @@ from controllers.base import CONTROLLERS, Controller, ControllerConfig, Controll
 from devices.tick import Command, HandState
 
 #: The task modes a DexGen model knows, one-hot in this order (no torch at import).
-MODES = ("anygrasp", "free_finger")
+MODES = ("anygrasp", "free_finger", "rotate")
 
 
 def _checkpoint(hand: str, path: str | None) -> Path:
@@ -141,7 +141,7 @@ class DexGenController(Controller):
             raise ControllerUnavailable(f"DexGen: {path} has {model.config.n_joints} joints")
         self.meta = meta
         self._trained_on(meta.get("physics"))
-        self.modes_trained = tuple(meta.get("modes", MODES))
+        self.modes_trained = tuple(meta.get("modes", MODES[: model.config.modes]))
         self._check_mode(config.mode)
         self.model = model
         self.core = GuidedCore(

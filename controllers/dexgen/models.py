@@ -62,6 +62,8 @@ class DexGenConfig:
         inverse_width, inverse_blocks: the inverse dynamics residual MLP.
         train_timesteps: diffusion steps of the training (DDPM) schedule.
         beta_schedule: the diffusers beta schedule.
+        modes: width of the mode one-hot: the first ``modes`` of ``MODES`` (models trained
+            before ``rotate`` was a mode have 2 and load as they were).
     """
 
     hand: str = "leap"
@@ -78,6 +80,7 @@ class DexGenConfig:
     inverse_blocks: int = 3
     train_timesteps: int = 100
     beta_schedule: str = "squaredcos_cap_v2"
+    modes: int = 2
 
     @property
     def state_dim(self) -> int:
@@ -272,7 +275,9 @@ class DexGenModel(nn.Module):
         self.action_norm = Normalizer(c.n_joints)  # of (target - target in force)
         self.encoder = StateEncoder(c.state_dim, c.encoder_width, c.encoder_layers, c.cond_dim,
                                     c.groups)  # fmt: skip
-        self.mode_embed = nn.Linear(len(MODES), c.cond_dim, bias=False)
+        if not 1 <= c.modes <= len(MODES):
+            raise ValueError(f"modes must be in 1..{len(MODES)}, got {c.modes}")
+        self.mode_embed = nn.Linear(c.modes, c.cond_dim, bias=False)
         self.time_embed = TimeEmbedding(c.cond_dim)
         self.unet = FCUNet(c.motion_dim, c.unet_width, c.cond_dim, c.groups, c.unet_skip)
         self.inverse = InverseDynamics(c.state_dim + c.motion_dim, c.n_joints, c.inverse_width,
@@ -281,8 +286,9 @@ class DexGenModel(nn.Module):
     # -- diffusion -------------------------------------------------------------------------
     def condition(self, state_n: torch.Tensor, mode: torch.Tensor) -> torch.Tensor:
         """(B, cond_dim) from the normalised state and the (B, modes) one-hot mode; computed
-        once per sample, reused at every denoising step."""
-        return self.encoder(state_n) + self.mode_embed(mode)
+        once per sample, reused at every denoising step. A one-hot over all ``MODES`` is
+        cut to the model's own modes (a mode it does not know is refused earlier)."""
+        return self.encoder(state_n) + self.mode_embed(mode[:, : self.config.modes])
 
     def eps(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Predicted noise in the normalised noisy motion ``x`` (B, M) at steps ``t`` (B,)."""

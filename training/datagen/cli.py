@@ -67,12 +67,28 @@ def run_generate(args: argparse.Namespace) -> int:
     from training.envs import make_env
     from training.rl.ppo import Policy, uses_grasp_caches
 
-    policy_path = Path(args.policy) if args.policy else shipped_policy(args.task, args.hand)
+    from training.rl.distill import (
+        rotation_env_overrides,
+        rotation_policy,
+        rotation_trained_settings,
+        shipped_generalist,
+    )
+
+    rotate = args.task == "rotate"
+    if args.policy:
+        policy_path = Path(args.policy)
+    elif rotate:  # the generalist turns about every axis and wrist
+        policy_path = shipped_generalist(args.hand)
+    else:
+        policy_path = shipped_policy(args.task, args.hand)
     if args.expert == "ppo" and not policy_path.is_file():
-        raise FileNotFoundError(
-            f"no policy at {policy_path}: train one with `dexteleop train rl --task {args.task} "
-            f"--hand {args.hand}` or pass --policy"
+        how = (
+            f"distil rotate specialists with `dexteleop train rotation-generalist --hand "
+            f"{args.hand} --ship SPECIALIST.pt ...`"
+            if rotate
+            else f"train one with `dexteleop train rl --task {args.task} --hand {args.hand}`"
         )
+        raise FileNotFoundError(f"no policy at {policy_path}: {how}, or pass --policy")
     sc = dict(DATA_SCALES[args.scale])
     n_tr = args.transitions or sc.pop("transitions")
     sc.pop("transitions", None)
@@ -88,7 +104,9 @@ def run_generate(args: argparse.Namespace) -> int:
             raise ValueError(f"--goal-timeout must be > 0 s, got {args.goal_timeout}")
         over["goal_timeout_s"] = args.goal_timeout
     if args.expert == "ppo":
-        over.update(Policy.env_overrides(policy_path))
+        over.update((rotation_env_overrides if rotate else Policy.env_overrides)(policy_path))
+        if rotate:  # the policy's axes, wrists and objects unless the command line says
+            over.update(rotation_trained_settings(policy_path))
     if uses_grasp_caches(args.task):
         from training.rl.ppo import scale_preset
 
@@ -105,7 +123,7 @@ def run_generate(args: argparse.Namespace) -> int:
     over.update(physics_overrides(args))
     env = make_env(args.task, **over)
     if args.expert == "ppo":
-        policy = Policy(policy_path, env)
+        policy = (rotation_policy if rotate else Policy)(policy_path, env)
         policy_meta = {"policy": str(policy_path), "policy_meta": policy.meta}
     else:
         if env.cfg.action_mode != "reference":

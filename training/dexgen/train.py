@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from assets import checkpoint
+from controllers.dexgen import MODES
 from controllers.dexgen.models import SIZES, DexGenConfig, DexGenModel, state_features
 from controllers.dexgen.sampler import GuidedSampler, ddpm_scheduler, mode_onehot
 
@@ -231,7 +232,12 @@ def train(
         raise ValueError(f"{data}: {len(reader)} transitions, too few for batch {s.batch}")
     n_joints = reader.get(np.array([0])).q.shape[-1]
     config = DexGenConfig(
-        hand=hand, n_joints=n_joints, history=s.history, horizon=s.horizon, **SIZES[s.size]
+        hand=hand,
+        n_joints=n_joints,
+        history=s.history,
+        horizon=s.horizon,
+        modes=len(MODES),
+        **SIZES[s.size],
     )
 
     state_path, ckpt_path = out / "train_state.pt", out / "dexgen.pt"
@@ -269,7 +275,6 @@ def train(
         sched.load_state_dict(state["scheduler"])
         step = int(state["step"])
         report = state["report"]
-    from controllers.dexgen import MODES
 
     probe = train_idx[np.random.default_rng(s.seed).integers(0, train_n, min(train_n, 20_000))]
     modes = [MODES[i] for i in np.unique(reader.get(np.sort(probe)).mode)]

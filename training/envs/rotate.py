@@ -110,6 +110,13 @@ class RotateConfig(AnygraspConfig):
             per step 0.7 % -> 2.8 % over 0.55 M steps). Anygrasp has the same fix.
         history: proprioception steps the actor sees: 10, the generalist's T (DexNDM
             Sec. 3.2), so that specialists and the generalist distilled from them see alike.
+        start: ``grasp``: a random cached grasp (the Anygrasp caches: fingertips pinching the
+            object anywhere in the hand). ``palm``: the object dropped onto the palm from
+            just above it, at a random yaw about the palm normal, with the hand in its rest
+            pose (``rest_frac`` of the way from open to the object's mean cached grasp) and
+            that pose as the reference: the start of MuJoCo Playground's LEAP cube task,
+            where the object lies in the palm and fingers push it round instead of having
+            to regrasp it. Only for wrists that press the object into the palm.
         gait: add the periodic finger gait of each world's (wrist, axis) to the reference
             (``reference`` actions); every named axis and fixed wrist needs one under
             ``gait_dir`` (default ``assets/gaits``).
@@ -138,6 +145,8 @@ class RotateConfig(AnygraspConfig):
     goal_bonus: float = 1.0
     drop_penalty: float = 20.0
     penalty_scale: float = 1.0
+    start: str = "grasp"
+    rest_frac: float = 0.5
     alive_bonus: float = 0.5
     penalty_cap: float = 0.5
     gait: bool = False
@@ -172,6 +181,14 @@ class RotateEnv(AnygraspEnv):
             if not cfg.instances:
                 raise ValueError(
                     f"no object families among {cfg.families}; known: {list(FAMILIES)}"
+                )
+        if cfg.start not in ("grasp", "palm"):
+            raise ValueError(f"start must be 'grasp' or 'palm', got {cfg.start!r}")
+        if cfg.start == "palm":
+            up = [w for w in cfg.wrists if w == RANDOM_WRIST or wrist_gravity(w)[2] < 0.5]
+            if up:
+                raise ValueError(
+                    f"start='palm' needs wrists that press the object into the palm, not {up}"
                 )
         self.gaits: dict[tuple[str, str], Gait] = {}
         if cfg.gait:
@@ -240,6 +257,8 @@ class RotateEnv(AnygraspEnv):
             if g is not None:
                 self.set_gait(np.array([w]), g)
         super()._reset_task(ids)  # the grasp, the object's fields; calls _next_goal
+        if cfg.start == "palm":
+            self._palm_start(ids)
         ctrl = self.backend.state("ctrl")
         self.goal_q_target[ids] = ctrl[ids][:, self.act]  # the reference: hold the grasp
         self.q_start[ids] = self.backend.state("qpos")[ids][:, self.qadr]
@@ -249,6 +268,27 @@ class RotateEnv(AnygraspEnv):
         self.waypoints[ids] = 0
         self.rotated_rad[ids] = 0.0
         self.resets += k
+
+    def _palm_start(self, ids: np.ndarray) -> None:
+        """The object just above the palm at a random yaw, the hand in its rest pose."""
+        rng, b = self.rng, self.backend
+        if not hasattr(self, "_rest_q"):
+            self._rest_q = np.array([self.cfg.rest_frac * gs.q.mean(axis=0) for gs in self.grasps])
+        qpos, ctrl = b.state("qpos"), b.state("ctrl")
+        surface = np.array(self.hand.spec.palm_surface_m)
+        rbound = self._fields["geom_rbound"][:, self.obj_geom]
+        for w in ids:
+            q = np.clip(self._rest_q[self.inst[w]], self.lower, self.upper)
+            qpos[w, self.qadr] = q
+            ctrl[w, self.act] = q
+            # palm frame = world frame in training scenes; the palm faces -z
+            pos = surface + np.array([0.015, 0.0, -(rbound[w] + 0.004)])
+            qpos[w, self.obj_qadr : self.obj_qadr + 3] = self.palm_pos + pos
+            yaw = axis_angle_quat(np.array([0.0, 0.0, 1.0]), np.array(rng.uniform(0, 2 * np.pi)))
+            qpos[w, self.obj_qadr + 3 : self.obj_qadr + 7] = yaw
+            self.goal_q[w] = q
+            self.goal_q_target[w] = q
+            self._next_goal(w)
 
     # -- the gait ----------------------------------------------------------------------------
     def set_gait(self, ids: np.ndarray, gait: Gait) -> None:

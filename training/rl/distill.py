@@ -1,9 +1,12 @@
 """Distil rotation specialists into one generalist (DexNDM Sec. 3.2; ``dexteleop train
 rotation-generalist``).
 
-Each specialist (a PPO ``policy.pt`` of the ``rotate`` task, trained with ``delta``
-actions) is rolled out in its own settings (axes, wrists, objects, recorded in its file):
-its mean actions, with the generalist's observations
+Each specialist (a PPO ``policy.pt`` of the ``rotate`` task) is rolled out in its own
+settings (axes, wrists, objects, start, recorded in its file): the joint targets its mean
+actions produce, as the generalist's delta actions (the change of target over the step
+divided by the generalist's scale, the hand's rate limit per step, so that every target a
+specialist sends is one the generalist can send, whatever the specialist's action mode),
+with the generalist's observations
 (:func:`controllers.dexndm.generalist.generalist_obs`: the last 10 joint angles and targets,
 the axis, the gravity direction). As in DexNDM, only episodes the specialist kept the
 object through are kept (behaviour cloning on successful rollouts; the paper found DAgger
@@ -64,24 +67,14 @@ class DistillSettings:
 
 
 def specialist_settings(path: str | Path) -> dict[str, Any]:
-    """The rotate settings a specialist was trained in (axes, wrists, objects, and what its
-    observations and actions depend on)."""
+    """The rotate settings a specialist was trained in (axes, wrists, objects, start, and
+    what its observations and actions depend on)."""
     from training.rl.ppo import POLICY_FORMAT, Policy
 
     ck = checkpoint.load(path, format=POLICY_FORMAT, what="RL policy")
-    env = ck.meta.get("env", {})
     if ck.meta.get("task") != "rotate":
         raise ValueError(f"{path}: a {ck.meta.get('task')!r} policy, not a rotate specialist")
-    over = Policy.env_overrides(path)
-    for k in ("axes", "wrists", "families"):
-        if k in env:
-            over[k] = tuple(env[k])
-    if over.get("action_mode") != "delta":
-        raise ValueError(
-            f"{path}: trained with {over.get('action_mode')!r} actions; the generalist "
-            "imitates delta actions (train specialists with --action-mode delta)"
-        )
-    return over
+    return {**Policy.env_overrides(path), **rotation_trained_settings(path)}
 
 
 def collect(
@@ -99,9 +92,6 @@ def collect(
     ep_id = 0
     for i, path in enumerate(paths):
         over = specialist_settings(path)
-        if scale is not None and over.get("action_scale_rad", 0.1) != scale:
-            raise ValueError("specialists with different action scales cannot be distilled")
-        scale = over.get("action_scale_rad", 0.1)
         env = make_env(
             "rotate",
             hand=hand,
@@ -117,6 +107,7 @@ def collect(
         if physics is not None and checkpoint_differences(physics, ph):
             raise ValueError(f"{path}: trained on other physics than the first specialist")
         physics = ph
+        scale = float(np.max(env.max_step))  # the generalist's delta: the rate limit
         policy = Policy(path, env)
         T = GeneralistConfig.history
         kept = dropped = 0
@@ -136,8 +127,9 @@ def collect(
                     env.hist_q[:, -T:], env.hist_target[:, -T:], env.axis, env.gravity
                 )
                 a = np.clip(policy(obs).numpy().astype(float), -1, 1)
-                buf_a[t] = a
+                before = env.target.copy()
                 obs, _, _, _ = env.step(torch.as_tensor(a, dtype=torch.float32))
+                buf_a[t] = np.clip((env.sent_target - before) / scale, -1.0, 1.0)
                 turned += alive * np.sum(env.last_omega * env.last_axis, axis=1) * env.dt
                 length += alive
                 fell |= alive & env.last_terminated
@@ -161,6 +153,8 @@ def collect(
                 "axes": list(env.cfg.axes),
                 "wrists": list(env.cfg.wrists),
                 "families": list(env.cfg.families),
+                "start": env.cfg.start,
+                "action_mode": env.cfg.action_mode,
                 "episodes": s.episodes * s.rounds,
                 "kept": kept,
                 "dropped": dropped,
@@ -270,6 +264,14 @@ def distill(
             "physics_model": info["physics"].get("name") if info["physics"] else None,
         },
         "report": {k: v for k, v in report.items() if k != "curve"},
+        # what the specialists covered, the generalist's defaults for data generation
+        "trained": {
+            **{
+                k: sorted({v for sp in specialists for v in sp[k]})
+                for k in ("axes", "wrists", "families")
+            },
+            "start": sorted({sp["start"] for sp in specialists}),
+        },
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -308,6 +310,27 @@ class EnvGeneralist:
     def __call__(self, obs: Any) -> torch.Tensor:
         e = self.env
         return torch.as_tensor(self.gen.act(e.hist_q, e.hist_target, e.axis, e.gravity))
+
+
+def rotation_trained_settings(path: str | Path) -> dict[str, Any]:
+    """The axes, wrists, object families and start a rotation policy was trained on."""
+    from training.rl.ppo import POLICY_FORMAT
+
+    if is_generalist(path):
+        ck = checkpoint.load(path, format=GENERALIST_FORMAT, what="rotation generalist")
+        trained = ck.meta.get("trained", {})
+    else:
+        ck = checkpoint.load(path, format=POLICY_FORMAT, what="RL policy")
+        trained = ck.meta.get("env", {})
+    out: dict[str, Any] = {
+        k: tuple(trained[k]) for k in ("axes", "wrists", "families") if trained.get(k)
+    }
+    start = trained.get("start")
+    if isinstance(start, list):  # a generalist: one start if its specialists shared one
+        start = start[0] if len(start) == 1 else None
+    if start:
+        out["start"] = start
+    return out
 
 
 def rotation_policy(path: str | Path, env: Any) -> Any:

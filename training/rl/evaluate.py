@@ -168,7 +168,8 @@ class _Renderer:
         if env.hand.spec.heavy_visuals:
             self.opt.geomgroup[env.hand.spec.visual_group] = 0
 
-    def frame(self) -> np.ndarray:
+    def frame(self, extra: Any = None) -> np.ndarray:
+        """World 0 now; ``extra(scene)`` may add geoms (markers) before rendering."""
         mj = self.mj
         d = self.env.backend.world_data(0, self.m)
         self.r.update_scene(d, camera=self.cam, scene_option=self.opt)
@@ -186,4 +187,6 @@ class _Renderer:
             )
             mj.mjv_connector(sc.geoms[sc.ngeom], mj.mjtGeom.mjGEOM_ARROW, 0.004, start, end)
             sc.ngeom += 1
+        if extra is not None:
+            extra(sc)
         return self.r.render().copy()
