@@ -65,14 +65,13 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from training.datagen.generate import generate
     from training.envs import make_env
-    from training.rl.ppo import Policy, uses_grasp_caches
-
     from training.rl.distill import (
         rotation_env_overrides,
         rotation_policy,
         rotation_trained_settings,
         shipped_generalist,
     )
+    from training.rl.ppo import Policy, uses_grasp_caches
 
     rotate = args.task == "rotate"
     if args.policy:
