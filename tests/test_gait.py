@@ -38,7 +38,7 @@ def _no_ramp(g, t):
 
 def test_gait_file_round_trip_and_bad_files(tmp_path):
     g = _gait()
-    p = g.save(tmp_path / "leap" / "palm_up_z+.json")
+    p = g.save(tmp_path / "leap" / "grasp_palm_up_z+.json")
     back = Gait.load(p)
     np.testing.assert_allclose(back.offsets(1.1), g.offsets(1.1), atol=1e-5)
     bad = tmp_path / "bad.json"

@@ -27,8 +27,9 @@ def test_registered_and_its_observations(env):
     assert TASKS["rotate"][1] == "RotateEnv" and isinstance(env, RotateEnv)
     obs = env.get_observations()
     H, n = env.cfg.history, env.n
-    # proprioception history, the axis, the wrist (gravity), one style
-    assert obs["policy"].shape == (4, H * 2 * n + 3 + 3 + 1)
+    # proprioception history, the axis, the oracle's object state (position, orientation,
+    # velocities, waypoint) and fingertips, the wrist (gravity), one style
+    assert obs["policy"].shape == (4, H * 2 * n + 3 + 17 + 12 + 3 + 1)
     policy = obs["policy"].numpy()
     np.testing.assert_allclose(policy[:, H * 2 * n : H * 2 * n + 3], env.axis, atol=1e-6)
     assert obs["critic"].shape[1] > obs["policy"].shape[1]

@@ -11,8 +11,8 @@ finger-gait prior" of the rotation-experts plan: plain PPO on two cores does not
 motion by itself in the steps it can afford).
 
 Gaits are found by search in the rotation environment itself (``training.gait_search``) and
-shipped per hand, wrist and axis as small JSON files under ``assets/gaits/<hand>/``; the
-physics they were found on is recorded in the file.
+shipped per hand, episode start (``RotateConfig.start``), wrist and axis as small JSON files
+under ``assets/gaits/<hand>/``; the physics they were found on is recorded in the file.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from assets.atomic import write_atomic
 
-#: The shipped gaits: ``assets/gaits/<hand>/<wrist>_<axis>.json``.
+#: The shipped gaits: ``assets/gaits/<hand>/<start>_<wrist>_<axis>.json``.
 GAIT_DIR = Path(__file__).resolve().parents[2] / "assets" / "gaits"
 GAIT_FORMAT = "dexteleop-gait/1"
 
@@ -128,11 +128,15 @@ def gait_offsets(
     return ramp[..., None] * (bias + amplitude * np.sin(w[..., None] + phase))
 
 
-def gait_path(hand: str, wrist: str, axis: str, root: str | Path | None = None) -> Path:
-    return Path(root or GAIT_DIR) / hand / f"{wrist}_{axis}.json"
+def gait_path(
+    hand: str, wrist: str, axis: str, root: str | Path | None = None, start: str = "grasp"
+) -> Path:
+    return Path(root or GAIT_DIR) / hand / f"{start}_{wrist}_{axis}.json"
 
 
-def find_gait(hand: str, wrist: str, axis: str, root: str | Path | None = None) -> Gait | None:
-    """The shipped gait for (hand, wrist, axis), or None when there is none."""
-    p = gait_path(hand, wrist, axis, root)
+def find_gait(
+    hand: str, wrist: str, axis: str, root: str | Path | None = None, start: str = "grasp"
+) -> Gait | None:
+    """The shipped gait for (hand, start, wrist, axis), or None when there is none."""
+    p = gait_path(hand, wrist, axis, root, start)
     return Gait.load(p) if p.exists() else None

@@ -26,7 +26,8 @@ degrees of it; ``r_goal = min(g / (angle + eps), c_goal) + bonus * [angle < 15 d
 (the paper does not give g, eps, c_goal and the bonus; ours are in the config).
 
 Observations: the actor sees the proprioception history (the base), the axis and the wrist
-(gravity in the palm frame); the critic adds the object's pose, velocities, the waypoint,
+(gravity in the palm frame), and, as DexNDM's oracle specialists (``oracle``, on by
+default), the object's pose, velocities and waypoint and the fingertips; the critic adds
 mass, friction and the random force (asymmetric, as the other tasks).
 
 Actions: ``reference`` mode by default, a residual on the start grasp's squeezing targets
@@ -117,6 +118,10 @@ class RotateConfig(AnygraspConfig):
             that pose as the reference: the start of MuJoCo Playground's LEAP cube task,
             where the object lies in the palm and fingers push it round instead of having
             to regrasp it. Only for wrists that press the object into the palm.
+        oracle: the actor also sees the object's position, orientation, velocities and
+            waypoint and the fingertips (DexNDM A.1: the specialists are oracle policies
+            with the object's state; the generalist distilled from them sees only
+            proprioception, the axis and the wrist). Off: proprioception only.
         gait: add the periodic finger gait of each world's (wrist, axis) to the reference
             (``reference`` actions); every named axis and fixed wrist needs one under
             ``gait_dir`` (default ``assets/gaits``).
@@ -147,6 +152,7 @@ class RotateConfig(AnygraspConfig):
     penalty_scale: float = 1.0
     start: str = "grasp"
     rest_frac: float = 0.5
+    oracle: bool = True
     alive_bonus: float = 0.5
     penalty_cap: float = 0.5
     gait: bool = False
@@ -205,15 +211,16 @@ class RotateEnv(AnygraspEnv):
                 if w == RANDOM_WRIST or a == ANY_AXIS:
                     missing.append(f"{w}/{a} (gaits exist only for fixed wrists and named axes)")
                     continue
-                g = find_gait(cfg.hand, w, a, cfg.gait_dir)
+                g = find_gait(cfg.hand, w, a, cfg.gait_dir, cfg.start)
                 if g is None:
-                    missing.append(f"{w}/{a} ({gait_path(cfg.hand, w, a, cfg.gait_dir)})")
+                    p = gait_path(cfg.hand, w, a, cfg.gait_dir, cfg.start)
+                    missing.append(f"{w}/{a} ({p})")
                 else:
                     gaits[(w, a)] = g
         if missing:
             raise ValueError(
                 f"no {cfg.hand} gait for: {'; '.join(missing)}; find one with "
-                "`python -m training.gait_search --hand H --wrist W --axis A`"
+                "`dexteleop train gait --hand H --start S --wrist W --axis A`"
             )
         return gaits
 
@@ -369,6 +376,9 @@ class RotateEnv(AnygraspEnv):
             axis=1,
         )
         actor = self.axis.copy()
+        if self.cfg.oracle:  # DexNDM's oracle specialists see the object and fingertips
+            tips = self.tips().reshape(self.num_envs, -1) / 0.05
+            actor = np.concatenate([actor, critic[:, :17], tips], axis=1)
         if self.cfg.gait:
             w = 2 * np.pi * self.gait_time() / self.gait_period
             actor = np.concatenate([actor, np.sin(w)[:, None], np.cos(w)[:, None]], axis=1)

@@ -112,6 +112,7 @@ def search(
     axis: str = "z+",
     families: tuple[str, ...] = ("cube",),
     settings: GaitSearchSettings | None = None,
+    start: str = "grasp",
     *,
     init: Gait | None = None,
     threads: int = 2,
@@ -134,6 +135,7 @@ def search(
         families=tuple(families),
         episode_s=s.horizon_s + 1.0,
         action_mode="reference",
+        start=start,
         **(env_overrides or {}),
     )
     n = env.n
@@ -189,6 +191,7 @@ def search(
     final = rollout(env, np.tile(mu, (s.worlds, 1)), s.horizon_s, s.seed + 12345)
     report = {
         "hand": hand,
+        "start": start,
         "wrist": wrist,
         "axis": axis,
         "families": list(families),
@@ -206,7 +209,7 @@ def search(
         "seconds": round(time.perf_counter() - t0, 1),
         "curve": curve,
     }
-    gait = to_gait(mu, n, meta={k: report[k] for k in ("hand", "wrist", "axis", "final")})
+    gait = to_gait(mu, n, meta={k: report[k] for k in ("hand", "start", "wrist", "axis", "final")})
     gait.meta.update(
         families=list(families), settings=asdict(s), physics_name=env.physics().get("name")
     )
@@ -234,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 def add_gait_arguments(p: Any) -> None:
     p.add_argument("--hand", default="leap")
     p.add_argument("--wrist", default="palm_up")
+    p.add_argument("--start", choices=("grasp", "palm"), default="grasp")
     p.add_argument("--axis", default="z+")
     p.add_argument("--families", nargs="+", default=["cube"])
     p.add_argument("--generations", type=int, default=GaitSearchSettings.generations)
@@ -241,13 +245,18 @@ def add_gait_arguments(p: Any) -> None:
     p.add_argument("--horizon", type=float, default=GaitSearchSettings.horizon_s)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--amp-init", type=float, default=GaitSearchSettings.amp_init, metavar="RAD")
+    p.add_argument(
+        "--bias-std", type=float, default=GaitSearchSettings.bias_init_std, metavar="RAD"
+    )
+    p.add_argument("--drop-weight", type=float, default=GaitSearchSettings.drop_weight)
     p.add_argument("--init", help="start from this gait file (refine) instead of at random")
     p.add_argument(
         "--mirror",
         action="store_true",
         help="with --init: start from the gait played backwards (the opposite axis)",
     )
-    p.add_argument("--out", help="gait file (default assets/gaits/HAND/WRIST_AXIS.json)")
+    p.add_argument("--out", help="gait file (default assets/gaits/HAND/START_WRIST_AXIS.json)")
     p.add_argument("--report", help="also write the search's report (JSON) here")
 
 
@@ -259,12 +268,29 @@ def run_gait(args: Any) -> int:
     if init is not None and args.mirror:
         init = reversed_gait(init)
     s = GaitSearchSettings(
-        generations=args.generations, worlds=args.worlds, horizon_s=args.horizon, seed=args.seed
+        generations=args.generations,
+        worlds=args.worlds,
+        horizon_s=args.horizon,
+        seed=args.seed,
+        amp_init=args.amp_init,
+        bias_init_std=args.bias_std,
+        drop_weight=args.drop_weight,
     )
     gait, report = search(
-        args.hand, args.wrist, args.axis, tuple(args.families), s, init=init, threads=args.threads
+        args.hand,
+        args.wrist,
+        args.axis,
+        tuple(args.families),
+        s,
+        start=args.start,
+        init=init,
+        threads=args.threads,
     )
-    out = Path(args.out) if args.out else gait_path(args.hand, args.wrist, args.axis)
+    out = (
+        Path(args.out)
+        if args.out
+        else gait_path(args.hand, args.wrist, args.axis, start=args.start)
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     gait.save(out)
     if args.report:

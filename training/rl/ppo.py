@@ -422,6 +422,7 @@ class Policy:
         "rate_hz",
         "physics_model",
         "gait",
+        "oracle",
     )
 
     @staticmethod
