@@ -140,3 +140,22 @@ def test_dexgen_models_know_rotate_and_old_ones_load_as_they_were():
     a = mode_onehot(0, 3)
     ref = old.encoder(state) + old.mode_embed(a[:, :2])
     torch.testing.assert_close(old.condition(state, a), ref)
+
+
+def test_rotation_picture_draws_an_episode(tmp_path, capsys):
+    """The README picture's script: frames of an episode side by side, with the angle."""
+    import imageio.v2 as imageio
+
+    from bench.rotation_picture import main as picture
+    from teleop_app.cli import main
+
+    spec = tmp_path / "spec"
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
+                 "--axes", "z+", "--families", "cube", "--grasp-cache", str(tmp_path / "g"),
+                 "--out", str(spec)]) == 0  # fmt: skip
+    out = tmp_path / "rot.png"
+    assert picture(["--checkpoint", str(spec / "policy.pt"), "--seconds", "0.5",
+                    "--frames", "3", "--out", str(out)]) == 0  # fmt: skip
+    img = imageio.imread(out)
+    assert img.shape[1] == 3 * 400 and img.shape[0] == 360  # three 400 x 360 frames
+    assert "3 frames" in capsys.readouterr().out
