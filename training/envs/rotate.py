@@ -236,6 +236,10 @@ class RotateEnv(AnygraspEnv):
         self.waypoints = np.zeros(N, dtype=int)
         self.rotated_rad = np.zeros(N)  # the episode's rotation about the axis so far
         self.resets = 0  # episodes started, all worlds (the curriculum's clock)
+        # start=palm: each instance's rest pose, part of the way to its mean cached grasp
+        self.rest_q = np.clip(
+            [self.cfg.rest_frac * gs.q.mean(axis=0) for gs in self.grasps], self.lower, self.upper
+        )
         # each world's gait (zero: hold the grasp), set per episode from its wrist and axis
         self.gait_amp = np.zeros((N, self.n))
         self.gait_phase = np.zeros((N, self.n))
@@ -279,13 +283,11 @@ class RotateEnv(AnygraspEnv):
     def _palm_start(self, ids: np.ndarray) -> None:
         """The object just above the palm at a random yaw, the hand in its rest pose."""
         rng, b = self.rng, self.backend
-        if not hasattr(self, "_rest_q"):
-            self._rest_q = np.array([self.cfg.rest_frac * gs.q.mean(axis=0) for gs in self.grasps])
         qpos, ctrl = b.state("qpos"), b.state("ctrl")
         surface = np.array(self.hand.spec.palm_surface_m)
         rbound = self._fields["geom_rbound"][:, self.obj_geom]
         for w in ids:
-            q = np.clip(self._rest_q[self.inst[w]], self.lower, self.upper)
+            q = self.rest_q[self.inst[w]]
             qpos[w, self.qadr] = q
             ctrl[w, self.act] = q
             # palm frame = world frame in training scenes; the palm faces -z

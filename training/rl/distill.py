@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from assets import checkpoint
+from assets.physics import differences
 from controllers.dexndm.generalist import (
     GENERALIST_FORMAT,
     GeneralistConfig,
@@ -104,7 +105,7 @@ def collect(
         if env.cfg.history < GeneralistConfig.history:
             raise ValueError(f"{path}: history {env.cfg.history} < the generalist's 10 steps")
         ph = env.physics()
-        if physics is not None and checkpoint_differences(physics, ph):
+        if physics is not None and differences(physics, ph):
             raise ValueError(f"{path}: trained on other physics than the first specialist")
         physics = ph
         scale = float(np.max(env.max_step))  # the generalist's delta: the rate limit
@@ -170,12 +171,6 @@ def collect(
         "episode": np.concatenate(ep_all),
     }
     return data, summaries, {"physics": physics, "action_scale_rad": scale}
-
-
-def checkpoint_differences(a: dict, b: dict) -> list[str]:
-    from assets.physics import differences
-
-    return differences(a, b)
 
 
 def fit(
