@@ -12,6 +12,9 @@ metrics (Sec. 4.1): ``rotr`` the radians turned about the axis per episode (mean
 the time to fall as a fraction of the episode (1 when kept), ``rotp`` the mean off-axis
 angular speed (rad/s, over the steps in hand), ``rot_rad_per_s = rotr / episode time``.
 ``--hold`` keeps the start grasp's targets (no policy): the floor a policy must clear.
+``--mpc [KEY=VALUE ...]`` evaluates the sampling-MPC expert (``training.rl.mpc``), the
+oracle the specialists are distilled from (it steps ``samples x horizon`` worlds per world
+and control step: minutes per episode).
 ``--start`` picks the episodes' start (``grasp``: cached grasps; ``palm``: the object lying
 in the palm, see ``RotateConfig.start``); by default the policy's own.
 """
@@ -80,9 +83,25 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
         **{**DEMO_OBJECTS, **over},
     )
     policy = None if args.checkpoint is None else rotation_policy(args.checkpoint, env)
+    targets_fn = None
+    if args.mpc is not None:  # the expert plans every target; the policy's are unused
+        from devices.spec import typed_options
+        from training.rl.mpc import MPCSettings, RotationMPC
+
+        raw = dict(item.partition("=")[::2] for item in args.mpc)
+        mpc = RotationMPC(env, MPCSettings(**typed_options("MPC", MPCSettings, raw)))
+        policy = lambda obs: torch.zeros(env.num_envs, env.num_actions)  # noqa: E731
+        targets_fn = lambda env, target: mpc.plan()  # noqa: E731
     t0 = time.perf_counter()
     meter = RotationMeter(env.num_envs)
-    r = run_episodes(env, policy, hold=policy is None, seed=args.seed, on_step=meter)
+    r = run_episodes(
+        env,
+        policy,
+        hold=policy is None,
+        seed=args.seed,
+        on_step=meter,
+        targets_fn=targets_fn,
+    )
     T = r["episode_s"]
     return {
         "axis": axis,
@@ -96,7 +115,8 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
         "ttf": r["time_to_drop_s_mean"] / T,
         "rotp": float(meter.off.sum() / max(meter.steps.sum(), 1)),
         "drops": r["drops"],
-        "policy": args.checkpoint or "hold (no policy)",
+        "policy": args.checkpoint
+        or ("sampling MPC " + " ".join(args.mpc) if args.mpc is not None else "hold (no policy)"),
         "physics": env.physics()["name"],
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -123,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         "`dexteleop train rotation-generalist`",
     )
     who.add_argument("--hold", action="store_true", help="no policy: hold the start grasp")
+    who.add_argument(
+        "--mpc",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="the sampling-MPC expert (training.rl.mpc; settings of MPCSettings, e.g. "
+        "samples=64 noise_rad=0.15): an oracle that plans with the simulator, slow",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json")
     args = p.parse_args(argv)

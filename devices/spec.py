@@ -20,8 +20,9 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def convert_value(kind: str, key: str, text: str, field: dataclasses.Field[Any]) -> Any:
-    """``text`` as the type of ``field`` (bool, int, float or text; ``none`` for an
-    optional field). Raises ValueError naming the plugin kind and the setting."""
+    """``text`` as the type of ``field`` (bool, int, float, a comma-separated tuple or
+    text; ``none`` for an optional field). Raises ValueError naming the plugin kind and
+    the setting."""
     default = field.default if field.default is not dataclasses.MISSING else None
     annotation = str(field.type)
     if isinstance(default, bool) or (default is None and annotation.startswith("bool")):
@@ -29,6 +30,14 @@ def convert_value(kind: str, key: str, text: str, field: dataclasses.Field[Any])
         if low in _TRUE | _FALSE:
             return low in _TRUE
         raise ValueError(f"{kind}: {key} must be true or false, got {text!r}")
+    if isinstance(default, tuple):  # comma-separated, typed as the default's items
+        item = type(default[0]) if default else str
+        try:
+            return tuple(item(v.strip()) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(
+                f"{kind}: {key} must be comma-separated {item.__name__}s, got {text!r}"
+            ) from None
     target: type | None = None
     if isinstance(default, int | float):
         target = type(default)

@@ -300,3 +300,78 @@ TRAIN.register(
     run=run_generalist,
     user_errors=(ValueError,),
 )
+
+
+def add_rotate_mpc_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hand", default="leap")
+    p.add_argument("--out", help="run folder (default out/rl/rotate_HAND_mpc)")
+    p.add_argument("--axes", nargs="+", default=["z+", "z-"], help="commanded axes (rotate's)")
+    p.add_argument("--wrists", nargs="+", default=["palm_up"])
+    p.add_argument("--families", nargs="+", default=["cube"])
+    p.add_argument("--worlds", type=int, default=8, help="episodes run in parallel")
+    p.add_argument("--rounds", type=int, default=12, help="DAgger rounds")
+    p.add_argument("--steps", type=int, default=100, help="control steps per round")
+    p.add_argument("--epochs", type=int, default=30, help="behaviour-cloning epochs per round")
+    p.add_argument(
+        "--mpc",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="planner settings (training.rl.mpc.MPCSettings: samples=64 horizon=8 "
+        "noise_rad=0.15 ...)",
+    )
+    p.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="other rotate settings"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--grasp-cache", help="folder for generated grasp caches (default out/grasps)")
+    p.add_argument(
+        "--ship", action="store_true", help="copy the student into assets/checkpoints/rl"
+    )
+
+
+def run_rotate_mpc(args: argparse.Namespace) -> int:
+    import shutil
+
+    from devices.spec import typed_options
+    from training.envs.objects import FAMILIES
+    from training.rl.evaluate import DEMO_OBJECTS
+    from training.rl.mpc import MPCSettings
+    from training.rl.mpc_distill import DaggerSettings, train_dagger
+
+    raw = dict(item.partition("=")[::2] for item in args.mpc)
+    mpc = MPCSettings(**typed_options("MPC", MPCSettings, raw))
+    over = {**DEMO_OBJECTS, **task_settings("rotate", args.set)}
+    unknown = sorted(set(args.families) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"unknown object families {unknown}; known: {', '.join(FAMILIES)}")
+    over.update(axes=tuple(args.axes), wrists=tuple(args.wrists), families=tuple(args.families))
+    if args.grasp_cache is not None:
+        over["grasp_cache"] = args.grasp_cache
+    s = DaggerSettings(
+        worlds=args.worlds,
+        rounds=args.rounds,
+        steps=args.steps,
+        epochs=args.epochs,
+        seed=args.seed,
+        mpc=mpc,
+    )
+    out = Path(args.out or DEFAULT_RUNS / f"rotate_{args.hand}_mpc")
+    rep = train_dagger(hand=args.hand, out=out, env_overrides=over, settings=s)
+    print(json.dumps({"out": str(out), "last": rep["rounds"][-1] if rep["rounds"] else {}}))
+    if args.ship:
+        dst = shipped_policy("rotate", args.hand)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "policy.pt", dst)
+        print(f"shipped {dst}")
+    return 0
+
+
+TRAIN.register(
+    "rotate-mpc",
+    help="rotate specialists distilled (DAgger) from a sampling-MPC expert that plans "
+    "with the simulator",
+    add_arguments=add_rotate_mpc_arguments,
+    run=run_rotate_mpc,
+    user_errors=(ValueError,),
+)

@@ -248,19 +248,7 @@ def train(
         env_steps, seconds = ck["env_steps"], ck["seconds"]
         log.info("resumed %s at iteration %d", ckpt_path, start_it)
     writer = SummaryWriter(log_dir=str(out / "tb"))
-    meta = {
-        "task": task,
-        "scale": scale,
-        "hand": hand,
-        "seed": seed,
-        "device": device,
-        "env": _jsonable(asdict(env.cfg)),
-        "ppo": asdict(s),
-        "commit": checkpoint.git_commit(),
-        "physics": env.physics(),
-        # RL learns from its own rollouts: the environment's settings are its data
-        "data_fingerprint": checkpoint.fingerprint(_jsonable(asdict(env.cfg))),
-    }
+    meta = policy_meta(task, scale, hand, seed, device, env, s)
     (out / "config.json").write_text(json.dumps(meta, indent=2))
     bar = None
     if progress:
@@ -340,6 +328,27 @@ def train(
         _save(ckpt_path, alg, len(curve), curve, env_steps, seconds, cfg, meta)
     export_policy(alg, cfg, meta, out / "policy.pt")
     return TrainResult(len(curve), env_steps, seconds, curve, str(ckpt_path))
+
+
+def policy_meta(
+    task: str, scale: str, hand: str, seed: int, device: str, env: Any, s: PPOSettings
+) -> dict[str, Any]:
+    """What a policy file records about its training: the task, the environment's settings
+    (its observations and actions, read back by :meth:`Policy.env_overrides`), the learner's
+    settings, the commit and the physics."""
+    return {
+        "task": task,
+        "scale": scale,
+        "hand": hand,
+        "seed": seed,
+        "device": device,
+        "env": _jsonable(asdict(env.cfg)),
+        "ppo": asdict(s),
+        "commit": checkpoint.git_commit(),
+        "physics": env.physics(),
+        # RL learns from its own rollouts: the environment's settings are its data
+        "data_fingerprint": checkpoint.fingerprint(_jsonable(asdict(env.cfg))),
+    }
 
 
 def zero_action_head(actor: Any) -> None:
