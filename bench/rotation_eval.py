@@ -68,6 +68,15 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
     if args.checkpoint:
         over = rotation_env_overrides(args.checkpoint)
         start = rotation_trained_settings(args.checkpoint).get("start", start)
+    if args.set:  # task settings on top of the policy's (e.g. the start pose, object scales)
+        from training.rl.cli import task_settings
+
+        extra = task_settings("rotate", args.set)
+        taken = sorted(set(extra) & {"axes", "wrists", "families", "num_envs", "episode_s"})
+        if taken:
+            raise ValueError(f"set {', '.join(taken)} with the bench's own options")
+        start = extra.pop("start", start)
+        over = {**over, **extra}
     start = args.start or start
     env = make_env(
         "rotate",
@@ -149,6 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="the sampling-MPC expert (training.rl.mpc; settings of MPCSettings, e.g. "
         "samples=64 noise_rad=0.15): an oracle that plans with the simulator, slow",
+    )
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="rotate task settings (RotateConfig), over the policy's",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json")

@@ -2,11 +2,16 @@
 
     .venv/bin/python bench/rotation_picture.py --checkpoint assets/checkpoints/rl/rotate_leap.pt \
         --axis z+ --object cube --out docs/rotation_leap_cube_z.png [--video docs/x.mp4]
+    .venv/bin/python bench/rotation_picture.py --mpc --set start=palm rest_q=... --out docs/x.png
+
+``--mpc [KEY=VALUE ...]`` shows the sampling-MPC expert (``training.rl.mpc``) instead of a
+policy; ``--set KEY=VALUE`` sets rotate task settings (over the policy's).
 
 One episode in the ``rotate`` task (randomisation on, as in training): ``--frames`` frames
 evenly spaced over ``--seconds``, side by side, each labelled with the time and the angle
 turned about the axis so far; the commanded axis is drawn as a red arrow through the
-object, gravity as the blue arrow. The first frame is the start grasp.
+object, gravity as the blue arrow (the image is turned so that gravity points down: palm up
+is seen from above). The first frame is the start grasp.
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ import torch  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--hand", default="leap")
-    p.add_argument("--checkpoint", required=True, help="rotate policy.pt or a generalist")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--checkpoint", help="rotate policy.pt or a generalist")
+    who.add_argument("--mpc", nargs="*", metavar="KEY=VALUE", help="the sampling-MPC expert")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="task settings")
     p.add_argument("--axis", default="z+")
     p.add_argument("--object", default="cube")
     p.add_argument("--wrist", default="palm_up")
@@ -43,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image, ImageDraw
 
     from training.envs import make_env
+    from training.rl.cli import task_settings
     from training.rl.distill import (
         rotation_env_overrides,
         rotation_policy,
@@ -50,20 +59,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     from training.rl.evaluate import DEMO_OBJECTS, _Renderer
 
+    over, start = {}, "grasp"
+    if args.checkpoint:
+        over = rotation_env_overrides(args.checkpoint)
+        start = rotation_trained_settings(args.checkpoint).get("start", start)
+    over.update(task_settings("rotate", args.set))
+    over.setdefault("start", start)
     env = make_env(
         "rotate",
         hand=args.hand,
         num_envs=1,
         nthread=1,
         seed=args.seed,
-        episode_s=args.seconds,
+        episode_s=args.seconds + 1.0,  # no time-out (and reset) inside the picture
         axes=(args.axis,),
         wrists=(args.wrist,),
         families=(args.object,),
-        start=rotation_trained_settings(args.checkpoint).get("start", "grasp"),
-        **{**DEMO_OBJECTS, **rotation_env_overrides(args.checkpoint)},
+        **{**DEMO_OBJECTS, **over},
     )
-    policy = rotation_policy(args.checkpoint, env)
+    if args.mpc is not None:
+        from devices.spec import typed_options
+        from training.rl.mpc import MPCSettings, RotationMPC
+
+        raw = dict(item.partition("=")[::2] for item in args.mpc)
+        mpc = RotationMPC(env, MPCSettings(**typed_options("MPC", MPCSettings, raw)))
+    else:
+        policy = rotation_policy(args.checkpoint, env)
     env.reset()
     obs = env.get_observations()
     ren = _Renderer(env, width=400, height=360)
@@ -73,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def shot(t: int) -> np.ndarray:
         img = ren.frame(_axis_arrow(env, mujoco))
+        if (env.gravity[0] @ env.palm_rot.T)[2] > 0:  # gravity up the world: turn the image
+            img = np.ascontiguousarray(img[::-1, ::-1])  # so that "down" is down
         im = Image.fromarray(img)
         ImageDraw.Draw(im).text(
             (8, 8), f"t = {t * env.dt:4.1f} s   turned {np.degrees(turned):5.0f} deg", fill="white"
@@ -86,12 +109,15 @@ def main(argv: list[str] | None = None) -> int:
             video.append(shot(t))
         if t == steps:
             break
-        with torch.inference_mode():
-            a = np.clip(policy(obs).numpy().astype(float), -1, 1)
-        obs, _, _, _ = env.step(torch.as_tensor(a, dtype=torch.float32))
+        if args.mpc is not None:
+            obs, _, _, _ = env.step_targets(mpc.plan())
+        else:
+            with torch.inference_mode():
+                a = np.clip(policy(obs).numpy().astype(float), -1, 1)
+            obs, _, _, _ = env.step(torch.as_tensor(a, dtype=torch.float32))
         turned += float(np.sum(env.last_omega[0] * env.last_axis[0]) * env.dt)
-        if env.last_done[0]:
-            print(f"the episode ended at {(t + 1) * env.dt:.1f} s (a drop)")
+        if env.last_terminated[0]:
+            print(f"the object dropped at {(t + 1) * env.dt:.1f} s")
             frames.append(shot(t + 1))
             break
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -112,3 +112,17 @@ def test_dagger_writes_a_student_that_evaluation_distillation_and_ppo_read(tmp_p
         device="cpu",
     )
     assert res.iterations == 1
+
+
+def test_the_picture_script_shows_the_expert(tmp_path, capsys):
+    """bench/rotation_picture.py --mpc: the expert's episode, from a start set with --set."""
+    import imageio.v2 as imageio
+
+    from bench.rotation_picture import main as picture
+
+    out = tmp_path / "mpc.png"
+    assert picture(["--mpc", "samples=4", "horizon=2", "--set", "start=palm",
+                    "--seconds", "0.5", "--frames", "3", "--out", str(out)]) == 0  # fmt: skip
+    img = imageio.imread(out)
+    assert img.shape[:2] == (360, 3 * 400)
+    assert "3 frames" in capsys.readouterr().out

@@ -199,3 +199,39 @@ def test_palm_start_drops_the_object_into_the_palm(tmp_path):
         _env(tmp_path, wrists=("palm_down",), start="palm")
     with pytest.raises(ValueError, match="start must be"):
         _env(tmp_path, start="table")
+
+
+#: Judo's LEAP cube start (index and ring spread, fingers half closed, thumb opposed)
+CUPPED = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0.25, 0.5, 0.75, 0.75, 0.25,
+          0.65, 0.9, 0.75, 0.6)  # fmt: skip
+
+
+def test_palm_start_from_a_given_rest_pose(tmp_path):
+    """rest_q: the hand starts (and is referenced) at the given joints, the object in the
+    palm inside the fingers; a pose of the wrong length is refused by name."""
+    env = _env(tmp_path, axes=("z+",), start="palm", rest_q=CUPPED, per_family=2,
+               scale_range=(1.4, 1.4), dr=Randomization(enabled=False))  # fmt: skip
+    env.reset()
+    want = np.clip(CUPPED, env.lower, env.upper)
+    np.testing.assert_allclose(env.goal_q_target, np.tile(want, (env.num_envs, 1)))
+    np.testing.assert_allclose(env.q, np.tile(want, (env.num_envs, 1)), atol=1e-9)
+    for _ in range(20):
+        env.step(torch.zeros(env.num_envs, env.n))
+    assert not env.last_terminated.any()
+    with pytest.raises(ValueError, match="rest_q has 3 joints, the hand 16"):
+        _env(tmp_path, start="palm", rest_q=(0.1, 0.2, 0.3))
+
+
+def test_rotation_eval_takes_task_settings(tmp_path):
+    """--set reaches the task (a start and its pose); the bench's own options are refused."""
+    import json
+
+    from bench.rotation_eval import main
+
+    out = tmp_path / "rot.json"
+    pose = ",".join(str(v) for v in CUPPED)
+    assert main(["--hold", "--episodes", "2", "--episode-s", "0.5", "--set", "start=palm",
+                 f"rest_q={pose}", "--json", str(out)]) == 0  # fmt: skip
+    rec = json.loads(out.read_text())[0]
+    assert rec["episodes"] == 2 and rec["start"] == "palm"
+    assert main(["--hold", "--episodes", "1", "--set", "axes=x+"]) == 2

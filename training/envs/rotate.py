@@ -114,10 +114,11 @@ class RotateConfig(AnygraspConfig):
         start: ``grasp``: a random cached grasp (the Anygrasp caches: fingertips pinching the
             object anywhere in the hand). ``palm``: the object dropped onto the palm from
             just above it, at a random yaw about the palm normal, with the hand in its rest
-            pose (``rest_frac`` of the way from open to the object's mean cached grasp) and
-            that pose as the reference: the start of MuJoCo Playground's LEAP cube task,
-            where the object lies in the palm and fingers push it round instead of having
-            to regrasp it. Only for wrists that press the object into the palm.
+            pose (``rest_frac`` of the way from open to the object's mean cached grasp, or
+            ``rest_q`` if given: joint angles in the hand's order) and that pose as the
+            reference: the start of MuJoCo Playground's LEAP cube task, where the object
+            lies in the palm and fingers push it round instead of having to regrasp it.
+            Only for wrists that press the object into the palm.
         oracle: the actor also sees the object's position, orientation, velocities and
             waypoint and the fingertips (DexNDM A.1: the specialists are oracle policies
             with the object's state; the generalist distilled from them sees only
@@ -152,6 +153,7 @@ class RotateConfig(AnygraspConfig):
     penalty_scale: float = 1.0
     start: str = "grasp"
     rest_frac: float = 0.5
+    rest_q: tuple[float, ...] = ()
     oracle: bool = True
     alive_bonus: float = 0.5
     penalty_cap: float = 0.5
@@ -237,9 +239,12 @@ class RotateEnv(AnygraspEnv):
         self.rotated_rad = np.zeros(N)  # the episode's rotation about the axis so far
         self.resets = 0  # episodes started, all worlds (the curriculum's clock)
         # start=palm: each instance's rest pose, part of the way to its mean cached grasp
-        self.rest_q = np.clip(
-            [self.cfg.rest_frac * gs.q.mean(axis=0) for gs in self.grasps], self.lower, self.upper
-        )
+        rest = [self.cfg.rest_frac * gs.q.mean(axis=0) for gs in self.grasps]
+        if self.cfg.rest_q:
+            if len(self.cfg.rest_q) != self.n:
+                raise ValueError(f"rest_q has {len(self.cfg.rest_q)} joints, the hand {self.n}")
+            rest = [np.asarray(self.cfg.rest_q, dtype=float)] * len(self.grasps)
+        self.rest_q = np.clip(rest, self.lower, self.upper)
         # each world's gait (zero: hold the grasp), set per episode from its wrist and axis
         self.gait_amp = np.zeros((N, self.n))
         self.gait_phase = np.zeros((N, self.n))
