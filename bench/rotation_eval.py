@@ -67,7 +67,10 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
     start = "grasp"
     if args.checkpoint:
         over = rotation_env_overrides(args.checkpoint)
-        start = rotation_trained_settings(args.checkpoint).get("start", start)
+        trained = rotation_trained_settings(args.checkpoint)
+        start = trained.get("start", start)
+        if "scale_range" in trained:  # the object sizes it was trained on
+            over["scale_range"] = trained["scale_range"]
     if args.set:  # task settings on top of the policy's (e.g. the start pose, object scales)
         from training.rl.cli import task_settings
 

@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     over, start = {}, "grasp"
     if args.checkpoint:
         over = rotation_env_overrides(args.checkpoint)
-        start = rotation_trained_settings(args.checkpoint).get("start", start)
+        trained = rotation_trained_settings(args.checkpoint)
+        start = trained.get("start", start)
+        if "scale_range" in trained:  # the object sizes it was trained on
+            over["scale_range"] = trained["scale_range"]
     over.update(task_settings("rotate", args.set))
     over.setdefault("start", start)
     env = make_env(

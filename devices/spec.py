@@ -32,6 +32,8 @@ def convert_value(kind: str, key: str, text: str, field: dataclasses.Field[Any])
         raise ValueError(f"{kind}: {key} must be true or false, got {text!r}")
     if isinstance(default, tuple):  # comma-separated, typed as the default's items
         item = type(default[0]) if default else str
+        if not default:  # or as the annotation's (tuple[float, ...])
+            item = float if "float" in annotation else int if "int" in annotation else str
         try:
             return tuple(item(v.strip()) for v in text.split(",") if v.strip())
         except ValueError:

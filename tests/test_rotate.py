@@ -10,6 +10,10 @@ from training.envs.base import Randomization
 from training.envs.rotate import AXES, RotateEnv, wrist_gravity
 from training.envs.rotations import axis_angle_quat, quat_angle, quat_mul
 
+#: Judo's LEAP cube start (index and ring spread, fingers half closed, thumb opposed)
+CUPPED = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0.25, 0.5, 0.75, 0.75, 0.25,
+          0.65, 0.9, 0.75, 0.6)  # fmt: skip
+
 
 def _env(tmp_path, **kw):
     over = dict(num_envs=4, nthread=1, seed=0, families=("cube",), per_family=1,
@@ -154,6 +158,19 @@ def test_task_settings_from_the_command_line(tmp_path, capsys):
     assert meta["env"]["penalty_scale"] == 0.25 and meta["env"]["residual_scale_rad"] == 0.4
     assert meta["ppo"]["init_std"] == 0.2
     capsys.readouterr()
+    # a palm start from a given pose: what the policy needs travels with it
+    from training.rl.distill import rotation_trained_settings
+    from training.rl.ppo import Policy
+
+    pose = ",".join(str(v) for v in CUPPED)
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
+                 "--set", "start=palm", f"rest_q={pose}", "scale_range=1.2,1.2",
+                 "--grasp-cache", str(tmp_path / "g"),
+                 "--out", str(tmp_path / "cup")]) == 0  # fmt: skip
+    policy = tmp_path / "cup" / "policy.pt"
+    assert Policy.env_overrides(policy)["rest_q"] == CUPPED
+    trained = rotation_trained_settings(policy)
+    assert trained["start"] == "palm" and trained["scale_range"] == (1.2, 1.2)
     assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--set", "nosuch=1",
                  "--out", str(tmp_path / "no")]) != 0  # fmt: skip
     assert "has no setting 'nosuch'" in capsys.readouterr().err
@@ -199,11 +216,6 @@ def test_palm_start_drops_the_object_into_the_palm(tmp_path):
         _env(tmp_path, wrists=("palm_down",), start="palm")
     with pytest.raises(ValueError, match="start must be"):
         _env(tmp_path, start="table")
-
-
-#: Judo's LEAP cube start (index and ring spread, fingers half closed, thumb opposed)
-CUPPED = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0.25, 0.5, 0.75, 0.75, 0.25,
-          0.65, 0.9, 0.75, 0.6)  # fmt: skip
 
 
 def test_palm_start_from_a_given_rest_pose(tmp_path):

@@ -73,3 +73,22 @@ def test_a_device_declares_its_own_shorthand():
         if DEVICES.get(name).shorthand_settings("x") is None:
             with pytest.raises(ValueError, match="key=value"):
                 parse_device_spec(f"{name}:x")
+
+
+def test_tuple_settings_are_comma_separated_and_typed():
+    """A tuple setting: typed as its default's items, or (empty default) as its annotation's."""
+    from devices.spec import typed_options
+
+    @dataclasses.dataclass
+    class Cfg:
+        scales: tuple[float, ...] = (1.0,)
+        pose: tuple[float, ...] = ()
+        ids: tuple[int, ...] = ()
+        names: tuple[str, ...] = ()
+
+    got = typed_options("T", Cfg, {"scales": "0.5, 2", "pose": "0.5,-0.75", "ids": "3,4",
+                                    "names": "a,b"})  # fmt: skip
+    assert got == {"scales": (0.5, 2.0), "pose": (0.5, -0.75), "ids": (3, 4), "names": ("a", "b")}
+    assert all(isinstance(v, float) for v in got["pose"])
+    with pytest.raises(ValueError, match="pose must be comma-separated floats"):
+        typed_options("T", Cfg, {"pose": "0.5,x"})

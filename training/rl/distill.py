@@ -308,7 +308,8 @@ class EnvGeneralist:
 
 
 def rotation_trained_settings(path: str | Path) -> dict[str, Any]:
-    """The axes, wrists, object families and start a rotation policy was trained on."""
+    """The axes, wrists, object families (and their scales) and start a rotation policy was
+    trained on."""
     from training.rl.ppo import POLICY_FORMAT
 
     if is_generalist(path):
@@ -318,7 +319,9 @@ def rotation_trained_settings(path: str | Path) -> dict[str, Any]:
         ck = checkpoint.load(path, format=POLICY_FORMAT, what="RL policy")
         trained = ck.meta.get("env", {})
     out: dict[str, Any] = {
-        k: tuple(trained[k]) for k in ("axes", "wrists", "families") if trained.get(k)
+        k: tuple(trained[k])
+        for k in ("axes", "wrists", "families", "scale_range")
+        if trained.get(k)
     }
     start = trained.get("start")
     if isinstance(start, list):  # a generalist: one start if its specialists shared one

@@ -432,6 +432,7 @@ class Policy:
         "physics_model",
         "gait",
         "oracle",
+        "rest_q",
     )
 
     @staticmethod
@@ -446,6 +447,8 @@ class Policy:
         out.setdefault("physics_model", BASELINE_PHYSICS)
         if "styles" in out:
             out["styles"] = tuple(out["styles"])
+        if "rest_q" in out:
+            out["rest_q"] = tuple(float(v) for v in out["rest_q"])
         return out
 
     @torch.inference_mode()
