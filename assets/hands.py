@@ -105,17 +105,21 @@ class HardwareMap:
         if any(s not in (1, -1) for s in self.sign):
             raise ValueError(f"signs must be +1 or -1: {self.sign}")
 
-    def to_hardware(self, q: np.ndarray) -> np.ndarray:
-        """Joint positions (..., n) in spec order -> hardware positions (..., n) by bus ID."""
+    def to_hardware(self, q: np.ndarray, *, offset: bool = True) -> np.ndarray:
+        """Joint positions (..., n) in spec order -> hardware positions (..., n) by bus ID
+        (``offset=False``: velocities, which take the sign and the order only)."""
         q = np.asarray(q, dtype=float)
         out = np.empty_like(q)
-        out[..., list(self.motor_ids)] = q * np.asarray(self.sign) + np.asarray(self.offset_rad)
+        off = np.asarray(self.offset_rad) if offset else 0.0
+        out[..., list(self.motor_ids)] = q * np.asarray(self.sign) + off
         return out
 
-    def from_hardware(self, hw: np.ndarray) -> np.ndarray:
-        """Hardware positions (..., n) by bus ID -> joint positions (..., n) in spec order."""
+    def from_hardware(self, hw: np.ndarray, *, offset: bool = True) -> np.ndarray:
+        """Hardware positions (..., n) by bus ID -> joint positions (..., n) in spec order
+        (``offset=False``: velocities)."""
         hw = np.asarray(hw, dtype=float)
-        return (hw[..., list(self.motor_ids)] - np.asarray(self.offset_rad)) * np.asarray(self.sign)
+        off = np.asarray(self.offset_rad) if offset else 0.0
+        return (hw[..., list(self.motor_ids)] - off) * np.asarray(self.sign)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ angular speed (rad/s, over the steps in hand), ``rot_rad_per_s = rotr / episode 
 ``--mpc [KEY=VALUE ...]`` evaluates the sampling-MPC expert (``training.rl.mpc``), the
 oracle the specialists are distilled from (it steps ``samples x horizon`` worlds per world
 and control step: minutes per episode).
+``--randomization`` sets the physics randomization (``on``: as trained, the default;
+``no-force``: all but the random forces pushing the object; ``off``: nominal physics).
 ``--start`` picks the episodes' start (``grasp``: cached grasps; ``palm``: the object lying
 in the palm, see ``RotateConfig.start``); by default the policy's own.
 """
@@ -53,6 +55,21 @@ class RotationMeter:
         self.steps[counted] += 1
 
 
+#: ``--randomization``: the physics randomization episodes run under.
+RANDOMIZATION = ("on", "no-force", "off")
+
+
+def randomization(name: str) -> Any:
+    """The env's :class:`training.envs.base.Randomization` for a ``--randomization`` name."""
+    from training.envs.base import Randomization
+
+    if name not in RANDOMIZATION:
+        raise ValueError(f"randomization {name!r}: one of {', '.join(RANDOMIZATION)}")
+    if name == "off":
+        return Randomization(enabled=False)
+    return Randomization(force_scale=0.0) if name == "no-force" else Randomization()
+
+
 def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> dict:
     from training.envs import make_env
     from training.rl.distill import (
@@ -81,6 +98,7 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
         start = extra.pop("start", start)
         over = {**over, **extra}
     start = args.start or start
+    over["dr"] = randomization(args.randomization)
     env = make_env(
         "rotate",
         hand=args.hand,
@@ -127,6 +145,7 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
         "ttf": r["time_to_drop_s_mean"] / T,
         "rotp": float(meter.off.sum() / max(meter.steps.sum(), 1)),
         "drops": r["drops"],
+        "randomization": args.randomization,
         "policy": args.checkpoint
         or ("sampling MPC " + " ".join(args.mpc) if args.mpc is not None else "hold (no policy)"),
         "physics": env.physics()["name"],
@@ -168,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="rotate task settings (RotateConfig), over the policy's",
+    )
+    p.add_argument(
+        "--randomization",
+        choices=RANDOMIZATION,
+        default="on",
+        help="physics randomization: on (as trained), no-force (no random pushes), off",
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json")

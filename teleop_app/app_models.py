@@ -9,17 +9,20 @@ the UI tick (30 Hz) they read them. Everything here runs and is tested without a
 - :class:`RecordingModel`: the recording panel's buttons, message and episode counts;
 - the status texts: loop state, loop rate, safety events, device health;
 - :func:`setting_range`, :func:`plotted_settings`: how the plots show a controller's live
-  settings.
+  settings;
+- :class:`HardwareMonitor`, :func:`health_rows`, :func:`fault_banner`: the hand hardware
+  panel (per-actuator health, the active fault, clearing it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import devices.inputs
@@ -80,17 +83,32 @@ def device_reason(name: str) -> str | None:
     return _probe(lambda: devices.inputs.DEVICES.get(name).availability())
 
 
-def robot_reason(name: str) -> str | None:
-    """Why the hand backend ``name`` cannot be used on this machine (None: it can).
+def robot_reason(name: str, options: dict[str, Any] | None = None) -> str | None:
+    """Why the hand backend ``name`` (with the settings ``options`` asked for, such as a
+    port) cannot be used on this machine (None: it can).
 
     Backends say so with an ``availability()`` classmethod; one without it counts as
     available."""
 
     def check() -> str | None:
         availability = getattr(devices.robots.ROBOTS.get(name), "availability", None)
-        return None if availability is None else availability()
+        if availability is None:
+            return None
+        if not options:
+            return availability()
+        try:
+            return availability(options)
+        except TypeError:  # a backend whose availability() takes no settings
+            return availability()
 
     return _probe(check)
+
+
+def spec_options(spec: str) -> dict[str, str]:
+    """The ``key=value`` settings of a spec as given (strings, unchecked):
+    ``dynamixel:port=/dev/pts/3`` -> ``{"port": "/dev/pts/3"}``."""
+    rest = spec.strip().partition(":")[2]
+    return dict(item.partition("=")[::2] for item in rest.split(",") if "=" in item)
 
 
 def spec_name(spec: str) -> str:
@@ -121,7 +139,7 @@ def connect_settings(settings: AppSettings, choices: dict[str, Any]) -> tuple[Ap
     s = dataclasses.replace(settings, **choices)
     robot = spec_name(s.robot)
     if robot in devices.robots.ROBOTS:
-        reason = robot_reason(robot)
+        reason = robot_reason(robot, spec_options(s.robot))
         if reason is not None:
             raise ValueError(f"robot {robot} is unavailable: {reason}")
     note = ""
@@ -363,3 +381,253 @@ def setting_range(specs: Sequence[LiveSetting]) -> tuple[float | None, float | N
     if len(lows) == 1 and len(highs) == 1:
         return lows.pop(), highs.pop()
     return None, None
+
+
+# -- hand hardware ------------------------------------------------------------------------
+#: An actuator at or above this temperature (deg C) is shown as a warning (the Dynamixel
+#: backend raises a fault at its ``max_temperature_c``, 70 by default).
+TEMP_WARN_C = 60.0
+#: How often the hardware panel reads the hand's health through the loop (s): about 2 Hz.
+HEALTH_PERIOD_S = 0.5
+#: The hardware table's columns: (health key, heading). ``name`` is the actuator itself.
+HEALTH_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("name", "actuator"),
+    ("joint", "joint"),
+    ("temperature_c", "temp (°C)"),
+    ("current_ma", "current (mA)"),
+    ("voltage_v", "voltage (V)"),
+    ("hardware_error", "hw error"),
+    ("answering", "answering"),
+)
+WARN, ERROR = "warn", "error"
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    """One actuator of the hardware table.
+
+    Attributes:
+        name: the actuator (``servo 3``). cells: its texts, in :data:`HEALTH_COLUMNS` order.
+        problems: column key -> :data:`WARN` or :data:`ERROR`, for the cells to highlight.
+        reasons: the problems in words (the row's tooltip).
+        detail: what else the backend knows of it (model, firmware), or "".
+    """
+
+    name: str
+    cells: tuple[str, ...]
+    problems: dict[str, str] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
+    detail: str = ""
+
+    @property
+    def level(self) -> str | None:
+        """The row's worst problem: :data:`ERROR`, :data:`WARN` or None."""
+        levels = set(self.problems.values())
+        return ERROR if ERROR in levels else WARN if WARN in levels else None
+
+
+def _natural_key(name: str) -> list[Any]:
+    """``servo 2`` before ``servo 10``."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key == "answering":
+        return "yes" if value else "NO"
+    if key == "hardware_error":
+        return (
+            ("none" if value == 0 else f"0x{value:02x}") if isinstance(value, int) else str(value)
+        )
+    x = _number(value)
+    if x is None:
+        return str(value)
+    return f"{x:.1f}" if key == "voltage_v" else f"{x:.0f}"
+
+
+def health_rows(
+    health: dict[str, dict[str, Any]], fault_source: str | None = None
+) -> list[HealthRow]:
+    """A hand's ``Robot.health()`` as the hardware table's rows, actuators in natural order
+    (``servo 2`` before ``servo 10``); a value not measured (yet) shows as "-".
+
+    Problems: a temperature at or above :data:`TEMP_WARN_C` is a warning; a non-zero
+    hardware error and an actuator that does not answer are errors, and so is the actuator
+    the active fault names (``fault_source``, e.g. ``servo 7``)."""
+    rows = []
+    for name in sorted(health, key=_natural_key):
+        h = health[name] or {}
+        values = {**h, "name": name}
+        cells = tuple(_cell(key, values.get(key)) for key, _ in HEALTH_COLUMNS)
+        problems: dict[str, str] = {}
+        reasons: list[str] = []
+        temp = _number(h.get("temperature_c"))
+        if temp is not None and temp >= TEMP_WARN_C:
+            problems["temperature_c"] = WARN
+            reasons.append(f"hot: {temp:.0f} °C (warning from {TEMP_WARN_C:g} °C)")
+        err = h.get("hardware_error")
+        if err not in (None, 0):
+            problems["hardware_error"] = ERROR
+            reasons.append(f"hardware error {_cell('hardware_error', err)}")
+        if h.get("answering") is False:
+            problems["answering"] = ERROR
+            reasons.append("does not answer")
+        if fault_source is not None and name == fault_source:
+            problems["name"] = ERROR
+            reasons.append("named by the active fault")
+        model, firmware = h.get("model"), h.get("firmware")
+        detail = ", ".join(
+            x
+            for x in (
+                str(model) if model is not None else "",
+                f"firmware {firmware}" if firmware is not None else "",
+            )
+            if x
+        )
+        rows.append(HealthRow(name, cells, problems, tuple(reasons), detail))
+    return rows
+
+
+def fault_banner(active: str | None, faults: Sequence[str]) -> tuple[str, str | None]:
+    """The hardware panel's fault line, and its level (:data:`ERROR` while a fault holds
+    the hand, else None): the active fault and how many there were since connecting."""
+    n = len(faults)
+    so_far = f"{n} fault{'' if n == 1 else 's'} so far"
+    if active is not None:
+        return f"HAND FAULT: {active} (the hand holds until cleared; {so_far})", ERROR
+    if n:
+        return f"no active fault ({so_far}; last: {faults[-1]})", None
+    return "no faults", None
+
+
+def read_hardware(session: Any) -> tuple[dict[str, dict[str, Any]], str | None, list[str]]:
+    """What the hardware panel shows, read on the loop thread (``session.submit``): the
+    hand's health (copied), its active fault and every fault so far, as text."""
+    robot = session.robot
+    health = {str(k): dict(v or {}) for k, v in robot.health().items()}
+    fault = robot.fault
+    return health, (str(fault) if fault is not None else None), [str(f) for f in robot.faults]
+
+
+class HardwareMonitor:
+    """The hardware panel over the runner's session: reads the hand's health, active fault
+    and faults through the loop (:func:`read_hardware` via ``session.submit``, one read in
+    flight, every ``period_s``) and clears a fault (``session.clear_fault``). Never touches
+    the hand from the caller's thread: :meth:`poll` on the UI tick takes finished futures.
+
+    Attributes:
+        hardware: the session's hand drives real hardware (else the panel has nothing to show).
+        note: one line when there is nothing to monitor ("" when there is).
+        rows: the table (:func:`health_rows`). fault: the active fault, as text, or None.
+        faults: every fault since connecting, as text. reads: reads taken so far.
+        clear_message: what the last clear did; clear_error: whether that is a problem.
+        read_error: why the last read failed ("" when it did not).
+    """
+
+    def __init__(self, runner: Any, period_s: float = HEALTH_PERIOD_S) -> None:
+        self.runner = runner
+        self.period_s = period_s
+        self.session: Any = None
+        self._attach(None)
+
+    def _attach(self, session: Any) -> None:
+        self.session = session
+        robot = None if session is None else session.robot
+        # a class attribute: reading it does not touch the hand
+        self.hardware = bool(getattr(robot, "drives_hardware", False))
+        if session is None:
+            self.note = "not connected"
+        elif not self.hardware:
+            self.note = "simulated hand: no hardware to monitor"
+        else:
+            self.note = ""
+        self.rows: list[HealthRow] = []
+        self.fault: str | None = None
+        self.faults: list[str] = []
+        self.reads = 0
+        self.read_error = ""
+        self.clear_message = ""
+        self.clear_error = False
+        self._reading: Future[Any] | None = None
+        self._clearing: Future[Any] | None = None
+        self._next_read = -float("inf")
+
+    @property
+    def clearing(self) -> bool:
+        return self._clearing is not None
+
+    @property
+    def can_clear(self) -> bool:
+        """A fault is active and no clear is in flight."""
+        return self.hardware and self.fault is not None and self._clearing is None
+
+    @property
+    def banner(self) -> tuple[str, str | None]:
+        return fault_banner(self.fault, self.faults)
+
+    def poll(self, now: float | None = None) -> bool:
+        """Follow the runner's session, take finished reads and clears, start the next read
+        when due; returns whether anything shown changed."""
+        now = time.monotonic() if now is None else now
+        changed = False
+        session = self.runner.session
+        if session is not self.session:
+            self._attach(session)
+            changed = True
+        if not self.hardware:
+            return changed
+        reading = self._reading
+        if reading is not None and reading.done():
+            self._reading = None
+            exc = reading.exception()
+            if exc is not None:
+                self.read_error = f"cannot read the hand: {one_line(exc)}"
+            else:
+                health, self.fault, self.faults = reading.result()
+                self.rows = health_rows(health, self.fault_source)
+                self.read_error = ""
+                self.reads += 1
+            changed = True
+        clearing = self._clearing
+        if clearing is not None and clearing.done():
+            self._clearing = None
+            exc = clearing.exception()
+            if exc is not None:
+                self.clear_message, self.clear_error = f"clear failed: {one_line(exc)}", True
+            elif clearing.result():
+                self.clear_message, self.clear_error = "fault cleared: the hand moves again", False
+                self._next_read = now  # show the hand as it is now
+            else:
+                self.clear_message = "not cleared: the cause is still there"
+                self.clear_error = True
+            changed = True
+        # no read while a clear is in flight: every reading shown is as new as the clear
+        due = now >= self._next_read and self._reading is None and self._clearing is None
+        if due and self.runner.running:
+            self._reading = session.submit(read_hardware)
+            self._next_read = now + self.period_s
+        return changed
+
+    @property
+    def fault_source(self) -> str | None:
+        """The actuator (or part) the active fault names: ``servo 7``."""
+        return None if self.fault is None else self.fault.partition(":")[0]
+
+    def clear_fault(self) -> Future[Any] | None:
+        """Ask the backend to clear the active fault (it checks the cause is gone, e.g.
+        reboots an overloaded servo); :meth:`poll` shows whether it did."""
+        if not self.hardware or self.session is None or self._clearing is not None:
+            return None
+        self._clearing = self.session.clear_fault()
+        self.clear_message, self.clear_error = "clearing the fault...", False
+        return self._clearing

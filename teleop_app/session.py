@@ -182,6 +182,8 @@ class Session:
         self._listeners_lock = threading.Lock()
         self._stop = threading.Event()
         self.estop = False
+        #: the hand's report section, read as the session closes (before the hand disconnects)
+        self._hand_report: dict[str, Any] | None = None
         self._reset_loop_state()
 
     # -- building blocks ----------------------------------------------------------------------
@@ -274,6 +276,25 @@ class Session:
 
         return self.submit(change)
 
+    def clear_fault(self) -> Future[bool]:
+        """The operator acknowledges a hand fault: if the backend finds its cause gone, the
+        hand moves again from its measured pose (as after an e-stop, waiting for a new frame);
+        the future says whether it cleared."""
+
+        def change(s: Session) -> bool:
+            if s.robot.fault is None:
+                return True
+            if not s.robot.clear_fault():
+                return False
+            state = s.robot.read()
+            s.robot.safety.reset(state.q)
+            s.command_builder.restart_solve(state.q)
+            s.controller.reset(state)
+            s._command = None
+            return True
+
+        return self.submit(change)
+
     @property
     def switching(self) -> bool:
         """A controller switch is in progress (the hand holds)."""
@@ -305,6 +326,7 @@ class Session:
         """Connect the hand and the device; reset retargeting and the controller."""
         with self._submit_lock:
             self._closed = False
+        self._hand_report = None
         self.robot.connect()
         try:
             self.device.connect(self.clock)
@@ -331,6 +353,11 @@ class Session:
             if future.set_running_or_notify_cancel():
                 future.set_exception(RuntimeError("the session closed before this change"))
         self.device.disconnect()
+        if self.robot.connected:  # the report's hand section is read before the hand goes
+            try:
+                self._hand_report = self.robot.hand_report()
+            except Exception as e:  # noqa: BLE001 - a failing read must not keep it connected
+                log.error("could not read the hand's report: %s", e)
         self.robot.disconnect()
         self._failures.flush()
 
@@ -452,6 +479,8 @@ class Session:
         info: dict[str, Any] = {}
         if self.estop:
             hold = "emergency_stop"
+        elif self.robot.fault is not None:  # a servo or finger failed: hold until cleared
+            hold = "hand_fault"
         elif self._switch_pending is not None:
             hold = "switching_controller"
         elif hold is None and self._command is None:
@@ -475,6 +504,8 @@ class Session:
                 hold = "controller_error"
             timings["controller"] = (time.perf_counter() - t0) * 1e3
 
+        if hold == "hand_fault" and self.robot.fault is not None:
+            info = {"hand_fault": str(self.robot.fault)}  # which servo or finger, and why
         send_t = self.clock.now()  # the rate limits count time between actual sends
         dt_s = None if self._last_send_t is None else send_t - self._last_send_t
         self._last_send_t = send_t
@@ -538,9 +569,13 @@ class Session:
         )
         if self.robot.wrist_filter.counts:
             rep["wrist_events"] = dict(sorted(self.robot.wrist_filter.counts.items()))
-        state = self.robot.read()
-        if state.object_dropped is not None:
-            rep["object_dropped"] = bool(state.object_dropped)
+        # the hand as it was when the session closed (a real hand cannot be read after)
+        hand = self._hand_report if self._hand_report is not None else self.robot.hand_report()
+        rep["hand"] = hand
+        if not self.robot.drives_hardware:
+            state = self.robot.read()
+            if state.object_dropped is not None:
+                rep["object_dropped"] = bool(state.object_dropped)
         status = self.device.status()
         age = rep["latency_ms"]["frame_age"]
         rep["device"] = {

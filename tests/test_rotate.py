@@ -7,12 +7,10 @@ import torch
 
 from training.envs import TASKS, make_env
 from training.envs.base import Randomization
-from training.envs.rotate import AXES, RotateEnv, wrist_gravity
+from training.envs.rotate import AXES, LEAP_CUPPED_POSE, RotateEnv, wrist_gravity
 from training.envs.rotations import axis_angle_quat, quat_angle, quat_mul
 
-#: Judo's LEAP cube start (index and ring spread, fingers half closed, thumb opposed)
-CUPPED = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0.25, 0.5, 0.75, 0.75, 0.25,
-          0.65, 0.9, 0.75, 0.6)  # fmt: skip
+CUPPED = LEAP_CUPPED_POSE
 
 
 def _env(tmp_path, **kw):
@@ -247,3 +245,23 @@ def test_rotation_eval_takes_task_settings(tmp_path):
     rec = json.loads(out.read_text())[0]
     assert rec["episodes"] == 2 and rec["start"] == "palm"
     assert main(["--hold", "--episodes", "1", "--set", "axes=x+"]) == 2
+
+
+def test_rotation_eval_randomization_settings(tmp_path):
+    """--randomization: on (as trained), no-force (no random pushes), off (nominal); the
+    record says which; an unknown name is refused."""
+    import json
+
+    from bench.rotation_eval import main, randomization
+
+    assert randomization("on").enabled and randomization("on").force_scale > 0
+    assert randomization("no-force").enabled and randomization("no-force").force_scale == 0
+    assert randomization("no-force").friction == randomization("on").friction
+    assert not randomization("off").enabled
+    with pytest.raises(ValueError, match="one of on, no-force, off"):
+        randomization("some")
+    out = tmp_path / "rot.json"
+    assert main(["--hold", "--episodes", "2", "--episode-s", "0.5", "--randomization", "off",
+                 "--json", str(out)]) == 0  # fmt: skip
+    rec = json.loads(out.read_text())[0]
+    assert rec["randomization"] == "off" and rec["episodes"] == 2

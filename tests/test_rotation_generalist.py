@@ -15,7 +15,10 @@ from controllers.dexndm.generalist import (
     RotationGeneralist,
     generalist_obs,
 )
+from training.envs.rotate import LEAP_CUPPED_POSE
 from training.rl.distill import DistillSettings, fit
+
+CUPPED = ",".join(str(v) for v in LEAP_CUPPED_POSE)  # as `--set rest_q=` takes it
 
 
 def test_observation_layout():
@@ -88,7 +91,8 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     ref = tmp_path / "ref"
     assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
                  "--axes", "z-", "--families", "cube", "--grasp-cache", cache, "--init-std", "1",
-                 "--set", "start=palm", "--out", str(ref)]) == 0  # fmt: skip
+                 "--set", "start=palm", f"rest_q={CUPPED}", "scale_range=1.4,1.4",
+                 "--out", str(ref)]) == 0  # fmt: skip
     assert main(["train", "rotation-generalist", str(tmp_path / "nothing.pt"),
                  "--out", str(gen)]) == 2  # fmt: skip
     assert "no RL policy checkpoint" in capsys.readouterr().err
@@ -115,6 +119,16 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     from training.datagen.dataset import MODES, DatasetReader
 
     ds = tmp_path / "ds"
+    # a generalist of palm-start specialists starts where they did: their pose and objects
+    gen_palm = tmp_path / "gen_palm.pt"
+    distill.distill([ref / "policy.pt"], "leap", gen_palm, s)
+    over = distill.generalist_env_overrides(gen_palm)
+    assert over["rest_q"] == pytest.approx([float(v) for v in CUPPED.split(",")])
+    trained = distill.rotation_trained_settings(gen_palm)
+    assert trained["start"] == "palm" and trained["scale_range"] == (1.4, 1.4)
+    assert "rest_q" not in distill.generalist_env_overrides(gen)  # grasp start: no pose
+    assert distill._shared([{"q": [1, 2]}, {"q": [1, 2]}], "q") == [1, 2]
+    assert distill._shared([{"q": [1, 2]}, {"q": [1, 3]}], "q") is None
     assert main(["data", "generate", "--task", "rotate", "--scale", "smoke",
                  "--policy", str(gen), "--axes", "z+", "z-", "--transitions", "60",
                  "--out", str(ds)]) == 0  # fmt: skip

@@ -1,5 +1,7 @@
-"""Hand backends: the simulated hand and (later) real LEAP / Allegro hands."""
+"""Hand backends: the simulated hand and real LEAP (Dynamixel) / Allegro (CAN) hands."""
 
+from devices.robots import allegro_can as _allegro_can  # noqa: F401  (registers "allegro_can")
+from devices.robots import dynamixel as _dynamixel  # noqa: F401  (registers "dynamixel")
 from devices.robots import sim as _sim  # noqa: F401  (registers "sim")
 from devices.robots.base import ROBOTS, Robot
 from devices.robots.safety import SafetyFilter

@@ -12,7 +12,11 @@ movable wrist sets ``supports_wrist_pose``.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, ClassVar
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -25,11 +29,35 @@ from devices.tick import HandState
 if TYPE_CHECKING:
     import mujoco
 
+log = logging.getLogger(__name__)
+
 #: Every hand backend by name: ``ROBOTS.make("sim", hand="leap")``.
 ROBOTS: Registry[Robot] = Registry("robot")
 
 #: Tolerance (rad) when counting targets outside the joint limits at the hand itself.
 LIMIT_TOL_RAD = 1e-9
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Something wrong with the hand itself (a servo that stops answering, overloads or
+    overheats; a finger whose frames stop): the loop holds the hand while one is active.
+
+    Attributes:
+        t: seconds since the backend connected.
+        source: which part (``servo 5``, ``finger 2``, ``bus``).
+        reason: what is wrong, in words (``no reply``, ``overload (hardware error 0x20)``).
+    """
+
+    t: float
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t": round(self.t, 3), "source": self.source, "reason": self.reason}
 
 
 class Robot(abc.ABC):
@@ -51,9 +79,10 @@ class Robot(abc.ABC):
     drives_hardware: ClassVar[bool] = True
 
     @classmethod
-    def availability(cls) -> str | None:
+    def availability(cls, options: dict[str, Any] | None = None) -> str | None:
         """None if the backend can be used on this machine, else why not (a missing driver
-        or library, no port); cheap: ``dexteleop robots`` and the app call it to list."""
+        or library, no port); cheap: ``dexteleop robots`` and the app call it to list.
+        ``options``: the settings asked for (a given port is checked, not the default)."""
         return None
 
     def __init__(self, hand: Hand, rate_hz: float, wrist_limits: WristLimits | None = None) -> None:
@@ -71,9 +100,15 @@ class Robot(abc.ABC):
         self.wrist_filter = WristFilter(wrist_limits or WristLimits(), 1.0 / self.rate_hz)
         self.limit_violations = 0
         self._connected = False
+        #: every fault since connecting, in order; :attr:`fault` is the one holding the hand
+        self.faults: list[Fault] = []
+        self.fault: Fault | None = None
+        self._t_connect = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
     def connect(self) -> None:
+        self._t_connect = time.monotonic()
+        self.faults, self.fault = [], None
         self._connect()
         self._connected = True
         self.safety.reset(self._read().q)
@@ -94,6 +129,58 @@ class Robot(abc.ABC):
     @property
     def connected(self) -> bool:
         return self._connected
+
+    # -- faults and health -----------------------------------------------------------------
+    def raise_fault(self, source: str, reason: str) -> Fault:
+        """Record a fault and make it the active one (the loop holds the hand until it is
+        cleared); the same active fault is not recorded twice."""
+        if self.fault is not None and (self.fault.source, self.fault.reason) == (source, reason):
+            return self.fault
+        f = Fault(time.monotonic() - self._t_connect, source, reason)
+        self.faults.append(f)
+        self.fault = f
+        log.error("hand fault: %s", f)
+        return f
+
+    def clear_fault(self) -> bool:
+        """The operator's acknowledgement: the hand may move again if the backend finds
+        nothing wrong now (:meth:`_recheck`); returns whether the fault cleared."""
+        if self.fault is None:
+            return True
+        if self._recheck():
+            log.info("hand fault cleared: %s", self.fault)
+            self.fault = None
+        return self.fault is None
+
+    def _recheck(self) -> bool:
+        """Whether the cause of the active fault is gone (backends check their hardware)."""
+        return True
+
+    def health(self) -> dict[str, Any]:
+        """Per actuator (servo or finger) health as last measured: temperatures, currents,
+        voltages, error flags; empty for a simulated hand."""
+        return {}
+
+    def settings(self) -> dict[str, Any]:
+        """The backend's settings, as the run report and recordings carry them."""
+        cfg = getattr(self, "config", None)
+        return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {}
+
+    def hand_report(self) -> dict[str, Any]:
+        """The run report's ``hand``: the backend and its settings, the last measured joint
+        positions (the hand's joint order), health and every fault. Read it while the hand
+        is connected (a session does, before it disconnects)."""
+        return {
+            "backend": getattr(self, "registered_name", type(self).__name__),
+            "drives_hardware": self.drives_hardware,
+            "settings": self.settings(),
+            "joint_names": list(self.hand.joint_names),
+            "measured_q": [round(float(v), 6) for v in self.read().q],
+            "health": self.health(),
+            "faults": [f.to_dict() for f in self.faults],
+            "fault_active": None if self.fault is None else str(self.fault),
+            "limit_violations": self.limit_violations,
+        }
 
     def physics(self) -> dict | None:
         """The simulation this hand runs, as trained models record it

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parsers(sub)
     tools.add_modex_parser(sub)
     tools.add_clip_parser(sub)
+    tools.add_robot_check_parser(sub)
+    tools.add_emulate_parser(sub)
     return p
 
 

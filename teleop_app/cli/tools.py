@@ -1,9 +1,11 @@
-"""Tools: ``glove-send`` (stream a clip as glove packets), ``clip generate`` and
-``modex cost`` (a gesture cost function written by a language model)."""
+"""Tools: ``glove-send`` (stream a clip as glove packets), ``clip generate``, ``modex cost``
+(a gesture cost function written by a language model) and ``robot-check`` (a guided check
+of a newly connected hand)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from typing import Any
 
@@ -51,6 +53,105 @@ def cmd_modex(args: argparse.Namespace) -> int:
     else:
         print(code, end="")
     return 0
+
+
+def cmd_robot_check(args: argparse.Namespace) -> int:
+    import json
+
+    import devices.robots  # noqa: F401  (registers the backends)
+    from devices.robots.base import ROBOTS
+    from devices.robots.check import check_hand, format_table
+    from devices.spec import parse_spec
+
+    try:
+        name, options = parse_spec(ROBOTS, args.robot)
+    except (KeyError, ValueError) as e:
+        raise CliError(str(e)) from None
+    if "hand" in options:
+        raise CliError("give the hand with --hand, not in the robot spec")
+    try:
+        robot = ROBOTS.make(name, hand=args.hand, **options)
+        robot.connect()
+    except (ConnectionError, ValueError, OSError) as e:
+        raise CliError(f"{name}: {e}") from None
+    try:
+        report = check_hand(
+            robot,
+            move=args.move,
+            step_rad=args.step,
+            joints=args.joints,
+            announce=lambda line: print(line, flush=True),
+        )
+        report["hand"] = robot.hand_report()
+    finally:
+        robot.disconnect()
+    print(format_table(report))
+    if args.json:
+        from assets.atomic import write_atomic
+
+        write_atomic(output_path(args.json), (json.dumps(report, indent=2) + "\n").encode())
+    return 0 if report["ok"] else 1
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    """Serve an emulated hand bus until Ctrl-C (or ``--seconds``)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.bus == "dynamixel":
+        from devices.robots.emulators.dynamixel import DynamixelBus
+
+        bus: Any = DynamixelBus(seed=args.seed)
+        where = f"port={bus.port}"
+        hint = f"--hand leap --robot dynamixel:{where}"
+    else:
+        from devices.robots.emulators.allegro_can import AllegroCANHand
+
+        bus = AllegroCANHand(channel=args.channel, interface=args.interface, seed=args.seed)
+        where = f"channel={args.channel},interface={args.interface}"
+        hint = f"--hand allegro --robot allegro_can:{where}"
+    with bus:
+        print(f"emulated {args.bus} bus: {where}", flush=True)
+        print(f"drive it with: dexteleop run {hint} ...", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait(args.seconds)
+    return 0
+
+
+def add_emulate_parser(sub: Any) -> None:
+    em = sub.add_parser(
+        "emulate",
+        help="serve an emulated hand bus (Dynamixel Protocol 2.0 on a pseudo-terminal, or an "
+        "Allegro v4 on a CAN bus) to try or test the real backends without a hand",
+    )
+    em.add_argument("bus", choices=("dynamixel", "allegro"))
+    em.add_argument("--channel", default="allegro0", help="allegro: the CAN channel")
+    em.add_argument(
+        "--interface",
+        default="udp_multicast",
+        help="allegro: python-can interface (udp_multicast reaches other processes on this "
+        "machine; virtual only this one; socketcan with a vcan device)",
+    )
+    em.add_argument("--seconds", type=positive, help="stop after this long (default: Ctrl-C)")
+    em.add_argument("--seed", type=int, default=0)
+    em.set_defaults(func=cmd_emulate)
+
+
+def add_robot_check_parser(sub: Any) -> None:
+    rc = sub.add_parser(
+        "robot-check",
+        help="check a newly connected hand: servos, firmware, voltages, temperatures; "
+        "with --move, step each joint and verify its direction and offset",
+    )
+    rc.add_argument("--robot", required=True, help="backend spec, e.g. dynamixel:port=/dev/ttyUSB0")
+    rc.add_argument("--hand", default="leap")
+    rc.add_argument("--move", action="store_true", help="move each joint a little, one at a time")
+    rc.add_argument("--step", type=positive, default=0.15, help="step per joint, rad")
+    rc.add_argument("--joints", nargs="+", help="only these joints (default: all)")
+    rc.add_argument("--json", help="also write the check as JSON")
+    rc.set_defaults(func=cmd_robot_check)
 
 
 def add_glove_send_parser(sub: Any) -> None:

@@ -205,13 +205,21 @@ class Recorder:
         robot = session.robot
         size = len(robot.sim_state()) if isinstance(robot, Simulated) else None
         config = session.config
+        info = _jsonable(dataclasses.asdict(config))
+        if robot.drives_hardware:  # the backend and its calibration (the motor map)
+            hw = robot.hand.spec.hardware
+            info["hardware"] = {
+                "backend": config.robot,
+                "settings": _jsonable(robot.settings()),
+                "motor_map": None if hw is None else _jsonable(dataclasses.asdict(hw)),
+            }
         return cls(
             root,
             hand=robot.hand,
             fps=config.rate_hz,
             with_object="object" in config.robot_options,
             sim_state_size=size,
-            session_info=_jsonable(dataclasses.asdict(config)),
+            session_info=info,
             **kw,
         )
 

@@ -1,5 +1,6 @@
 """The main window: e-stop, connection, controller and recording panels on the left, the 3D
-view in the middle, live plots on the right, loop health in the status bar.
+view in the middle, live plots on the right, loop health in the status bar; for a real hand
+(``drives_hardware``), the hand's hardware (health, faults) in a dock at the bottom.
 
 Nothing here runs the control loop. A 30 Hz timer reads the runner's snapshots (history,
 scene, device status) into the panels (:mod:`teleop_app.ui.panels`), and every change goes
@@ -15,7 +16,15 @@ from typing import Any
 
 from PyQt6.QtCore import QByteArray, Qt, QTimer
 from PyQt6.QtGui import QCloseEvent
-from PyQt6.QtWidgets import QApplication, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QMainWindow,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from teleop_app.app_models import connect_settings, one_line
 from teleop_app.app_settings import AppSettings, save_settings, session_config
@@ -25,10 +34,12 @@ from teleop_app.ui.panels import (
     ControllerPanel,
     EstopKeys,
     EstopPanel,
+    HardwarePanel,
     PlotsPanel,
     RecordingPanel,
     StatusLine,
 )
+from teleop_app.ui.panels.hardware import DEFAULT_HEIGHT as HARDWARE_HEIGHT
 from teleop_app.ui.scene_view import SceneRenderer, SceneView
 
 log = logging.getLogger(__name__)
@@ -98,6 +109,19 @@ class MainWindow(QMainWindow):
         split.setStretchFactor(1, 3)
         split.setStretchFactor(2, 3)
         self.setCentralWidget(split)
+        # The hand's hardware: only for a hand that drives real hardware (the panel says).
+        self.hardware_panel = HardwarePanel(self.runner)
+        self.hardware_dock = QDockWidget("Hand hardware", self)
+        self.hardware_dock.setObjectName("hardware_dock")
+        self.hardware_dock.setWidget(self.hardware_panel)
+        self.hardware_dock.setFeatures(  # not closable: nothing would bring it back
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.hardware_dock)
+        self.resizeDocks([self.hardware_dock], [HARDWARE_HEIGHT], Qt.Orientation.Vertical)
+        self.hardware_dock.setVisible(self.hardware_panel.hardware)
+        self.hardware_panel.hardware_changed.connect(self.hardware_dock.setVisible)
         if message:
             self.statusBar().showMessage(message, 10000)
 
@@ -124,6 +148,9 @@ class MainWindow(QMainWindow):
         self.finger_combo, self.plots = self.plots_panel.finger_combo, self.plots_panel.plots
         self.status_state, self.status_loop = self.status_line.state, self.status_line.loop
         self.status_device, self.status_safety = self.status_line.device, self.status_line.safety
+        h = self.hardware_panel
+        self.hardware_table, self.fault_banner = h.table, h.banner
+        self.clear_fault_button, self.clear_fault_message = h.clear_button, h.clear_message
 
         # Space / Esc / Pause engage the emergency stop from anywhere in the window.
         self.estop_keys = EstopKeys(self, lambda: self.set_estop(True))
@@ -222,6 +249,7 @@ class MainWindow(QMainWindow):
         self.estop_panel.poll()
         self.recording_panel.poll()
         self.connection_panel.poll()
+        self.hardware_panel.poll()
         self.scene_view.refresh()
         history = runner.history
         view = history.view() if history is not None else None

@@ -67,6 +67,11 @@ AXES: dict[str, tuple[float, float, float]] = {
 ANY_AXIS = "any"
 #: The base environment's random, drifting gravity instead of a fixed wrist.
 RANDOM_WRIST = "random"
+#: The palm start of the LEAP cube specialists (``rest_q``): the start pose of Judo's LEAP
+#: cube task (RAI Institute): index and ring spread 0.75 rad, fingers half closed, thumb
+#: opposed; a 7 cm cube (``scale_range=1.4,1.4``) lies in the palm inside the fingers.
+LEAP_CUPPED_POSE: tuple[float, ...] = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0.25,
+                                       0.5, 0.75, 0.75, 0.25, 0.65, 0.9, 0.75, 0.6)  # fmt: skip
 
 
 def wrist_gravity(wrist: str) -> np.ndarray:

@@ -155,6 +155,8 @@ def collect(
                 "wrists": list(env.cfg.wrists),
                 "families": list(env.cfg.families),
                 "start": env.cfg.start,
+                "rest_q": [float(v) for v in env.cfg.rest_q],
+                "scale_range": [float(v) for v in env.cfg.scale_range],
                 "action_mode": env.cfg.action_mode,
                 "episodes": s.episodes * s.rounds,
                 "kept": kept,
@@ -232,6 +234,8 @@ def distill(
     torch.set_num_threads(s.threads)
     t0 = time.perf_counter()
     data, specialists, info = collect(paths, hand, s)
+    # the start the generalist is evaluated and generates data from: its specialists' own
+    shared = {k: _shared(specialists, k) for k in ("rest_q", "scale_range")}
     cfg = GeneralistConfig(
         n=data["act"].shape[1],
         hidden=s.hidden,
@@ -257,6 +261,7 @@ def distill(
             "action_scale_rad": cfg.action_scale_rad,
             "history": cfg.history,
             "physics_model": info["physics"].get("name") if info["physics"] else None,
+            "rest_q": shared["rest_q"] or None,
         },
         "report": {k: v for k, v in report.items() if k != "curve"},
         # what the specialists covered, the generalist's defaults for data generation
@@ -266,6 +271,7 @@ def distill(
                 for k in ("axes", "wrists", "families")
             },
             "start": sorted({sp["start"] for sp in specialists}),
+            "scale_range": shared["scale_range"],
         },
     }
     out = Path(out)
@@ -273,6 +279,16 @@ def distill(
     RotationGeneralist(net, meta).save(out, meta)
     write_atomic(out.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
     return report
+
+
+def _shared(specialists: list[dict[str, Any]], key: str) -> list[float] | None:
+    """The specialists' common value of a setting; None where they differ (the task's
+    default then applies to the generalist)."""
+    values = {tuple(sp[key]) for sp in specialists}
+    if len(values) > 1:
+        log.warning("specialists differ in %s: the generalist takes the task's default", key)
+        return None
+    return list(values.pop())
 
 
 # -- running a generalist in the rotate environment ------------------------------------------
@@ -288,7 +304,7 @@ def is_generalist(path: str | Path) -> bool:
 def generalist_env_overrides(path: str | Path) -> dict[str, Any]:
     ck = checkpoint.load(path, format=GENERALIST_FORMAT, what="rotation generalist")
     env = dict(ck.meta.get("env", {}))
-    return {k: v for k, v in env.items() if v is not None}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in env.items() if v is not None}
 
 
 class EnvGeneralist:

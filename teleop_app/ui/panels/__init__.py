@@ -9,6 +9,7 @@ through its ``message(text, timeout_ms)`` signal.
 from teleop_app.ui.panels.connection import ConnectionPanel
 from teleop_app.ui.panels.controller import ControllerPanel
 from teleop_app.ui.panels.estop import EstopKeys, EstopPanel
+from teleop_app.ui.panels.hardware import HardwarePanel
 from teleop_app.ui.panels.plots import PlotsPanel
 from teleop_app.ui.panels.recording import RecordingPanel
 from teleop_app.ui.panels.status import StatusLine
@@ -18,6 +19,7 @@ __all__ = [
     "ControllerPanel",
     "EstopKeys",
     "EstopPanel",
+    "HardwarePanel",
     "PlotsPanel",
     "RecordingPanel",
     "StatusLine",
