@@ -337,3 +337,16 @@ def test_availability_checks_the_port_asked_for():
     assert "no port /dev/nothing-here" in DynamixelHand.availability({"port": "/dev/nothing-here"})
     assert AllegroCAN.availability({"interface": "virtual", "channel": "x"}) is None
     assert "no CAN interface (vcan9" in AllegroCAN.availability({"channel": "vcan9"})
+
+
+def test_emulate_serves_a_bus_and_fails_on_cue(capsys):
+    from teleop_app.cli import main
+
+    assert main(["emulate", "dynamixel", "--seconds", "0.4", "--fault", "silence:3@0.1"]) == 0
+    out = capsys.readouterr().out
+    assert "emulated dynamixel bus: port=/dev/pts/" in out and "fault: silence 3" in out
+    assert main(["emulate", "allegro", "--interface", "virtual", "--seconds", "0.2"]) == 0
+    assert "channel=allegro0,interface=virtual" in capsys.readouterr().out
+    assert main(["emulate", "allegro", "--fault", "overload:1@1"]) == 2
+    assert "allegro faults are silence, hot" in capsys.readouterr().err
+    assert main(["emulate", "dynamixel", "--fault", "silence"]) == 2

@@ -173,3 +173,27 @@ def test_rotation_picture_draws_an_episode(tmp_path, capsys):
     img = imageio.imread(out)
     assert img.shape[1] == 3 * 400 and img.shape[0] == 360  # three 400 x 360 frames
     assert "3 frames" in capsys.readouterr().out
+
+
+def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
+    """The shipped generalist and the -z specialist (cupped palm start, 7 cm cube) load
+    and act; the specialist turns the cube the commanded way on nominal physics."""
+    from bench.rotation_eval import main as bench
+    from training.rl.cli import shipped_policy
+    from training.rl.distill import rotation_trained_settings, shipped_generalist
+
+    gen = shipped_generalist("leap")
+    loaded = RotationGeneralist.load(gen, hand="leap")
+    assert loaded.meta["env"]["rest_q"] and loaded.meta["trained"]["axes"] == ["z+", "z-"]
+    assert gen.stat().st_size < 20e6
+    spec = shipped_policy("rotate", "leap").with_name("rotate_leap_zm.pt")
+    assert rotation_trained_settings(spec)["start"] == "palm"
+    out = tmp_path / "rot.json"
+    nominal = ["--randomization", "off", "--json", str(out)]
+    assert bench(["--checkpoint", str(spec), "--axis", "z-", "--episodes", "4",
+                  "--episode-s", "3", *nominal]) == 0  # fmt: skip
+    rec = json.loads(out.read_text())[0]
+    assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # the measured rate: 1.06
+    assert bench(["--checkpoint", str(gen), "--axis", "z+", "--episodes", "2",
+                  "--episode-s", "1", "--json", str(out)]) == 0  # fmt: skip
+    assert np.isfinite(json.loads(out.read_text())[0]["rotr"])

@@ -93,11 +93,34 @@ def cmd_robot_check(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+#: ``dexteleop emulate --fault KIND:ID@SECONDS``: what each bus can be made to do.
+EMULATED_FAULTS = {
+    "dynamixel": ("silence", "overload", "hot"),
+    "allegro": ("silence", "hot"),
+}
+#: python-can's default IPv4 group for ``udp_multicast`` (buses across processes).
+UDP_MULTICAST_GROUP = "239.74.163.2"
+
+
+def parse_fault(bus: str, spec: str) -> tuple[str, int, float]:
+    """``silence:5@4`` -> ("silence", 5, 4.0): servo (or finger) 5 goes silent 4 s in."""
+    try:
+        kind, _, rest = spec.partition(":")
+        ident, _, at = rest.partition("@")
+        out = kind, int(ident), float(at or 0.0)
+    except ValueError:
+        raise CliError(f"--fault {spec!r}: expected KIND:ID@SECONDS, e.g. silence:5@4") from None
+    if out[0] not in EMULATED_FAULTS[bus]:
+        raise CliError(f"--fault {spec!r}: {bus} faults are {', '.join(EMULATED_FAULTS[bus])}")
+    return out
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
-    """Serve an emulated hand bus until Ctrl-C (or ``--seconds``)."""
+    """Serve an emulated hand bus until Ctrl-C (or ``--seconds``), with faults on cue."""
     import signal
     import threading
 
+    faults = [parse_fault(args.bus, f) for f in args.fault]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.bus == "dynamixel":
@@ -106,17 +129,39 @@ def cmd_emulate(args: argparse.Namespace) -> int:
         bus: Any = DynamixelBus(seed=args.seed)
         where = f"port={bus.port}"
         hint = f"--hand leap --robot dynamixel:{where}"
+        actions = {
+            "silence": bus.silence,
+            "overload": bus.overload,
+            "hot": lambda i: bus.set_temperature(i, 80),
+        }
     else:
         from devices.robots.emulators.allegro_can import AllegroCANHand
 
-        bus = AllegroCANHand(channel=args.channel, interface=args.interface, seed=args.seed)
-        where = f"channel={args.channel},interface={args.interface}"
+        channel = args.channel or (
+            UDP_MULTICAST_GROUP if args.interface == "udp_multicast" else "allegro0"
+        )
+        bus = AllegroCANHand(channel=channel, interface=args.interface, seed=args.seed)
+        where = f"channel={channel},interface={args.interface}"
         hint = f"--hand allegro --robot allegro_can:{where}"
+        actions = {"silence": bus.silence_finger, "hot": lambda f: bus.set_temperature(f, 75)}
+    timers = []
+    for kind, ident, at in faults:
+
+        def fire(kind: str = kind, ident: int = ident) -> None:
+            print(f"fault: {kind} {ident}", flush=True)
+            actions[kind](ident)
+
+        timers.append(threading.Timer(at, fire))
     with bus:
         print(f"emulated {args.bus} bus: {where}", flush=True)
         print(f"drive it with: dexteleop run {hint} ...", flush=True)
+        for t in timers:
+            t.daemon = True
+            t.start()
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait(args.seconds)
+        for t in timers:
+            t.cancel()
     return 0
 
 
@@ -127,12 +172,24 @@ def add_emulate_parser(sub: Any) -> None:
         "Allegro v4 on a CAN bus) to try or test the real backends without a hand",
     )
     em.add_argument("bus", choices=("dynamixel", "allegro"))
-    em.add_argument("--channel", default="allegro0", help="allegro: the CAN channel")
+    em.add_argument(
+        "--channel",
+        help=f"allegro: the CAN channel (default: {UDP_MULTICAST_GROUP} for udp_multicast, "
+        "allegro0 for virtual)",
+    )
     em.add_argument(
         "--interface",
         default="udp_multicast",
         help="allegro: python-can interface (udp_multicast reaches other processes on this "
         "machine; virtual only this one; socketcan with a vcan device)",
+    )
+    em.add_argument(
+        "--fault",
+        nargs="+",
+        default=[],
+        metavar="KIND:ID@SECONDS",
+        help="make a servo (dynamixel: silence, overload, hot) or a finger (allegro: silence, "
+        "hot) fail that many seconds in, e.g. silence:5@4",
     )
     em.add_argument("--seconds", type=positive, help="stop after this long (default: Ctrl-C)")
     em.add_argument("--seed", type=int, default=0)
