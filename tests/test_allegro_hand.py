@@ -189,3 +189,21 @@ def test_gravity_compensation_torques_follow_the_mount():
     q = _start_q()
     np.testing.assert_allclose(up(q), -down(q), atol=1e-9)
     assert np.abs(up(q)).max() > 1e-3
+
+
+def test_robot_check_on_the_allegro(tmp_path, capsys):
+    from teleop_app.cli import main
+
+    ch = _channel()
+    with AllegroCANHand(channel=ch, start_q=_start_q()):
+        js = tmp_path / "check.json"
+        assert main(["robot-check", "--robot", f"allegro_can:channel={ch},interface=virtual",
+                     "--hand", "allegro", "--move", "--joints", "ffj1", "thj2",
+                     "--json", str(js)]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "| finger 0 |" in out and "moving ffj1 by" in out
+    rows = {r["joint"]: r for r in json.loads(js.read_text())["joints"]}
+    for j in ("ffj1", "thj2"):
+        assert rows[j]["result"] == "ok"
+        assert rows[j]["moved"] == pytest.approx(rows[j]["step"], abs=0.05)
+        assert rows[j]["others"] < 0.05

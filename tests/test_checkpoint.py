@@ -115,6 +115,12 @@ def test_the_shipped_checkpoints_load_as_they_are():
         kind = ("qs_" if setting == "quasi-static" else "") + kind
         m = load_modex(path, kind=kind, hand=hand)
         assert m.config.kind == kind and m.config.hand == hand
+    from controllers.dexndm.generalist import RotationGeneralist
+    from training.rl.distill import is_generalist
+
     for path in (CHECKPOINTS_DIR / "rl").glob("*.pt"):
+        if is_generalist(path):
+            assert RotationGeneralist.load(path, hand=path.stem.split("_")[-1]).meta["physics"]
+            continue
         ck = checkpoint.load(path, format=POLICY_FORMAT, what="RL policy")
         assert ck.meta["hand"] in path.stem and "actor_state_dict" in ck.record
