@@ -72,22 +72,15 @@ def randomization(name: str) -> Any:
 
 def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> dict:
     from training.envs import make_env
-    from training.rl.distill import (
-        rotation_env_overrides,
-        rotation_policy,
-        rotation_trained_settings,
-    )
+    from training.rl.distill import rotation_policy, rotation_run_settings
     from training.rl.evaluate import DEMO_OBJECTS
     from training.rl.evaluate import evaluate as run_episodes
 
     over: dict[str, Any] = {}
     start = "grasp"
     if args.checkpoint:
-        over = rotation_env_overrides(args.checkpoint)
-        trained = rotation_trained_settings(args.checkpoint)
-        start = trained.get("start", start)
-        if "scale_range" in trained:  # the object sizes it was trained on
-            over["scale_range"] = trained["scale_range"]
+        over, trained_start = rotation_run_settings(args.checkpoint)
+        start = trained_start or start
     if args.set:  # task settings on top of the policy's (e.g. the start pose, object scales)
         from training.rl.cli import task_settings
 

@@ -52,20 +52,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from training.envs import make_env
     from training.rl.cli import task_settings
-    from training.rl.distill import (
-        rotation_env_overrides,
-        rotation_policy,
-        rotation_trained_settings,
-    )
+    from training.rl.distill import rotation_policy, rotation_run_settings
     from training.rl.evaluate import DEMO_OBJECTS, _Renderer
 
     over, start = {}, "grasp"
     if args.checkpoint:
-        over = rotation_env_overrides(args.checkpoint)
-        trained = rotation_trained_settings(args.checkpoint)
-        start = trained.get("start", start)
-        if "scale_range" in trained:  # the object sizes it was trained on
-            over["scale_range"] = trained["scale_range"]
+        over, trained_start = rotation_run_settings(args.checkpoint)
+        start = trained_start or start
     over.update(task_settings("rotate", args.set))
     over.setdefault("start", start)
     env = make_env(

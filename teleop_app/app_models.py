@@ -107,8 +107,13 @@ def robot_reason(name: str, options: dict[str, Any] | None = None) -> str | None
 def spec_options(spec: str) -> dict[str, str]:
     """The ``key=value`` settings of a spec as given (strings, unchecked):
     ``dynamixel:port=/dev/pts/3`` -> ``{"port": "/dev/pts/3"}``."""
+    from devices.spec import split_pairs
+
     rest = spec.strip().partition(":")[2]
-    return dict(item.partition("=")[::2] for item in rest.split(",") if "=" in item)
+    try:
+        return split_pairs("robot", rest) if rest else {}
+    except ValueError:  # the session's own parse says what is wrong with it
+        return {}
 
 
 def spec_name(spec: str) -> str:

@@ -215,7 +215,6 @@ class DynamixelHand(RealHand):
         self._ph: Any = None
         self._sync_write: Any = None
         self._reader: Any = None
-        self._torque_on = False
         self._silent: set[int] = set()
         self._lost = False
         self._read_errors = 0  # group reads that failed while every servo answered
@@ -269,7 +268,6 @@ class DynamixelHand(RealHand):
             self._check(self._sync_write.txPacket(), 0, "bus", "goal positions")
             for i in self.ids:
                 self._write_reg(i, ADDR_TORQUE_ENABLE, 1, 1)
-            self._torque_on = True
             self._target = self._q.copy()
         except BaseException:
             self._shutdown(torque_off=True)
@@ -536,7 +534,6 @@ class DynamixelHand(RealHand):
                     res, _ = self._ph.write1ByteTxRx(self._port, i, ADDR_TORQUE_ENABLE, 0)
                     if res != self._sdk.COMM_SUCCESS:
                         log.error("servo %d: torque off failed", i)
-                self._torque_on = False
         except PORT_ERRORS as e:
             log.error("%s: torque off failed: %s", self.config.port, e)
         finally:

@@ -69,14 +69,13 @@ class RealHand(Robot):
         super().__init__(hand, rate_hz)
         self._wrist = mounted_wrist(wrist)
         self.timer = BusTimer()
-        self._t0 = time.monotonic()
         self._last_health = -np.inf
 
     def state(self, q: np.ndarray, dq: np.ndarray, target: np.ndarray) -> HandState:
         """The loop's view of measured joints (spec order, rad and rad/s)."""
         q = np.asarray(q, dtype=float)
         return HandState(
-            t=time.monotonic() - self._t0,
+            t=time.monotonic() - self._t_connect,
             q=q.copy(),
             dq=np.asarray(dq, dtype=float).copy(),
             target=np.asarray(target, dtype=float).copy(),

@@ -347,6 +347,17 @@ def rotation_trained_settings(path: str | Path) -> dict[str, Any]:
     return out
 
 
+def rotation_run_settings(path: str | Path) -> tuple[dict[str, Any], str | None]:
+    """What rebuilds the environment a rotation policy (specialist or generalist) acts in:
+    its observation and action settings plus the object sizes it was trained on, and its
+    start (None if not recorded). Axes, wrists and objects are left to the caller."""
+    over = rotation_env_overrides(path)
+    trained = rotation_trained_settings(path)
+    if "scale_range" in trained:
+        over["scale_range"] = trained["scale_range"]
+    return over, trained.get("start")
+
+
 def rotation_policy(path: str | Path, env: Any) -> Any:
     """A PPO specialist or a generalist, as a callable(obs) -> actions for ``env``."""
     from training.rl.ppo import Policy
