@@ -180,6 +180,10 @@ def test_silent_fingers_versus_a_starved_host():
     assert _silent_fingers(np.array([0.003, 0.2, 0.004, 0.003]), 0.1) == {1}
     assert _silent_fingers(np.array([0.2, 0.2, 0.25, 0.2]), 0.1) == set()  # starved, not lost
     assert _silent_fingers(np.array([0.5, 0.5, 0.6, 0.5]), 0.1) == {0, 1, 2, 3}
+    # a sender stalled between fingers of one burst: the others moved on by one frame only
+    age = np.array([0.003, 0.003, 0.15, 0.15])
+    assert _silent_fingers(age, 0.1, np.array([0, 0, 2, 1]), 48) == set()
+    assert _silent_fingers(age, 0.1, np.array([0, 0, 100, 99]), 48) == {2, 3}
 
 
 def test_gravity_compensation_torques_follow_the_mount():

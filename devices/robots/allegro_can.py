@@ -21,6 +21,7 @@ a fault (the session holds the others), as does a finger at or above
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -100,8 +101,6 @@ class AllegroCAN(RealHand):
             import can  # noqa: F401
         except ImportError:
             return NO_CAN
-        import os
-
         opts = options or {}
         if opts.get("interface") in ("virtual", "udp_multicast"):  # software buses
             return None
@@ -147,6 +146,8 @@ class AllegroCAN(RealHand):
         self._tau_hw = np.zeros(n)
         self._last_frame = np.full(proto.NUM_FINGERS, -np.inf)  # monotonic s, per finger
         self._frames = np.zeros(proto.NUM_FINGERS, int)
+        self._taken = 0  # position frames of all fingers taken in
+        self._taken_at = np.zeros(proto.NUM_FINGERS, int)  # ... at each finger's last one
         self._temps: list[int | None] = [None] * proto.NUM_FINGERS
         self._silent: set[int] = set()
         self._stream_t0 = 0.0
@@ -261,6 +262,8 @@ class AllegroCAN(RealHand):
                     self._q_hw[sl] = q4
                     self._last_frame[f] = now
                     self._frames[f] += 1
+                    self._taken += 1
+                    self._taken_at[f] = self._taken
             elif proto.RTR_TEMPERATURE <= cmd < proto.RTR_TEMPERATURE + proto.NUM_FINGERS:
                 self._temps[cmd - proto.RTR_TEMPERATURE] = proto.decode_temperature(data)
         except ValueError as e:  # a malformed frame: counted, never acted on
@@ -272,6 +275,8 @@ class AllegroCAN(RealHand):
     def _pd_loop(self) -> None:
         period = 1.0 / self.config.control_hz
         timeout = self.config.frame_timeout_ms / 1e3
+        # the other three fingers' frames in half a timeout at the stream's rate
+        min_others = max(3, round(3 * 0.5 * timeout * 1e3 / proto.DEFAULT_PERIOD_MS))
         next_t = time.perf_counter()
         last = None
         while not self._stop.is_set():
@@ -280,7 +285,9 @@ class AllegroCAN(RealHand):
                     self._take(msg)
                 now = time.monotonic()
                 with self._lock:
-                    silent = _silent_fingers(now - self._last_frame, timeout)
+                    silent = _silent_fingers(
+                        now - self._last_frame, timeout, self._taken - self._taken_at, min_others
+                    )
                     tau = self._pd(silent)
                 self._tau_hw = tau
                 for f in range(proto.NUM_FINGERS):
@@ -429,13 +436,23 @@ class AllegroCAN(RealHand):
 WHOLE_HAND_TIMEOUTS = 4
 
 
-def _silent_fingers(age_s: np.ndarray, timeout_s: float) -> set[int]:
-    """The fingers whose position frames stopped: older than ``timeout_s`` while another
-    finger streams; all of them only once every finger is ``WHOLE_HAND_TIMEOUTS`` times as
-    old (power lost, cable out) rather than once this process was starved of CPU."""
+def _silent_fingers(
+    age_s: np.ndarray,
+    timeout_s: float,
+    others_since: np.ndarray | None = None,
+    min_others: int = 0,
+) -> set[int]:
+    """The fingers whose position frames stopped: older than ``timeout_s`` while the other
+    fingers stream on (``others_since[f]``: frames of the others taken in since finger f's
+    last, at least ``min_others``; a sender stalled between two fingers' frames of one
+    period is not a silent finger); all of them only once every finger is
+    ``WHOLE_HAND_TIMEOUTS`` times as old (power lost, cable out) rather than once this
+    process was starved of CPU."""
     stale = age_s > timeout_s
     if stale.all():
         return set(range(age_s.size)) if np.all(age_s > WHOLE_HAND_TIMEOUTS * timeout_s) else set()
+    if others_since is not None:
+        stale &= others_since >= min_others
     return set(np.flatnonzero(stale).tolist())
 
 
