@@ -93,7 +93,7 @@ def variants(hand, which: str) -> list[tuple[Physics, bool, bool]]:
 
 def grasp_sets(hand_name: str, per_object: int, seed: int):
     """(object spec, grasps, gravity directions) for every shipped cache of the hand."""
-    from training.envs.objects import make_instance
+    from assets.objects import make_instance
     from training.grasps.cache import SHIPPED
     from training.grasps.generate import GraspSet
 

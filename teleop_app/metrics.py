@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from assets.rotations import quat_conj, quat_mul, quat_rotvec
+
 if TYPE_CHECKING:
     from teleop_app.session import TickRecord
 
@@ -26,6 +28,63 @@ def _pct(values: list[float]) -> dict[str, float]:
         "max": round(float(a.max()), 4),
         "n": int(a.size),
     }
+
+
+class ObjectMeter:
+    """The simulated object's rotation over a run (the report's ``object``).
+
+    Each tick the object's turn since the last tick (world frame) is expressed in the palm
+    frame and split into its part about the axis commanded at the tick it turned under (the
+    last tick's command: a state is read before the tick's target is sent)
+    (``rotation_about_command_axis_rad``, summed with sign) and the rest (``off_axis_rad``,
+    summed magnitudes). Ticks without a commanded axis count toward neither; turning stops
+    counting once the object has dropped. ``time_to_drop_s``: from the first tick with an
+    object to the first tick it reads dropped (None when kept).
+    """
+
+    def __init__(self) -> None:
+        self.about = 0.0
+        self.off = 0.0
+        self.ticks_with_axis = 0
+        self.dropped = False
+        self.t0: float | None = None
+        self.t_drop: float | None = None
+        self._prev: np.ndarray | None = None
+        self._prev_axis: np.ndarray | None = None
+
+    def add(self, state: Any, axis: np.ndarray | None) -> None:
+        pose = state.object_pose
+        if pose is None:
+            return
+        if self.t0 is None:
+            self.t0 = state.t
+        quat = np.asarray(pose[3:7], dtype=float)
+        if self._prev is not None and not self.dropped and self._prev_axis is not None:
+            turn = quat_rotvec(quat_mul(quat[None], quat_conj(self._prev[None])))[0]
+            turn = np.asarray(state.wrist)[:3, :3].T @ turn  # palm frame
+            k = self._prev_axis
+            k = k / max(float(np.linalg.norm(k)), 1e-12)
+            along = float(turn @ k)
+            if np.isfinite(along):
+                self.about += along
+                self.off += float(np.linalg.norm(turn - along * k))
+                self.ticks_with_axis += 1
+        if state.object_dropped and not self.dropped:
+            self.dropped = True
+            self.t_drop = state.t - self.t0
+        self._prev = quat
+        self._prev_axis = None if axis is None else np.asarray(axis, dtype=float).copy()
+
+    def report(self) -> dict[str, Any] | None:
+        if self.t0 is None:
+            return None
+        return {
+            "rotation_about_command_axis_rad": round(self.about, 5),
+            "off_axis_rad": round(self.off, 5),
+            "ticks_with_axis": self.ticks_with_axis,
+            "dropped": self.dropped,
+            "time_to_drop_s": None if self.t_drop is None else round(self.t_drop, 4),
+        }
 
 
 class Metrics:
@@ -49,6 +108,7 @@ class Metrics:
         self.frames_rejected = Counter[str]()
         self.t_first: float | None = None
         self.t_last: float | None = None
+        self.object = ObjectMeter()
 
     def count(self, name: str) -> None:
         self.other[name] += 1
@@ -61,6 +121,7 @@ class Metrics:
         for stage, ms in r.timings_ms.items():
             if stage in self.latency_ms:
                 self.latency_ms[stage].append(ms)
+        self.object.add(r.state, None if r.command is None else r.command.axis)
         if r.command is not None and r.command.keypoints is not None:
             err = np.linalg.norm(r.state.keypoints - r.command.keypoints, axis=1).mean()
             self.tracking_error_m.append(float(err))
@@ -100,4 +161,5 @@ class Metrics:
                 "n": int(err.size),
             },
             "other_events": dict(self.other),
+            **({"object": obj} if (obj := self.object.report()) is not None else {}),
         }

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from assets.hands import load_hand
-from training.envs.objects import FAMILIES, make_instance
+from assets.objects import FAMILIES, make_instance
 from training.grasps.generate import GraspGenerator, GraspSet, hold_test
 from training.grasps.geometry import SHAPES, closest_surface, net_force_residual, sample_surface
 

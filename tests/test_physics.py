@@ -46,10 +46,10 @@ def _check_model(model, hand_name: str, prefix: str, where: str) -> None:
 def test_every_scene_runs_the_actuator_model(hand_name, tmp_path):
     """The app's simulated hand, the RL environments, grasp generation and MoDex's
     exploration hand all build their models through assets.physics.apply."""
+    from assets.objects import make_instance
     from controllers.modex.hand import exploration_hand
     from devices.robots.sim import SimHand, SimHandConfig
     from training.envs import make_env
-    from training.envs.objects import make_instance
     from training.grasps.generate import GraspGenerator
 
     hand = load_hand(hand_name)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+from assets.rotations import axis_angle_quat, quat_angle, quat_mul
 from training.envs import TASKS, make_env
 from training.envs.base import Randomization
 from training.envs.rotate import AXES, LEAP_CUPPED_POSE, RotateEnv, wrist_gravity
-from training.envs.rotations import axis_angle_quat, quat_angle, quat_mul
 
 CUPPED = LEAP_CUPPED_POSE
 
@@ -265,3 +265,16 @@ def test_rotation_eval_randomization_settings(tmp_path):
                  "--json", str(out)]) == 0  # fmt: skip
     rec = json.loads(out.read_text())[0]
     assert rec["randomization"] == "off" and rec["episodes"] == 2
+
+
+def test_curriculum_continues_on_resume(tmp_path):
+    """A resumed run's off-axis penalty weight continues where the saved run stopped."""
+    a = _env(tmp_path, rotp_resets=(1.0, 3.0), rotp_max=0.1)
+    b = _env(tmp_path, rotp_resets=(1.0, 3.0), rotp_max=0.1)
+    assert a.rotp_weight() == 0.0
+    a.resets = 2 * a.num_envs  # two episodes per world: halfway up the ramp
+    b.load_curriculum_state(a.curriculum_state())
+    assert b.rotp_weight() == pytest.approx(0.05)
+    # a checkpoint saved before the state was kept: from its ended episodes
+    b.load_curriculum_state({"episodes": 3 * a.num_envs})
+    assert b.rotp_weight() == pytest.approx(0.1)

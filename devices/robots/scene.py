@@ -165,6 +165,13 @@ def object_spawn_palm(hand: Hand, obj: ObjectSpec) -> np.ndarray:
     return np.array(hand.spec.palm_surface_m) - np.array([0.0, 0.0, obj.half_height_m + 0.002])
 
 
+def rotation_start_palm(hand: Hand, rbound_m: float) -> np.ndarray:
+    """Where the in-hand rotation tasks start an object's centre, palm frame: 1.5 cm along
+    the palm's x from the surface point and its bounding radius ``rbound_m`` (+4 mm) off
+    the palm, so that it drops into the cupped fingers without touching them first."""
+    return np.array(hand.spec.palm_surface_m) + np.array([0.015, 0.0, -(rbound_m + 0.004)])
+
+
 def site_names() -> tuple[str, ...]:
     """The palm-frame site followed by the 8 keypoint sites, as named in the scene."""
     return (HAND_PREFIX + PALM_FRAME_SITE, *(f"{HAND_PREFIX}kp_{n}" for n in ROBOT_KEYPOINT_NAMES))

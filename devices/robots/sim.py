@@ -9,10 +9,13 @@ import mujoco
 import numpy as np
 
 from assets.hands import load_hand
-from assets.objects import OBJECTS
+from assets.objects import resolve_object
 from assets.physics import DEFAULT_PHYSICS, substeps
+from assets.rotations import quat_mul
 from devices.robots.base import ROBOTS, Robot, Simulated
+from devices.robots.reality import Backlash, RealityGap, reality_gap
 from devices.robots.scene import (
+    HAND_PREFIX,
     MOUNT_BODY,
     MOUNT_POS,
     OBJECT_BODY,
@@ -39,12 +42,18 @@ class SimHandConfig:
         hand: hand name (``leap``, ``allegro``).
         wrist: a fixed orientation (palm_up, palm_down, base_up, base_down, thumb_up,
             thumb_down) or ``follow`` (the mount follows the operator's wrist).
-        object: object name from ``assets.OBJECTS`` or None.
+        object: an object's name (``assets.objects``: a named object or an RL family) or
+            None.
         object_mass_kg / object_friction: override the object's defaults.
         rate_hz: control rate; the physics runs ``1 / (rate_hz * timestep)`` substeps per tick.
         physics_model: the hand's physics (``assets.physics``): ``servo`` (its actuator
             model, 10 ms; the default) or ``menagerie`` (the model as published, 2 ms).
         timestep_s: physics timestep; None keeps the physics' own.
+        dynamics: ``nominal`` (the physics above, what every trainer uses) or ``reality``:
+            the stand-in real hand (``devices.robots.reality``: other per-joint gains and
+            link masses, friction loss, backlash, one step of latency, a 2 ms timestep and
+            the Menagerie contact settings), drawn with ``reality_seed``.
+        object_scale: the object's size factor (the rotation policies' cube is 1.4).
     """
 
     hand: str = "leap"
@@ -55,6 +64,13 @@ class SimHandConfig:
     rate_hz: float = 20.0
     physics_model: str = DEFAULT_PHYSICS
     timestep_s: float | None = None
+    dynamics: str = "nominal"
+    reality_seed: int = 0
+    object_scale: float = 1.0
+
+
+#: ``SimHandConfig.dynamics``.
+DYNAMICS = ("nominal", "reality")
 
 
 @ROBOTS.register("sim")
@@ -72,20 +88,27 @@ class SimHand(Robot, Simulated):
         self.supports_wrist_pose = config.wrist == "follow"
         obj = None
         if config.object not in (None, "none"):
-            if config.object not in OBJECTS:
-                raise ValueError(
-                    f"unknown object {config.object!r}; known: {', '.join(sorted(OBJECTS))}"
-                )
-            ospec = OBJECTS[config.object]
+            if not (np.isfinite(config.object_scale) and 0.3 <= config.object_scale <= 3.0):
+                raise ValueError("object_scale must be in [0.3, 3]")
+            ospec = resolve_object(config.object, config.object_scale)
             mass = ospec.mass_kg if config.object_mass_kg is None else config.object_mass_kg
             fric = ospec.friction if config.object_friction is None else config.object_friction
             if not (np.isfinite(mass) and np.isfinite(fric) and mass > 0 and fric > 0):
                 raise ValueError("object mass and friction must be finite and positive")
             obj = SceneObject(ospec, mass, fric)
+        if config.dynamics not in DYNAMICS:
+            raise ValueError(f"unknown dynamics {config.dynamics!r}; known: {', '.join(DYNAMICS)}")
         self.sim_physics = hand.physics(config.physics_model)
+        #: the stand-in real hand's parameters (``dynamics=reality``), else None
+        self.reality: RealityGap | None = None
+        if config.dynamics == "reality":
+            self.reality = reality_gap(hand, config.reality_seed)
+            self.sim_physics = self.reality.physics(self.sim_physics)
         if config.timestep_s is not None:
             self.sim_physics = self.sim_physics.replace(timestep_s=config.timestep_s)
         self.scene_spec = build_scene(hand, wrist=config.wrist, obj=obj, physics=self.sim_physics)
+        if self.reality is not None:
+            self.reality.apply_masses(self.scene_spec, HAND_PREFIX)
         self.model = self.scene_spec.compile()
         self.data = mujoco.MjData(self.model)
         self.substeps = substeps(self.rate_hz, self.model.opt.timestep)
@@ -100,9 +123,12 @@ class SimHand(Robot, Simulated):
         self._mocap = m.body_mocapid[m.body(MOUNT_BODY).id]
         self._obj_body = m.body(OBJECT_BODY).id if obj is not None else -1
         self._obj_qadr = m.jnt_qposadr[m.body_jntadr[self._obj_body]] if obj is not None else -1
+        self._obj_spec = obj.spec if obj is not None else None
         self._obj_spawn_palm = object_spawn_palm(hand, obj.spec) if obj is not None else None
         self._dropped = False
         self._target = hand.default_open.copy()
+        self._backlash = Backlash(self.reality.backlash_rad) if self.reality else None
+        self._delayed: list[np.ndarray] = []
         self.time_s = 0.0
         self.reset()
 
@@ -111,9 +137,20 @@ class SimHand(Robot, Simulated):
         jids = [self.model.joint("hand/" + j).id for j in self.hand.joint_names]
         return self.sim_physics.describe(self.model, jids, substeps=self.substeps)
 
+    def hand_report(self) -> dict:
+        rep = super().hand_report()
+        if self.reality is not None:
+            rep["reality"] = self.reality.describe()  # what the stand-in hand is
+        return rep
+
     # -- simulation control -------------------------------------------------------------------
-    def reset(self, q: np.ndarray | None = None) -> None:
-        """Put the hand at ``q`` (default: open pose) at rest, the object back at its spawn."""
+    def reset(
+        self,
+        q: np.ndarray | None = None,
+        object_palm: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Put the hand at ``q`` (default: open pose) at rest and the object back at its
+        spawn, or at ``object_palm`` = (position, wxyz quaternion) in the palm frame."""
         mujoco.mj_resetData(self.model, self.data)
         q = self.hand.default_open if q is None else self.hand.clip(np.asarray(q, dtype=float))
         self.data.qpos[self._qadr] = q
@@ -121,9 +158,31 @@ class SimHand(Robot, Simulated):
         self._target = q.copy()
         self._dropped = False
         self.time_s = 0.0
+        if self._backlash is not None:
+            self._backlash.reset(q)
+        self._delayed = [q.copy() for _ in range(self.reality.latency_steps if self.reality else 0)]
         mujoco.mj_forward(self.model, self.data)
+        if object_palm is not None:
+            if self._obj_body < 0:
+                raise ValueError("this simulated hand has no object")
+            pos, quat = (np.asarray(v, dtype=float) for v in object_palm)
+            p, r = self._palm_frame()
+            a = self._obj_qadr
+            self.data.qpos[a : a + 3] = p + r @ pos
+            self.data.qpos[a + 3 : a + 7] = quat_mul(mat_to_quat(r), quat / np.linalg.norm(quat))
+            self._obj_spawn_palm = pos.copy()
+            mujoco.mj_forward(self.model, self.data)
+        elif self._obj_body >= 0:
+            self._obj_spawn_palm = object_spawn_palm(self.hand, self._obj_spec)
         self.safety.reset(q)
         self.wrist_filter.reset()
+
+    @property
+    def object_rbound_m(self) -> float:
+        """The object's bounding-sphere radius (m); 0 without an object."""
+        if self._obj_body < 0:
+            return 0.0
+        return float(self.model.geom_rbound[self.model.geom("object_geom").id])
 
     def _write_wrist(self, pose: np.ndarray) -> None:
         """(``follow`` mode) Move the mount with the operator's wrist: ``pose`` is relative
@@ -135,6 +194,10 @@ class SimHand(Robot, Simulated):
     # -- Robot ------------------------------------------------------------------------------
     def _write(self, target: np.ndarray) -> None:
         self._target = target.copy()
+        if self.reality is not None:
+            # the stand-in: the target takes effect latency_steps later, through the play
+            self._delayed.append(target.copy())
+            target = self._backlash(self._delayed.pop(0))
         self.data.ctrl[self._act] = target
         # One call for all substeps: the GIL is released once, not once per substep (in
         # the app, other threads would otherwise get the interpreter between substeps).

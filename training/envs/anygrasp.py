@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from assets.objects import ObjectSpec
+from assets.objects import FAMILIES, ObjectSpec, sample_instances
+from assets.rotations import quat_angle, quat_canonical, quat_conj, quat_mul
 from devices.robots.scene import OBJECT_BODY, SceneObject
 from training.envs.base import EnvConfig, HandEnv
-from training.envs.objects import FAMILIES, sample_instances
-from training.envs.rotations import quat_angle, quat_canonical, quat_conj, quat_mul
 from training.grasps.cache import load_or_generate
 from training.grasps.generate import GraspSet
 

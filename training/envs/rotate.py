@@ -42,12 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from devices.retargeting.axis import PALM_AXES
-from devices.robots.scene import WRIST_ORIENTATIONS
-from training.envs.anygrasp import AnygraspConfig, AnygraspEnv
-from training.envs.gait import Gait, find_gait, gait_offsets, gait_path
-from training.envs.objects import FAMILIES, sample_instances
-from training.envs.rotations import (
+from assets.objects import FAMILIES, sample_instances
+from assets.rotations import (
     axis_angle_quat,
     quat_angle,
     quat_canonical,
@@ -56,6 +52,10 @@ from training.envs.rotations import (
     quat_rotvec,
     random_unit,
 )
+from devices.retargeting.axis import PALM_AXES
+from devices.robots.scene import WRIST_ORIENTATIONS, rotation_start_palm
+from training.envs.anygrasp import AnygraspConfig, AnygraspEnv
+from training.envs.gait import Gait, find_gait, gait_offsets, gait_path
 
 #: The six principal axes of the palm frame (x: along the fingers, y: toward the thumb,
 #: z: dorsal): the app's :data:`~devices.retargeting.axis.PALM_AXES`, named sign-last
@@ -294,14 +294,13 @@ class RotateEnv(AnygraspEnv):
         """The object just above the palm at a random yaw, the hand in its rest pose."""
         rng, b = self.rng, self.backend
         qpos, ctrl = b.state("qpos"), b.state("ctrl")
-        surface = np.array(self.hand.spec.palm_surface_m)
         rbound = self._fields["geom_rbound"][:, self.obj_geom]
         for w in ids:
             q = self.rest_q[self.inst[w]]
             qpos[w, self.qadr] = q
             ctrl[w, self.act] = q
             # palm frame = world frame in training scenes; the palm faces -z
-            pos = surface + np.array([0.015, 0.0, -(rbound[w] + 0.004)])
+            pos = rotation_start_palm(self.hand, float(rbound[w]))
             qpos[w, self.obj_qadr : self.obj_qadr + 3] = self.palm_pos + pos
             yaw = axis_angle_quat(np.array([0.0, 0.0, 1.0]), np.array(rng.uniform(0, 2 * np.pi)))
             qpos[w, self.obj_qadr + 3 : self.obj_qadr + 7] = yaw
@@ -368,6 +367,19 @@ class RotateEnv(AnygraspEnv):
         lo, hi = self.cfg.rotp_resets
         per_world = self.resets / self.num_envs
         return self.cfg.rotp_max * float(np.clip((per_world - lo) / max(hi - lo, 1e-9), 0, 1))
+
+    def curriculum_state(self) -> dict:
+        """What a resumed run needs to continue the curriculum where it stopped."""
+        return {"resets_per_world": self.resets / self.num_envs}
+
+    def load_curriculum_state(self, state: dict) -> None:
+        """Continue the curriculum of a saved run (:meth:`curriculum_state`; a run saved
+        before it was kept passes ``{"episodes": N}``, its ended episodes, all worlds)."""
+        if "resets_per_world" in state:
+            per_world = float(state["resets_per_world"])
+        else:
+            per_world = float(state.get("episodes", 0.0)) / self.num_envs
+        self.resets = round(max(per_world, 0.0) * self.num_envs)
 
     # -- observations and reward --------------------------------------------------------------
     def _task_obs(self) -> tuple[np.ndarray, np.ndarray]:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from assets.hands import load_hand
+from assets.objects import FAMILIES, sample_instances
 from assets.physics import DEFAULT_PHYSICS, PHYSICS_NAMES
-from training.envs.objects import FAMILIES, sample_instances
 from training.grasps.generate import GraspGenerator, hold_test
 
 

@@ -31,8 +31,8 @@ import numpy as np
 from assets.hands import FINGERS, Hand
 from assets.objects import ObjectSpec
 from assets.physics import DEFAULT_PHYSICS, Physics
+from assets.rotations import quat_angle
 from devices.robots.scene import HAND_PREFIX, OBJECT_BODY, SceneObject, build_scene
-from training.envs.rotations import quat_angle
 from training.grasps.geometry import closest_surface, net_force_residual, sample_surface
 
 log = logging.getLogger(__name__)

@@ -333,8 +333,8 @@ def add_rotate_mpc_arguments(p: argparse.ArgumentParser) -> None:
 def run_rotate_mpc(args: argparse.Namespace) -> int:
     import shutil
 
+    from assets.objects import FAMILIES
     from devices.spec import typed_options
-    from training.envs.objects import FAMILIES
     from training.rl.evaluate import DEMO_OBJECTS
     from training.rl.mpc import MPCSettings
     from training.rl.mpc_distill import DaggerSettings, train_dagger

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from assets.rotations import quat_conj, quat_mul, quat_rotvec
 from devices.robots import limits
-from training.envs.rotations import quat_conj, quat_mul, quat_rotvec
 
 #: the state a planning world copies from the world it plans for
 SYNC_STATE = ("qpos", "qvel", "ctrl", "xfrc_applied", "qacc_warmstart")

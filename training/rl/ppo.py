@@ -246,6 +246,12 @@ def train(
         alg.load(ck["alg"], None, True)
         start_it, curve = ck["iteration"], ck["curve"]
         env_steps, seconds = ck["env_steps"], ck["seconds"]
+        if hasattr(env, "load_curriculum_state"):
+            # the env's curriculum (rotate: the off-axis penalty's) continues, not restarts
+            state = ck.record.get("env_curriculum") or {
+                "episodes": sum(r.get("episodes", 0.0) for r in curve)
+            }
+            env.load_curriculum_state(state)
         log.info("resumed %s at iteration %d", ckpt_path, start_it)
     writer = SummaryWriter(log_dir=str(out / "tb"))
     meta = policy_meta(task, scale, hand, seed, device, env, s)
@@ -314,7 +320,7 @@ def train(
                 s.max_minutes is not None and (time.perf_counter() - t_start) > 60 * s.max_minutes
             )
             if (it + 1) % s.save_every == 0 or last or timed_out:
-                _save(ckpt_path, alg, it + 1, curve, env_steps, seconds, cfg, meta)
+                _save(ckpt_path, alg, it + 1, curve, env_steps, seconds, cfg, meta, env)
             if timed_out:
                 log.info("stopping after %.1f min (max_minutes)", s.max_minutes)
                 break
@@ -325,7 +331,7 @@ def train(
     if not ckpt_path.exists() or (
         curve and load_training_state(ckpt_path)["iteration"] != curve[-1]["iteration"]
     ):
-        _save(ckpt_path, alg, len(curve), curve, env_steps, seconds, cfg, meta)
+        _save(ckpt_path, alg, len(curve), curve, env_steps, seconds, cfg, meta, env)
     export_policy(alg, cfg, meta, out / "policy.pt")
     return TrainResult(len(curve), env_steps, seconds, curve, str(ckpt_path))
 
@@ -371,6 +377,7 @@ def _save(
     seconds: float,
     cfg: dict,
     meta: dict,
+    env: Any = None,
 ) -> None:
     record = {
         "alg": alg.save(),
@@ -380,6 +387,8 @@ def _save(
         "seconds": seconds,
         "rsl_cfg": cfg,
     }
+    if env is not None and hasattr(env, "curriculum_state"):
+        record["env_curriculum"] = env.curriculum_state()
     checkpoint.save(path, record, format=STATE_FORMAT, meta=meta)
 
 
