@@ -172,6 +172,68 @@ def rotation_start_palm(hand: Hand, rbound_m: float) -> np.ndarray:
     return np.array(hand.spec.palm_surface_m) + np.array([0.015, 0.0, -(rbound_m + 0.004)])
 
 
+#: The chaos box's balls (DexNDM Sec. 3.3: "a container of soft balls"): radius (m), mass
+#: (kg), sliding friction, and MuJoCo solref (time constant, damping ratio) made soft.
+CHAOS_BALL_RADIUS_M = 0.025
+CHAOS_BALL_MASS_KG = 0.012
+CHAOS_BALL_FRICTION = 0.6
+CHAOS_BALL_SOLREF = (0.04, 0.7)
+#: Free space the box leaves around the hand (m, each side) and wall thickness.
+CHAOS_BOX_MARGIN_M = 0.015
+CHAOS_BOX_WALL_M = 0.01
+
+
+def add_chaos_box(
+    spec: mujoco.MjSpec, lo: np.ndarray, hi: np.ndarray, n_balls: int, seed: int = 0
+) -> None:
+    """Put a box of ``n_balls`` soft balls around the world-frame region [lo, hi] (the hand's
+    extent): a floor and four walls, open at the top, ``CHAOS_BOX_MARGIN_M`` from the region,
+    the balls in layers above it (jittered by ``seed``); they fall onto and around the hand
+    and settle there, and the walls keep them against it."""
+    if n_balls < 1:
+        raise ValueError("a chaos box needs at least one ball")
+    lo = np.asarray(lo, float) - CHAOS_BOX_MARGIN_M
+    hi = np.asarray(hi, float) + CHAOS_BOX_MARGIN_M
+    size = hi - lo
+    height = size[2] + 4 * CHAOS_BALL_RADIUS_M
+    centre = (lo + hi) / 2
+    w = CHAOS_BOX_WALL_M
+    walls = {
+        "floor": ([centre[0], centre[1], lo[2] - w], [size[0] / 2 + w, size[1] / 2 + w, w]),
+        "wall_x0": ([lo[0] - w, centre[1], lo[2] + height / 2], [w, size[1] / 2, height / 2]),
+        "wall_x1": ([hi[0] + w, centre[1], lo[2] + height / 2], [w, size[1] / 2, height / 2]),
+        "wall_y0": ([centre[0], lo[1] - w, lo[2] + height / 2], [size[0] / 2, w, height / 2]),
+        "wall_y1": ([centre[0], hi[1] + w, lo[2] + height / 2], [size[0] / 2, w, height / 2]),
+    }
+    for name, (pos, half) in walls.items():
+        g = spec.worldbody.add_geom()
+        g.name = f"chaos_{name}"
+        g.type = mujoco.mjtGeom.mjGEOM_BOX
+        g.pos = list(pos)
+        g.size = list(half)
+        g.rgba = [0.45, 0.5, 0.55, 0.25]
+    rng = np.random.default_rng([seed, 3301])
+    r = CHAOS_BALL_RADIUS_M
+    d = 2.05 * r
+    nx, ny = max(int(size[0] // d), 1), max(int(size[1] // d), 1)
+    for i in range(n_balls):
+        layer, k = divmod(i, nx * ny)
+        iy, ix = divmod(k, nx)
+        pos = lo + np.array([r + ix * d, r + iy * d, size[2] + r + layer * d])
+        pos[:2] += rng.uniform(-0.2 * r, 0.2 * r, 2)
+        b = spec.worldbody.add_body()
+        b.name = f"chaos_ball_{i}"
+        b.pos = pos.tolist()
+        b.add_freejoint()
+        g = b.add_geom()
+        g.type = mujoco.mjtGeom.mjGEOM_SPHERE
+        g.size = [r, 0.0, 0.0]
+        g.mass = CHAOS_BALL_MASS_KG
+        g.friction = [CHAOS_BALL_FRICTION, 0.005, 0.0001]
+        g.solref = list(CHAOS_BALL_SOLREF)
+        g.rgba = [0.95, 0.75, 0.2, 1.0]
+
+
 def site_names() -> tuple[str, ...]:
     """The palm-frame site followed by the 8 keypoint sites, as named in the scene."""
     return (HAND_PREFIX + PALM_FRAME_SITE, *(f"{HAND_PREFIX}kp_{n}" for n in ROBOT_KEYPOINT_NAMES))

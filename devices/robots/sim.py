@@ -20,6 +20,7 @@ from devices.robots.scene import (
     MOUNT_POS,
     OBJECT_BODY,
     SceneObject,
+    add_chaos_box,
     build_scene,
     mat_to_quat,
     object_spawn_palm,
@@ -54,6 +55,9 @@ class SimHandConfig:
             link masses, friction loss, backlash, one step of latency, a 2 ms timestep and
             the Menagerie contact settings), drawn with ``reality_seed``.
         object_scale: the object's size factor (the rotation policies' cube is 1.4).
+        chaos_box: that many soft balls in a box around the hand (DexNDM's chaos box, for
+            collecting dynamics data under random contact); 0: none.
+        chaos_seed: the balls' starting jitter.
     """
 
     hand: str = "leap"
@@ -67,6 +71,8 @@ class SimHandConfig:
     dynamics: str = "nominal"
     reality_seed: int = 0
     object_scale: float = 1.0
+    chaos_box: int = 0
+    chaos_seed: int = 0
 
 
 #: ``SimHandConfig.dynamics``.
@@ -110,6 +116,12 @@ class SimHand(Robot, Simulated):
         if self.reality is not None:
             self.reality.apply_masses(self.scene_spec, HAND_PREFIX)
         self.model = self.scene_spec.compile()
+        if config.chaos_box:
+            if config.chaos_box < 0 or config.chaos_box > 400:
+                raise ValueError("chaos_box: the number of balls, 0 to 400")
+            lo, hi = self._hand_extent(self.model)
+            add_chaos_box(self.scene_spec, lo, hi, config.chaos_box, config.chaos_seed)
+            self.model = self.scene_spec.compile()
         self.data = mujoco.MjData(self.model)
         self.substeps = substeps(self.rate_hz, self.model.opt.timestep)
 
@@ -136,6 +148,20 @@ class SimHand(Robot, Simulated):
         """The physics this hand runs (``Physics.describe``), as trained models record it."""
         jids = [self.model.joint("hand/" + j).id for j in self.hand.joint_names]
         return self.sim_physics.describe(self.model, jids, substeps=self.substeps)
+
+    @staticmethod
+    def _hand_extent(model: mujoco.MjModel) -> tuple[np.ndarray, np.ndarray]:
+        """World-frame bounds of the hand's collision geoms at the model's rest pose."""
+        data = mujoco.MjData(model)
+        mujoco.mj_kinematics(model, data)
+        pts = []
+        for g in range(model.ngeom):
+            body = model.body(model.geom_bodyid[g]).name
+            if body.startswith(HAND_PREFIX) and model.geom_contype[g] | model.geom_conaffinity[g]:
+                pts.append(data.geom_xpos[g] - model.geom_rbound[g])
+                pts.append(data.geom_xpos[g] + model.geom_rbound[g])
+        pts = np.array(pts)
+        return pts.min(axis=0), pts.max(axis=0)
 
     def hand_report(self) -> dict:
         rep = super().hand_report()

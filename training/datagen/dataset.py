@@ -11,7 +11,9 @@ Layout::
         object.npy     (R, 7)     object position (m) and orientation (wxyz), palm frame
         gravity.npy    (R, 3)     unit gravity direction in the palm frame (the wrist)
         style.npy      (R,)       style index, ``training.envs.base.STYLES`` order
-        mode.npy       (R,)       task mode (0 anygrasp, 1 free finger)
+        mode.npy       (R,)       task mode (0 anygrasp, 1 free finger, 2 rotate; -1 none:
+                                  not a task, e.g. chaos-box dynamics data)
+        axis.npy       (R, 3)     optional: the commanded rotation axis, palm frame
         segments.npy   (S, 2)     start row and length of each episode segment
 
 Rows are control steps (20 Hz). A *transition* at row t of a segment has a full
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +40,11 @@ from assets.atomic import atomic_path, write_atomic
 from controllers.dexgen import MODES as DEXGEN_MODES
 
 FIELDS = ("q", "target", "keypoints", "object", "gravity", "style", "mode")
+#: Fields a dataset may have: in every segment of it or in none.
+OPTIONAL_FIELDS = ("axis",)
 DTYPES = {"style": np.int8, "mode": np.int8}
+#: ``mode`` of rows that belong to no task (chaos-box dynamics data).
+NO_MODE = -1
 #: A row's task mode, as the index DexGen's one-hot uses (``controllers.dexgen.MODES``).
 MODES = {name: i for i, name in enumerate(DEXGEN_MODES)}
 FORMAT = "dexteleop-anygrasp/1"
@@ -76,13 +82,21 @@ class DatasetWriter:
         return int(self.manifest["rows"]) + sum(self._lens)
 
     def add(self, segment: dict[str, np.ndarray]) -> None:
-        """One episode segment: every field with the same first dimension."""
+        """One episode segment: every field with the same first dimension (the optional
+        fields in all of a dataset's segments or in none)."""
         n = len(segment["q"])
-        for f in FIELDS:
+        extra = tuple(f for f in OPTIONAL_FIELDS if f in segment)
+        had = self.manifest.setdefault("optional_fields", list(extra))
+        if self.rows or self._lens:
+            if sorted(had) != sorted(extra):
+                raise ValueError(f"segment fields {extra} differ from the dataset's {tuple(had)}")
+        else:
+            self.manifest["optional_fields"] = list(extra)
+        for f in FIELDS + extra:
             a = np.asarray(segment[f])
             if len(a) != n:
                 raise ValueError(f"field {f} has {len(a)} rows, q has {n}")
-            self._buf[f].append(a.astype(DTYPES.get(f, np.float32)))
+            self._buf.setdefault(f, []).append(a.astype(DTYPES.get(f, np.float32)))
         self._lens.append(n)
         if sum(self._lens) >= self.chunk_rows:
             self.flush()
@@ -96,7 +110,7 @@ class DatasetWriter:
         starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
         with atomic_path(self.root / name, folder=True) as tmp:
             tmp.mkdir()
-            for f in FIELDS:
+            for f in FIELDS + tuple(self.manifest.get("optional_fields", ())):
                 np.save(tmp / f"{f}.npy", np.concatenate(self._buf[f]))
             np.save(tmp / "segments.npy", np.stack([starts, lens], axis=1))
         self.manifest["chunks"].append(
@@ -115,6 +129,11 @@ class DatasetWriter:
     def close(self, **extra: object) -> None:
         self.flush()
         self.write_manifest(**extra)
+
+
+def read_manifest(root: str | Path) -> dict | None:
+    """A dataset's manifest (None when there is none); ValueError when unreadable."""
+    return _read_manifest(Path(root))
 
 
 def _read_manifest(root: Path) -> dict | None:
@@ -152,6 +171,25 @@ class Batch:
     gravity: np.ndarray
     mode: np.ndarray
     style: np.ndarray
+
+
+def iter_segments(
+    root: str | Path, fields: Sequence[str] = ("q", "target")
+) -> Iterator[dict[str, np.ndarray]]:
+    """Every episode segment of a dataset, in order, as arrays of ``fields`` (loaded)."""
+    root = Path(root)
+    m = _read_manifest(root)
+    if m is None:
+        raise FileNotFoundError(f"no dataset at {root} (manifest.json missing)")
+    for c in m["chunks"]:
+        d = root / c["name"]
+        try:
+            arrs = {f: np.load(d / f"{f}.npy", mmap_mode="r") for f in fields}
+            seg = np.load(d / "segments.npy")
+        except (OSError, ValueError) as e:
+            raise ValueError(f"dataset chunk {d} is unreadable: {e}") from e
+        for s0, n in seg:
+            yield {f: np.array(a[s0 : s0 + n]) for f, a in arrs.items()}
 
 
 class DatasetReader:

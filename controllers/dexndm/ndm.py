@@ -1,0 +1,162 @@
+"""Neural dynamics models of the hand (DexNDM Sec. 3.3): joint-wise and whole-hand.
+
+Both predict the next joint angles from a window of the last ``W`` (10) joint angles and
+joint targets (the actions, rad) at the control rate:
+
+- **joint-wise** (DexNDM): joint ``i``'s next angle from its own window only,
+  ``q^i_{t+1} = f_psi_i(h^i_t)``, ``h^i_t = {q^i_j, a^i_j}``; one small MLP per joint. The
+  16 MLPs are one module: their weights are stacked ``(n, in, out)`` tensors and a layer is
+  one batched matmul (``einsum('bni,nio->bno')``) over all joints, so that a joint-wise
+  model trains at the speed of one network, not of 16 (the paper trains them one by one:
+  4-6x slower than the whole-hand model, its Table 12).
+- **whole-hand** (the baseline): every joint's next angle from every joint's window,
+  ``q_{t+1} = f_theta(H_t)``; one MLP.
+
+Inputs are taken relative to the latest angle (``q_j - q_t``, ``a_j - q_t``) plus the
+latest angle itself, normalised per feature; the output is the step ``q_{t+1} - q_t``,
+normalised by its standard deviation. The models are differentiable in the actions (the
+residual policy is trained through them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from assets import checkpoint
+from assets.checkpoint import CheckpointError
+from controllers.nets import Normalizer
+
+NDM_FORMAT = "dexteleop-ndm/1"
+KINDS = ("joint_wise", "whole_hand")
+
+
+@dataclass
+class NDMConfig:
+    """A dynamics model's shape.
+
+    Attributes:
+        kind: ``joint_wise`` or ``whole_hand``. n: joints. window: W, steps of (q, a) seen.
+        hidden / layers: each MLP's width and hidden layers (joint-wise: per joint).
+    """
+
+    kind: str = "joint_wise"
+    n: int = 16
+    window: int = 10
+    hidden: int = 128
+    layers: int = 3
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown NDM kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if min(self.n, self.window, self.hidden, self.layers) < 1:
+            raise ValueError("n, window, hidden and layers must be >= 1")
+
+    @property
+    def joint_features(self) -> int:
+        """Per joint: W relative angles, W relative targets, the latest angle."""
+        return 2 * self.window + 1
+
+
+def joint_features(hist_q: torch.Tensor, hist_a: torch.Tensor) -> torch.Tensor:
+    """(B, n, 2W + 1) per-joint inputs from (B, W, n) angle and target windows (oldest
+    first): ``q_j - q_t``, ``a_j - q_t`` and ``q_t``."""
+    last = hist_q[:, -1:, :]
+    rel_q = (hist_q - last).transpose(1, 2)
+    rel_a = (hist_a - last).transpose(1, 2)
+    return torch.cat([rel_q, rel_a, last.transpose(1, 2)], dim=2)
+
+
+class GroupedLinear(nn.Module):
+    """``n`` independent linear layers applied at once: (B, n, i) -> (B, n, o)."""
+
+    def __init__(self, n: int, fan_in: int, fan_out: int) -> None:
+        super().__init__()
+        bound = 1.0 / np.sqrt(fan_in)
+        self.weight = nn.Parameter(torch.empty(n, fan_in, fan_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, fan_out).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (n, B, i) @ (n, i, o) -> (n, B, o): one batched matmul for every joint
+        return torch.baddbmm(self.bias[:, None, :], x.transpose(0, 1), self.weight).transpose(0, 1)
+
+
+class NeuralDynamics(nn.Module):
+    """``forward(hist_q, hist_a) -> q_next`` for (B, W, n) windows; see the module doc."""
+
+    def __init__(self, cfg: NDMConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n, f, h = cfg.n, cfg.joint_features, cfg.hidden
+        self.in_norm = Normalizer(n * f)
+        self.out_norm = Normalizer(n)
+        acts: list[nn.Module] = []
+        if cfg.kind == "joint_wise":
+            dims = [f] + [h] * cfg.layers + [1]
+            for a, b in zip(dims[:-1], dims[1:], strict=True):
+                acts += [GroupedLinear(n, a, b), nn.ELU()]
+        else:
+            dims = [n * f] + [h] * cfg.layers + [n]
+            for a, b in zip(dims[:-1], dims[1:], strict=True):
+                acts += [nn.Linear(a, b), nn.ELU()]
+        self.net = nn.Sequential(*acts[:-1])
+
+    def fit_normalizers(self, hist_q: np.ndarray, hist_a: np.ndarray, q_next: np.ndarray) -> None:
+        """Fix the input and output statistics from training windows."""
+        x = joint_features(torch.as_tensor(hist_q).float(), torch.as_tensor(hist_a).float())
+        self.in_norm.fit(x.reshape(len(x), -1))
+        self.out_norm.fit(np.asarray(q_next) - np.asarray(hist_q)[:, -1, :])
+
+    def normalized_step(self, hist_q: torch.Tensor, hist_a: torch.Tensor) -> torch.Tensor:
+        """(B, n) the predicted step ``q_{t+1} - q_t``, normalised (the training target)."""
+        B, n = hist_q.shape[0], self.cfg.n
+        x = self.in_norm(joint_features(hist_q, hist_a).reshape(B, -1))
+        if self.cfg.kind == "joint_wise":
+            return self.net(x.reshape(B, n, -1)).reshape(B, n)
+        return self.net(x)
+
+    def forward(self, hist_q: torch.Tensor, hist_a: torch.Tensor) -> torch.Tensor:
+        return hist_q[:, -1, :] + self.out_norm.inverse(self.normalized_step(hist_q, hist_a))
+
+
+def load_ndm(
+    path: str | Path, *, hand: str | None = None, kind: str | None = None
+) -> tuple[NeuralDynamics, dict[str, Any]]:
+    """Read a dynamics model (refusing another hand or kind); (model, meta). CheckpointError."""
+    what = "neural dynamics"
+    ck = checkpoint.load(path, format=NDM_FORMAT, what=what)
+    checkpoint.check_hand(ck, ck.meta.get("hand", hand), hand, what)
+    try:
+        cfg = NDMConfig(**ck["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise checkpoint.config_error(ck, what, e) from None
+    checkpoint.check_kind(ck, cfg.kind, kind, what)
+    model = checkpoint.restore(ck, lambda: NeuralDynamics(cfg), what)
+    return model, dict(ck.meta)
+
+
+def save_ndm(path: str | Path, model: NeuralDynamics, meta: dict[str, Any]) -> Path:
+    return checkpoint.save(
+        path,
+        {"config": asdict(model.cfg), "state": model.state_dict()},
+        format=NDM_FORMAT,
+        meta=meta,
+    )
+
+
+__all__ = [
+    "KINDS",
+    "NDM_FORMAT",
+    "CheckpointError",
+    "GroupedLinear",
+    "NDMConfig",
+    "NeuralDynamics",
+    "joint_features",
+    "load_ndm",
+    "save_ndm",
+]

@@ -1,0 +1,154 @@
+"""``dexteleop data chaos-box`` and ``dexteleop train ndm|dexndm-residual`` (argparse
+wiring, registered in :mod:`training.commands`; torch is imported only when they run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from training.commands import DATA, TRAIN
+
+#: Where the rotation generalist's simulated rollouts are by default (`data generate`).
+DEFAULT_SOURCE = Path("out/data/rotate_leap")
+
+
+def add_chaos_box_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--robot",
+        default="sim:dynamics=reality,chaos_box=20",
+        help="the hand backend and its settings, as for `run` (default: the stand-in real "
+        "hand in a simulated box of 20 soft balls; on hardware e.g. dynamixel:port=...)",
+    )
+    p.add_argument("--hand", default="leap")
+    p.add_argument("--wrist", default=None, help="mount orientation (sim: palm_up, ...)")
+    p.add_argument("--trajectories", type=int, default=100)
+    p.add_argument("--steps", type=int, default=400, help="control steps per trajectory")
+    p.add_argument(
+        "--source",
+        default=str(DEFAULT_SOURCE),
+        help="rollouts of the rotation generalist to replay (`dexteleop data generate --task "
+        "rotate --out DIR`)",
+    )
+    p.add_argument("--noise-prob", type=float, default=0.5)
+    p.add_argument("--noise-std", type=float, default=0.01, help="rad per target step")
+    p.add_argument("--settle", type=float, default=1.0, help="seconds held still first")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="dataset folder (a rerun resumes it)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run_chaos_box(args: argparse.Namespace) -> int:
+    from assets.checkpoint import git_commit
+    from devices.robots.base import ROBOTS
+    from devices.spec import parse_spec
+    from training.dexndm.chaos_box import ChaosBoxConfig, collect, source_sequences
+
+    name, options = parse_spec(ROBOTS, args.robot)
+    options = {"hand": args.hand, **options}
+    if args.wrist is not None:
+        options["wrist"] = args.wrist
+    if options["hand"] != args.hand:
+        raise ValueError(f"--robot names hand {options['hand']!r} but --hand is {args.hand!r}")
+    cfg = ChaosBoxConfig(
+        trajectories=args.trajectories,
+        steps=args.steps,
+        noise_prob=args.noise_prob,
+        noise_std_rad=args.noise_std,
+        settle_s=args.settle,
+        seed=args.seed,
+    )
+    sequences = source_sequences(args.source)
+    robot = ROBOTS.make(name, **options)
+    robot.connect()
+    try:
+        meta = {
+            "hand": args.hand,
+            "rate_hz": robot.rate_hz,
+            "robot": args.robot,
+            "robot_report": robot.hand_report(),
+            "physics": robot.physics(),
+            "source": str(args.source),
+            "source_trajectories": len(sequences),
+            "config": cfg.__dict__,
+            "commit": git_commit(),
+        }
+        counts = collect(robot, sequences, args.out, cfg, meta=meta, progress=not args.no_progress)
+    finally:
+        robot.disconnect()
+    print(json.dumps(counts, indent=2))
+    return 0
+
+
+DATA.register(
+    "chaos-box",
+    help="DexNDM's chaos box: replay the rotation generalist's targets with noise on a hand "
+    "among soft balls, for its dynamics model",
+    add_arguments=add_chaos_box_arguments,
+    run=run_chaos_box,
+    user_errors=(FileNotFoundError,),
+)
+
+
+def add_ndm_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hand", default="leap")
+    p.add_argument("--data", nargs="+", required=True, help="dataset folder(s): trajectories")
+    p.add_argument("--kind", choices=("joint_wise", "whole_hand"), default="joint_wise")
+    p.add_argument("--init", default=None, help="a model to fine-tune (its shape is kept)")
+    p.add_argument("--window", type=int, default=10)
+    p.add_argument("--hidden", type=int, default=None, help="joint-wise 64, whole-hand 512")
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=1024)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True, help="the model file (NAME.pt; NAME.pt.state resumes)")
+    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+
+
+#: Default widths: the joint-wise model's per joint, the whole-hand model's (about the same
+#: training throughput on 2 cores, BENCHMARKS.md "DexNDM").
+DEFAULT_HIDDEN = {"joint_wise": 64, "whole_hand": 512}
+
+
+def run_ndm(args: argparse.Namespace) -> int:
+    from controllers.dexndm.ndm import NDMConfig
+    from training.dexndm.ndm_train import NDMTrainConfig, train_ndm
+
+    model = NDMConfig(
+        kind=args.kind,
+        window=args.window,
+        hidden=args.hidden or DEFAULT_HIDDEN[args.kind],
+        layers=args.layers,
+    )
+    cfg = NDMTrainConfig(
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        model=model,
+    )
+    rep = train_ndm(
+        args.data,
+        args.out,
+        cfg,
+        hand=args.hand,
+        init=args.init,
+        progress=not args.no_progress,
+        resume=not args.no_resume,
+    )
+    summary = {k: rep[k] for k in ("kind", "val_before", "val", "seconds", "samples_per_s")}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+TRAIN.register(
+    "ndm",
+    help="DexNDM's neural dynamics model (joint-wise or whole-hand) from hand trajectories",
+    add_arguments=add_ndm_arguments,
+    run=run_ndm,
+    user_errors=(FileNotFoundError,),
+)
