@@ -20,6 +20,7 @@ residual policy is trained through them).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,11 @@ class NeuralDynamics(nn.Module):
         acts: list[nn.Module] = []
         if cfg.kind == "joint_wise":
             dims = [f] + [h] * cfg.layers + [1]
-            for a, b in zip(dims[:-1], dims[1:], strict=True):
+            for a, b in itertools.pairwise(dims):
                 acts += [GroupedLinear(n, a, b), nn.ELU()]
         else:
             dims = [n * f] + [h] * cfg.layers + [n]
-            for a, b in zip(dims[:-1], dims[1:], strict=True):
+            for a, b in itertools.pairwise(dims):
                 acts += [nn.Linear(a, b), nn.ELU()]
         self.net = nn.Sequential(*acts[:-1])
 

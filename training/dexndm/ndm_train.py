@@ -71,7 +71,7 @@ def load_windows(
             segs = segs[:max_segments]
         if not segs:
             raise ValueError(f"{root}: no segment to train on")
-        n_val = max(1, int(round(len(segs) * val_fraction))) if len(segs) > 1 else 0
+        n_val = max(1, round(len(segs) * val_fraction)) if len(segs) > 1 else 0
         for k, s in enumerate(segs):
             w = segment_windows(s["q"].astype(np.float32), s["target"].astype(np.float32), window)
             (val if k >= len(segs) - n_val else train).append(w)
