@@ -30,6 +30,15 @@ def _pct(values: list[float]) -> dict[str, float]:
     }
 
 
+def axis_in_use(r: TickRecord) -> np.ndarray | None:
+    """The rotation axis of a tick: the one the controller turned about (its ``info``
+    ``axis_x/y/z``, e.g. a fixed axis setting), else the command's, else None."""
+    info = r.info or {}
+    if all(k in info for k in ("axis_x", "axis_y", "axis_z")):
+        return np.array([info["axis_x"], info["axis_y"], info["axis_z"]], dtype=float)
+    return None if r.command is None else r.command.axis
+
+
 class ObjectMeter:
     """The simulated object's rotation over a run (the report's ``object``).
 
@@ -121,7 +130,7 @@ class Metrics:
         for stage, ms in r.timings_ms.items():
             if stage in self.latency_ms:
                 self.latency_ms[stage].append(ms)
-        self.object.add(r.state, None if r.command is None else r.command.axis)
+        self.object.add(r.state, axis_in_use(r))
         if r.command is not None and r.command.keypoints is not None:
             err = np.linalg.norm(r.state.keypoints - r.command.keypoints, axis=1).mean()
             self.tracking_error_m.append(float(err))

@@ -136,6 +136,12 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     assert len(r) >= 60 and r.manifest["meta"]["task"] == "rotate"
     assert r.manifest["meta"]["env"]["axes"] == ["z+", "z-"]
     assert set(np.unique(r.get(np.arange(len(r))).mode)) == {MODES["rotate"]}
+    # each row carries the axis commanded at it (the DexNDM residual's input)
+    from training.datagen.dataset import iter_segments
+
+    assert r.manifest["optional_fields"] == ["axis"]
+    axes = np.concatenate([seg["axis"] for seg in iter_segments(ds, ("axis",))])
+    assert {tuple(a) for a in np.round(axes, 6)} <= {(0.0, 0.0, 1.0), (0.0, 0.0, -1.0)}
 
 
 def test_dexgen_models_know_rotate_and_old_ones_load_as_they_were():

@@ -50,18 +50,21 @@ class GeneralistConfig:
         return self.history * 2 * self.n + 6
 
 
-def generalist_obs(
-    hist_q: np.ndarray, hist_target: np.ndarray, axis: np.ndarray, gravity: np.ndarray
-) -> np.ndarray:
-    """(N, T * 2n + 6) the generalist's input from (N, >= T, n) joint-angle and joint-target
+def generalist_obs(hist_q: Any, hist_target: Any, axis: Any, gravity: Any) -> Any:
+    """(..., T * 2n + 6) the generalist's input from (..., T, n) joint-angle and joint-target
     histories (oldest first; the last T steps are used by the caller's slicing), the
-    (N, 3) axis and the (N, 3) gravity direction, both in the palm frame."""
+    (..., 3) axis and the (..., 3) gravity direction, both in the palm frame. numpy arrays
+    or torch tensors (the residual policy's trainer builds it batched in torch)."""
+    if isinstance(hist_q, torch.Tensor):
+        if hist_q.shape != hist_target.shape or hist_q.dim() < 3:
+            raise ValueError(f"histories must be (..., T, n) alike, got {hist_q.shape}")
+        hist = torch.cat([hist_q, hist_target], dim=-1).flatten(-2)
+        return torch.cat([hist, axis, gravity], dim=-1)
     hq, ht = np.asarray(hist_q, dtype=float), np.asarray(hist_target, dtype=float)
-    if hq.shape != ht.shape or hq.ndim != 3:
-        raise ValueError(f"histories must be (N, T, n) alike, got {hq.shape} and {ht.shape}")
-    N = hq.shape[0]
-    hist = np.concatenate([hq, ht], axis=2).reshape(N, -1)
-    return np.concatenate([hist, np.asarray(axis, float), np.asarray(gravity, float)], axis=1)
+    if hq.shape != ht.shape or hq.ndim < 3:
+        raise ValueError(f"histories must be (..., T, n) alike, got {hq.shape} and {ht.shape}")
+    hist = np.concatenate([hq, ht], axis=-1).reshape(*hq.shape[:-2], -1)
+    return np.concatenate([hist, np.asarray(axis, float), np.asarray(gravity, float)], axis=-1)
 
 
 class ResidualBlock(nn.Module):

@@ -70,6 +70,10 @@ def generate(
         "style": np.zeros((N, max_len), np.int8),
         "mode": np.zeros((N, max_len), np.int8),
     }
+    # rotation data carries each step's commanded axis (the generalist's input)
+    fields = FIELDS + (("axis",) if hasattr(env, "axis") else ())
+    if "axis" in fields:
+        buf["axis"] = np.zeros((N, max_len, 3), np.float32)
     length = np.zeros(N, dtype=int)
     mode = MODES[env.name]
     from training.envs.base import STYLES
@@ -126,6 +130,8 @@ def generate(
         buf["gravity"][w, li] = env.gravity
         buf["style"][w, li] = style_ids[env.style]
         buf["mode"][w, li] = mode
+        if "axis" in buf:
+            buf["axis"][w, li] = env.axis
         with torch.inference_mode():
             actions = policy(obs)
         obs = explorer.step(actions)
@@ -141,7 +147,7 @@ def generate(
                 keep = L
             counts["rows_discarded"] += L - keep
             if keep >= per_seg:
-                writer.add({f: buf[f][i, :keep] for f in FIELDS})
+                writer.add({f: buf[f][i, :keep] for f in fields})
                 counts["rows_kept"] += keep
                 counts["episodes_kept"] += 1
             length[i] = 0

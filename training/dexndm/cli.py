@@ -152,3 +152,54 @@ TRAIN.register(
     run=run_ndm,
     user_errors=(FileNotFoundError,),
 )
+
+
+def add_residual_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hand", default="leap")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        help="the base policy's simulated rollouts (`data generate --task rotate`)",
+    )
+    p.add_argument("--ndm", required=True, help="the target hand's dynamics model (train ndm)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--l2", type=float, default=1e-3, help="penalty on the correction's size")
+    p.add_argument("--max-rad", type=float, default=0.05, help="largest correction per joint")
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True, help="the residual policy file")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run_residual(args: argparse.Namespace) -> int:
+    from controllers.dexndm.residual import ResidualConfig
+    from training.dexndm.residual_train import ResidualTrainConfig, train_residual
+
+    cfg = ResidualTrainConfig(
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        l2=args.l2,
+        seed=args.seed,
+        threads=args.threads,
+        model=ResidualConfig(hidden=args.hidden, max_rad=args.max_rad),
+    )
+    rep = train_residual(
+        args.data, args.ndm, args.out, cfg, hand=args.hand, progress=not args.no_progress
+    )
+    print(json.dumps({k: rep[k] for k in ("ndm_kind", "val_before", "val", "seconds")}, indent=2))
+    return 0
+
+
+TRAIN.register(
+    "dexndm-residual",
+    help="DexNDM's residual policy, trained through a hand's dynamics model on the base "
+    "policy's simulated rollouts",
+    add_arguments=add_residual_arguments,
+    run=run_residual,
+    user_errors=(FileNotFoundError,),
+)

@@ -41,13 +41,9 @@ log = logging.getLogger(__name__)
 
 def shipped_generalist(hand: str) -> Path:
     """The shipped generalist of a hand."""
-    return (
-        Path(__file__).resolve().parents[2]
-        / "assets"
-        / "checkpoints"
-        / "rl"
-        / (f"rotate_generalist_{hand}.pt")
-    )
+    from controllers.dexndm import generalist_path
+
+    return generalist_path(hand)
 
 
 @dataclass

@@ -1,0 +1,247 @@
+"""The DexNDM controller: the hand turns the held object about the axis the operator picks.
+
+Each tick the rotation generalist (:mod:`controllers.dexndm.generalist`) reads the last
+``T`` joint angles and targets, the wrist orientation (gravity in the palm frame, from the
+hand backend's palm pose: a fixed mount, the simulated wrist or the arm) and the commanded
+axis (``Command.axis``: the Quest's buttons or controller orientation, the app's axis
+buttons) and asks for a target step; the residual policy (:mod:`controllers.dexndm.
+residual`), trained through a neural dynamics model of this hand, adds its correction
+(DexNDM Sec. 3.3). Without an axis the hand holds its targets.
+
+Live settings: the residual on or off and its scale, and where the axis comes from (the
+command, or a fixed palm axis). ``info``: the axis in use, the residual's size, and the
+dynamics model's one-step prediction error (its prediction of this tick's joint angles
+from the last ``W`` ticks against the measured ones): how well the model knows this hand.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assets import CHECKPOINTS_DIR
+from controllers.base import CONTROLLERS, Controller, ControllerConfig, ControllerUnavailable, live
+from devices.retargeting.axis import PALM_AXES
+from devices.tick import Command, HandState
+
+#: Where DexNDM's trained models ship (the generalist with the RL policies).
+DEXNDM_DIR = CHECKPOINTS_DIR / "dexndm"
+AXIS_SOURCES = ("command", *PALM_AXES)
+#: ``residual`` / ``ndm`` setting values: the shipped file, or none.
+SHIPPED, NONE = "", "none"
+
+
+def generalist_path(hand: str) -> Path:
+    """The shipped rotation generalist of a hand."""
+    return CHECKPOINTS_DIR / "rl" / f"rotate_generalist_{hand}.pt"
+
+
+def residual_path(hand: str, kind: str = "joint_wise") -> Path:
+    """The shipped residual policy of a hand trained through its ``kind`` dynamics model."""
+    return DEXNDM_DIR / f"residual_{kind}_{hand}.pt"
+
+
+def gravity_in_palm(wrist: np.ndarray) -> np.ndarray:
+    """Unit gravity in the palm frame from the palm's world pose (4, 4)."""
+    return np.asarray(wrist)[:3, :3].T @ np.array([0.0, 0.0, -1.0])
+
+
+@dataclass
+class DexNDMControllerConfig(ControllerConfig):
+    """DexNDM (see the module docstring).
+
+    Attributes:
+        generalist: the rotation generalist ("" = the shipped one).
+        residual: the residual policy ("" = the shipped joint-wise one when there is one,
+            ``none`` = the generalist alone).
+        ndm: the dynamics model for the prediction-error readout ("" = the one the
+            residual was trained through, ``none`` = no readout).
+        residual_on / residual_scale: use the residual, and how much of it.
+        axis_source: ``command`` (``Command.axis``) or a fixed palm axis (``+z`` ...).
+    """
+
+    generalist: str = SHIPPED
+    residual: str = SHIPPED
+    ndm: str = SHIPPED
+    residual_on: bool = live(True, "bool", label="residual", help="add the learned correction")
+    residual_scale: float = live(
+        1.0, "float", label="residual scale", low=0.0, high=2.0, step=0.05, plot=True
+    )
+    axis_source: str = live(
+        "command",
+        "choice",
+        label="axis",
+        help="the operator's axis (buttons, controller) or a fixed palm axis",
+        choices=AXIS_SOURCES,
+    )
+
+
+@CONTROLLERS.register("dexndm")
+class DexNDMController(Controller):
+    """In-hand rotation about the commanded axis: generalist + residual."""
+
+    Config = DexNDMControllerConfig
+    command_fields = frozenset({"axis"})
+
+    @classmethod
+    def availability(cls, hand: str) -> str | None:
+        path = generalist_path(hand)
+        if not path.is_file():
+            return (
+                f"no rotation generalist for {hand} ({path.name}); distil one with "
+                f"'dexteleop train rotation-generalist --hand {hand} ...'"
+            )
+        return None
+
+    def __init__(self, config: DexNDMControllerConfig) -> None:
+        super().__init__(config)
+        self.config: DexNDMControllerConfig = config
+        import torch
+
+        from controllers.dexndm.generalist import CheckpointError, RotationGeneralist
+        from controllers.dexndm.ndm import load_ndm
+        from controllers.dexndm.residual import load_residual
+
+        self._torch = torch
+        hand = config.hand
+        gpath = Path(config.generalist) if config.generalist else generalist_path(hand)
+        try:
+            self.gen = RotationGeneralist.load(gpath, hand=hand)
+        except CheckpointError as e:
+            raise ControllerUnavailable(str(e)) from None
+        self._trained_on(self.gen.meta.get("physics"))
+        self.residual = None
+        self.residual_meta: dict[str, Any] = {}
+        rpath = None
+        if config.residual == SHIPPED:
+            rpath = residual_path(hand) if residual_path(hand).is_file() else None
+        elif config.residual != NONE:
+            rpath = Path(config.residual)
+        if rpath is not None:
+            try:
+                self.residual, self.residual_meta = load_residual(rpath, hand=hand)
+            except CheckpointError as e:
+                raise ControllerUnavailable(str(e)) from None
+            if self.residual.cfg.history != self.gen.cfg.history:
+                raise ControllerUnavailable(f"{rpath}: made for another generalist history")
+        self.ndm = None
+        npath = None
+        if config.ndm not in (SHIPPED, NONE):
+            npath = Path(config.ndm)
+        elif config.ndm == SHIPPED and self.residual_meta.get("ndm"):
+            candidate = Path(self.residual_meta["ndm"])
+            if not candidate.is_absolute():
+                candidate = CHECKPOINTS_DIR.parent.parent / candidate
+            npath = candidate if candidate.is_file() else None
+        if npath is not None:
+            try:
+                self.ndm, _ = load_ndm(npath, hand=hand)
+            except CheckpointError as e:
+                raise ControllerUnavailable(str(e)) from None
+        self.residual_path = rpath
+        self.ndm_path = npath
+        T = self.gen.cfg.history
+        W = self.ndm.cfg.window if self.ndm is not None else 0
+        self._len = max(T, W + 1)
+        self._hq: deque[np.ndarray] = deque(maxlen=self._len)
+        #: the generalist's own targets (without the residual), as in simulation
+        self._ht: deque[np.ndarray] = deque(maxlen=self._len)
+        #: the targets the hand was sent (the dynamics model's inputs)
+        self._hs: deque[np.ndarray] = deque(maxlen=self._len)
+        self._res_prev = np.zeros(len(self.hand.joint_names))
+
+    # -- the loop ---------------------------------------------------------------------------
+    def reset(self, state: HandState) -> None:
+        self._hq.clear()
+        self._ht.clear()
+        self._hs.clear()
+        self._res_prev = np.zeros(len(self.hand.joint_names))
+        for _ in range(self._len):
+            self._hq.append(np.asarray(state.q, dtype=float).copy())
+            self._ht.append(np.asarray(state.target, dtype=float).copy())
+            self._hs.append(np.asarray(state.target, dtype=float).copy())
+
+    def axis(self, command: Command) -> np.ndarray | None:
+        """The axis in use (palm frame, unit) or None."""
+        src = self.config.axis_source
+        if src != "command":
+            return np.asarray(PALM_AXES[src], dtype=float)
+        if command is None or command.axis is None:
+            return None
+        a = np.asarray(command.axis, dtype=float)
+        norm = float(np.linalg.norm(a))
+        if not np.isfinite(norm) or norm < 1e-6:
+            return None
+        return a / norm
+
+    def step(self, state: HandState, command: Command) -> tuple[np.ndarray, dict[str, Any]]:
+        if not self._hq:
+            self.reset(state)
+        q = np.asarray(state.q, dtype=float)
+        sent = np.asarray(state.target, dtype=float)
+        # The residual corrects each target once: the generalist integrates its own steps
+        # (its base target: the last sent one without the last correction), as it did in
+        # simulation, and sees those; the hand gets base + correction.
+        last = sent - self._res_prev
+        # a pair is (q_t, the target sent at t-1): what the hand reads at tick t
+        self._hq.append(q.copy())
+        self._ht.append(last.copy())
+        self._hs.append(sent.copy())
+        info: dict[str, Any] = {}
+        hq, ht, hs = np.array(self._hq), np.array(self._ht), np.array(self._hs)
+        if self.ndm is not None:
+            W = self.ndm.cfg.window
+            torch = self._torch
+            with torch.inference_mode():
+                pred = self.ndm(
+                    torch.as_tensor(hq[None, -W - 1 : -1], dtype=torch.float32),
+                    torch.as_tensor(hs[None, -W:], dtype=torch.float32),
+                )[0].numpy()
+            info["ndm_error_rad"] = float(np.mean(np.abs(pred - q)))
+        axis = self.axis(command)
+        if axis is None:
+            info.update(axis="none", residual_rad=0.0)
+            self._res_prev = np.zeros_like(sent)
+            return sent.copy(), info
+        gravity = gravity_in_palm(state.wrist)
+        T = self.gen.cfg.history
+        a = self.gen.act(hq[None, -T:], ht[None, -T:], axis[None], gravity[None])[0]
+        step = self.gen.cfg.action_scale_rad * a
+        target = last + step
+        res = np.zeros_like(target)
+        if self.residual is not None and self.config.residual_on:
+            from controllers.dexndm.generalist import generalist_obs
+
+            torch = self._torch
+            obs = generalist_obs(hq[None, -T:], ht[None, -T:], axis[None], gravity[None])
+            with torch.inference_mode():
+                res = (
+                    self.residual(
+                        torch.as_tensor(obs, dtype=torch.float32),
+                        torch.as_tensor(step[None], dtype=torch.float32),
+                    )[0]
+                    .numpy()
+                    .astype(float)
+                )
+            res = self.config.residual_scale * res
+            target = target + res
+        self._res_prev = res
+        info.update(
+            axis=_axis_name(axis),
+            axis_x=float(axis[0]),
+            axis_y=float(axis[1]),
+            axis_z=float(axis[2]),
+            residual_rad=float(np.max(np.abs(res))),
+        )
+        return target, info
+
+
+def _axis_name(axis: np.ndarray) -> str:
+    for name, v in PALM_AXES.items():
+        if np.allclose(axis, v, atol=1e-6):
+            return name
+    return "[" + ", ".join(f"{x:.2f}" for x in axis) + "]"

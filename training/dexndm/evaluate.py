@@ -1,0 +1,88 @@
+"""Rotation episodes on a hand backend (the stand-in real hand, or the nominal simulation)
+with the DexNDM controller: the sim-to-"real" evaluation of DexNDM Sec. 4.2 / Table 6.
+
+An episode starts as the rotation policies were trained to start (the generalist's rest
+pose, the object just above the palm at a random yaw: ``devices.robots.scene.
+rotation_start_palm``), then the controller turns it about a fixed palm axis for
+``episode_s`` seconds through the hand's safety filter. The object's rotation is measured
+by the run report's own meter (``teleop_app``'s ``ObjectMeter`` logic, the same numbers
+``dexteleop run`` reports); an episode ends at a drop. Metrics as DexNDM's (Sec. 4.1) and
+``bench/rotation_eval.py``'s: RotR (rad about the axis per episode), TTF (time to fall / the
+episode), RotP (mean off-axis angular speed, rad/s), rad/s = RotR / episode time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from assets.rotations import axis_angle_quat, quat_conj, quat_mul, quat_rotvec
+from devices.retargeting.axis import PALM_AXES
+from devices.robots.scene import rotation_start_palm
+from devices.tick import Command
+
+
+@dataclass
+class EpisodeResult:
+    rotr: float
+    off_rad: float
+    steps: int
+    dropped: bool
+    ttf: float
+
+
+def rotation_episode(
+    robot: Any,
+    controller: Any,
+    axis: str,
+    rest_q: np.ndarray,
+    rng: np.random.Generator,
+    episode_s: float = 20.0,
+) -> EpisodeResult:
+    """One episode on ``robot`` (a simulated hand with an object) driven by ``controller``
+    about palm axis ``axis`` (``+z`` ...)."""
+    k = np.asarray(PALM_AXES[axis], dtype=float)
+    yaw = axis_angle_quat(np.array([0.0, 0.0, 1.0]), np.array(rng.uniform(0, 2 * np.pi)))
+    pos = rotation_start_palm(robot.hand, robot.object_rbound_m)
+    robot.reset(np.asarray(rest_q, dtype=float), object_palm=(pos, yaw))
+    state = robot.read()
+    controller.reset(state)
+    command = Command(t=0.0, axis=k)
+    steps = round(episode_s * robot.rate_hz)
+    rotr = off = 0.0
+    prev = np.asarray(state.object_pose[3:7])
+    dropped = False
+    done = 0
+    for t in range(steps):
+        target, _ = controller.step(state, command)
+        robot.send(target)
+        state = robot.read()
+        quat = np.asarray(state.object_pose[3:7])
+        turn = quat_rotvec(quat_mul(quat[None], quat_conj(prev[None])))[0]
+        turn = np.asarray(state.wrist)[:3, :3].T @ turn
+        along = float(turn @ k)
+        prev = quat
+        done = t + 1
+        if state.object_dropped:
+            dropped = True
+            break
+        rotr += along
+        off += float(np.linalg.norm(turn - along * k))
+    return EpisodeResult(rotr, off, done, dropped, done / steps if dropped else 1.0)
+
+
+def summarize(results: list[EpisodeResult], episode_s: float, dt: float) -> dict[str, Any]:
+    """DexNDM's metrics over episodes."""
+    rotr = float(np.mean([r.rotr for r in results]))
+    in_hand = sum(r.steps for r in results) * dt
+    return {
+        "episodes": len(results),
+        "rot_rad_per_s": round(rotr / episode_s, 4),
+        "rotr": round(rotr, 3),
+        "rotr_std": round(float(np.std([r.rotr for r in results])), 3),
+        "ttf": round(float(np.mean([r.ttf for r in results])), 3),
+        "rotp": round(sum(r.off_rad for r in results) / in_hand, 4) if in_hand else None,
+        "drops": int(sum(r.dropped for r in results)),
+    }

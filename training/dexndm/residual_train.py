@@ -1,0 +1,218 @@
+"""Train DexNDM's residual policy through a dynamics model of the target hand (Sec. 3.3).
+
+    pi_res* = argmin E_{tau ~ base policy in sim} sum_t || q_{t+1} - f_psi({q_j, a_j + pi_res(o_j, a_j)}_{j=t-W+1..t}) ||
+
+On the base policy's simulated rollouts (``data generate --task rotate``: joint angles,
+targets, axis and gravity per step), the residual is trained so that the *target hand*
+(its dynamics model ``f_psi``, fine-tuned on that hand's chaos-box data) given the
+simulator's history and the corrected targets ends where the simulator's hand did. Every
+target of the model's window gets its own correction from its own observation, as it
+would have at run time. The dynamics model is frozen. The loss is the model's normalised
+next-angle error plus a small penalty on the correction (``l2``).
+
+Reports: on held-out rollouts, the dynamics model's error against the simulator's next
+angles without and with the residual (the gap it closes), and the residual's size.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from assets import checkpoint
+from controllers.dexndm.generalist import generalist_obs
+from controllers.dexndm.ndm import load_ndm
+from controllers.dexndm.residual import ResidualConfig, ResidualPolicy, save_residual
+from training.datagen.dataset import iter_segments, read_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ResidualTrainConfig:
+    epochs: int = 20
+    batch: int = 512
+    lr: float = 5e-4
+    l2: float = 1e-3
+    val_fraction: float = 0.1
+    seed: int = 0
+    threads: int | None = None
+    model: ResidualConfig = field(default_factory=ResidualConfig)
+
+
+class Rollouts:
+    """The rollouts' rows, concatenated, and the rows ``t`` a sample can end at."""
+
+    def __init__(self, roots: list[str | Path], T: int, W: int, val_fraction: float) -> None:
+        q, a, ax, g, train, val = [], [], [], [], [], []
+        offset = 0
+        self.summaries = []
+        for root in roots:
+            segs = list(iter_segments(root, ("q", "target", "axis", "gravity")))
+            n_val = max(1, round(len(segs) * val_fraction)) if len(segs) > 1 else 0
+            for k, s in enumerate(segs):
+                L = len(s["q"])
+                lo = T + W  # o_j of the window's first j needs T angles and T earlier targets
+                rows = np.arange(offset + lo, offset + L - 1)
+                (val if k >= len(segs) - n_val else train).append(rows)
+                q.append(s["q"])
+                a.append(s["target"])
+                ax.append(s["axis"])
+                g.append(s["gravity"])
+                offset += L
+            m = read_manifest(root) or {}
+            self.summaries.append(
+                {
+                    "path": str(root),
+                    "segments": len(segs),
+                    "physics": (m.get("meta", {}).get("physics") or {}).get("name"),
+                    "fingerprint": checkpoint.fingerprint(m.get("chunks", []), m.get("rows")),
+                }
+            )
+        if not q:
+            raise ValueError("no rollouts")
+        f = torch.float32
+        self.q = torch.as_tensor(np.concatenate(q), dtype=f)
+        self.a = torch.as_tensor(np.concatenate(a), dtype=f)
+        self.axis = torch.as_tensor(np.concatenate(ax), dtype=f)
+        self.gravity = torch.as_tensor(np.concatenate(g), dtype=f)
+        self.train = torch.as_tensor(np.concatenate(train) if train else np.zeros(0, int))
+        self.val = torch.as_tensor(np.concatenate(val) if val else np.zeros(0, int))
+        self.T, self.W = T, W
+
+    def batch(self, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        """For sample rows ``t`` (B,): the window rows j (B, W), each j's generalist
+        observation (B, W, obs) and target step (B, W, n), the window's angles and targets
+        (B, W, n), and the label q[t+1] (B, n)."""
+        T, W = self.T, self.W
+        j = t[:, None] + torch.arange(-W + 1, 1)
+        hist = j[..., None] + torch.arange(-T + 1, 1)  # (B, W, T): q_k with a_{k-1}
+        obs = generalist_obs(self.q[hist], self.a[hist - 1], self.axis[j], self.gravity[j])
+        return {
+            "obs": obs,
+            "step": self.a[j] - self.a[j - 1],
+            "q_win": self.q[j],
+            "a_win": self.a[j],
+            "label": self.q[t + 1],
+        }
+
+
+def _loss(
+    res_model: ResidualPolicy, ndm: Any, b: dict[str, torch.Tensor], l2: float, use: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, normalised next-angle error, mean |residual| rad) of a batch."""
+    res = res_model(b["obs"], b["step"]) if use else torch.zeros_like(b["a_win"])
+    pred = ndm(b["q_win"], b["a_win"] + res)
+    err = torch.mean(((pred - b["label"]) / ndm.out_norm.std) ** 2)
+    reg = torch.mean((res / res_model.cfg.max_rad) ** 2)
+    return err + l2 * reg, err, res.abs().mean()
+
+
+@torch.no_grad()
+def _evaluate(res_model, ndm, data: Rollouts, rows: torch.Tensor, batch: int = 2048) -> dict:
+    tot = {"with": 0.0, "without": 0.0, "res": 0.0, "rad_with": 0.0, "rad_without": 0.0}
+    n = 0
+    for i in range(0, len(rows), batch):
+        t = rows[i : i + batch]
+        b = data.batch(t)
+        res = res_model(b["obs"], b["step"])
+        for key, r in (("with", res), ("without", torch.zeros_like(res))):
+            pred = ndm(b["q_win"], b["a_win"] + r)
+            tot[key] += (
+                float(torch.sum(((pred - b["label"]) / ndm.out_norm.std) ** 2).item()) / ndm.cfg.n
+            )  # noqa: E501
+            tot["rad_" + key] += float(torch.sum((pred - b["label"]) ** 2).item()) / ndm.cfg.n
+        tot["res"] += float(res[:, -1].abs().mean(dim=1).sum())
+        n += len(t)
+    if n == 0:
+        return {}
+    return {
+        "ndm_error_without": tot["without"] / n,
+        "ndm_error_with": tot["with"] / n,
+        "ndm_rmse_rad_without": float(np.sqrt(tot["rad_without"] / n)),
+        "ndm_rmse_rad_with": float(np.sqrt(tot["rad_with"] / n)),
+        "residual_mean_abs_rad": tot["res"] / n,
+        "samples": n,
+    }
+
+
+def train_residual(
+    data: list[str | Path],
+    ndm_path: str | Path,
+    out: str | Path,
+    cfg: ResidualTrainConfig,
+    *,
+    hand: str = "leap",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train a residual policy through the dynamics model at ``ndm_path``; writes ``out``."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    ndm, ndm_meta = load_ndm(ndm_path, hand=hand)
+    for p in ndm.parameters():
+        p.requires_grad_(False)
+    ndm.eval()
+    T, W = cfg.model.history, ndm.cfg.window
+    rollouts = Rollouts(list(data), T, W, cfg.val_fraction)
+    if len(rollouts.train) == 0:
+        raise ValueError("no training samples (rollouts shorter than history + window?)")
+    model = ResidualPolicy(cfg.model)
+    sample = rollouts.batch(rollouts.train[: min(len(rollouts.train), 20000)])
+    model.norm.fit(
+        torch.cat([sample["obs"], sample["step"]], dim=-1).reshape(-1, cfg.model.obs_dim)
+    )  # noqa: E501
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    before = _evaluate(model, ndm, rollouts, rollouts.val)
+    curve = []
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.epochs, desc="DexNDM residual", unit="ep")
+    for epoch in range(cfg.epochs):
+        model.train()
+        perm = rollouts.train[torch.as_tensor(rng.permutation(len(rollouts.train)))]
+        total = 0.0
+        for i in range(0, len(perm), cfg.batch):
+            b = rollouts.batch(perm[i : i + cfg.batch])
+            loss, _, _ = _loss(model, ndm, b, cfg.l2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(b["label"])
+        model.eval()
+        v = _evaluate(model, ndm, rollouts, rollouts.val)
+        curve.append({"epoch": epoch + 1, "loss": total / len(perm), **v})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(val=f"{v.get('ndm_error_with', float('nan')):.4f}")
+    if bar is not None:
+        bar.close()
+    report = {
+        "hand": hand,
+        "ndm": str(ndm_path),
+        "ndm_kind": ndm.cfg.kind,
+        "ndm_data": ndm_meta.get("data"),
+        "data": rollouts.summaries,
+        "train_samples": len(rollouts.train),
+        "val_samples": len(rollouts.val),
+        "val_before": before,
+        "val": curve[-1] if curve else before,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "config": {**asdict(cfg), "model": asdict(cfg.model)},
+        "curve": curve,
+    }
+    fp = checkpoint.fingerprint(
+        [s["fingerprint"] for s in rollouts.summaries], ndm_meta.get("data_fingerprint")
+    )  # noqa: E501
+    save_residual(out, model, {"hand": hand, "data_fingerprint": fp, **report})
+    return report
