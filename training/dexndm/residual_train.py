@@ -1,6 +1,6 @@
 """Train DexNDM's residual policy through a dynamics model of the target hand (Sec. 3.3).
 
-    pi_res* = argmin E_{tau ~ base policy in sim} sum_t || q_{t+1} - f_psi({q_j, a_j + pi_res(o_j, a_j)}_{j=t-W+1..t}) ||
+    pi_res* = argmin E_{tau ~ sim} sum_t || q_{t+1} - f_psi({q_j, a_j + pi_res(o_j, a_j)}_j) ||
 
 On the base policy's simulated rollouts (``data generate --task rotate``: joint angles,
 targets, axis and gravity per step), the residual is trained so that the *target hand*
@@ -126,7 +126,7 @@ def _evaluate(res_model, ndm, data: Rollouts, rows: torch.Tensor, batch: int = 2
             pred = ndm(b["q_win"], b["a_win"] + r)
             tot[key] += (
                 float(torch.sum(((pred - b["label"]) / ndm.out_norm.std) ** 2).item()) / ndm.cfg.n
-            )  # noqa: E501
+            )
             tot["rad_" + key] += float(torch.sum((pred - b["label"]) ** 2).item()) / ndm.cfg.n
         tot["res"] += float(res[:, -1].abs().mean(dim=1).sum())
         n += len(t)
@@ -168,7 +168,7 @@ def train_residual(
     sample = rollouts.batch(rollouts.train[: min(len(rollouts.train), 20000)])
     model.norm.fit(
         torch.cat([sample["obs"], sample["step"]], dim=-1).reshape(-1, cfg.model.obs_dim)
-    )  # noqa: E501
+    )
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     before = _evaluate(model, ndm, rollouts, rollouts.val)
     curve = []
@@ -213,6 +213,6 @@ def train_residual(
     }
     fp = checkpoint.fingerprint(
         [s["fingerprint"] for s in rollouts.summaries], ndm_meta.get("data_fingerprint")
-    )  # noqa: E501
+    )
     save_residual(out, model, {"hand": hand, "data_fingerprint": fp, **report})
     return report
