@@ -276,6 +276,12 @@ class Controller(abc.ABC):
         """None if the controller can run on ``hand``, else the reason it cannot."""
         return None
 
+    def sim_start(self) -> np.ndarray | None:
+        """A pose a simulated hand with an object starts a session in, the object placed
+        where in-hand rotation starts (``Simulated.start_rotation``): a rotation policy's
+        trained start. None (the default): the hand's own start."""
+        return None
+
     def reset(self, state: HandState) -> None:  # noqa: B027 - optional hook
         """Start from ``state`` (called at session start and when switching controllers)."""
 

@@ -333,6 +333,10 @@ class Session:
         except BaseException:
             self.robot.disconnect()
             raise
+        start = self.controller.sim_start()
+        sim = self._simulated
+        if start is not None and sim is not None and self.robot.read().object_pose is not None:
+            sim.start_rotation(start)  # the object in the pose the policy starts from
         state = self.robot.read()
         self.command_builder.start(state.q)
         self.controller.reset(state)

@@ -163,3 +163,78 @@ def test_chaos_box_never_sends_a_target_outside_limits_or_rate(tmp_path):
 def test_chaos_box_source_needs_rollouts(tmp_path):
     with pytest.raises(FileNotFoundError, match="no dataset"):
         source_sequences(tmp_path / "none")
+
+
+def _linear_rollouts(root, gains, segments=16, steps=80, seed=0):
+    """Rollouts (with axis and gravity) of the linear joint system under smooth random
+    target steps, as `data generate --task rotate` writes them."""
+    rng = np.random.default_rng(seed)
+    w = DatasetWriter(root, meta={"hand": "leap", "task": "rotate"})
+    for _ in range(segments):
+        q, a = np.zeros((steps, N)), np.zeros((steps, N))
+        cur = rng.uniform(-0.3, 0.3, N)
+        tgt = cur.copy()
+        for t in range(steps):
+            tgt = np.clip(tgt + rng.normal(0, 0.05, N), -0.8, 0.8)
+            q[t], a[t] = cur, tgt
+            cur = cur + gains * (tgt - cur)
+        w.add(
+            {
+                "q": q,
+                "target": a,
+                "keypoints": np.zeros((steps, 8, 3)),
+                "object": np.full((steps, 7), np.nan),
+                "gravity": np.tile([0.0, 0.0, -1.0], (steps, 1)),
+                "style": np.zeros(steps, np.int8),
+                "mode": np.full(steps, 2, np.int8),
+                "axis": np.tile([0.0, 0.0, 1.0], (steps, 1)),
+            }
+        )
+    w.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def residual_setup(tmp_path_factory):
+    """Simulated rollouts of one linear hand, and dynamics models of it and of a slower one."""
+    root = tmp_path_factory.mktemp("res")
+    sim_gains = np.full(N, 0.5)
+    sim = _linear_rollouts(root / "sim", sim_gains)
+    cfg = NDMTrainConfig(epochs=60, batch=128, lr=3e-3, seed=0, threads=1)
+    cfg.model = NDMConfig(kind="joint_wise", window=4, hidden=32, layers=2)
+    train_ndm([sim], root / "same.pt", cfg, resume=False)
+    slow = _linear_rollouts(root / "slow", np.full(N, 0.25), seed=1)
+    cfg.model = NDMConfig(kind="joint_wise", window=4, hidden=32, layers=2)
+    train_ndm([slow], root / "slow.pt", cfg, resume=False)
+    return root, sim
+
+
+def _train_res(root, sim, ndm, out):
+    from controllers.dexndm.residual import ResidualConfig
+    from training.dexndm.residual_train import ResidualTrainConfig, train_residual
+
+    cfg = ResidualTrainConfig(epochs=20, batch=128, lr=2e-3, seed=0, threads=1)
+    cfg.model = ResidualConfig(hidden=64, layers=2, max_rad=0.3)
+    return train_residual([sim], root / ndm, root / out, cfg)
+
+
+def test_residual_stays_zero_when_the_dynamics_agree(residual_setup):
+    root, sim = residual_setup
+    rep = _train_res(root, sim, "same.pt", "res_same.pt")
+    v = rep["val"]
+    assert v["residual_mean_abs_rad"] < 0.005, v
+    assert v["ndm_error_with"] <= v["ndm_error_without"] * 1.2 + 1e-3
+
+
+def test_residual_closes_the_gap_to_a_slower_hand(residual_setup):
+    """A hand half as fast: the residual asks for more, and the model's hand ends nearer
+    where the simulated one did."""
+    root, sim = residual_setup
+    rep = _train_res(root, sim, "slow.pt", "res_slow.pt")
+    v = rep["val"]
+    assert v["ndm_error_with"] < 0.5 * v["ndm_error_without"], v
+    assert v["residual_mean_abs_rad"] > 0.01
+    from controllers.dexndm.residual import load_residual
+
+    model, meta = load_residual(root / "res_slow.pt", hand="leap")
+    assert meta["ndm_kind"] == "joint_wise" and meta["ndm"].endswith("slow.pt")

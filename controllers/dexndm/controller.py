@@ -154,6 +154,11 @@ class DexNDMController(Controller):
         self._hs: deque[np.ndarray] = deque(maxlen=self._len)
         self._res_prev = np.zeros(len(self.hand.joint_names))
 
+    def sim_start(self) -> np.ndarray | None:
+        """The generalist's rest pose: its specialists started the object in it."""
+        rest = self.gen.meta.get("env", {}).get("rest_q")
+        return None if rest is None else np.asarray(rest, dtype=float)
+
     # -- the loop ---------------------------------------------------------------------------
     def reset(self, state: HandState) -> None:
         self._hq.clear()

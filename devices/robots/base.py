@@ -259,3 +259,8 @@ class Simulated(abc.ABC):
     @abc.abstractmethod
     def reset(self, q: np.ndarray | None = None) -> None:
         """Put the hand at ``q`` (default: its open pose) at rest, the scene back to start."""
+
+    @abc.abstractmethod
+    def start_rotation(self, q: np.ndarray, yaw_rad: float = 0.0) -> None:
+        """Put the hand at ``q`` at rest and its object where the in-hand rotation tasks
+        start it (just above the palm, turned ``yaw_rad`` about the palm normal)."""

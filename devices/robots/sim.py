@@ -24,6 +24,7 @@ from devices.robots.scene import (
     build_scene,
     mat_to_quat,
     object_spawn_palm,
+    rotation_start_palm,
     site_names,
 )
 from devices.tick import HandState
@@ -202,6 +203,13 @@ class SimHand(Robot, Simulated):
             self._obj_spawn_palm = object_spawn_palm(self.hand, self._obj_spec)
         self.safety.reset(q)
         self.wrist_filter.reset()
+
+    def start_rotation(self, q: np.ndarray, yaw_rad: float = 0.0) -> None:
+        if self._obj_body < 0:
+            raise ValueError("this simulated hand has no object to rotate")
+        pos = rotation_start_palm(self.hand, self.object_rbound_m)
+        quat = np.array([np.cos(yaw_rad / 2), 0.0, 0.0, np.sin(yaw_rad / 2)])
+        self.reset(q, object_palm=(pos, quat))
 
     @property
     def object_rbound_m(self) -> float:

@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from assets.rotations import axis_angle_quat, quat_conj, quat_mul, quat_rotvec
+from assets.rotations import quat_conj, quat_mul, quat_rotvec
 from devices.retargeting.axis import PALM_AXES
-from devices.robots.scene import rotation_start_palm
 from devices.tick import Command
 
 
@@ -31,6 +30,10 @@ class EpisodeResult:
     steps: int
     dropped: bool
     ttf: float
+    #: (steps, n) measured angles and sent targets (the hand's trajectory, for the
+    #: dynamics models' errors on the task itself)
+    q: np.ndarray | None = None
+    target: np.ndarray | None = None
 
 
 def rotation_episode(
@@ -44,9 +47,7 @@ def rotation_episode(
     """One episode on ``robot`` (a simulated hand with an object) driven by ``controller``
     about palm axis ``axis`` (``+z`` ...)."""
     k = np.asarray(PALM_AXES[axis], dtype=float)
-    yaw = axis_angle_quat(np.array([0.0, 0.0, 1.0]), np.array(rng.uniform(0, 2 * np.pi)))
-    pos = rotation_start_palm(robot.hand, robot.object_rbound_m)
-    robot.reset(np.asarray(rest_q, dtype=float), object_palm=(pos, yaw))
+    robot.start_rotation(np.asarray(rest_q, dtype=float), float(rng.uniform(0, 2 * np.pi)))
     state = robot.read()
     controller.reset(state)
     command = Command(t=0.0, axis=k)
@@ -55,9 +56,12 @@ def rotation_episode(
     prev = np.asarray(state.object_pose[3:7])
     dropped = False
     done = 0
+    qs, sent_targets = [], []
     for t in range(steps):
         target, _ = controller.step(state, command)
-        robot.send(target)
+        qs.append(np.asarray(state.q, dtype=float))
+        sent, _ = robot.send(target)
+        sent_targets.append(np.asarray(sent, dtype=float))
         state = robot.read()
         quat = np.asarray(state.object_pose[3:7])
         turn = quat_rotvec(quat_mul(quat[None], quat_conj(prev[None])))[0]
@@ -70,7 +74,8 @@ def rotation_episode(
             break
         rotr += along
         off += float(np.linalg.norm(turn - along * k))
-    return EpisodeResult(rotr, off, done, dropped, done / steps if dropped else 1.0)
+    ttf = done / steps if dropped else 1.0
+    return EpisodeResult(rotr, off, done, dropped, ttf, np.array(qs), np.array(sent_targets))
 
 
 def summarize(results: list[EpisodeResult], episode_s: float, dt: float) -> dict[str, Any]:
