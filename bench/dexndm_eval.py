@@ -137,7 +137,7 @@ def throughput(batch: int = 1024, steps: int = 30) -> dict[str, Any]:
         m = NeuralDynamics(NDMConfig(kind=kind, hidden=DEFAULT_HIDDEN[kind]))
         opt = torch.optim.Adam(m.parameters(), 1e-3)
         best = float("inf")
-        for rep in range(3):  # best of 3: the machine is shared
+        for _ in range(3):  # best of 3: the machine is shared
             t0 = time.perf_counter()
             for _ in range(steps):
                 loss = torch.mean((m.normalized_step(hq, ha) - y) ** 2)

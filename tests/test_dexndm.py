@@ -236,5 +236,5 @@ def test_residual_closes_the_gap_to_a_slower_hand(residual_setup):
     assert v["residual_mean_abs_rad"] > 0.01
     from controllers.dexndm.residual import load_residual
 
-    model, meta = load_residual(root / "res_slow.pt", hand="leap")
+    _, meta = load_residual(root / "res_slow.pt", hand="leap")
     assert meta["ndm_kind"] == "joint_wise" and meta["ndm"].endswith("slow.pt")

@@ -85,7 +85,7 @@ def test_residual_on_off_scale_and_the_dynamics_readout(files):
     assert 0 < np.abs(t_on - t_off).max() <= 0.02 + 1e-9
     c.reset(state)
     c.update(residual_on=True, residual_scale=0.5)
-    t_half, info_half = c.step(state, cmd)
+    _, info_half = c.step(state, cmd)
     assert info_half["residual_rad"] == pytest.approx(info["residual_rad"] / 2, rel=1e-5)
     with pytest.raises(ValueError, match="residual scale"):
         c.update(residual_scale=3.0)
