@@ -46,8 +46,8 @@ def _controller(hand: str, method: str, files: dict[str, str]) -> Any:
 
 
 def run_methods(args: argparse.Namespace, files: dict[str, str]) -> tuple[list[dict], dict]:
-    from devices.retargeting.axis import PALM_AXES
     from devices.robots.sim import SimHand, SimHandConfig
+    from devices.tick import PALM_AXES
     from training.dexndm.evaluate import rotation_episode, summarize
 
     records, trajectories = [], {}

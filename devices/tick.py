@@ -122,6 +122,18 @@ def wrist_frame_from_points(points: np.ndarray) -> np.ndarray:
     return np.stack([x, y, z], axis=1)
 
 
+#: The six signed palm axes the operator can pick (DexNDM's rotation commands), for
+#: ``Command.axis``.
+PALM_AXES: dict[str, tuple[float, float, float]] = {
+    "+x": (1.0, 0.0, 0.0),
+    "-x": (-1.0, 0.0, 0.0),
+    "+y": (0.0, 1.0, 0.0),
+    "-y": (0.0, -1.0, 0.0),
+    "+z": (0.0, 0.0, 1.0),
+    "-z": (0.0, 0.0, -1.0),
+}
+
+
 @dataclass(frozen=True)
 class Command:
     """One command, produced by retargeting a HumanFrame.

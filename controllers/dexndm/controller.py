@@ -25,8 +25,7 @@ import numpy as np
 
 from assets import CHECKPOINTS_DIR
 from controllers.base import CONTROLLERS, Controller, ControllerConfig, ControllerUnavailable, live
-from devices.retargeting.axis import PALM_AXES
-from devices.tick import Command, HandState
+from devices.tick import PALM_AXES, Command, HandState
 
 #: Where DexNDM's trained models ship (the generalist with the RL policies).
 DEXNDM_DIR = CHECKPOINTS_DIR / "dexndm"

@@ -24,19 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from devices.tick import HumanFrame
+from devices.tick import PALM_AXES, HumanFrame
 
 AXIS_MODES = ("off", "buttons", "orientation")
 
-#: The six signed palm axes the operator can pick in the app (DexNDM's rotation commands).
-PALM_AXES: dict[str, tuple[float, float, float]] = {
-    "+x": (1.0, 0.0, 0.0),
-    "-x": (-1.0, 0.0, 0.0),
-    "+y": (0.0, 1.0, 0.0),
-    "-y": (0.0, -1.0, 0.0),
-    "+z": (0.0, 0.0, 1.0),
-    "-z": (0.0, 0.0, -1.0),
-}
 #: What the app's axis buttons offer: a palm axis, or the input device's own selection.
 AXIS_CHOICES: tuple[str, ...] = (*PALM_AXES, "device")
 

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from assets.rotations import quat_conj, quat_mul, quat_rotvec
-from devices.retargeting.axis import PALM_AXES
-from devices.tick import Command
+from devices.tick import PALM_AXES, Command
 
 
 @dataclass

@@ -52,8 +52,8 @@ from assets.rotations import (
     quat_rotvec,
     random_unit,
 )
-from devices.retargeting.axis import PALM_AXES
 from devices.robots.scene import WRIST_ORIENTATIONS, rotation_start_palm
+from devices.tick import PALM_AXES
 from training.envs.anygrasp import AnygraspConfig, AnygraspEnv
 from training.envs.gait import Gait, find_gait, gait_offsets, gait_path
 
