@@ -238,3 +238,27 @@ def test_residual_closes_the_gap_to_a_slower_hand(residual_setup):
 
     _, meta = load_residual(root / "res_slow.pt", hand="leap")
     assert meta["ndm_kind"] == "joint_wise" and meta["ndm"].endswith("slow.pt")
+
+
+def test_optional_fields_are_all_or_nothing(tmp_path):
+    def seg(axis: bool):
+        d = {
+            "q": np.zeros((5, N)),
+            "target": np.zeros((5, N)),
+            "keypoints": np.zeros((5, 8, 3)),
+            "object": np.zeros((5, 7)),
+            "gravity": np.zeros((5, 3)),
+            "style": np.zeros(5, np.int8),
+            "mode": np.zeros(5, np.int8),
+        }
+        if axis:
+            d["axis"] = np.ones((5, 3))
+        return d
+
+    w = DatasetWriter(tmp_path / "ds")
+    w.add(seg(True))
+    with pytest.raises(ValueError, match="differ from the dataset's"):
+        w.add(seg(False))
+    w.close()
+    (s,) = list(iter_segments(tmp_path / "ds", ("q", "axis")))
+    assert s["axis"].shape == (5, 3)
