@@ -134,6 +134,15 @@ PALM_AXES: dict[str, tuple[float, float, float]] = {
 }
 
 
+def axis_name(axis: np.ndarray) -> str:
+    """A palm axis's name (``+z``), or the axis rounded (``[0.71, 0.00, 0.71]``)."""
+    a = np.asarray(axis, dtype=float)
+    for name, v in PALM_AXES.items():
+        if np.allclose(a, v, atol=1e-6):
+            return name
+    return "[" + ", ".join(f"{x:.2f}" for x in a) + "]"
+
+
 @dataclass(frozen=True)
 class Command:
     """One command, produced by retargeting a HumanFrame.

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from assets.rotations import quat_conj, quat_mul, quat_rotvec
+from devices.tick import axis_name
 
 if TYPE_CHECKING:
     from teleop_app.session import TickRecord
@@ -55,6 +56,7 @@ class ObjectMeter:
         self.about = 0.0
         self.off = 0.0
         self.ticks_with_axis = 0
+        self.by_axis: dict[str, float] = {}
         self.dropped = False
         self.t0: float | None = None
         self.t_drop: float | None = None
@@ -76,6 +78,8 @@ class ObjectMeter:
             along = float(turn @ k)
             if np.isfinite(along):
                 self.about += along
+                name = axis_name(k)
+                self.by_axis[name] = self.by_axis.get(name, 0.0) + along
                 self.off += float(np.linalg.norm(turn - along * k))
                 self.ticks_with_axis += 1
         if state.object_dropped and not self.dropped:
@@ -91,6 +95,8 @@ class ObjectMeter:
             "rotation_about_command_axis_rad": round(self.about, 5),
             "off_axis_rad": round(self.off, 5),
             "ticks_with_axis": self.ticks_with_axis,
+            # the same sum split by the axis in use (a palm axis by name, else rounded)
+            "rotation_by_axis_rad": {k: round(v, 5) for k, v in self.by_axis.items()},
             "dropped": self.dropped,
             "time_to_drop_s": None if self.t_drop is None else round(self.t_drop, 4),
         }

@@ -25,7 +25,7 @@ import numpy as np
 
 from assets import CHECKPOINTS_DIR
 from controllers.base import CONTROLLERS, Controller, ControllerConfig, ControllerUnavailable, live
-from devices.tick import PALM_AXES, Command, HandState
+from devices.tick import PALM_AXES, Command, HandState, axis_name
 
 #: Where DexNDM's trained models ship (the generalist with the RL policies).
 DEXNDM_DIR = CHECKPOINTS_DIR / "dexndm"
@@ -235,17 +235,10 @@ class DexNDMController(Controller):
             target = target + res
         self._res_prev = res
         info.update(
-            axis=_axis_name(axis),
+            axis=axis_name(axis),
             axis_x=float(axis[0]),
             axis_y=float(axis[1]),
             axis_z=float(axis[2]),
             residual_rad=float(np.max(np.abs(res))),
         )
         return target, info
-
-
-def _axis_name(axis: np.ndarray) -> str:
-    for name, v in PALM_AXES.items():
-        if np.allclose(axis, v, atol=1e-6):
-            return name
-    return "[" + ", ".join(f"{x:.2f}" for x in axis) + "]"
