@@ -262,3 +262,12 @@ def test_optional_fields_are_all_or_nothing(tmp_path):
     w.close()
     (s,) = list(iter_segments(tmp_path / "ds", ("q", "axis")))
     assert s["axis"].shape == (5, 3)
+
+
+def test_ndm_trains_on_the_first_trajectories_only_when_asked(linear_data, tmp_path):
+    root, _ = linear_data
+    cfg = NDMTrainConfig(epochs=1, batch=256, seed=0, threads=1, max_segments=5)
+    cfg.model = NDMConfig(kind="joint_wise", window=4, hidden=8, layers=1)
+    rep = train_ndm([root], tmp_path / "m.pt", cfg, resume=False)
+    assert rep["data"][0]["segments"] == 5
+    assert rep["train_windows"] + rep["val_windows"] == 5 * (120 - 4)

@@ -103,6 +103,9 @@ def add_ndm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument(
+        "--max-trajectories", type=int, default=None, help="the first N of each dataset only"
+    )
     p.add_argument("--out", required=True, help="the model file (NAME.pt; NAME.pt.state resumes)")
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--no-progress", action="store_true")
@@ -129,6 +132,7 @@ def run_ndm(args: argparse.Namespace) -> int:
         lr=args.lr,
         seed=args.seed,
         threads=args.threads,
+        max_segments=args.max_trajectories,
         model=model,
     )
     rep = train_ndm(

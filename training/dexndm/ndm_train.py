@@ -131,6 +131,8 @@ class NDMTrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     threads: int | None = None
+    #: use only the first N trajectories of each dataset (data-size ablations)
+    max_segments: int | None = None
     model: NDMConfig = field(default_factory=NDMConfig)
 
 
@@ -159,7 +161,9 @@ def train_ndm(
         cfg.model = model.cfg
     else:
         model = NeuralDynamics(cfg.model)
-    train, val, summaries = load_windows(list(data), cfg.model.window, cfg.val_fraction)
+    train, val, summaries = load_windows(
+        list(data), cfg.model.window, cfg.val_fraction, cfg.max_segments
+    )
     if len(train) == 0:
         raise ValueError("no training windows (segments shorter than the window?)")
     if init is None:
