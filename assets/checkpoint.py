@@ -261,6 +261,35 @@ def restore(ck: Checkpoint, build: Any, what: str) -> Any:
     return module
 
 
+def save_module(path: str | Path, module: Any, config: Any, *, format: str, meta: dict) -> Path:
+    """A torch module with the dataclass ``config`` it is built from (``{config, state}``),
+    as :func:`load_module` reads it back."""
+    import dataclasses
+
+    record = {"config": dataclasses.asdict(config), "state": module.state_dict()}
+    return save(path, record, format=format, meta=meta)
+
+
+def load_module(
+    path: str | Path,
+    *,
+    format: str,
+    what: str,
+    config_cls: Any,
+    build: Any,
+    hand: str | None = None,
+) -> tuple[Checkpoint, Any, Any]:
+    """Read a :func:`save_module` file: (checkpoint, config, module in eval mode). Refuses
+    another hand; a config that does not build is a :func:`config_error`."""
+    ck = load(path, format=format, what=what)
+    check_hand(ck, ck.meta.get("hand", hand), hand, what)
+    try:
+        cfg = config_cls(**ck["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise config_error(ck, what, e) from None
+    return ck, cfg, restore(ck, lambda: build(cfg), what)
+
+
 def config_error(ck: Checkpoint, what: str, e: BaseException) -> CheckpointError:
     """The error for a configuration that does not build the model."""
     return CheckpointError(f"{ck.path}: not a {what} model ({type(e).__name__}: {e})")

@@ -61,3 +61,16 @@ def axis_angle_quat(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
 def random_unit(rng: np.random.Generator, n: int) -> np.ndarray:
     v = rng.normal(size=(n, 3))
     return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def turn_about_axis(
+    quat_prev: np.ndarray, quat: np.ndarray, frame_rot: np.ndarray, axis: np.ndarray
+) -> tuple[float, float]:
+    """An object's turn between two world orientations (wxyz), expressed in a frame
+    (``frame_rot``: its (3, 3) world rotation, e.g. the palm's) and split about the unit
+    ``axis`` of that frame: (signed angle about the axis, magnitude of the rest), rad."""
+    turn = quat_rotvec(quat_mul(np.asarray(quat)[None], quat_conj(np.asarray(quat_prev)[None])))[0]
+    turn = np.asarray(frame_rot)[:3, :3].T @ turn
+    k = np.asarray(axis, dtype=float)
+    along = float(turn @ k)
+    return along, float(np.linalg.norm(turn - along * k))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assets.rotations import quat_conj, quat_mul, quat_rotvec
+from assets.rotations import turn_about_axis
 from devices.tick import axis_name
 
 if TYPE_CHECKING:
@@ -71,22 +71,22 @@ class ObjectMeter:
             self.t0 = state.t
         quat = np.asarray(pose[3:7], dtype=float)
         if self._prev is not None and not self.dropped and self._prev_axis is not None:
-            turn = quat_rotvec(quat_mul(quat[None], quat_conj(self._prev[None])))[0]
-            turn = np.asarray(state.wrist)[:3, :3].T @ turn  # palm frame
             k = self._prev_axis
-            k = k / max(float(np.linalg.norm(k)), 1e-12)
-            along = float(turn @ k)
+            along, off = turn_about_axis(self._prev, quat, state.wrist, k)
             if np.isfinite(along):
                 self.about += along
                 name = axis_name(k)
                 self.by_axis[name] = self.by_axis.get(name, 0.0) + along
-                self.off += float(np.linalg.norm(turn - along * k))
+                self.off += off
                 self.ticks_with_axis += 1
         if state.object_dropped and not self.dropped:
             self.dropped = True
             self.t_drop = state.t - self.t0
         self._prev = quat
-        self._prev_axis = None if axis is None else np.asarray(axis, dtype=float).copy()
+        self._prev_axis = None
+        if axis is not None:
+            k = np.asarray(axis, dtype=float)
+            self._prev_axis = k / max(float(np.linalg.norm(k)), 1e-12)
 
     def report(self) -> dict[str, Any] | None:
         if self.t0 is None:

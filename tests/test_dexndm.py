@@ -23,6 +23,21 @@ from training.dexndm.ndm_train import NDMTrainConfig, segment_windows, train_ndm
 N = 16
 
 
+def _segment(q, a, **extra):
+    """One dataset segment of angles ``q`` and targets ``a`` (no keypoints or object)."""
+    steps = len(q)
+    return {
+        "q": q,
+        "target": a,
+        "keypoints": np.zeros((steps, 8, 3)),
+        "object": np.full((steps, 7), np.nan),
+        "gravity": np.tile([0.0, 0.0, -1.0], (steps, 1)),
+        "style": np.zeros(steps, np.int8),
+        "mode": np.full(steps, NO_MODE, np.int8),
+        **extra,
+    }
+
+
 def _linear_joint_dataset(root, gains, segments=24, steps=120, seed=0):
     """Trajectories of 16 independent first-order joints q' = q + k_i (a - q) under random
     step targets: a known joint-wise system."""
@@ -38,17 +53,7 @@ def _linear_joint_dataset(root, gains, segments=24, steps=120, seed=0):
                 goal = rng.uniform(-0.8, 0.8, N)
             q[t], a[t] = cur, goal
             cur = cur + gains * (goal - cur)
-        w.add(
-            {
-                "q": q,
-                "target": a,
-                "keypoints": np.zeros((steps, 8, 3)),
-                "object": np.full((steps, 7), np.nan),
-                "gravity": np.tile([0.0, 0.0, -1.0], (steps, 1)),
-                "style": np.zeros(steps, np.int8),
-                "mode": np.full(steps, NO_MODE, np.int8),
-            }
-        )
+        w.add(_segment(q, a))
     w.close()
     return root
 
@@ -179,16 +184,9 @@ def _linear_rollouts(root, gains, segments=16, steps=80, seed=0):
             q[t], a[t] = cur, tgt
             cur = cur + gains * (tgt - cur)
         w.add(
-            {
-                "q": q,
-                "target": a,
-                "keypoints": np.zeros((steps, 8, 3)),
-                "object": np.full((steps, 7), np.nan),
-                "gravity": np.tile([0.0, 0.0, -1.0], (steps, 1)),
-                "style": np.zeros(steps, np.int8),
-                "mode": np.full(steps, 2, np.int8),
-                "axis": np.tile([0.0, 0.0, 1.0], (steps, 1)),
-            }
+            _segment(
+                q, a, mode=np.full(steps, 2, np.int8), axis=np.tile([0.0, 0.0, 1.0], (steps, 1))
+            )
         )
     w.close()
     return root
@@ -242,18 +240,8 @@ def test_residual_closes_the_gap_to_a_slower_hand(residual_setup):
 
 def test_optional_fields_are_all_or_nothing(tmp_path):
     def seg(axis: bool):
-        d = {
-            "q": np.zeros((5, N)),
-            "target": np.zeros((5, N)),
-            "keypoints": np.zeros((5, 8, 3)),
-            "object": np.zeros((5, 7)),
-            "gravity": np.zeros((5, 3)),
-            "style": np.zeros(5, np.int8),
-            "mode": np.zeros(5, np.int8),
-        }
-        if axis:
-            d["axis"] = np.ones((5, 3))
-        return d
+        z = np.zeros((5, N))
+        return _segment(z, z, axis=np.ones((5, 3))) if axis else _segment(z, z)
 
     w = DatasetWriter(tmp_path / "ds")
     w.add(seg(True))

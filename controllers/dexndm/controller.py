@@ -101,11 +101,16 @@ class DexNDMController(Controller):
         self.config: DexNDMControllerConfig = config
         import torch
 
-        from controllers.dexndm.generalist import CheckpointError, RotationGeneralist
+        from controllers.dexndm.generalist import (
+            CheckpointError,
+            RotationGeneralist,
+            generalist_obs,
+        )
         from controllers.dexndm.ndm import load_ndm
         from controllers.dexndm.residual import load_residual
 
         self._torch = torch
+        self._obs = generalist_obs
         hand = config.hand
         gpath = Path(config.generalist) if config.generalist else generalist_path(hand)
         try:
@@ -213,15 +218,13 @@ class DexNDMController(Controller):
             return sent.copy(), info
         gravity = gravity_in_palm(state.wrist)
         T = self.gen.cfg.history
-        a = self.gen.act(hq[None, -T:], ht[None, -T:], axis[None], gravity[None])[0]
+        obs = self._obs(hq[None, -T:], ht[None, -T:], axis[None], gravity[None])
+        a = self.gen.act_obs(obs)[0]  # the same observation feeds the residual
         step = self.gen.cfg.action_scale_rad * a
         target = last + step
         res = np.zeros_like(target)
         if self.residual is not None and self.config.residual_on:
-            from controllers.dexndm.generalist import generalist_obs
-
             torch = self._torch
-            obs = generalist_obs(hq[None, -T:], ht[None, -T:], axis[None], gravity[None])
             with torch.inference_mode():
                 res = (
                     self.residual(

@@ -146,7 +146,11 @@ class RotationGeneralist:
         hq, ht = np.asarray(hist_q), np.asarray(hist_target)
         if hq.shape[1] < T:
             raise ValueError(f"the generalist needs {T} steps of history, got {hq.shape[1]}")
-        obs = generalist_obs(hq[:, -T:], ht[:, -T:], axis, gravity)
+        return self.act_obs(generalist_obs(hq[:, -T:], ht[:, -T:], axis, gravity))
+
+    @torch.inference_mode()
+    def act_obs(self, obs: np.ndarray) -> np.ndarray:
+        """(N, n) actions from (N, T * 2n + 6) observations (:func:`generalist_obs`)."""
         if not np.all(np.isfinite(obs)):
             raise ValueError("non-finite joint state, axis or gravity given to the generalist")
         return self.net(torch.as_tensor(obs, dtype=torch.float32)).numpy().astype(float)

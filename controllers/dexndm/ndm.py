@@ -21,7 +21,7 @@ residual policy is trained through them).
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -130,24 +130,15 @@ def load_ndm(
 ) -> tuple[NeuralDynamics, dict[str, Any]]:
     """Read a dynamics model (refusing another hand or kind); (model, meta). CheckpointError."""
     what = "neural dynamics"
-    ck = checkpoint.load(path, format=NDM_FORMAT, what=what)
-    checkpoint.check_hand(ck, ck.meta.get("hand", hand), hand, what)
-    try:
-        cfg = NDMConfig(**ck["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise checkpoint.config_error(ck, what, e) from None
+    ck, cfg, model = checkpoint.load_module(
+        path, format=NDM_FORMAT, what=what, config_cls=NDMConfig, build=NeuralDynamics, hand=hand
+    )
     checkpoint.check_kind(ck, cfg.kind, kind, what)
-    model = checkpoint.restore(ck, lambda: NeuralDynamics(cfg), what)
     return model, dict(ck.meta)
 
 
 def save_ndm(path: str | Path, model: NeuralDynamics, meta: dict[str, Any]) -> Path:
-    return checkpoint.save(
-        path,
-        {"config": asdict(model.cfg), "state": model.state_dict()},
-        format=NDM_FORMAT,
-        meta=meta,
-    )
+    return checkpoint.save_module(path, model, model.cfg, format=NDM_FORMAT, meta=meta)
 
 
 __all__ = [

@@ -12,7 +12,7 @@ untrained residual changes nothing.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,23 +72,19 @@ def load_residual(
     path: str | Path, *, hand: str | None = None
 ) -> tuple[ResidualPolicy, dict[str, Any]]:
     """Read a residual policy (refusing another hand); (model, meta). CheckpointError."""
-    what = "DexNDM residual"
-    ck = checkpoint.load(path, format=RESIDUAL_FORMAT, what=what)
-    checkpoint.check_hand(ck, ck.meta.get("hand", hand), hand, what)
-    try:
-        cfg = ResidualConfig(**ck["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise checkpoint.config_error(ck, what, e) from None
-    return checkpoint.restore(ck, lambda: ResidualPolicy(cfg), what), dict(ck.meta)
+    ck, _, model = checkpoint.load_module(
+        path,
+        format=RESIDUAL_FORMAT,
+        what="DexNDM residual",
+        config_cls=ResidualConfig,
+        build=ResidualPolicy,
+        hand=hand,
+    )
+    return model, dict(ck.meta)
 
 
 def save_residual(path: str | Path, model: ResidualPolicy, meta: dict[str, Any]) -> Path:
-    return checkpoint.save(
-        path,
-        {"config": asdict(model.cfg), "state": model.state_dict()},
-        format=RESIDUAL_FORMAT,
-        meta=meta,
-    )
+    return checkpoint.save_module(path, model, model.cfg, format=RESIDUAL_FORMAT, meta=meta)
 
 
 __all__ = [

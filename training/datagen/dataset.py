@@ -173,6 +173,15 @@ class Batch:
     style: np.ndarray
 
 
+def _open_chunk(d: Path, fields: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A chunk's ``fields`` memory-mapped and its segment table; ValueError if unreadable."""
+    try:
+        arrs = {f: np.load(d / f"{f}.npy", mmap_mode="r") for f in fields}
+        return arrs, np.load(d / "segments.npy")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"dataset chunk {d} is unreadable: {e}") from e
+
+
 def iter_segments(
     root: str | Path, fields: Sequence[str] = ("q", "target")
 ) -> Iterator[dict[str, np.ndarray]]:
@@ -182,12 +191,7 @@ def iter_segments(
     if m is None:
         raise FileNotFoundError(f"no dataset at {root} (manifest.json missing)")
     for c in m["chunks"]:
-        d = root / c["name"]
-        try:
-            arrs = {f: np.load(d / f"{f}.npy", mmap_mode="r") for f in fields}
-            seg = np.load(d / "segments.npy")
-        except (OSError, ValueError) as e:
-            raise ValueError(f"dataset chunk {d} is unreadable: {e}") from e
+        arrs, seg = _open_chunk(root / c["name"], fields)
         for s0, n in seg:
             yield {f: np.array(a[s0 : s0 + n]) for f, a in arrs.items()}
 
@@ -239,12 +243,7 @@ class DatasetReader:
                         "(meta.env.episode_s and meta.rate_hz)"
                     ) from None
             for c in m["chunks"]:
-                d = r / c["name"]
-                try:
-                    arrs = {f: np.load(d / f"{f}.npy", mmap_mode="r") for f in FIELDS}
-                    seg = np.load(d / "segments.npy")
-                except (OSError, ValueError) as e:
-                    raise ValueError(f"dataset chunk {d} is unreadable: {e}") from e
+                arrs, seg = _open_chunk(r / c["name"], FIELDS)
                 ci = len(self.chunks)
                 self.chunks.append(arrs)
                 # valid rows: history before (the first target is the one before row 0, so

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from controllers.dexndm.controller import gravity_in_palm
 from training.datagen.dataset import NO_MODE, DatasetWriter, iter_segments
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,6 @@ def source_sequences(root: str | Path, min_steps: int = 20) -> list[np.ndarray]:
     if not seqs:
         raise ValueError(f"{root}: no rollout of at least {min_steps} steps to replay")
     return seqs
-
-
-def gravity_palm(wrist: np.ndarray) -> np.ndarray:
-    """The unit gravity direction in the palm frame from the palm's world pose (4, 4)."""
-    return np.asarray(wrist)[:3, :3].T @ np.array([0.0, 0.0, -1.0])
 
 
 def collect(
@@ -127,7 +123,7 @@ def collect(
             rows["q"].append(state.q)
             rows["target"].append(sent)
             rows["keypoints"].append(state.keypoints)
-            rows["gravity"].append(gravity_palm(state.wrist))
+            rows["gravity"].append(gravity_in_palm(state.wrist))
         k = len(rows["q"])
         writer.add(
             {

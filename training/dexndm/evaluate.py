@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from assets.rotations import quat_conj, quat_mul, quat_rotvec
+from assets.rotations import turn_about_axis
 from devices.tick import PALM_AXES, Command
 
 
@@ -63,16 +63,14 @@ def rotation_episode(
         sent_targets.append(np.asarray(sent, dtype=float))
         state = robot.read()
         quat = np.asarray(state.object_pose[3:7])
-        turn = quat_rotvec(quat_mul(quat[None], quat_conj(prev[None])))[0]
-        turn = np.asarray(state.wrist)[:3, :3].T @ turn
-        along = float(turn @ k)
+        along, off_step = turn_about_axis(prev, quat, state.wrist, k)
         prev = quat
         done = t + 1
         if state.object_dropped:
             dropped = True
             break
         rotr += along
-        off += float(np.linalg.norm(turn - along * k))
+        off += off_step
     ttf = done / steps if dropped else 1.0
     return EpisodeResult(rotr, off, done, dropped, ttf, np.array(qs), np.array(sent_targets))
 
