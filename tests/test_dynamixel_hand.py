@@ -92,6 +92,26 @@ def test_start_up_order_and_settings():
         assert not any(bus.servo(i).torque for i in range(16))  # torque off on exit
 
 
+def test_a_lost_status_packet_at_start_up_is_tried_again():
+    """A ping or a register write whose status is lost (noise, or later than the SDK's ~34 ms
+    on a busy host) is sent again rather than failing the start-up; a servo that never
+    answers is still named."""
+    with DynamixelBus() as bus:
+        bus.lose_replies("ping", 1)
+        bus.lose_replies("write", 2)
+        hand = _hand(bus)
+        hand.connect()
+        try:
+            assert bus.stats["replies_lost"] == 3
+            assert all(bus.servo(i).torque and bus.servo(i).mode == 5 for i in range(16))
+        finally:
+            hand.disconnect()
+    with DynamixelBus() as bus:
+        bus.lose_replies("write", 3)  # three in a row for one register: named
+        with pytest.raises(DynamixelError, match="servo 0: write 0 to address 64 failed"):
+            _hand(bus).connect()
+
+
 def test_missing_or_wrong_servos_are_named():
     ids = [i for i in range(16) if i not in (5, 9)]
     with DynamixelBus(ids=ids) as bus, pytest.raises(DynamixelError, match="servos 5, 9 did not"):

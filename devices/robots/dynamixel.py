@@ -277,7 +277,10 @@ class DynamixelHand(RealHand):
         """Ping every servo; one line naming the missing and the wrong ones."""
         missing, wrong = [], []
         for i in self.ids:
-            model, res, err = self._ph.ping(self._port, i)
+            for _ in "ab":  # twice: one late reply on a busy host is not a servo gone
+                model, res, err = self._ph.ping(self._port, i)
+                if res == self._sdk.COMM_SUCCESS:
+                    break
             if res != self._sdk.COMM_SUCCESS:
                 missing.append(i)
                 continue
@@ -330,9 +333,15 @@ class DynamixelHand(RealHand):
                 self._write_reg(i, ADDR_BUS_WATCHDOG, max(1, round(c.watchdog_ms / 20)), 1)
             self._servos[i]["mode"] = MODE_CURRENT_POSITION
 
-    def _write_reg(self, i: int, addr: int, value: int, n: int) -> None:
+    def _write_reg(self, i: int, addr: int, value: int, n: int, attempts: int = 3) -> None:
+        """Write a register and wait for the servo's status. A register write is idempotent,
+        so a status lost or late on a busy host (the SDK waits about 34 ms) is tried again,
+        up to ``attempts`` times, before the servo is named."""
         fn = {1: self._ph.write1ByteTxRx, 2: self._ph.write2ByteTxRx, 4: self._ph.write4ByteTxRx}
-        res, err = fn[n](self._port, i, addr, int(value) & ((1 << (8 * n)) - 1))
+        for _ in range(attempts):
+            res, err = fn[n](self._port, i, addr, int(value) & ((1 << (8 * n)) - 1))
+            if res not in (self._sdk.COMM_RX_TIMEOUT, self._sdk.COMM_RX_CORRUPT):
+                break
         self._check(res, err, f"servo {i}", f"write {value} to address {addr}")
 
     def _check(self, res: int, err: int, who: str, what: str) -> None:
@@ -360,6 +369,9 @@ class DynamixelHand(RealHand):
         self.timer.add("read", time.perf_counter() - t0)
         q_hw = self.map.to_hardware(self._q)
         dq_hw = self.map.to_hardware(self._dq, offset=False)
+        if not ok and must and reader is not None:  # start-up: one more try before giving up
+            res = reader.fastSyncRead() if self.config.fast_read else reader.txRxPacket()
+            ok = res == self._sdk.COMM_SUCCESS
         if not ok:
             if must:
                 raise DynamixelError(f"{self.config.port}: the servos did not answer a sync read")

@@ -719,6 +719,7 @@ _STAT_KEYS = (
     "status_packets",
     "write_rejected",
     "tx_dropped",
+    "replies_lost",
 )
 
 
@@ -808,6 +809,7 @@ class DynamixelBus:
         self._stats = dict.fromkeys(_STAT_KEYS, 0)
         self._rx = bytearray()
         self._pending_since: float | None = None
+        self._lose: dict[str, int] = {}
         self._poll_s = float(poll_s)
         self._rx_timeout_s = float(rx_timeout_s)
         #: The exception that stopped the reader thread, if one did (it is also logged).
@@ -944,11 +946,20 @@ class DynamixelBus:
         header), ``rx_timeouts`` (incomplete packets given up), ``malformed`` (sync/bulk
         packets whose params do not parse), ``ignored`` (packets for no servo here),
         ``status_packets`` sent, ``write_rejected`` (writes a servo refused), ``tx_dropped``
-        (reply bytes the pty would not take)."""
+        (reply bytes the pty would not take), ``replies_lost`` (see :meth:`lose_replies`)."""
         with self._lock:
             return dict(self._stats)
 
     # -- fault injection ---------------------------------------------------------------------
+    def lose_replies(self, instruction: str, n: int = 1) -> None:
+        """The next ``n`` status packets answering a unicast ``instruction`` (``ping``,
+        ``read``, ``write``, ...) are lost on the wire: the servo acts on the packet, the host
+        hears nothing and times out (noise, or a reply later than the host waits)."""
+        if instruction not in INSTRUCTION_NAMES.values():
+            raise ValueError(f"unknown instruction {instruction!r}")
+        with self._lock:
+            self._lose[instruction] = self._lose.get(instruction, 0) + int(n)
+
     def silence(self, dxl_id: int) -> None:
         """Cut servo ``dxl_id`` off the bus: it hears nothing and answers nothing (a host
         then times out) until :meth:`unsilence`. It keeps moving toward its last goal."""
@@ -1100,7 +1111,13 @@ class DynamixelBus:
         for s in targets:
             s.last_rx = now
         if pid != BROADCAST_ID:
-            return b"".join(self._unicast(s, inst, params, now) for s in targets)
+            reply = b"".join(self._unicast(s, inst, params, now) for s in targets)
+            name = INSTRUCTION_NAMES.get(inst, "unknown")
+            if reply and self._lose.get(name, 0) > 0:  # acted on, the status lost on the wire
+                self._lose[name] -= 1
+                self._stats["replies_lost"] += 1
+                return b""
+            return reply
         return self._broadcast(live, inst, params, now)
 
     def _status(self, s: _Servo, err: int, params: bytes = b"", kind: str = "other") -> bytes:
