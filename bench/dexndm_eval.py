@@ -42,7 +42,11 @@ def _controller(hand: str, method: str, files: dict[str, str]) -> Any:
     from controllers.dexndm import DexNDMController, DexNDMControllerConfig
 
     residual = "none" if method == "direct" else files[method]
-    return DexNDMController(DexNDMControllerConfig(hand=hand, residual=residual, ndm="none"))
+    return DexNDMController(
+        DexNDMControllerConfig(
+            hand=hand, generalist=files.get("generalist", ""), residual=residual, ndm="none"
+        )
+    )
 
 
 def run_methods(args: argparse.Namespace, files: dict[str, str]) -> tuple[list[dict], dict]:
@@ -169,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--dynamics", choices=("reality", "nominal"), default="reality")
     p.add_argument("--reality-seed", type=int, default=0)
+    p.add_argument("--generalist", default="", help="the base policy (default: the shipped one)")
     p.add_argument("--residual-joint-wise", default=None, help="default: the shipped one")
     p.add_argument("--residual-whole-hand", default=None, help="default: the shipped one")
     p.add_argument("--chaos-data", default=None, help="the chaos-box data the NDMs tuned on")
@@ -179,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     files = {
         "joint_wise": args.residual_joint_wise or str(residual_path(args.hand, "joint_wise")),
         "whole_hand": args.residual_whole_hand or str(residual_path(args.hand, "whole_hand")),
+        "generalist": args.generalist,
     }
     records, task = run_methods(args, files)
     out: dict[str, Any] = {"records": records}

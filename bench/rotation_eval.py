@@ -19,6 +19,9 @@ and control step: minutes per episode).
 ``no-force``: all but the random forces pushing the object; ``off``: nominal physics).
 ``--start`` picks the episodes' start (``grasp``: cached grasps; ``palm``: the object lying
 in the palm, see ``RotateConfig.start``); by default the policy's own.
+``--flip-s S`` plays an operator switching axes: each episode starts about the first
+``--axis`` and switches to the next every S seconds (one record; ``rot_by_axis_rad``: the
+turn about each axis while it was commanded, positive = the commanded way).
 """
 
 from __future__ import annotations
@@ -47,12 +50,22 @@ class RotationMeter:
         self.rotr = np.zeros(n)
         self.off = np.zeros(n)
         self.steps = np.zeros(n, int)
+        #: the same turn split by the axis commanded at each step (``--flip-s``)
+        self.by_axis: dict[str, np.ndarray] = {}
 
     def __call__(self, env: Any, counted: np.ndarray) -> None:
+        from training.envs.rotate import ANY_AXIS, axis_vector
+
         omega, axis = env.last_omega, env.last_axis  # this step's, before any reset
-        self.rotr[counted] += (np.sum(omega * axis, axis=1) * env.dt)[counted]
+        about = np.sum(omega * axis, axis=1) * env.dt
+        self.rotr[counted] += about[counted]
         self.off[counted] += np.linalg.norm(np.cross(omega, axis), axis=1)[counted]
         self.steps[counted] += 1
+        for name in env.cfg.axes:
+            if name != ANY_AXIS:
+                m = counted & np.all(np.isclose(axis, axis_vector(name)), axis=1)
+                acc = self.by_axis.setdefault(name, np.zeros(len(self.rotr)))
+                acc[m] += about[m]
 
 
 #: ``--randomization``: the physics randomization episodes run under.
@@ -70,7 +83,7 @@ def randomization(name: str) -> Any:
     return Randomization(force_scale=0.0) if name == "no-force" else Randomization()
 
 
-def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> dict:
+def evaluate(args: argparse.Namespace, axes: tuple[str, ...], family: str, wrist: str) -> dict:
     from training.envs import make_env
     from training.rl.distill import rotation_policy, rotation_run_settings
     from training.rl.evaluate import DEMO_OBJECTS
@@ -92,6 +105,8 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
         over = {**over, **extra}
     start = args.start or start
     over["dr"] = randomization(args.randomization)
+    if args.flip_s:
+        over["axis_flip_s"] = args.flip_s
     env = make_env(
         "rotate",
         hand=args.hand,
@@ -99,7 +114,7 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
         nthread=args.threads,
         seed=args.seed,
         episode_s=args.episode_s,
-        axes=(axis,),
+        axes=axes,
         wrists=(wrist,),
         families=(family,),
         start=start,
@@ -126,8 +141,15 @@ def evaluate(args: argparse.Namespace, axis: str, family: str, wrist: str) -> di
         targets_fn=targets_fn,
     )
     T = r["episode_s"]
+    flips = {}
+    if args.flip_s:  # the operator's sequence: how far it turned about each axis in turn
+        flips = {
+            "flip_s": args.flip_s,
+            "rot_by_axis_rad": {k: float(v.mean()) for k, v in meter.by_axis.items()},
+        }
     return {
-        "axis": axis,
+        "axis": ",".join(axes),
+        **flips,
         "object": family,
         "wrist": wrist,
         "start": start,
@@ -187,6 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         default="on",
         help="physics randomization: on (as trained), no-force (no random pushes), off",
     )
+    p.add_argument(
+        "--flip-s",
+        type=float,
+        default=0.0,
+        help="an operator switching axes: every episode starts about the first --axis and "
+        "switches to the next every FLIP_S seconds (one record, rot_by_axis_rad per axis)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json")
     args = p.parse_args(argv)
@@ -197,14 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     print("| axis | object | wrist | episodes | rad/s | RotR rad | TTF | RotP rad/s | drops |")
     print("|---|---|---|---|---|---|---|---|---|")
     try:
-        for axis, family, wrist in itertools.product(args.axis, args.object, args.wrist):
-            r = evaluate(args, axis, family, wrist)
+        sequences = [tuple(args.axis)] if args.flip_s else [(a,) for a in args.axis]
+        for axes, family, wrist in itertools.product(sequences, args.object, args.wrist):
+            r = evaluate(args, axes, family, wrist)
             records.append(r)
             print(
-                f"| {axis} | {family} | {wrist} | {r['episodes']} | {r['rot_rad_per_s']:.3f} "
+                f"| {r['axis']} | {family} | {wrist} | {r['episodes']} | {r['rot_rad_per_s']:.3f} "
                 f"| {r['rotr']:.2f} | {r['ttf']:.2f} | {r['rotp']:.3f} | {r['drops']} |",
                 flush=True,
             )
+            if args.flip_s:
+                turns = ", ".join(f"{k} {v:+.2f}" for k, v in r["rot_by_axis_rad"].items())
+                print(f"  turned about each commanded axis (rad): {turns}", flush=True)
     except (CheckpointError, ValueError) as e:
         print(f"rotation_eval: {e}", file=sys.stderr)
         return 2

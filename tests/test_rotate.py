@@ -278,3 +278,47 @@ def test_curriculum_continues_on_resume(tmp_path):
     # a checkpoint saved before the state was kept: from its ended episodes
     b.load_curriculum_state({"episodes": 3 * a.num_envs})
     assert b.rotp_weight() == pytest.approx(0.1)
+
+
+def test_the_axis_switches_mid_episode_as_an_operator_switches_it(tmp_path):
+    """set_axis: the new axis from the next step, the waypoint restarted 90 degrees ahead
+    about it; axis_flip_s: every episode starts about the first axis and switches to the
+    next on schedule, the step's own axis kept in last_axis; 'any' cannot be switched."""
+    env = _env(tmp_path, axes=("z+", "z-"), axis_flip_s=0.2, dr=Randomization(enabled=False))
+    env.reset()
+    assert (env.axis_name == 0).all()
+    np.testing.assert_allclose(env.axis, np.tile([0, 0, 1.0], (4, 1)))
+    hold = torch.zeros(env.num_envs, env.num_actions)
+    seen, last = [], []
+    for _ in range(9):
+        env.step(hold)
+        seen.append(env.axis[0, 2])
+        last.append(env.last_axis[0, 2])
+    # 4 steps at 20 Hz per axis: the step that ends a period still counts for its axis
+    assert last == [1, 1, 1, 1, -1, -1, -1, -1, 1]
+    assert seen == [1, 1, 1, -1, -1, -1, -1, 1, 1]
+    quat = env.obj_pose()[1][1]
+    env.set_axis(np.array([1]), "z+")
+    assert env.axis_name[1] == 0 and env.axis[1, 2] == 1.0
+    ahead = quat_mul(axis_angle_quat(np.array([0.0, 0, 1]), np.array(np.pi / 2)), quat)
+    assert quat_angle(env.goal_quat[1], ahead) == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="not one of this task's axes"):
+        env.set_axis(np.array([0]), "x+")
+    with pytest.raises(ValueError, match="not 'any'"):
+        _env(tmp_path, axes=("z+", "any"), axis_flip_s=1.0)
+
+
+def test_rotation_eval_plays_an_operator_switching_axes(tmp_path):
+    import json
+
+    from bench.rotation_eval import main
+
+    out = tmp_path / "flip.json"
+    assert main(["--hold", "--episodes", "2", "--episode-s", "1", "--axis", "z+", "z-",
+                 "--flip-s", "0.5", "--randomization", "off", "--json", str(out)]) == 0  # fmt: skip
+    (rec,) = json.loads(out.read_text())
+    assert rec["axis"] == "z+,z-" and rec["flip_s"] == 0.5
+    by = rec["rot_by_axis_rad"]
+    assert set(by) == {"z+", "z-"}
+    # the two phases add up to the turn about the commanded axis
+    assert by["z+"] + by["z-"] == pytest.approx(rec["rotr"], abs=1e-9)

@@ -104,6 +104,20 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     assert [sp["start"] for sp in specs] == ["grasp", "palm"]
     assert info["action_scale_rad"] == pytest.approx(0.3)  # LEAP's rate limit per step
     assert np.all(np.abs(data["act"]) <= 1.0) and data["act"].std() > 0
+    # switching specialists mid-episode (the operator's X, then Y): one environment with
+    # both axes, each world acted on by its axis's specialist; only axes may differ
+    spec_m = tmp_path / "spec_m"
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
+                 "--action-mode", "delta", "--axes", "z-", "--wrists", "palm_up",
+                 "--families", "cube", "--grasp-cache", cache,
+                 "--out", str(spec_m)]) == 0  # fmt: skip
+    sf = DistillSettings(episodes=4, episode_s=1.0, flip_s=0.2, keep_dropped=True, threads=1)
+    fdata, fspecs, _ = distill.collect([spec / "policy.pt", spec_m / "policy.pt"], "leap", sf)
+    assert len(fspecs) == 1 and fspecs[0]["axes"] == ["z+", "z-"] and fspecs[0]["flips"] > 0
+    axes_seen = {tuple(a) for a in np.round(fdata["obs"][:, 320:323], 6)}  # after 10 x (q, t)
+    assert axes_seen == {(0.0, 0.0, 1.0), (0.0, 0.0, -1.0)}
+    with pytest.raises(ValueError, match="differs in"):
+        distill.collect([spec / "policy.pt", ref / "policy.pt"], "leap", sf)
     rep = distill.distill([spec / "policy.pt"], "leap", gen, s)
     assert rep["specialists"][0]["axes"] == ["z+"] and rep["transitions"] > 0
     assert json.loads(gen.with_suffix(".json").read_text())["transitions"] == rep["transitions"]

@@ -131,6 +131,9 @@ class RotateConfig(AnygraspConfig):
         gait: add the periodic finger gait of each world's (wrist, axis) to the reference
             (``reference`` actions); every named axis and fixed wrist needs one under
             ``gait_dir`` (default ``assets/gaits``).
+        axis_flip_s: > 0: an operator switching axes: every episode starts about the first
+            of ``axes`` and switches to the next of them (cyclically) every ``axis_flip_s``
+            seconds (:meth:`RotateEnv.set_axis`). 0: one axis per episode, drawn at random.
     """
 
     families: tuple[str, ...] = ("cube", "cylinder", "cuboid_ar3", "sphere")
@@ -164,6 +167,7 @@ class RotateConfig(AnygraspConfig):
     penalty_cap: float = 0.5
     gait: bool = False
     gait_dir: str | None = None
+    axis_flip_s: float = 0.0
 
 
 class RotateEnv(AnygraspEnv):
@@ -178,6 +182,8 @@ class RotateEnv(AnygraspEnv):
         for a in cfg.axes:
             if a != ANY_AXIS:
                 axis_vector(a)
+        if cfg.axis_flip_s > 0 and ANY_AXIS in cfg.axes:
+            raise ValueError("axis_flip_s switches between named axes, not 'any'")
         for w in cfg.wrists:
             if w != RANDOM_WRIST:
                 wrist_gravity(w)
@@ -262,6 +268,8 @@ class RotateEnv(AnygraspEnv):
         cfg, rng = self.cfg, self.rng
         k = ids.size
         names = rng.integers(0, len(cfg.axes), k)
+        if cfg.axis_flip_s > 0:  # the operator's sequence starts at the first axis
+            names[:] = 0
         self.axis_name[ids] = names
         for w, i in zip(ids, names, strict=True):
             name = cfg.axes[i]
@@ -307,6 +315,22 @@ class RotateEnv(AnygraspEnv):
             self.goal_q[w] = q
             self.goal_q_target[w] = q
             self._next_goal(w)
+
+    def set_axis(self, ids: np.ndarray, name: str) -> None:
+        """Command worlds ``ids`` to turn about axis ``name`` (one of the task's ``axes``)
+        from now on, mid-episode, as an operator switching axes does: the waypoint restarts
+        from the object's pose and the world takes the (wrist, axis) gait, if any."""
+        if name not in self.cfg.axes or name == ANY_AXIS:
+            raise ValueError(f"axis {name!r} is not one of this task's axes {self.cfg.axes}")
+        ids = np.atleast_1d(np.asarray(ids, dtype=int))
+        self.axis_name[ids] = self.cfg.axes.index(name)
+        self.axis[ids] = axis_vector(name)
+        for w in ids:
+            iw = self.wrist_id[w]
+            g = self.gaits.get((self.cfg.wrists[iw], name)) if iw >= 0 else None
+            if g is not None:
+                self.set_gait(np.array([w]), g)
+            self._next_goal(int(w))
 
     # -- the gait ----------------------------------------------------------------------------
     def set_gait(self, ids: np.ndarray, gait: Gait) -> None:
@@ -451,6 +475,11 @@ class RotateEnv(AnygraspEnv):
         self.last_reached = reached
         for w in np.flatnonzero(reached):
             self._next_goal(w)
+        if cfg.axis_flip_s > 0:  # for the next step (this one's axis is last_axis)
+            every = max(1, round(cfg.axis_flip_s / self.dt))
+            due = np.flatnonzero(self.episode_length_buf.cpu().numpy() % every == 0)
+            for w in due:
+                self.set_axis(np.array([w]), cfg.axes[(self.axis_name[w] + 1) % len(cfg.axes)])
         metrics = {
             "rot_rad_s": about,
             "off_axis_rad_s": np.linalg.norm(np.cross(omega, k), axis=1),

@@ -245,6 +245,14 @@ def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="generalist file (default out/rl/rotate_generalist_HAND.pt)")
     p.add_argument("--episodes", type=int, default=64, help="per specialist, in parallel")
     p.add_argument("--rounds", type=int, default=1, help="batches of --episodes per specialist")
+    p.add_argument(
+        "--flip-s",
+        type=float,
+        default=0.0,
+        help="roll the specialists out together, half the episodes switching axis (and "
+        "specialist) every FLIP_S seconds, so the generalist reverses when the operator "
+        "switches axes (0: one specialist per episode)",
+    )
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--blocks", type=int, default=5)
@@ -261,6 +269,7 @@ def run_generalist(args: argparse.Namespace) -> int:
     s = DistillSettings(
         episodes=args.episodes,
         rounds=args.rounds,
+        flip_s=args.flip_s,
         epochs=args.epochs,
         hidden=args.hidden,
         blocks=args.blocks,

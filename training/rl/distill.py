@@ -59,6 +59,10 @@ class DistillSettings:
     weight_decay: float = 1e-5
     val_frac: float = 0.05
     keep_dropped: bool = False
+    #: > 0: the specialists act together, the axis of half the worlds (at random) switching
+    #: to another specialist's every ``flip_s`` seconds (+-25 %), so that the generalist learns to
+    #: reverse when the operator switches axes; 0: one specialist and axis per episode
+    flip_s: float = 0.0
     seed: int = 0
     threads: int = 2
 
@@ -78,17 +82,17 @@ def collect(
     paths: list[str | Path], hand: str, s: DistillSettings
 ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], dict[str, Any]]:
     """Roll every specialist out; returns arrays {obs, act, episode} of the kept episodes,
-    one summary per specialist, and the physics (all specialists must share it)."""
-    from controllers.dexndm.generalist import generalist_obs
+    one summary per specialist (per run of switching specialists with ``flip_s``), and the
+    physics (all specialists must share it)."""
     from training.envs import make_env
     from training.rl.evaluate import DEMO_OBJECTS
     from training.rl.ppo import Policy
 
-    obs_all, act_all, ep_all = [], [], []
+    data: dict[str, list[np.ndarray]] = {"obs": [], "act": [], "episode": []}
     summaries, physics, scale = [], None, None
-    ep_id = 0
-    for i, path in enumerate(paths):
-        over = specialist_settings(path)
+    groups = [[p] for p in paths] if s.flip_s <= 0 else [list(paths)]
+    for i, group in enumerate(groups):
+        over = _group_settings(group)
         env = make_env(
             "rotate",
             hand=hand,
@@ -99,54 +103,22 @@ def collect(
             **{**DEMO_OBJECTS, **over},
         )
         if env.cfg.history < GeneralistConfig.history:
-            raise ValueError(f"{path}: history {env.cfg.history} < the generalist's 10 steps")
+            raise ValueError(f"{group[0]}: history {env.cfg.history} < the generalist's 10 steps")
         ph = env.physics()
         if physics is not None and differences(physics, ph):
-            raise ValueError(f"{path}: trained on other physics than the first specialist")
+            raise ValueError(f"{group[0]}: trained on other physics than the first specialist")
         physics = ph
         scale = float(np.max(env.max_step))  # the generalist's delta: the rate limit
-        policy = Policy(path, env)
-        T = GeneralistConfig.history
-        kept = dropped = 0
-        rot = []
-        for _ in range(s.rounds):
-            env.reset()
-            obs = env.get_observations()
-            N, steps = env.num_envs, env.max_episode_length
-            buf_o = np.zeros((steps, N, T * 2 * env.n + 6), np.float32)
-            buf_a = np.zeros((steps, N, env.n), np.float32)
-            alive = np.ones(N, bool)
-            fell = np.zeros(N, bool)
-            turned = np.zeros(N)
-            length = np.zeros(N, int)
-            for t in range(steps):
-                buf_o[t] = generalist_obs(
-                    env.hist_q[:, -T:], env.hist_target[:, -T:], env.axis, env.gravity
-                )
-                a = np.clip(policy(obs).numpy().astype(float), -1, 1)
-                before = env.target.copy()
-                obs, _, _, _ = env.step(torch.as_tensor(a, dtype=torch.float32))
-                buf_a[t] = np.clip((env.sent_target - before) / scale, -1.0, 1.0)
-                turned += alive * np.sum(env.last_omega * env.last_axis, axis=1) * env.dt
-                length += alive
-                fell |= alive & env.last_terminated
-                alive &= ~env.last_done
-                if not alive.any():
-                    break
-            for w in range(N):
-                if fell[w] and not s.keep_dropped:
-                    dropped += 1
-                    continue
-                L = length[w]
-                obs_all.append(buf_o[:L, w])
-                act_all.append(buf_a[:L, w])
-                ep_all.append(np.full(L, ep_id))
-                ep_id += 1
-                kept += 1
-            rot.extend((turned / (length * env.dt)).tolist())
+        policies = {}
+        for path in group:
+            for a in specialist_settings(path)["axes"]:
+                policies[env.cfg.axes.index(a)] = Policy(path, env)
+        summary = _rollouts(env, policies, scale, s, data)
+        log.info("%s: kept %d of %d episodes", " + ".join(map(str, group)), summary["kept"],
+                 summary["kept"] + summary["dropped"])  # fmt: skip
         summaries.append(
             {
-                "path": str(path),
+                "path": " + ".join(map(str, group)),
                 "axes": list(env.cfg.axes),
                 "wrists": list(env.cfg.wrists),
                 "families": list(env.cfg.families),
@@ -155,20 +127,96 @@ def collect(
                 "scale_range": [float(v) for v in env.cfg.scale_range],
                 "action_mode": env.cfg.action_mode,
                 "episodes": s.episodes * s.rounds,
-                "kept": kept,
-                "dropped": dropped,
-                "rad_s_mean": float(np.mean(rot)),
+                **summary,
             }
         )
-        log.info("specialist %s: kept %d of %d episodes", path, kept, kept + dropped)
-    if not obs_all:
+    if not data["obs"]:
         raise ValueError("no specialist kept the object through an episode: nothing to clone")
-    data = {
-        "obs": np.concatenate(obs_all),
-        "act": np.concatenate(act_all),
-        "episode": np.concatenate(ep_all),
-    }
-    return data, summaries, {"physics": physics, "action_scale_rad": scale}
+    out = {k: np.concatenate(v) for k, v in data.items()}
+    return out, summaries, {"physics": physics, "action_scale_rad": scale}
+
+
+def _group_settings(group: list[str | Path]) -> dict[str, Any]:
+    """One environment for specialists switched mid-episode: they must differ only in their
+    axes (the union is the environment's)."""
+    settings = [specialist_settings(p) for p in group]
+    rest = [{k: v for k, v in st.items() if k != "axes"} for st in settings]
+    for p, st in zip(group[1:], rest[1:], strict=True):
+        if st != rest[0]:
+            diff = sorted(k for k in {*st, *rest[0]} if st.get(k) != rest[0].get(k))
+            raise ValueError(
+                f"{p}: switching specialists needs the same settings but the axes; "
+                f"{group[0]} differs in {', '.join(diff)}"
+            )
+    axes = [a for st in settings for a in st["axes"]]
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"two specialists for one axis: {axes}")
+    return {**rest[0], "axes": tuple(axes)}
+
+
+def _rollouts(
+    env: Any, policies: dict[int, Any], scale: float, s: DistillSettings,
+    data: dict[str, list[np.ndarray]],
+) -> dict[str, Any]:  # fmt: skip
+    """``s.rounds`` batches of episodes, each world acted on by the specialist of its axis;
+    with ``s.flip_s`` the axis of half the worlds switches to another every flip_s seconds (+-25 %).
+    Appends the kept episodes' (observation, action) rows to ``data``."""
+    from controllers.dexndm.generalist import generalist_obs
+
+    rng = np.random.default_rng(s.seed)
+    T = GeneralistConfig.history
+    names = env.cfg.axes
+    kept = dropped = flips = 0
+    rot = []
+    ep_id = int(sum(len(np.unique(e)) for e in data["episode"]))
+    for _ in range(s.rounds):
+        env.reset()
+        obs = env.get_observations()
+        N, steps = env.num_envs, env.max_episode_length
+        buf_o = np.zeros((steps, N, T * 2 * env.n + 6), np.float32)
+        buf_a = np.zeros((steps, N, env.n), np.float32)
+        alive = np.ones(N, bool)
+        fell = np.zeros(N, bool)
+        turned = np.zeros(N)
+        length = np.zeros(N, int)
+        period = s.flip_s / env.dt
+        next_flip = rng.uniform(0.75, 1.25, N) * period if s.flip_s > 0 else np.full(N, np.inf)
+        next_flip[rng.random(N) < 0.5] = np.inf  # half the worlds keep their first axis
+        for t in range(steps):
+            for w in np.flatnonzero(alive & (t >= next_flip)):
+                others = [a for a in sorted(policies) if a != env.axis_name[w]]
+                env.set_axis(np.array([w]), names[int(rng.choice(others))])
+                next_flip[w] = t + rng.uniform(0.75, 1.25) * period
+                flips += 1
+            buf_o[t] = generalist_obs(
+                env.hist_q[:, -T:], env.hist_target[:, -T:], env.axis, env.gravity
+            )
+            a = np.zeros((N, env.n))
+            for idx, policy in policies.items():
+                m = env.axis_name == idx
+                if m.any():
+                    a[m] = np.clip(policy(obs).numpy().astype(float), -1, 1)[m]
+            before = env.target.copy()
+            obs, _, _, _ = env.step(torch.as_tensor(a, dtype=torch.float32))
+            buf_a[t] = np.clip((env.sent_target - before) / scale, -1.0, 1.0)
+            turned += alive * np.sum(env.last_omega * env.last_axis, axis=1) * env.dt
+            length += alive
+            fell |= alive & env.last_terminated
+            alive &= ~env.last_done
+            if not alive.any():
+                break
+        for w in range(N):
+            if fell[w] and not s.keep_dropped:
+                dropped += 1
+                continue
+            L = length[w]
+            data["obs"].append(buf_o[:L, w])
+            data["act"].append(buf_a[:L, w])
+            data["episode"].append(np.full(L, ep_id))
+            ep_id += 1
+            kept += 1
+        rot.extend((turned / (length * env.dt)).tolist())
+    return {"kept": kept, "dropped": dropped, "flips": flips, "rad_s_mean": float(np.mean(rot))}
 
 
 def fit(
