@@ -68,19 +68,11 @@ class RotationMeter:
                 acc[m] += about[m]
 
 
-#: ``--randomization``: the physics randomization episodes run under.
-RANDOMIZATION = ("on", "no-force", "off")
-
-
 def randomization(name: str) -> Any:
     """The env's :class:`training.envs.base.Randomization` for a ``--randomization`` name."""
     from training.envs.base import Randomization
 
-    if name not in RANDOMIZATION:
-        raise ValueError(f"randomization {name!r}: one of {', '.join(RANDOMIZATION)}")
-    if name == "off":
-        return Randomization(enabled=False)
-    return Randomization(force_scale=0.0) if name == "no-force" else Randomization()
+    return Randomization.named(name)
 
 
 def evaluate(args: argparse.Namespace, axes: tuple[str, ...], family: str, wrist: str) -> dict:
@@ -169,6 +161,8 @@ def evaluate(args: argparse.Namespace, axes: tuple[str, ...], family: str, wrist
 
 
 def main(argv: list[str] | None = None) -> int:
+    from training.envs.base import RANDOMIZATION
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--hand", default="leap")
     p.add_argument("--axis", nargs="+", default=["z+"])

@@ -118,6 +118,13 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     assert axes_seen == {(0.0, 0.0, 1.0), (0.0, 0.0, -1.0)}
     with pytest.raises(ValueError, match="differs in"):
         distill.collect([spec / "policy.pt", ref / "policy.pt"], "leap", sf)
+    # DAgger after cloning: the generalist drives half the worlds, the specialists label
+    sd = DistillSettings(episodes=3, episode_s=1.0, flip_s=0.2, epochs=1, hidden=32, blocks=1,
+                         threads=1, dagger_rounds=1, dagger_epochs=1)  # fmt: skip
+    rd = distill.distill([spec / "policy.pt", spec_m / "policy.pt"], "leap", tmp_path / "d.pt", sd)
+    (r1,) = rd["dagger"]
+    assert r1["beta"] == 0.5 and r1["added"] > 0 and r1["episodes"] == 3
+    assert rd["transitions"] > r1["added"] and rd["curve"][-1]["dagger_round"] == 1
     rep = distill.distill([spec / "policy.pt"], "leap", gen, s)
     assert rep["specialists"][0]["axes"] == ["z+"] and rep["transitions"] > 0
     assert json.loads(gen.with_suffix(".json").read_text())["transitions"] == rep["transitions"]

@@ -203,6 +203,20 @@ class Randomization:
     gravity_turn_rad_s: tuple[float, float] = (0.0, 0.6)
     gravity_hold_s: tuple[float, float] = (1.0, 4.0)
 
+    @classmethod
+    def named(cls, name: str) -> Randomization:
+        """A named setting (:data:`RANDOMIZATION`): ``on`` (as trained), ``no-force`` (all
+        but the random pushes on the object), ``off`` (nominal physics)."""
+        if name not in RANDOMIZATION:
+            raise ValueError(f"randomization {name!r}: one of {', '.join(RANDOMIZATION)}")
+        if name == "off":
+            return cls(enabled=False)
+        return cls(force_scale=0.0) if name == "no-force" else cls()
+
+
+#: The named randomization settings (:meth:`Randomization.named`).
+RANDOMIZATION = ("on", "no-force", "off")
+
 
 #: Style weightings (DexterityGen Appendix C): a penalty on fingertip speed and on effort.
 #: One policy is trained for all of them, with the style as an input (one network instead of

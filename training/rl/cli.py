@@ -253,6 +253,19 @@ def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
         "specialist) every FLIP_S seconds, so the generalist reverses when the operator "
         "switches axes (0: one specialist per episode)",
     )
+    p.add_argument(
+        "--randomization",
+        choices=("on", "no-force", "off"),
+        default="on",
+        help="physics randomization of the rollouts (no-force: all but the random pushes)",
+    )
+    p.add_argument(
+        "--dagger-rounds",
+        type=int,
+        default=0,
+        help="DAgger rounds after cloning: the generalist drives, the specialists label",
+    )
+    p.add_argument("--dagger-epochs", type=int, default=4, help="fine-tuning epochs per round")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--blocks", type=int, default=5)
@@ -270,6 +283,9 @@ def run_generalist(args: argparse.Namespace) -> int:
         episodes=args.episodes,
         rounds=args.rounds,
         flip_s=args.flip_s,
+        randomization=args.randomization,
+        dagger_rounds=args.dagger_rounds,
+        dagger_epochs=args.dagger_epochs,
         epochs=args.epochs,
         hidden=args.hidden,
         blocks=args.blocks,

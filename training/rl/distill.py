@@ -63,6 +63,17 @@ class DistillSettings:
     #: to another specialist's every ``flip_s`` seconds (+-25 %), so that the generalist learns to
     #: reverse when the operator switches axes; 0: one specialist and axis per episode
     flip_s: float = 0.0
+    #: the physics randomization of the rollouts (``Randomization.named``): ``on`` as the
+    #: specialists trained; ``no-force`` keeps the episodes random pushes would end
+    randomization: str = "on"
+    #: DAgger after behaviour cloning (Ross et al. 2011): rounds in which the generalist
+    #: drives each world with probability 1 - beta (beta = 0.5, 0.25, ...), every state it
+    #: visits labelled with the specialist's action for the axis commanded there; the net is
+    #: fine-tuned on all data for ``dagger_epochs`` after each round. DexNDM found DAgger no
+    #: better than cloning for fixed axes; switching axes mid-episode visits states the
+    #: specialists' own rollouts rarely reach.
+    dagger_rounds: int = 0
+    dagger_epochs: int = 4
     seed: int = 0
     threads: int = 2
 
@@ -79,12 +90,20 @@ def specialist_settings(path: str | Path) -> dict[str, Any]:
 
 
 def collect(
-    paths: list[str | Path], hand: str, s: DistillSettings
+    paths: list[str | Path],
+    hand: str,
+    s: DistillSettings,
+    student: GeneralistNet | None = None,
+    beta: float = 1.0,
+    seed_offset: int = 0,
 ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], dict[str, Any]]:
     """Roll every specialist out; returns arrays {obs, act, episode} of the kept episodes,
     one summary per specialist (per run of switching specialists with ``flip_s``), and the
-    physics (all specialists must share it)."""
+    physics (all specialists must share it). With a ``student`` (DAgger), the student drives
+    each world with probability ``1 - beta`` and the specialists only label; every episode
+    is kept up to its end or drop."""
     from training.envs import make_env
+    from training.envs.base import Randomization
     from training.rl.evaluate import DEMO_OBJECTS
     from training.rl.ppo import Policy
 
@@ -98,8 +117,9 @@ def collect(
             hand=hand,
             num_envs=s.episodes,
             nthread=s.threads,
-            seed=s.seed + 1000 * i,
+            seed=s.seed + 1000 * i + seed_offset,
             episode_s=s.episode_s,
+            dr=Randomization.named(s.randomization),
             **{**DEMO_OBJECTS, **over},
         )
         if env.cfg.history < GeneralistConfig.history:
@@ -113,9 +133,10 @@ def collect(
         for path in group:
             for a in specialist_settings(path)["axes"]:
                 policies[env.cfg.axes.index(a)] = Policy(path, env)
-        summary = _rollouts(env, policies, scale, s, data)
-        log.info("%s: kept %d of %d episodes", " + ".join(map(str, group)), summary["kept"],
-                 summary["kept"] + summary["dropped"])  # fmt: skip
+        summary = _rollouts(env, policies, scale, s, data, student, beta, seed_offset)
+        log.info("%s: %d of %d episodes dropped the object, %d kept",
+                 " + ".join(map(str, group)), summary["dropped"], s.episodes * s.rounds,
+                 summary["kept"])  # fmt: skip
         summaries.append(
             {
                 "path": " + ".join(map(str, group)),
@@ -156,14 +177,19 @@ def _group_settings(group: list[str | Path]) -> dict[str, Any]:
 
 def _rollouts(
     env: Any, policies: dict[int, Any], scale: float, s: DistillSettings,
-    data: dict[str, list[np.ndarray]],
+    data: dict[str, list[np.ndarray]], student: GeneralistNet | None = None,
+    beta: float = 1.0, seed_offset: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
-    """``s.rounds`` batches of episodes, each world acted on by the specialist of its axis;
-    with ``s.flip_s`` the axis of half the worlds switches to another every flip_s seconds (+-25 %).
-    Appends the kept episodes' (observation, action) rows to ``data``."""
+    """``s.rounds`` batches of episodes, each world acted on by the specialist of its axis
+    (or, with a ``student``, by the student with probability 1 - beta, the specialist
+    labelling); with ``s.flip_s`` the axis of half the worlds switches to another every
+    flip_s seconds (+-25 %). Appends the kept episodes' (observation, action) rows to
+    ``data``: the action is the specialist's change of target within the safety filter's
+    limits, over the generalist's scale."""
     from controllers.dexndm.generalist import generalist_obs
+    from devices.robots.limits import limit_step
 
-    rng = np.random.default_rng(s.seed)
+    rng = np.random.default_rng(s.seed + seed_offset)
     T = GeneralistConfig.history
     names = env.cfg.axes
     kept = dropped = flips = 0
@@ -182,6 +208,7 @@ def _rollouts(
         period = s.flip_s / env.dt
         next_flip = rng.uniform(0.75, 1.25, N) * period if s.flip_s > 0 else np.full(N, np.inf)
         next_flip[rng.random(N) < 0.5] = np.inf  # half the worlds keep their first axis
+        expert_drives = rng.random(N) < beta if student is not None else np.ones(N, bool)
         for t in range(steps):
             for w in np.flatnonzero(alive & (t >= next_flip)):
                 others = [a for a in sorted(policies) if a != env.axis_name[w]]
@@ -197,8 +224,18 @@ def _rollouts(
                 if m.any():
                     a[m] = np.clip(policy(obs).numpy().astype(float), -1, 1)[m]
             before = env.target.copy()
-            obs, _, _, _ = env.step(torch.as_tensor(a, dtype=torch.float32))
-            buf_a[t] = np.clip((env.sent_target - before) / scale, -1.0, 1.0)
+            expert = env.action_to_targets(a)
+            safe = limit_step(
+                expert, before, lower=env.lower, upper=env.upper, max_step=env.max_step
+            )
+            buf_a[t] = np.clip((safe - before) / scale, -1.0, 1.0)
+            target = expert
+            if not expert_drives.all():
+                with torch.inference_mode():
+                    g = student(torch.as_tensor(buf_o[t])).numpy().astype(float)
+                own = before + scale * np.clip(g, -1.0, 1.0)
+                target = np.where(expert_drives[:, None], expert, own)
+            obs, _, _, _ = env.step_targets(target, actions=a)
             turned += alive * np.sum(env.last_omega * env.last_axis, axis=1) * env.dt
             length += alive
             fell |= alive & env.last_terminated
@@ -206,9 +243,10 @@ def _rollouts(
             if not alive.any():
                 break
         for w in range(N):
-            if fell[w] and not s.keep_dropped:
+            if fell[w]:
                 dropped += 1
-                continue
+                if not (s.keep_dropped or student is not None):
+                    continue
             L = length[w]
             data["obs"].append(buf_o[:L, w])
             data["act"].append(buf_a[:L, w])
@@ -220,9 +258,14 @@ def _rollouts(
 
 
 def fit(
-    data: dict[str, np.ndarray], cfg: GeneralistConfig, s: DistillSettings
+    data: dict[str, np.ndarray],
+    cfg: GeneralistConfig,
+    s: DistillSettings,
+    net: GeneralistNet | None = None,
+    epochs: int | None = None,
 ) -> tuple[GeneralistNet, dict[str, Any]]:
-    """Behaviour cloning (MSE on the actions) with a held-out share of the episodes."""
+    """Behaviour cloning (MSE on the actions) with a held-out share of the episodes; a
+    given ``net`` is trained on (its input normalisation kept) for ``epochs``."""
     torch.manual_seed(s.seed)
     rng = np.random.default_rng(s.seed)
     eps = np.unique(data["episode"])
@@ -232,14 +275,16 @@ def fit(
     x = torch.as_tensor(data["obs"], dtype=torch.float32)
     y = torch.as_tensor(data["act"], dtype=torch.float32)
     xt, yt, xv, yv = x[~is_val], y[~is_val], x[is_val], y[is_val]
-    net = GeneralistNet(cfg)
-    net.norm.fit(xt)
+    epochs = s.epochs if epochs is None else epochs
+    if net is None:
+        net = GeneralistNet(cfg)
+        net.norm.fit(xt)
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    steps = s.epochs * max(1, int(np.ceil(len(xt) / s.batch)))
+    steps = epochs * max(1, int(np.ceil(len(xt) / s.batch)))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     curve = []
     t0 = time.perf_counter()
-    for epoch in range(s.epochs):
+    for epoch in range(epochs):
         net.train()
         perm = torch.randperm(len(xt))
         total = 0.0
@@ -288,6 +333,28 @@ def distill(
         action_scale_rad=info["action_scale_rad"],
     )
     net, fit_report = fit(data, cfg, s)
+    dagger = []
+    for r in range(s.dagger_rounds):
+        beta = 0.5 ** (r + 1)
+        net.eval()
+        more, sums, _ = collect(paths, hand, s, student=net, beta=beta, seed_offset=100 * (r + 1))
+        more["episode"] = more["episode"] + int(data["episode"].max()) + 1
+        data = {k: np.concatenate([data[k], more[k]]) for k in data}
+        net, rep = fit(data, cfg, s, net=net, epochs=s.dagger_epochs)
+        dagger.append(
+            {
+                "round": r + 1,
+                "beta": beta,
+                "added": len(more["act"]),
+                "dropped": sum(sp["dropped"] for sp in sums),
+                "episodes": sum(sp["episodes"] for sp in sums),
+                "val_mse": rep["curve"][-1]["val_mse"] if rep["curve"] else None,
+            }
+        )
+        log.info("DAgger round %d: %s", r + 1, dagger[-1])
+        fit_report["curve"] += [{**c, "dagger_round": r + 1} for c in rep["curve"]]
+    fit_report["transitions"] = len(data["act"])
+    fit_report["dagger"] = dagger
     report = {
         "hand": hand,
         "specialists": specialists,
