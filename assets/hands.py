@@ -536,15 +536,21 @@ def _keypoint_kinematics(hand: Hand) -> _KeypointKinematics:
 
 
 def _menagerie_spec(spec: HandSpec) -> mujoco.MjSpec:
+    return menagerie_spec(spec.menagerie, spec.entry)
+
+
+def menagerie_spec(robot: str, entry: str) -> mujoco.MjSpec:
+    """A Menagerie model as an editable spec (hands, arms); HandModelError when it cannot be
+    loaded (offline without ``MENAGERIE_ROOT``)."""
     try:
         import mujoco_menagerie
     except ImportError as e:  # pragma: no cover - it is a dependency
         raise HandModelError("the 'mujoco-menagerie' package is not installed") from e
     try:
-        return mujoco_menagerie.get(spec.menagerie).spec(spec.entry)
+        return mujoco_menagerie.get(robot).spec(entry)
     except Exception as e:
         raise HandModelError(
-            f"cannot load Menagerie model {spec.menagerie}/{spec.entry}: {e}. "
+            f"cannot load Menagerie model {robot}/{entry}: {e}. "
             "Offline, set MENAGERIE_ROOT to a folder holding the models."
         ) from e
 

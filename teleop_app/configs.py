@@ -7,7 +7,9 @@ import dataclasses
 import logging
 from typing import Any
 
+import devices.arms  # registers the arm backends
 import devices.robots  # noqa: F401  (registers the hand backends)
+from devices.arms.base import ARMS, NO_ARM
 from devices.inputs.spec import parse_device_spec
 from devices.retargeting.retargeter import RetargetConfig
 from devices.robots.base import ROBOTS
@@ -47,6 +49,7 @@ def session_config(
     operator: str | None = None,
     retarget_mode: str = "position",
     scale: float = 1.0,
+    arm: str = NO_ARM,
     **session: Any,
 ) -> SessionConfig:
     """A :class:`SessionConfig`. ``robot`` is a hand backend spec (``sim``,
@@ -54,8 +57,9 @@ def session_config(
     (``glove:0.0.0.0:9870``). The scene options (``wrist``, ``obj``, object mass and
     friction) go to backends that have them; asking one of a backend without it (an object
     on a real hand) is an error. ``obj`` "none" or None means no object; an ``operator``
-    profile multiplies ``scale`` and sets the wrist alignment. Raises what a bad choice
-    raises (unknown device or backend, bad arguments, a damaged profile)."""
+    profile multiplies ``scale`` and sets the wrist alignment. ``arm`` is an arm backend
+    spec (``none``, ``sim``, ``franka:host=IP``). Raises what a bad choice raises (unknown
+    device or backend, bad arguments, a damaged profile)."""
     device_name, device_options = parse_device_spec(device)
     robot_name, robot_options = parse_spec(ROBOTS, robot)
     for key, what in (("hand", "the hand"), ("rate_hz", "the control rate")):
@@ -90,9 +94,14 @@ def session_config(
         profile = load_profile(operator)
         scale, alignment = profile.scale * scale, profile.wrist_alignment
         log.info("operator %s: scale %.3f", profile.name, scale)
+    arm_name, arm_options = (NO_ARM, {}) if arm in (None, NO_ARM) else parse_spec(ARMS, arm)
+    if "rate_hz" in arm_options:
+        raise ValueError(f"arm {arm_name}: the control rate is the session's, not an arm setting")
     return SessionConfig(
         hand=hand,
         robot=robot_name,
+        arm=arm_name,
+        arm_options=arm_options,
         robot_options=robot_options,
         device=device_name,
         device_options=device_options,

@@ -5,6 +5,10 @@ One tick (20 Hz by default)::
     device.latest() -> validate -> retarget (new frames only) -> controller.step
         -> safety filter (inside Robot.send) -> hand -> TickRecord
 
+With an arm (``arm``), the operator's wrist pose goes through the arm's own filter to the arm
+(:meth:`devices.arms.base.Arm.send`) in the same tick, before the hand's target; an arm fault
+holds the hand too, and controllers read the wrist orientation the arm measures.
+
 The device runs its own I/O thread; the loop runs on the thread that calls :meth:`run`
 (the UI runs it on a thread of its own). The loop keeps a monotonic schedule: tick ``k``
 is due at ``t0 + k * period``; when a tick overruns its slot, the overrun is counted as a
@@ -28,9 +32,11 @@ from typing import Any
 import numpy as np
 
 import controllers  # noqa: F401  (registers the controllers)
+import devices.arms  # registers the arm backends
 import devices.inputs
 import devices.robots  # noqa: F401  (registers the hand backends)
 from controllers.base import CONTROLLERS, Controller
+from devices.arms.base import ARMS, NO_ARM, Arm, ArmState
 from devices.clock import Clock, RealClock, SimClock
 from devices.inputs.base import DEVICES, Device
 from devices.inputs.validate import frame_problem
@@ -65,6 +71,8 @@ class SessionConfig:
         stale_ticks: hold once no new frame has arrived for this many ticks.
         min_confidence: frames below this tracking confidence are ignored.
         keep_states: keep the full simulator state of every tick (for video).
+        arm: the arm carrying the hand (``sim``, ``franka``; ``none``: the hand's own wrist
+            mount); ``arm_options`` its settings.
     """
 
     hand: str = "leap"
@@ -82,6 +90,8 @@ class SessionConfig:
     stale_ticks: int = 3
     min_confidence: float = 0.5
     keep_states: bool = False
+    arm: str = NO_ARM
+    arm_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,8 @@ class TickRecord:
         timings_ms: per-stage durations. settings: the controller's settings.
         controller: the controller's name.
         sim_state: the simulator's full state when ``state`` was read (simulated hands).
+        arm: the arm's state read this tick (with an arm), its ``target`` the palm target
+            sent this tick or last.
     """
 
     tick: int
@@ -114,6 +126,7 @@ class TickRecord:
     settings: dict[str, Any]
     controller: str
     sim_state: np.ndarray | None = None
+    arm: ArmState | None = None
 
 
 class Session:
@@ -143,6 +156,14 @@ class Session:
                 f"the session is for {config.hand} but the robot options ask for "
                 f"{robot_options['hand']}; choose the hand with the session's hand only"
             )
+        arm_cls = None if config.arm == NO_ARM else ARMS.get(config.arm)
+        if arm_cls is not None:  # what the arm needs of the hand backend (the sim's own arm)
+            robot_options = arm_cls.robot_options(config.robot, robot_options)
+            if config.fast and arm_cls.drives_hardware:
+                raise ValueError(
+                    f"arm {config.arm} drives real hardware: it runs in real time only "
+                    "(no --fast, no counterfactual replay on it)"
+                )
         if config.fast and ROBOTS.get(config.robot).drives_hardware:
             # a virtual clock runs ticks as fast as the CPU: rate limits per second of
             # virtual time would let real joints move at any speed
@@ -151,6 +172,14 @@ class Session:
                 "(no --fast, no counterfactual replay on it)"
             )
         self.robot: Robot = ROBOTS.make(config.robot, **robot_options)
+        #: the arm carrying the hand, or None (the hand's own mount)
+        self.arm: Arm | None = None
+        if arm_cls is not None:
+            arm_options = {"rate_hz": config.rate_hz, **config.arm_options}
+            if arm_options["rate_hz"] != config.rate_hz:
+                raise ValueError("the arm runs at the loop's rate; leave its rate_hz unset")
+            self.arm = ARMS.make(config.arm, **arm_options)
+            self.arm.attach(self.robot)
         retarget = config.retarget
         if config.fast:  # a virtual clock: no wall-clock cap, so runs are reproducible
             retarget = dataclasses.replace(retarget, max_solve_s=None)
@@ -184,6 +213,7 @@ class Session:
         self.estop = False
         #: the hand's report section, read as the session closes (before the hand disconnects)
         self._hand_report: dict[str, Any] | None = None
+        self._arm_report: dict[str, Any] | None = None
         self._reset_loop_state()
 
     # -- building blocks ----------------------------------------------------------------------
@@ -272,6 +302,8 @@ class Session:
                 s.command_builder.restart_solve(state.q)
                 s.controller.reset(state)
                 s._command = None
+                if s.arm is not None:  # the wrist re-latches where the arm stands
+                    s.arm.restart()
                 s.estop = False
 
         return self.submit(change)
@@ -282,6 +314,8 @@ class Session:
         the future says whether it cleared."""
 
         def change(s: Session) -> bool:
+            if s.arm is not None and s.arm.fault is not None and not s.arm.clear_fault():
+                return False  # the arm's recovery is the operator's explicit action
             if s.robot.fault is None:
                 return True
             if not s.robot.clear_fault():
@@ -327,10 +361,15 @@ class Session:
         with self._submit_lock:
             self._closed = False
         self._hand_report = None
+        self._arm_report = None
         self.robot.connect()
         try:
+            if self.arm is not None:
+                self.arm.connect()
             self.device.connect(self.clock)
         except BaseException:
+            if self.arm is not None:
+                self.arm.disconnect()
             self.robot.disconnect()
             raise
         start = self.controller.sim_start()
@@ -362,6 +401,13 @@ class Session:
                 self._hand_report = self.robot.hand_report()
             except Exception as e:  # noqa: BLE001 - a failing read must not keep it connected
                 log.error("could not read the hand's report: %s", e)
+        if self.arm is not None:
+            if self.arm.connected:
+                try:
+                    self._arm_report = self.arm.report()
+                except Exception as e:  # noqa: BLE001 - a failing read must not keep it on
+                    log.error("could not read the arm's report: %s", e)
+            self.arm.disconnect()
         self.robot.disconnect()
         self._failures.flush()
 
@@ -478,6 +524,13 @@ class Session:
         state = self.robot.read()
         sim_state = None if self._simulated is None else self._simulated.sim_state()
         timings["hand_read"] = (time.perf_counter() - t0) * 1e3
+        arm_state: ArmState | None = None
+        if self.arm is not None:
+            t0 = time.perf_counter()
+            arm_state = self.arm.read()
+            if self._simulated is None:  # a real hand: where the arm holds it
+                state = dataclasses.replace(state, wrist=arm_state.palm)
+            timings["arm_read"] = (time.perf_counter() - t0) * 1e3
 
         target: np.ndarray | None = None
         info: dict[str, Any] = {}
@@ -485,11 +538,13 @@ class Session:
             hold = "emergency_stop"
         elif self.robot.fault is not None:  # a servo or finger failed: hold until cleared
             hold = "hand_fault"
+        elif self.arm is not None and self.arm.fault is not None:  # a reflex, a lost link
+            hold = "arm_fault"
         elif self._switch_pending is not None:
             hold = "switching_controller"
         elif hold is None and self._command is None:
             hold = "stale_input"
-        if self.robot.supports_wrist_pose and new_frame:
+        if (self.robot.supports_wrist_pose or self.arm is not None) and new_frame:
             assert frame is not None
             pose = np.array(frame.wrist, dtype=float)
             if self.config.wrist_alignment is not None:
@@ -510,6 +565,8 @@ class Session:
 
         if hold == "hand_fault" and self.robot.fault is not None:
             info = {"hand_fault": str(self.robot.fault)}  # which servo or finger, and why
+        elif hold == "arm_fault" and self.arm is not None and self.arm.fault is not None:
+            info = {"arm_fault": str(self.arm.fault)}
         send_t = self.clock.now()  # the rate limits count time between actual sends
         dt_s = None if self._last_send_t is None else send_t - self._last_send_t
         self._last_send_t = send_t
@@ -517,7 +574,10 @@ class Session:
         if self._wrist_pose is not None:
             # every tick, through the wrist's own filter (a jump from a slow device is spread
             # over ticks like a joint target); the wrist moves only when the hand may
-            self.robot.send_wrist(self._wrist_pose, hold=hold, dt_s=dt_s)
+            if self.arm is not None:
+                self.arm.send(self._wrist_pose, hold=hold, dt_s=dt_s)
+            else:
+                self.robot.send_wrist(self._wrist_pose, hold=hold, dt_s=dt_s)
         sent, events = self.robot.send(target, hold=hold, dt_s=dt_s)
         timings["hand_write"] = (time.perf_counter() - t0) * 1e3
         timings["tick"] = (time.perf_counter() - t_start) * 1e3
@@ -536,6 +596,7 @@ class Session:
             settings=self._settings(),
             controller=self.controller_name,
             sim_state=sim_state,
+            arm=arm_state,
         )
         self.metrics.add_tick(record)
         if self.config.keep_states and self._simulated is not None:
@@ -576,6 +637,9 @@ class Session:
         # the hand as it was when the session closed (a real hand cannot be read after)
         hand = self._hand_report if self._hand_report is not None else self.robot.hand_report()
         rep["hand"] = hand
+        if self.arm is not None:
+            arm = self._arm_report if self._arm_report is not None else self.arm.report()
+            rep["arm"] = arm
         if not self.robot.drives_hardware:
             state = self.robot.read()
             if state.object_dropped is not None:

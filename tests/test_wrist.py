@@ -147,3 +147,51 @@ def test_a_fixed_mount_takes_no_wrist_poses():
             step(session)
         rep = session.report()
     assert "wrist_events" not in rep and not session.robot.wrist_filter.counts
+
+
+def test_asymmetric_box_and_tilt_limit():
+    lim = WristLimits(box_min_m=(-0.1, -0.2, -0.05), box_max_m=(0.3, 0.2, 0.4),
+                      max_speed_m_s=100.0, max_tilt_rad=0.5)  # fmt: skip
+    f = WristFilter(lim, PERIOD)
+    f(pose((0.0, 0.0, 1.0), angle_z=0.2))
+    out, ev = f(pose((-1.0, 0.0, 0.0), angle_z=0.2))
+    np.testing.assert_allclose(out[:3, 3], [-0.1, 0.0, -0.05])
+    assert ev == ["wrist_workspace"]
+    # 1.2 rad from the first orientation: held at 0.5 rad from it, on the same side
+    out, ev = f(pose((0.0, 0.0, 1.0), angle_z=1.4))
+    assert "wrist_tilt_limited" in ev
+    assert angle_between(out, pose(angle_z=0.2)) == pytest.approx(0.5, abs=1e-9)
+    assert angle_between(out, pose(angle_z=0.7)) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="hold the origin"):
+        WristLimits(box_min_m=(0.1, 0, 0), box_max_m=(0.2, 1, 1))
+    with pytest.raises(ValueError, match="both"):
+        WristLimits(box_min_m=(0, 0, 0))
+
+
+def test_acceleration_limit_ramps_up_and_stops_without_overshoot():
+    """A 0.4 m jump: the speed grows by at most a * dt per step, never above the speed
+    limit, and the pose arrives without passing the target; then a hold resets the speed."""
+    a, vmax = 2.0, 0.5
+    f = WristFilter(WristLimits(max_speed_m_s=vmax, max_accel_m_s2=a), PERIOD)
+    f(pose())
+    xs, evs = [0.0], []
+    for _ in range(60):
+        out, ev = f(pose((0.4, 0.0, 0.0)))
+        xs.append(out[0, 3])
+        evs += ev
+    v = np.diff(xs) / PERIOD
+    assert np.all(np.diff(v) <= a * PERIOD + 1e-9) and np.all(v <= vmax + 1e-9)
+    assert np.all(np.diff(v)[:3] > 0)  # ramping, not jumping
+    assert max(xs) <= 0.4 + 1e-12 and xs[-1] == pytest.approx(0.4)
+    assert "wrist_accel_limited" in evs and "wrist_rate_limited" in evs
+    f(pose((0.4, 0.0, 0.0)), hold="stale_input")
+    out, _ = f(pose((0.0, 0.0, 0.0)))
+    assert 0.4 - out[0, 3] <= a * PERIOD * PERIOD + 1e-12  # from rest again
+
+
+def test_no_time_means_no_motion():
+    f = WristFilter(WristLimits(), PERIOD)
+    f(pose())
+    out, ev = f(pose((0.1, 0, 0), angle_z=0.3), dt_s=0.0)
+    np.testing.assert_allclose(out, np.eye(4), atol=1e-12)
+    assert ev.count("wrist_rate_limited") == 2

@@ -36,8 +36,14 @@ def max_step(max_speed: A, period_s: float, dt_s: float | None = None) -> A:
     ``max_speed * min(dt_s, period_s)``: ``dt_s`` None or not finite means one period, a
     negative one means no time. ``max_speed`` is a scalar or a per-joint array (rad/s).
     """
+    return max_speed * step_dt(period_s, dt_s)  # type: ignore[operator]
+
+
+def step_dt(period_s: float, dt_s: float | None = None) -> float:
+    """The time a step may use: ``min(dt_s, period_s)`` (None or not finite: one period; a
+    negative ``dt_s``: none), so that a caller catching up never moves faster."""
     dt = period_s if dt_s is None or not math.isfinite(dt_s) else dt_s
-    return max_speed * min(max(dt, 0.0), period_s)  # type: ignore[operator]
+    return min(max(dt, 0.0), period_s)
 
 
 def limit_step(target: Any, last: Any, *, lower: Any, upper: Any, max_step: Any) -> Any:

@@ -1,8 +1,12 @@
-"""The simulated scene, composed in code: a hand on a wrist mount, optionally an object.
+"""The simulated scene, composed in code: a hand on a wrist mount or an arm, optionally an
+object.
 
-The hand is attached to a mocap body ``mount`` whose frame coincides with the hand's palm
-frame, so the mount's pose *is* the palm frame's pose in the world. The mount either stays
-at one of the six DexNDM wrist orientations or follows the operator's wrist.
+Without an arm the hand is attached to a mocap body ``mount`` whose frame coincides with the
+hand's palm frame, so the mount's pose *is* the palm frame's pose in the world. The mount
+either stays at one of the six DexNDM wrist orientations or follows the operator's wrist.
+With an arm (``arm="panda"``) the arm stands at :data:`ARM_BASE_POS` and carries the hand at
+its flange (``assets.arms.mount_transform``); its joints and actuators are prefixed
+``arm/``, and the arm is posed so that the palm frame starts where the mount would be.
 """
 
 from __future__ import annotations
@@ -17,11 +21,21 @@ from assets.objects import ObjectSpec, geom_type
 from assets.physics import DEFAULT_PHYSICS, Physics
 
 HAND_PREFIX = "hand/"
+ARM_PREFIX = "arm/"
 MOUNT_BODY = "mount"
 OBJECT_BODY = "object"
 
 #: Where the palm frame's origin sits in the world, m.
 MOUNT_POS = (0.0, 0.0, 0.35)
+#: Reflected rotor inertia added to each arm joint, kg m^2: a Franka joint's motor behind
+#: its ~100:1 gearbox (Menagerie's Panda has none). Without it the distal joints' stiff
+#: position servos (kp 500 on a few grams of link inertia) are unstable at the hand's 10 ms
+#: physics step.
+ARM_ARMATURE = 0.1
+#: Where an arm's base stands in the world, m: behind the hand's start and below it (the
+#: floor drops to the base with an arm), where a Panda reaches the start in all six wrist
+#: orientations away from its joint limits.
+ARM_BASE_POS = (-0.45, 0.0, -0.3)
 
 # Palm-frame axes (columns x: along the fingers, y: toward the thumb, z: dorsal) in the
 # world for each wrist orientation (DexNDM's six: palm up/down, base up/down, thumb up/down).
@@ -87,8 +101,9 @@ def build_scene(
     wrist: str,
     obj: SceneObject | None = None,
     physics: str | Physics = DEFAULT_PHYSICS,
+    arm: str | None = None,
 ) -> mujoco.MjSpec:
-    """Compose the scene spec: floor, light, camera, mount + hand, optional object.
+    """Compose the scene spec: floor, light, camera, mount (or arm) + hand, optional object.
 
     Args:
         hand: the resolved hand.
@@ -96,6 +111,9 @@ def build_scene(
         obj: an object placed at the hand's spawn point (palm frame), or None.
         physics: the hand's physics (``assets.physics``: a name or a Physics), applied to
             the hand's joints and actuators and the scene's solver options.
+        arm: an arm (``assets.arms``) carrying the hand instead of the mocap mount; the
+            spec's arm joints are at the model's defaults (pose them with
+            :func:`arm_start_q`).
     """
     if wrist not in WRIST_MODES:
         raise ValueError(f"unknown wrist mode {wrist!r}; known: {', '.join(WRIST_MODES)}")
@@ -113,6 +131,8 @@ def build_scene(
     floor.name = "floor"
     floor.type = mujoco.mjtGeom.mjGEOM_PLANE
     floor.size = [1.0, 1.0, 0.05]
+    if arm is not None:
+        floor.pos = [0.0, 0.0, ARM_BASE_POS[2]]
     floor.rgba = [0.55, 0.6, 0.65, 1.0]
     light = world.add_light()
     light.pos = [0.0, -0.3, 1.2]
@@ -124,17 +144,23 @@ def build_scene(
     cam.quat = mat_to_quat(look_at(np.array(cam.pos), center)).tolist()
 
     r_world = WRIST_ORIENTATIONS["palm_down" if wrist == "follow" else wrist]
-    mount = world.add_body()
-    mount.name = MOUNT_BODY
-    mount.mocap = True
-    mount.pos = list(MOUNT_POS)
-    mount.quat = mat_to_quat(r_world).tolist()
-
-    # Place the palm body so that the mount frame coincides with the palm frame.
+    # the palm body placed so that the frame it hangs from coincides with the palm frame
     r_bf = hand.palm_frame_rot
-    frame = mount.add_frame()
-    frame.pos = (-r_bf.T @ hand.palm_frame_pos).tolist()
-    frame.quat = mat_to_quat(r_bf.T).tolist()
+    palm_in_frame = np.eye(4)
+    palm_in_frame[:3, :3] = r_bf.T
+    palm_in_frame[:3, 3] = -r_bf.T @ hand.palm_frame_pos
+    if arm is None:
+        mount = world.add_body()
+        mount.name = MOUNT_BODY
+        mount.mocap = True
+        mount.pos = list(MOUNT_POS)
+        mount.quat = mat_to_quat(r_world).tolist()
+        frame = mount.add_frame()
+        at = palm_in_frame
+    else:
+        frame, at = _add_arm(spec, arm, hand, palm_in_frame)
+    frame.pos = at[:3, 3].tolist()
+    frame.quat = mat_to_quat(at[:3, :3]).tolist()
     palm = hand_spec.body(hand.spec.palm_body)
     palm.pos = [0.0, 0.0, 0.0]  # an attached body keeps its pose relative to the frame
     palm.quat = [1.0, 0.0, 0.0, 0.0]
@@ -156,6 +182,53 @@ def build_scene(
         g.condim = 4
         g.rgba = [0.85, 0.3, 0.2, 1.0]
     return spec
+
+
+def _add_arm(
+    spec: mujoco.MjSpec, name: str, hand: Hand, palm_in_frame: np.ndarray
+) -> tuple[mujoco.MjsFrame, np.ndarray]:
+    """Stand the arm at ARM_BASE_POS; returns the frame (on the flange's body) the palm body
+    hangs from and that frame's pose in its body (flange site x mount x palm placement)."""
+    from assets.arms import arm_mjspec, arm_spec, mount_transform
+
+    aspec = arm_spec(name)
+    arm = arm_mjspec(aspec)
+    base = spec.worldbody.add_frame()
+    base.pos = list(ARM_BASE_POS)
+    base.attach_body(arm.body(aspec.base_body), ARM_PREFIX, "")
+    for body in spec.bodies:  # the real arm's controller compensates its own links' weight
+        if body.name.startswith(ARM_PREFIX):
+            body.gravcomp = 1.0
+    for joint in spec.joints:  # the gearboxes' reflected rotor inertia (see ARM_ARMATURE)
+        if joint.name.startswith(ARM_PREFIX):
+            joint.armature = ARM_ARMATURE
+    site = spec.site(ARM_PREFIX + aspec.flange_site)
+    flange = np.eye(4)  # the flange site in its body
+    flange[:3, 3] = site.pos
+    r = np.zeros(9)
+    mujoco.mju_quat2Mat(r, np.asarray(site.quat, dtype=float))
+    flange[:3, :3] = r.reshape(3, 3)
+    body = site.parent
+    frame = body.add_frame()
+    return frame, flange @ mount_transform(hand_extent_behind_palm(hand)) @ palm_in_frame
+
+
+def hand_extent_behind_palm(hand: Hand) -> float:
+    """How far the hand's collision geometry reaches behind its palm frame along the palm's
+    -x (toward the wrist), m, in the open pose: where a mount must leave room."""
+    model = hand.mjspec().compile()
+    data = mujoco.MjData(model)
+    jids = [model.joint(j).id for j in hand.joint_names]
+    data.qpos[[model.jnt_qposadr[j] for j in jids]] = hand.default_open
+    mujoco.mj_kinematics(model, data)
+    palm = model.site(PALM_FRAME_SITE).id
+    p, r = data.site_xpos[palm], data.site_xmat[palm].reshape(3, 3)
+    reach = 0.0
+    for g in range(model.ngeom):
+        if model.geom_contype[g] | model.geom_conaffinity[g]:
+            x = float((data.geom_xpos[g] - p) @ r[:, 0])
+            reach = max(reach, -(x - model.geom_rbound[g]))
+    return reach
 
 
 def object_spawn_palm(hand: Hand, obj: ObjectSpec) -> np.ndarray:

@@ -15,10 +15,12 @@ from assets.rotations import quat_mul
 from devices.robots.base import ROBOTS, Robot, Simulated
 from devices.robots.reality import Backlash, RealityGap, reality_gap
 from devices.robots.scene import (
+    ARM_PREFIX,
     HAND_PREFIX,
     MOUNT_BODY,
     MOUNT_POS,
     OBJECT_BODY,
+    WRIST_ORIENTATIONS,
     SceneObject,
     add_chaos_box,
     build_scene,
@@ -59,6 +61,9 @@ class SimHandConfig:
         chaos_box: that many soft balls in a box around the hand (DexNDM's chaos box, for
             collecting dynamics data under random contact); 0: none.
         chaos_seed: the balls' starting jitter.
+        arm: ``none`` (the hand on a wrist mount) or an arm carrying the hand (``panda``:
+            ``assets.arms``), posed so that the palm starts where the mount would hold it
+            (``wrist``; ``follow`` starts palm down); the ``sim`` arm backend moves it.
     """
 
     hand: str = "leap"
@@ -74,6 +79,22 @@ class SimHandConfig:
     object_scale: float = 1.0
     chaos_box: int = 0
     chaos_seed: int = 0
+    arm: str = "none"
+
+
+@dataclass
+class SimArmJoints:
+    """An arm in a simulated hand's scene: where its joints and actuators are, its limits
+    and the configuration it starts in."""
+
+    name: str
+    joint_names: tuple[str, ...]
+    qadr: np.ndarray
+    vadr: np.ndarray
+    act: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    start_q: np.ndarray
 
 
 #: ``SimHandConfig.dynamics``.
@@ -91,8 +112,9 @@ class SimHand(Robot, Simulated):
         hand = load_hand(config.hand)
         super().__init__(hand, config.rate_hz)
         self.config = config
-        # the mount moves with the operator's wrist only in follow mode
-        self.supports_wrist_pose = config.wrist == "follow"
+        # the mount moves with the operator's wrist only in follow mode (an arm: the arm's
+        # backend moves the hand)
+        self.supports_wrist_pose = config.wrist == "follow" and config.arm == "none"
         obj = None
         if config.object not in (None, "none"):
             if not (np.isfinite(config.object_scale) and 0.3 <= config.object_scale <= 3.0):
@@ -113,7 +135,10 @@ class SimHand(Robot, Simulated):
             self.sim_physics = self.reality.physics(self.sim_physics)
         if config.timestep_s is not None:
             self.sim_physics = self.sim_physics.replace(timestep_s=config.timestep_s)
-        self.scene_spec = build_scene(hand, wrist=config.wrist, obj=obj, physics=self.sim_physics)
+        arm = None if config.arm in ("none", None) else config.arm
+        self.scene_spec = build_scene(
+            hand, wrist=config.wrist, obj=obj, physics=self.sim_physics, arm=arm
+        )
         if self.reality is not None:
             self.reality.apply_masses(self.scene_spec, HAND_PREFIX)
         self.model = self.scene_spec.compile()
@@ -133,7 +158,9 @@ class SimHand(Robot, Simulated):
         act_of_joint = {int(m.actuator_trnid[a, 0]): a for a in range(m.nu)}
         self._act = np.array([act_of_joint[j] for j in jids])
         self._sites = np.array([m.site(n).id for n in site_names()])
-        self._mocap = m.body_mocapid[m.body(MOUNT_BODY).id]
+        self._mocap = m.body_mocapid[m.body(MOUNT_BODY).id] if arm is None else -1
+        #: the arm carrying the hand (``arm=...``), else None
+        self.arm: SimArmJoints | None = None if arm is None else self._arm_joints(arm)
         self._obj_body = m.body(OBJECT_BODY).id if obj is not None else -1
         self._obj_qadr = m.jnt_qposadr[m.body_jntadr[self._obj_body]] if obj is not None else -1
         self._obj_spec = obj.spec if obj is not None else None
@@ -144,6 +171,36 @@ class SimHand(Robot, Simulated):
         self._delayed: list[np.ndarray] = []
         self.time_s = 0.0
         self.reset()
+
+    def _arm_joints(self, name: str) -> SimArmJoints:
+        """Find the arm's joints and actuators; solve its start configuration (the palm
+        where the mount would hold it, at the ``wrist`` orientation)."""
+        from assets.arms import arm_spec
+        from devices.robots.ik import ArmIK
+
+        spec, m = arm_spec(name), self.model
+        names = tuple(ARM_PREFIX + j for j in spec.joint_names)
+        jids = [m.joint(j).id for j in names]
+        act_of_joint = {int(m.actuator_trnid[a, 0]): a for a in range(m.nu)}
+        lower, upper = m.jnt_range[jids, 0].copy(), m.jnt_range[jids, 1].copy()
+        ik = ArmIK(m, list(names), site_names()[0], lower, upper, np.array(spec.home_q))
+        r = WRIST_ORIENTATIONS["palm_down" if self.config.wrist == "follow" else self.config.wrist]
+        ik.iterations = 150
+        res = ik.solve_start(np.array(MOUNT_POS), r)
+        if res is None:
+            raise ValueError(
+                f"the {name} arm cannot put the palm at its start ({self.config.wrist})"
+            )
+        return SimArmJoints(
+            name=name,
+            joint_names=names,
+            qadr=np.array([m.jnt_qposadr[j] for j in jids]),
+            vadr=np.array([m.jnt_dofadr[j] for j in jids]),
+            act=np.array([act_of_joint[j] for j in jids]),
+            lower=lower,
+            upper=upper,
+            start_q=res.q,
+        )
 
     def physics(self) -> dict:
         """The physics this hand runs (``Physics.describe``), as trained models record it."""
@@ -179,6 +236,9 @@ class SimHand(Robot, Simulated):
         """Put the hand at ``q`` (default: open pose) at rest and the object back at its
         spawn, or at ``object_palm`` = (position, wxyz quaternion) in the palm frame."""
         mujoco.mj_resetData(self.model, self.data)
+        if self.arm is not None:
+            self.data.qpos[self.arm.qadr] = self.arm.start_q
+            self.data.ctrl[self.arm.act] = self.arm.start_q
         q = self.hand.default_open if q is None else self.hand.clip(np.asarray(q, dtype=float))
         self.data.qpos[self._qadr] = q
         self.data.ctrl[self._act] = q

@@ -102,6 +102,7 @@ def session_config_from_args(args: argparse.Namespace, **extra: Any) -> Any:
         retarget_mode=args.retarget_mode,
         rate_hz=args.rate,
         fast=args.fast,
+        arm=getattr(args, "arm", None) or "none",
         **extra,
     )
 
@@ -114,6 +115,17 @@ def add_robot_argument(p: argparse.ArgumentParser, default: str | None = "sim") 
         default=default,
         metavar="NAME[:key=value,...]",
         help=f"hand backend, e.g. sim:wrist=follow ({where}; see 'dexteleop robots')",
+    )
+
+
+def add_arm_argument(p: argparse.ArgumentParser) -> None:
+    """``--arm NAME[:key=value,...]``: the arm carrying the hand."""
+    p.add_argument(
+        "--arm",
+        default="none",
+        metavar="NAME[:key=value,...]",
+        help="arm carrying the hand: none (the wrist mount), sim (a simulated Franka Panda "
+        "with the simulated hand), franka:host=IP (see 'dexteleop robots')",
     )
 
 

@@ -51,9 +51,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_robots(args: argparse.Namespace) -> int:
+    import devices.arms
     import devices.robots
 
+    print("hand backends (--robot):")
     _print_availability(devices.robots.ROBOTS)
+    print("arm backends (--arm; none: the hand's own wrist mount):")
+    _print_availability(devices.arms.ARMS)
     return 0
 
 
@@ -64,5 +68,5 @@ def add_parsers(sub: Any) -> None:
     dv = sub.add_parser("devices", help="list input devices and whether they work here")
     dv.set_defaults(func=cmd_devices)
 
-    rb = sub.add_parser("robots", help="list hand backends and whether they work here")
+    rb = sub.add_parser("robots", help="list hand and arm backends and whether they work here")
     rb.set_defaults(func=cmd_robots)

@@ -10,6 +10,7 @@ from typing import Any
 
 from teleop_app.cli.common import (
     CliError,
+    add_arm_argument,
     add_robot_argument,
     check_duration,
     check_robot,
@@ -242,6 +243,7 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--object-mass", type=positive, default=None, help="object mass, kg")
     r.add_argument("--object-friction", type=positive, default=None, help="object friction")
     add_robot_argument(r)
+    add_arm_argument(r)
     r.set_defaults(func=cmd_run)
 
     a = sub.add_parser("app", help="open the desktop app (PyQt6)")
@@ -278,6 +280,7 @@ def add_parsers(sub: Any) -> None:
     )
     rec.add_argument("--report", help="write the session's JSON report here")
     add_robot_argument(rec)
+    add_arm_argument(rec)
     rec.set_defaults(func=cmd_record)
 
     rp = sub.add_parser(

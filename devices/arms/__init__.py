@@ -1,0 +1,7 @@
+"""Arm backends: the arm carrying the hand (``--arm sim``; ``--arm none``: the hand's own
+wrist mount)."""
+
+from devices.arms import sim as _sim  # noqa: F401  (registers "sim")
+from devices.arms.base import ARMS, NO_ARM, Arm, ArmLimitsConfig, ArmState
+
+__all__ = ["ARMS", "NO_ARM", "Arm", "ArmLimitsConfig", "ArmState"]
