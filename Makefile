@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet --upgrade pip
 	# torch first, the CPU build; nothing later may replace it
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev,ui,gpu]' -c constraints.txt
+	$(PIP) install --quiet -e '.[dev,ui,gpu,franka]' -c constraints.txt
 	touch $@
 
 venv: $(VENV)/.installed

@@ -176,9 +176,12 @@ class Arm(abc.ABC):
 
     # -- faults ----------------------------------------------------------------------------
     def raise_fault(self, source: str, reason: str) -> Fault:
+        """Record a fault and make it the active one (the session holds the hand and the arm
+        until the operator recovers); the same active fault is not recorded twice."""
+        source = f"arm {source}"
         if self.fault is not None and (self.fault.source, self.fault.reason) == (source, reason):
             return self.fault
-        f = Fault(time.monotonic() - self._t_connect, f"arm {source}", reason)
+        f = Fault(time.monotonic() - self._t_connect, source, reason)
         self.faults.append(f)
         self.fault = f
         return f
