@@ -344,6 +344,8 @@ class SimHand(Robot, Simulated):
         d.mocap_pos[:] = state[i : i + 3 * m.nmocap].reshape(-1, 3)
         i += 3 * m.nmocap
         d.mocap_quat[:] = state[i : i + 4 * m.nmocap].reshape(-1, 4)
+        if self.arm is not None:  # the arm's joint targets: where it stands
+            d.ctrl[self.arm.act] = d.qpos[self.arm.qadr]
         mujoco.mj_kinematics(m, d)
         mujoco.mj_camlight(m, d)
 

@@ -46,10 +46,17 @@ def _f(dtype: str, names: list[str] | None, n: int | None = None) -> dict[str, A
 
 
 def hand_features(
-    hand: Hand, *, with_object: bool, sim_state_size: int | None = None
+    hand: Hand,
+    *,
+    with_object: bool,
+    sim_state_size: int | None = None,
+    arm_joints: tuple[str, ...] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The schema of a dataset recorded on ``hand`` (without LeRobot's default columns).
-    ``sim_state_size``: record the simulator's full state too (exact replays, rendering)."""
+    ``sim_state_size``: record the simulator's full state too (exact replays, rendering).
+    ``arm_joints``: the hand rides an arm with these joints: its joint state, the palm's pose
+    it measures (``observation.arm.palm``, the end effector) and the palm target sent
+    (``action.arm.palm``), 4x4 row-major in the arm's world."""
     joints = list(hand.joint_names)
     kp = _xyz(list(ROBOT_KEYPOINT_NAMES))
     feats: dict[str, dict[str, Any]] = {
@@ -83,6 +90,12 @@ def hand_features(
     if with_object:
         feats["observation.object_pose"] = _f("float32", ["x", "y", "z", "qw", "qx", "qy", "qz"])
         feats["observation.object_dropped"] = _f("bool", None, 1)
+    if arm_joints:
+        pose = [f"m{r}{c}" for r in range(4) for c in range(4)]
+        feats["observation.arm.state"] = _f("float32", list(arm_joints))
+        feats["observation.arm.velocity"] = _f("float32", list(arm_joints))
+        feats["observation.arm.palm"] = _f("float32", pose)
+        feats["action.arm.palm"] = _f("float32", pose)
     return feats
 
 
@@ -151,4 +164,11 @@ def tick_row(r: TickRecord, features: dict[str, dict[str, Any]]) -> dict[str, An
     if "observation.object_pose" in features:
         row["observation.object_pose"] = _vec(s.object_pose, 7)
         row["observation.object_dropped"] = np.array([bool(s.object_dropped)])
+    if "observation.arm.state" in features:
+        m = features["observation.arm.state"]["shape"][0]
+        arm = r.arm
+        row["observation.arm.state"] = _vec(None if arm is None else arm.q, m)
+        row["observation.arm.velocity"] = _vec(None if arm is None else arm.dq, m)
+        row["observation.arm.palm"] = _vec(None if arm is None else arm.palm, 16)
+        row["action.arm.palm"] = _vec(None if arm is None else arm.target, 16)
     return row

@@ -154,12 +154,15 @@ class Recorder:
         on_sync: Callable[[int, int], None] | None = None,
         session_info: dict[str, Any] | None = None,
         sim_state_size: int | None = None,
+        arm_joints: tuple[str, ...] | None = None,
     ) -> None:
         self.root = Path(root)
         if abs(fps - round(fps)) > 1e-9:
             raise DatasetError(f"LeRobot datasets need a whole fps, got {fps}")
         self.fps = round(fps)
-        self.features = hand_features(hand, with_object=with_object, sim_state_size=sim_state_size)
+        self.features = hand_features(
+            hand, with_object=with_object, sim_state_size=sim_state_size, arm_joints=arm_joints
+        )
         self.robot_type = robot_type or f"{hand.name}_hand"
         self.sync_s = sync_s
         self.on_sync = on_sync
@@ -220,6 +223,7 @@ class Recorder:
             with_object="object" in config.robot_options,
             sim_state_size=size,
             session_info=info,
+            arm_joints=None if session.arm is None else tuple(session.arm.spec.joint_names),
             **kw,
         )
 

@@ -203,6 +203,25 @@ def _replay_robot(session_info: dict[str, Any], spec: str | None) -> tuple[str, 
     return name, {**options, **asked}
 
 
+def _replay_arm(session_info: dict[str, Any], robot: str) -> tuple[str, dict[str, Any]]:
+    """The arm to replay on: none if none was recorded; the recorded simulated arm and its
+    settings; for a real arm (replays run on a virtual clock), the simulated arm with the
+    recorded filter limits, when the replay's hand is the simulated one (else none)."""
+    from devices.arms.base import ARMS, NO_ARM
+    from devices.arms.sim import SimArmConfig
+
+    recorded = str(session_info.get("arm", NO_ARM))
+    options = dict(session_info.get("arm_options", {}))
+    if recorded == NO_ARM or recorded not in ARMS:
+        return NO_ARM, {}
+    if not ARMS.get(recorded).drives_hardware:
+        return recorded, options
+    if robot != "sim":
+        return NO_ARM, {}
+    fields = {f.name for f in dataclasses.fields(SimArmConfig)} - {"rate_hz"}
+    return "sim", {k: v for k, v in options.items() if k in fields}
+
+
 def counterfactual(
     dataset: str | Path,
     episode: int,
@@ -248,6 +267,8 @@ def counterfactual(
     ):
         robot_options["object"] = "cube"  # recorded without session settings: a guess
     device = DatasetDevice(DatasetDeviceConfig(str(dataset), episode), episode=ep, fps=ds.fps)
+    arm, arm_options = _replay_arm(session_info, robot_name)
+    alignment = session_info.get("wrist_alignment")
     config = SessionConfig(
         hand=hand,
         robot=robot_name,
@@ -257,6 +278,9 @@ def counterfactual(
         controller_options=options,
         rate_hz=float(ds.fps),
         fast=True,
+        arm=arm,
+        arm_options=arm_options,
+        wrist_alignment=None if alignment is None else tuple(alignment),
     )
     session = Session(config, device=device)
     replayed_from = "human frames, retargeted again" if retarget else "recorded commands"
@@ -266,7 +290,10 @@ def counterfactual(
         replayed_from = "human frames, retargeted again (recorded commands lack joints)"
     if not retarget:
         session.command_source = _recorded_commands(ep)
-    features = hand_features(session.robot.hand, with_object="object" in robot_options)
+    arm_joints = None if session.arm is None else tuple(session.arm.spec.joint_names)
+    features = hand_features(
+        session.robot.hand, with_object="object" in robot_options, arm_joints=arm_joints
+    )
     rows: list[dict[str, Any]] = []
     session.subscribe(lambda r: rows.append(tick_row(r, features)))
     with session:
@@ -301,4 +328,17 @@ def counterfactual(
         "replayed_from": replayed_from,
         "exact_start": exact_start,
     }
+    if session.arm is not None and "observation.arm.palm" in ep:
+        # where the palm went, recorded vs replayed (the arm's own figures in its report)
+        a = np.asarray(ep["observation.arm.palm"][:n], float).reshape(-1, 16)[:, [3, 7, 11]]
+        b = np.asarray(replay["observation.arm.palm"][:n], float).reshape(-1, 16)[:, [3, 7, 11]]
+        d = np.linalg.norm(a - b, axis=1) * 1000.0
+        d = d[np.isfinite(d)]
+        report["arm"] = {
+            "replayed_on": config.arm,
+            "palm_difference_mm": {
+                "max": round(float(d.max()), 3) if d.size else None,
+                "mean": round(float(d.mean()), 3) if d.size else None,
+            },
+        }
     return report, dataclasses.asdict(config) | {"rows": len(rows)}
