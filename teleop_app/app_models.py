@@ -25,6 +25,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
+import devices.arms
 import devices.inputs
 import devices.robots
 from controllers.base import CONTROLLERS, LiveSetting
@@ -129,6 +130,19 @@ def robot_choices() -> list[Choice]:
     return [Choice(n, robot_reason(n)) for n in devices.robots.ROBOTS.names()]
 
 
+def arm_reason(name: str, options: dict[str, Any] | None = None) -> str | None:
+    """Why the arm backend ``name`` cannot be used here (None: it can; ``none`` always)."""
+    if name == devices.arms.NO_ARM:
+        return None
+    return _probe(lambda: devices.arms.ARMS.get(name).availability(options))
+
+
+def arm_choices() -> list[Choice]:
+    """``none`` (the hand on its own wrist mount) and every arm backend."""
+    names = [devices.arms.NO_ARM, *devices.arms.ARMS.names()]
+    return [Choice(n, arm_reason(n)) for n in names]
+
+
 def controller_choices(hand: str) -> list[Choice]:
     return [Choice(n, controller_reason(n, hand)) for n in CONTROLLERS.names()]
 
@@ -147,6 +161,11 @@ def connect_settings(settings: AppSettings, choices: dict[str, Any]) -> tuple[Ap
         reason = robot_reason(robot, spec_options(s.robot))
         if reason is not None:
             raise ValueError(f"robot {robot} is unavailable: {reason}")
+    arm = spec_name(s.arm)
+    if arm in devices.arms.ARMS:
+        reason = arm_reason(arm, spec_options(s.arm))
+        if reason is not None:
+            raise ValueError(f"arm {arm} is unavailable: {reason}")
     note = ""
     reason = controller_reason(s.controller, s.hand) if s.controller in CONTROLLERS else ""
     if reason is not None:
@@ -487,7 +506,9 @@ def health_rows(
         if h.get("answering") is False:
             problems["answering"] = ERROR
             reasons.append("does not answer")
-        if fault_source is not None and name == fault_source:
+        if fault_source is not None and (
+            name == fault_source or fault_source.startswith(name + " ")  # "arm link"
+        ):
             problems["name"] = ERROR
             reasons.append("named by the active fault")
         model, firmware = h.get("model"), h.get("firmware")
@@ -521,7 +542,18 @@ def read_hardware(session: Any) -> tuple[dict[str, dict[str, Any]], str | None, 
     robot = session.robot
     health = {str(k): dict(v or {}) for k, v in robot.health().items()}
     fault = robot.fault
-    return health, (str(fault) if fault is not None else None), [str(f) for f in robot.faults]
+    faults = list(robot.faults)
+    arm = getattr(session, "arm", None)
+    if arm is not None:  # the arm carrying the hand: one row, its faults with the hand's
+        link_lost = arm.fault is not None and arm.fault.source == "arm link"
+        health["arm"] = {
+            "joint": arm.mode or "-",
+            "answering": not link_lost,
+            "model": f"{arm.spec.name} ({getattr(arm, 'registered_name', 'arm')})",
+        }
+        fault = fault if fault is not None else arm.fault
+        faults += arm.faults
+    return health, (str(fault) if fault is not None else None), [str(f) for f in faults]
 
 
 class HardwareMonitor:
@@ -548,8 +580,9 @@ class HardwareMonitor:
     def _attach(self, session: Any) -> None:
         self.session = session
         robot = None if session is None else session.robot
-        # a class attribute: reading it does not touch the hand
-        self.hardware = bool(getattr(robot, "drives_hardware", False))
+        # a class attribute: reading it does not touch the hand; an arm is always shown
+        arm = None if session is None else getattr(session, "arm", None)
+        self.hardware = bool(getattr(robot, "drives_hardware", False)) or arm is not None
         if session is None:
             self.note = "not connected"
         elif not self.hardware:

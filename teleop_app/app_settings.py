@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 class AppSettings:
     """Attributes:
     hand: hand spec. robot: hand backend spec (``sim``, ``NAME:key=value,...``).
+    arm: the arm carrying the hand (``none``, ``sim``, ``franka:host=IP``).
     device: device spec (``replay``, ``glove:HOST:PORT``, ...).
     object: simulated object or "none". wrist: wrist orientation of the simulated mount.
     controller: controller name. controller_settings: controller -> live settings.
@@ -36,6 +37,7 @@ class AppSettings:
 
     hand: str = "leap"
     robot: str = "sim"
+    arm: str = "none"
     device: str = "replay"
     object: str = "cube"
     wrist: str = "palm_up"
@@ -145,4 +147,5 @@ def session_config(settings: AppSettings) -> Any:
         obj=settings.object if "object" in scene else None,
         operator=settings.operator or None,
         retarget_mode=settings.retarget_mode,
+        arm=settings.arm or "none",
     )

@@ -207,3 +207,26 @@ def test_recordings_carry_the_arm_and_replay_on_the_simulated_arm(tmp_path):
     assert report["arm"]["replayed_on"] == "sim"
     assert report["arm"]["palm_difference_mm"]["max"] < 1.0  # the same commands, the same arm
     json.dumps(report)
+
+
+def test_the_hardware_panel_shows_the_arm_and_its_faults():
+    """The app's hardware monitor shows an arm row (mode, model, answering) and the arm's
+    faults with the hand's; the session's Clear fault is the arm's explicit recovery."""
+    from teleop_app.app_models import ERROR, health_rows, read_hardware
+
+    session = Session(SessionConfig(hand="leap", arm="sim", fast=True),
+                      device=ScriptedDevice(good_frames(5)))  # fmt: skip
+    with session:
+        step(session)
+        health, fault, faults = read_hardware(session)
+        assert health["arm"]["model"] == "panda (sim)" and health["arm"]["answering"]
+        assert fault is None and faults == []
+        session.arm.raise_fault("link", "no state from the arm for over 0.25 s")
+        assert step(session).events[0] == "arm_fault"  # the hand holds too
+        health, fault, faults = read_hardware(session)
+        assert fault.startswith("arm link") and not health["arm"]["answering"]
+        rows = {r.name: r for r in health_rows(health, fault.partition(":")[0])}
+        assert rows["arm"].problems["name"] == ERROR
+        fut = session.clear_fault()
+        step(session)
+        assert fut.result() and session.arm.fault is None

@@ -112,6 +112,8 @@ class Arm(abc.ABC):
     Config: ClassVar[type]
     #: Whether commands move real hardware (never on a virtual clock).
     drives_hardware: ClassVar[bool] = True
+    #: The control mode now (what the status shows).
+    mode: str = ""
 
     @classmethod
     def availability(cls, options: dict[str, Any] | None = None) -> str | None:

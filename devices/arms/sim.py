@@ -45,6 +45,7 @@ class SimArm(Arm):
 
     Config = SimArmConfig
     drives_hardware = False
+    mode = "joint position (IK)"
 
     @classmethod
     def robot_options(cls, robot: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +108,7 @@ class SimArm(Arm):
             q=d.qpos[j.qadr].copy(),
             dq=d.qvel[j.vadr].copy(),
             palm=palm,
-            mode="position",
+            mode=self.mode,
         )
 
     def _write_palm(self, target: np.ndarray) -> None:

@@ -118,14 +118,15 @@ def add_robot_argument(p: argparse.ArgumentParser, default: str | None = "sim") 
     )
 
 
-def add_arm_argument(p: argparse.ArgumentParser) -> None:
+def add_arm_argument(p: argparse.ArgumentParser, default: str | None = "none") -> None:
     """``--arm NAME[:key=value,...]``: the arm carrying the hand."""
+    where = "default none" if default == "none" else "default: as last time"
     p.add_argument(
         "--arm",
-        default="none",
+        default=default,
         metavar="NAME[:key=value,...]",
         help="arm carrying the hand: none (the wrist mount), sim (a simulated Franka Panda "
-        "with the simulated hand), franka:host=IP (see 'dexteleop robots')",
+        f"with the simulated hand), franka:host=IP ({where}; see 'dexteleop robots')",
     )
 
 

@@ -169,6 +169,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         "operator": args.operator,
     }
     overrides["robot"] = args.robot
+    overrides["arm"] = args.arm
     return run_app(overrides, duration_s=args.duration, screenshot=screenshot, report=report)
 
 
@@ -254,6 +255,7 @@ def add_parsers(sub: Any) -> None:
     a.add_argument("--wrist", help="wrist orientation of the simulated hand")
     a.add_argument("--operator", help="operator profile to use")
     add_robot_argument(a, default=None)
+    add_arm_argument(a, default=None)
     a.add_argument(
         "--duration", type=positive, help="run this many seconds of loop time, then quit"
     )

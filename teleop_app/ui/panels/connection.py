@@ -28,6 +28,7 @@ from teleop_app.app_models import (
     NO_OPERATOR,
     Calibration,
     Choice,
+    arm_choices,
     calibration_text,
     device_choices,
     robot_choices,
@@ -86,6 +87,15 @@ class ConnectionPanel(QGroupBox):
             + " (sim: the simulated hand)"
         )
         form.addRow("robot", self.robot_combo)
+        self.arm_combo = QComboBox()
+        self.arm_combo.setEditable(True)  # an arm's arguments: franka:host=172.16.0.2
+        fill_choices(self.arm_combo, arm_choices(), disable=True)
+        self.arm_combo.setCurrentText(s.arm)
+        self.arm_combo.setToolTip(
+            "the arm carrying the hand, NAME[:key=value,...]: none (the wrist mount), sim (a "
+            "simulated Franka Panda, with the simulated hand), franka:host=IP (a real one)"
+        )
+        form.addRow("arm", self.arm_combo)
         self.object_combo = QComboBox()
         self.object_combo.addItems(["none", *sorted(OBJECTS)])
         self.object_combo.setCurrentText(s.object)
@@ -134,6 +144,7 @@ class ConnectionPanel(QGroupBox):
             "device": self.device_combo.currentText().strip(),
             "hand": self.hand_combo.currentText(),
             "robot": self.robot_combo.currentText().strip(),
+            "arm": self.arm_combo.currentText().strip() or "none",
             "object": self.object_combo.currentText(),
             "wrist": self.wrist_combo.currentText(),
             "retarget_mode": self.retarget_combo.currentText(),
