@@ -121,6 +121,11 @@ def test_windows_label_the_next_angle():
     assert len(w) == 3  # t = 2, 3, 4
     assert np.array_equal(w.hist_q[0], q[0:3]) and np.array_equal(w.q_next[0], q[3])
     assert np.array_equal(w.hist_a[-1], a[2:5]) and np.array_equal(w.q_next[-1], q[5])
+    # a segment too short for one window adds none, in the segment's precision (a dataset
+    # with a short segment among float32 ones stays float32)
+    q32 = q.astype(np.float32)
+    short = segment_windows(q32[:3], q32[:3], 3)
+    assert len(short) == 0 and short.hist_q.dtype == short.q_next.dtype == np.float32
 
 
 class _Spy(SimHand):

@@ -51,9 +51,10 @@ class Windows:
 def segment_windows(q: np.ndarray, target: np.ndarray, window: int) -> Windows:
     """Every window of one segment (rows t = W-1 .. len-2)."""
     T = len(q)
-    if window + 1 > T:
+    if window + 1 > T:  # none; empty arrays of the segment's dtype (a concatenation keeps it)
         n = q.shape[1]
-        return Windows(np.zeros((0, window, n)), np.zeros((0, window, n)), np.zeros((0, n)))
+        z = np.zeros((0, window, n), dtype=q.dtype)
+        return Windows(z, z.copy(), np.zeros((0, n), dtype=q.dtype))
     idx = np.arange(window - 1, T - 1)[:, None] + np.arange(-window + 1, 1)[None, :]
     return Windows(q[idx], target[idx], q[idx[:, -1] + 1])
 
