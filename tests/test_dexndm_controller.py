@@ -66,6 +66,34 @@ def test_the_shipped_generalist_turns_the_cube_both_ways_in_simulation():
         assert s["rotr"] > 0.3, (axis, s)  # turned the asked way, not the other
 
 
+def test_the_shipped_generalist_reverses_when_the_operator_switches_axes():
+    """X (+z) for 4 s, then Y (-z) for 4 s, in one episode on the simulated hand: the cube
+    turns about +z, then about -z (the generalist was distilled with axis switches and
+    DAgger; the first one kept turning +z)."""
+    from assets.rotations import turn_about_axis
+
+    c = DexNDMController(DexNDMControllerConfig(hand="leap", residual="none", ndm="none"))
+    robot = _hand()
+    robot.start_rotation(c.sim_start(), 0.3)
+    state = robot.read()
+    c.reset(state)
+    turned = {}
+    for name, k in (("+z", [0.0, 0.0, 1.0]), ("-z", [0.0, 0.0, -1.0])):
+        axis = np.array(k)
+        turned[name] = 0.0
+        prev = np.asarray(state.object_pose[3:7])
+        for _ in range(80):
+            target, info = c.step(state, Command(t=0.0, axis=axis))
+            robot.send(target)
+            state = robot.read()
+            quat = np.asarray(state.object_pose[3:7])
+            turned[name] += turn_about_axis(prev, quat, state.wrist, axis)[0]
+            prev = quat
+        assert info["axis"] == name
+    assert not state.object_dropped
+    assert turned["+z"] > 0.3 and turned["-z"] > 0.3, turned
+
+
 def test_residual_on_off_scale_and_the_dynamics_readout(files):
     cfg = DexNDMControllerConfig(
         hand="leap", residual=str(files / "res.pt"), ndm=str(files / "ndm.pt")

@@ -1,6 +1,7 @@
-"""ARCHITECTURE.md's four recipes, done from this module: a toy input device, controller,
-hand backend and training task, each one class plus one registration, driven through a
-real session tick (and a recording, and the 3D view) or a real environment step."""
+"""ARCHITECTURE.md's recipes, done from this module: a toy input device, controller, hand
+backend, arm backend and training task, each one class plus one registration, driven
+through a real session tick (and a recording, and the 3D view) or a real environment
+step."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from assets import CLIPS_DIR
 from assets.hands import load_hand
 from controllers.base import CONTROLLERS, Controller, ControllerConfig, live
+from devices.arms.base import ARMS, Arm, ArmLimitsConfig, ArmState
 from devices.clock import SimClock
 from devices.inputs.base import DEVICES, Device
 from devices.inputs.clips import load_clip
@@ -256,7 +258,56 @@ def test_a_hardware_backend_never_runs_on_a_virtual_clock(toys, tmp_path):
         ROBOTS.unregister("toy_real_hand")
 
 
-# -- recipe 4: a training task -------------------------------------------------------------
+# -- recipe 4: an arm backend ---------------------------------------------------------------
+
+
+@dataclass
+class ToyArmConfig(ArmLimitsConfig):
+    rate_hz: float = 20.0
+
+
+class ToyArm(Arm):
+    """An arm that puts the palm wherever it is told, one tick later (kinematic)."""
+
+    Config = ToyArmConfig
+    drives_hardware = False
+
+    def __init__(self, config: ToyArmConfig) -> None:
+        from assets.arms import PANDA
+
+        super().__init__(PANDA, config.rate_hz, config)
+        self.palm = np.eye(4)
+        self.palm[:3, 3] = [0.3, 0.0, 0.4]
+        self.written: list[np.ndarray] = []
+
+    def _read(self) -> ArmState:
+        return ArmState(0.0, np.zeros(7), np.zeros(7), self.palm.copy(), mode="toy")
+
+    def _write_palm(self, target: np.ndarray) -> None:
+        self.written.append(target.copy())
+        self.palm = target.copy()
+
+
+def test_toy_arm_carries_the_hand_in_a_session(toys, tmp_path):
+    """The toy arm, registered from here, follows the operator's wrist in a session within
+    its box, and the toy hand (a real hand's stand-in) reads its wrist from the arm."""
+    ARMS.register("toy_arm")(ToyArm)
+    try:
+        session = toy_session(arm="toy_arm", arm_options={"max_speed_m_s": 0.2})
+        with session:
+            records = run_ticks(session, 30)
+        arm = session.arm
+        assert isinstance(arm, ToyArm) and len(arm.written) >= 25
+        steps = np.linalg.norm(np.diff([w[:3, 3] for w in arm.written], axis=0), axis=1)
+        assert steps.max() <= 0.2 / 20 + 1e-9
+        assert np.allclose(records[-1].state.wrist, records[-1].arm.palm)  # from the arm
+        rep = session.report()["arm"]
+        assert rep["backend"] == "toy_arm" and rep["workspace_violations"] == 0
+    finally:
+        ARMS.unregister("toy_arm")
+
+
+# -- recipe 5: a training task -------------------------------------------------------------
 
 
 def test_toy_training_task_steps(monkeypatch):
