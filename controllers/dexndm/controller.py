@@ -39,6 +39,10 @@ def generalist_path(hand: str) -> Path:
     return CHECKPOINTS_DIR / "rl" / f"rotate_generalist_{hand}.pt"
 
 
+#: ``residual`` settings naming a shipped residual by the dynamics model it went through.
+RESIDUAL_KINDS = ("joint_wise", "whole_hand")
+
+
 def residual_path(hand: str, kind: str = "joint_wise") -> Path:
     """The shipped residual policy of a hand trained through its ``kind`` dynamics model."""
     return DEXNDM_DIR / f"residual_{kind}_{hand}.pt"
@@ -56,7 +60,8 @@ class DexNDMControllerConfig(ControllerConfig):
     Attributes:
         generalist: the rotation generalist ("" = the shipped one).
         residual: the residual policy ("" = the shipped joint-wise one when there is one,
-            ``none`` = the generalist alone).
+            ``joint_wise`` / ``whole_hand`` = the shipped one trained through that model,
+            ``none`` = the generalist alone, else a file).
         ndm: the dynamics model for the prediction-error readout ("" = the one the
             residual was trained through, ``none`` = no readout).
         residual_on / residual_scale: use the residual, and how much of it.
@@ -123,6 +128,8 @@ class DexNDMController(Controller):
         rpath = None
         if config.residual == SHIPPED:
             rpath = residual_path(hand) if residual_path(hand).is_file() else None
+        elif config.residual in RESIDUAL_KINDS:  # the shipped one through that kind of NDM
+            rpath = residual_path(hand, config.residual)
         elif config.residual != NONE:
             rpath = Path(config.residual)
         if rpath is not None:
