@@ -42,6 +42,8 @@ class SceneFrame:
         sim_state: the simulator's full state (hand, object, mount), when simulated.
         commanded: (K, 3) commanded keypoints in the palm frame, or None.
         robot: the hand backend that produced it (a view must draw it with that model).
+        arm: the arm model carrying a hand without a simulator (``panda``), else None;
+            arm_q: its measured joints.
     """
 
     robot: object
@@ -49,6 +51,8 @@ class SceneFrame:
     q: np.ndarray
     sim_state: np.ndarray | None
     commanded: np.ndarray | None
+    arm: str | None = None
+    arm_q: np.ndarray | None = None
 
 
 class SessionRunner:
@@ -204,7 +208,11 @@ class SessionRunner:
         robot = session.robot
         cmd = None if r.command is None else r.command.keypoints
         # the simulator state the tick read (None on hardware: the view draws r.state.q)
-        frame = SceneFrame(robot, r.tick, r.state.q, r.sim_state, cmd)
+        arm = None
+        if session.arm is not None and r.sim_state is None:  # a real arm: drawn measured
+            arm = session.arm.spec.name
+        arm_q = None if r.arm is None else r.arm.q
+        frame = SceneFrame(robot, r.tick, r.state.q, r.sim_state, cmd, arm, arm_q)
         with self._lock:
             if self.session is session:
                 self._scene = frame

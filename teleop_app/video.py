@@ -38,18 +38,30 @@ def scene_option(robot: Robot) -> mujoco.MjvOption:
 
 class MeasuredScene:
     """Any hand backend drawn from its measured joints (``HandState.q``): the hand's scene
-    (palm up, no object) with its joints set, for backends without a simulator state."""
+    (palm up, no object) with its joints set, for backends without a simulator state; with
+    an ``arm`` (``assets.arms``), the hand on that arm, drawn from the arm's measured joints
+    too."""
 
-    def __init__(self, hand: Hand) -> None:
-        self.model = build_scene(hand, wrist="palm_up").compile()
+    def __init__(self, hand: Hand, arm: str | None = None) -> None:
+        self.model = build_scene(hand, wrist="palm_up", arm=arm).compile()
         m = self.model
         self._qadr = np.array(
             [m.jnt_qposadr[m.joint(HAND_PREFIX + j).id] for j in hand.joint_names]
         )
+        self._arm_qadr = None
+        if arm is not None:
+            from assets.arms import arm_spec
+            from devices.robots.scene import ARM_PREFIX
 
-    def load(self, q: np.ndarray, data: mujoco.MjData) -> None:
-        """Put the measured joints ``q`` (n,) into ``data`` and recompute positions."""
+            names = arm_spec(arm).joint_names
+            self._arm_qadr = np.array([m.jnt_qposadr[m.joint(ARM_PREFIX + j).id] for j in names])
+
+    def load(self, q: np.ndarray, data: mujoco.MjData, arm_q: np.ndarray | None = None) -> None:
+        """Put the measured joints ``q`` (n,) (and the arm's, ``arm_q``) into ``data`` and
+        recompute positions."""
         data.qpos[self._qadr] = q
+        if self._arm_qadr is not None and arm_q is not None:
+            data.qpos[self._arm_qadr] = arm_q
         mujoco.mj_kinematics(self.model, data)
         mujoco.mj_camlight(self.model, data)
 

@@ -230,3 +230,19 @@ def test_the_hardware_panel_shows_the_arm_and_its_faults():
         fut = session.clear_fault()
         step(session)
         assert fut.result() and session.arm.fault is None
+
+
+def test_a_hand_on_a_real_arm_is_drawn_from_the_measured_joints():
+    """Without a simulator (a real hand on a real arm) the 3D view composes the same scene
+    and sets the arm's measured joints: the palm lands where the simulated arm puts it."""
+    from teleop_app.video import MeasuredScene
+
+    sim = SimHand(SimHandConfig(hand="leap", wrist="palm_up", arm="panda"))
+    measured = MeasuredScene(sim.hand, arm="panda")
+    data = mujoco.MjData(measured.model)
+    measured.load(sim.hand.default_open, data, sim.arm.start_q)
+    site = measured.model.site(site_names()[0]).id
+    np.testing.assert_allclose(data.site_xpos[site], sim.read().wrist[:3, 3], atol=1e-6)
+    np.testing.assert_allclose(
+        data.site_xmat[site].reshape(3, 3), sim.read().wrist[:3, :3], atol=1e-6
+    )

@@ -303,6 +303,14 @@ def test_toy_arm_carries_the_hand_in_a_session(toys, tmp_path):
         assert np.allclose(records[-1].state.wrist, records[-1].arm.palm)  # from the arm
         rep = session.report()["arm"]
         assert rep["backend"] == "toy_arm" and rep["workspace_violations"] == 0
+        # the app's 3D view draws the hand on the arm, from both measured joint sets
+        from teleop_app.runner import SessionRunner
+
+        runner = SessionRunner()
+        runner.session = session
+        runner._keep_scene(session, records[-1])
+        frame = runner.scene()
+        assert frame.arm == "panda" and np.array_equal(frame.arm_q, records[-1].arm.q)
     finally:
         ARMS.unregister("toy_arm")
 

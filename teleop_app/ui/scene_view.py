@@ -117,8 +117,9 @@ class SceneRenderer:
                         renderer = None
                     if isinstance(robot, Simulated):
                         model, measured = robot.model, None
-                    else:  # drawn from the measured joints
-                        measured = MeasuredScene(robot.hand)  # type: ignore[attr-defined]
+                    else:  # drawn from the measured joints (and the arm's, on an arm)
+                        hand = robot.hand  # type: ignore[attr-defined]
+                        measured = MeasuredScene(hand, arm=frame.arm)
                         model = measured.model
                     data = mujoco.MjData(model)
                     renderer = mujoco.Renderer(model, self.height, self.width)
@@ -140,7 +141,7 @@ class SceneRenderer:
                     if measured is None:
                         robot.load_state(frame.sim_state, data)  # type: ignore[union-attr]
                     else:
-                        measured.load(frame.q, data)
+                        measured.load(frame.q, data, frame.arm_q)
                     palm = data.site_xpos[palm_site].copy()
                     palm_rot = data.site_xmat[palm_site].reshape(3, 3)
                     cam.type = mujoco.mjtCamera.mjCAMERA_FREE
