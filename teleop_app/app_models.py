@@ -546,8 +546,9 @@ def read_hardware(session: Any) -> tuple[dict[str, dict[str, Any]], str | None, 
     arm = getattr(session, "arm", None)
     if arm is not None:  # the arm carrying the hand: one row, its faults with the hand's
         link_lost = arm.fault is not None and arm.fault.source == "arm link"
+        clipped = arm.counts.get("wrist_workspace", 0)
         health["arm"] = {
-            "joint": arm.mode or "-",
+            "joint": f"{arm.mode or '-'}, {arm.commands} targets, {clipped} clipped",
             "answering": not link_lost,
             "model": f"{arm.spec.name} ({getattr(arm, 'registered_name', 'arm')})",
         }

@@ -102,6 +102,7 @@ def test_the_arm_follows_the_wrist_inside_its_envelope(hand_on_arm):
     assert rep["targets_clipped_by_workspace"] > 0
     assert rep["events"]["wrist_tilt_limited"] > 0 and rep["events"]["invalid_wrist"] == 1
     assert rep["commands_sent"] == 160  # the NaN pose: the last safe target again
+    assert rep["targets_unreachable"] > 0  # 2.5 rad of turn: past what the joints allow
 
 
 def test_the_palm_tracks_a_moderate_wrist_motion(hand_on_arm):
@@ -118,7 +119,7 @@ def test_the_palm_tracks_a_moderate_wrist_motion(hand_on_arm):
         h.send(hold_q)
     rep = arm.report()
     assert rep["tracking_error_mm"]["p50"] < 20 and rep["tracking_error_deg"]["p50"] < 3, rep
-    assert rep["ik_residual_mm"]["p95"] < 1.0
+    assert rep["ik_residual_mm"]["p95"] < 1.0 and rep["targets_unreachable"] == 0
 
 
 def test_a_fault_holds_until_the_operator_recovers(hand_on_arm):
@@ -220,6 +221,7 @@ def test_the_hardware_panel_shows_the_arm_and_its_faults():
         step(session)
         health, fault, faults = read_hardware(session)
         assert health["arm"]["model"] == "panda (sim)" and health["arm"]["answering"]
+        assert health["arm"]["joint"].startswith("joint position (IK), ")
         assert fault is None and faults == []
         session.arm.raise_fault("link", "no state from the arm for over 0.25 s")
         assert step(session).events[0] == "arm_fault"  # the hand holds too

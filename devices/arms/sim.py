@@ -31,12 +31,16 @@ class SimArmConfig(ArmLimitsConfig):
         rate_hz: the control rate (the session's).
         joint_speed_factor: the share of the real arm's joint speed limits the arm may use.
         ik_iterations: inverse-kinematics iterations per tick.
+        reach_tol_mm / reach_tol_deg: a palm target the inverse kinematics misses by more
+            than this is counted unreachable (the arm goes as near as it can).
     """
 
     model: str = "panda"
     rate_hz: float = 20.0
     joint_speed_factor: float = 0.5
     ik_iterations: int = 20
+    reach_tol_mm: float = 5.0
+    reach_tol_deg: float = 3.0
 
 
 @ARMS.register("sim")
@@ -66,6 +70,7 @@ class SimArm(Arm):
         self._hand: Any = None
         self.ik: Any = None
         self.joint_rate_limited = 0
+        self.unreachable = 0
         self.ik_errors_m: list[float] = []
 
     def attach(self, robot: Robot) -> None:
@@ -116,6 +121,9 @@ class SimArm(Arm):
         last = d.ctrl[j.act].copy()  # the joint targets in force (a reset sets them too)
         res = self.ik.solve(last, target[:3, 3], target[:3, :3], qpos=d.qpos)
         self.ik_errors_m.append(res.pos_err_m)
+        c = self.config
+        if res.pos_err_m * 1e3 > c.reach_tol_mm or np.degrees(res.rot_err_rad) > c.reach_tol_deg:
+            self.unreachable += 1  # beyond the arm's reach or joint limits: as near as it can
         step = limits.max_step(self._max_speed, 1.0 / self.rate_hz, self._dt_s)
         safe = limits.limit_step(res.q, last, lower=j.lower, upper=j.upper, max_step=step)
         if np.any(np.abs(safe - res.q) > 1e-12):
@@ -126,6 +134,7 @@ class SimArm(Arm):
         ik = np.asarray(self.ik_errors_m) * 1000.0
         return {
             "joint_targets_rate_limited": self.joint_rate_limited,
+            "targets_unreachable": self.unreachable,
             "ik_residual_mm": {
                 "p50": round(float(np.percentile(ik, 50)), 3) if ik.size else None,
                 "p95": round(float(np.percentile(ik, 95)), 3) if ik.size else None,
