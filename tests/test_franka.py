@@ -130,3 +130,42 @@ def test_run_with_the_franka_arm_on_franky_sim(server, tmp_path):
     assert arm["workspace_violations"] == 0 and arm["speed_violations"] == 0
     assert main(["run", "--hand", "leap", "--arm", spec, "--device",
                  "replay:assets/clips/demo.npz", "--duration", "1", "--fast"]) == 2  # fmt: skip
+
+
+def test_a_reflex_reported_by_the_arm_faults_and_needs_a_recovery(server, monkeypatch):
+    """A joint reflex in the arm's state stream (injected into franky-sim's robot state, as
+    the real arm reports one): the backend faults and holds, the recovery is refused while
+    the arm still reports it, and succeeds once it is gone."""
+    from franky_sim.base_simulator import BaseRobot
+
+    reflex = {"on": False}
+    original = BaseRobot.state
+
+    def state(robot):
+        s = original.fget(robot)
+        if reflex["on"]:
+            errors = (False,) * 6 + (True,) + (False,) * 34  # libfranka's joint_reflex
+            s = s.replace(current_errors=errors, errors=errors, reflex_reason=errors)
+        return s
+
+    monkeypatch.setattr(BaseRobot, "state", property(state))
+    arm = ARMS.make("franka", host=server.host, realtime=False)
+    arm.connect()
+    try:
+        _stream(arm, 5)
+        reflex["on"] = True
+        time.sleep(0.1)
+        arm.read()
+        assert arm.fault is not None and arm.fault.source == "arm reflex"
+        assert "reflex" in arm.fault.reason
+        sent = arm.commands
+        _, events = arm.send(pose((0.05, 0.0, 0.0)))
+        assert events == ["arm_fault"] and arm.commands == sent
+        assert not arm.clear_fault()  # the arm still reports it
+        reflex["on"] = False
+        time.sleep(0.1)
+        assert arm.clear_fault() and arm.fault is None
+        _stream(arm, 3)
+        assert arm.fault is None and arm.commands == sent + 3
+    finally:
+        arm.disconnect()
