@@ -44,7 +44,11 @@ def _controller(hand: str, method: str, files: dict[str, str]) -> Any:
     residual = "none" if method == "direct" else files[method]
     return DexNDMController(
         DexNDMControllerConfig(
-            hand=hand, generalist=files.get("generalist", ""), residual=residual, ndm="none"
+            hand=hand,
+            generalist=files.get("generalist", ""),
+            residual=residual,
+            ndm="none",
+            residual_scale=float(files.get("scale", 1.0)),
         )
     )
 
@@ -85,6 +89,7 @@ def run_methods(args: argparse.Namespace, files: dict[str, str]) -> tuple[list[d
                 **summarize(res, args.episode_s, 1.0 / robot.rate_hz),
                 "seconds": round(time.perf_counter() - t0, 1),
                 "residual": None if method == "direct" else files[method],
+                "residual_scale": None if method == "direct" else files.get("scale", 1.0),
             }
             records.append(rec)
             print(json.dumps(rec), flush=True)
@@ -174,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dynamics", choices=("reality", "nominal"), default="reality")
     p.add_argument("--reality-seed", type=int, default=0)
     p.add_argument("--generalist", default="", help="the base policy (default: the shipped one)")
+    p.add_argument("--residual-scale", type=float, default=1.0, help="the controller's scale")
     p.add_argument("--residual-joint-wise", default=None, help="default: the shipped one")
     p.add_argument("--residual-whole-hand", default=None, help="default: the shipped one")
     p.add_argument("--chaos-data", default=None, help="the chaos-box data the NDMs tuned on")
@@ -185,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "joint_wise": args.residual_joint_wise or str(residual_path(args.hand, "joint_wise")),
         "whole_hand": args.residual_whole_hand or str(residual_path(args.hand, "whole_hand")),
         "generalist": args.generalist,
+        "scale": args.residual_scale,
     }
     records, task = run_methods(args, files)
     out: dict[str, Any] = {"records": records}
