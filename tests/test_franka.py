@@ -169,3 +169,26 @@ def test_a_reflex_reported_by_the_arm_faults_and_needs_a_recovery(server, monkey
         assert arm.fault is None and arm.commands == sent + 3
     finally:
         arm.disconnect()
+
+
+def test_an_estop_holds_the_arm_and_the_release_resumes(server):
+    """While the session holds (e-stop, stale input) nothing new reaches the arm: it stands
+    at its last target; after the release it follows the operator again."""
+    arm = ARMS.make("franka", host=server.host, realtime=False)
+    arm.connect()
+    try:
+        _stream(arm, 10)
+        sent = arm.commands
+        time.sleep(0.3)
+        before = arm.read().palm[:3, 3]
+        for k in range(10):  # the operator keeps moving during the e-stop
+            arm.read()
+            _, events = arm.send(pose((0.1 + 0.02 * k, 0.0, 0.0)), hold="emergency_stop")
+            assert events == ["emergency_stop"]
+            time.sleep(0.05)
+        held = arm.read().palm[:3, 3]
+        assert arm.commands == sent and np.linalg.norm(held - before) < 1e-3
+        _stream(arm, 5)
+        assert arm.commands == sent + 5 and arm.fault is None
+    finally:
+        arm.disconnect()
