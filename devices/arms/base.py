@@ -24,7 +24,6 @@ commands, the filter's events and faults and the tracking error of the palm.
 from __future__ import annotations
 
 import abc
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -33,7 +32,7 @@ import numpy as np
 
 from assets.arms import ArmSpec
 from assets.registry import Registry
-from devices.robots.base import Fault, Robot
+from devices.robots.base import Fault, FaultLog, Robot
 from devices.robots.wrist import WristFilter, WristLimits
 
 #: Every arm backend by name: ``ARMS.make("sim")``.
@@ -102,7 +101,7 @@ def pose_error(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return d, float(np.arccos(np.clip(c, -1.0, 1.0)))
 
 
-class Arm(abc.ABC):
+class Arm(abc.ABC, FaultLog):
     """An arm at a fixed control rate carrying the session's hand.
 
     Subclasses implement :meth:`_read` and :meth:`_write_palm`, and may adapt the hand
@@ -110,6 +109,7 @@ class Arm(abc.ABC):
     """
 
     Config: ClassVar[type]
+    fault_kind = "arm"
     #: Whether commands move real hardware (never on a virtual clock).
     drives_hardware: ClassVar[bool] = True
     #: The control mode now (what the status shows).
@@ -133,8 +133,7 @@ class Arm(abc.ABC):
         self.rate_hz = float(rate_hz)
         self.filter = WristFilter(limits.wrist_limits(), 1.0 / self.rate_hz)
         self.start_palm: np.ndarray | None = None  # where the palm was when the filter latched
-        self.faults: list[Fault] = []
-        self.fault: Fault | None = None
+        self.reset_faults()
         self.commands = 0
         self.counts: Counter[str] = Counter()
         self._errors_m: list[float] = []
@@ -146,16 +145,14 @@ class Arm(abc.ABC):
         self.workspace_violations = 0
         self.speed_violations = 0
         self._connected = False
-        self._t_connect = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------
-    def attach(self, robot: Robot) -> None:  # noqa: B027 - optional hook
+    def attach(self, robot: Robot) -> None:
         """Bind to the session's hand backend before connecting (a simulated arm shares its
         simulation)."""
 
     def connect(self) -> None:
-        self._t_connect = time.monotonic()
-        self.faults, self.fault = [], None
+        self.reset_faults()
         self._connect()
         self._connected = True
         self.restart()
@@ -180,13 +177,7 @@ class Arm(abc.ABC):
     def raise_fault(self, source: str, reason: str) -> Fault:
         """Record a fault and make it the active one (the session holds the hand and the arm
         until the operator recovers); the same active fault is not recorded twice."""
-        source = f"arm {source}"
-        if self.fault is not None and (self.fault.source, self.fault.reason) == (source, reason):
-            return self.fault
-        f = Fault(time.monotonic() - self._t_connect, source, reason)
-        self.faults.append(f)
-        self.fault = f
-        return f
+        return super().raise_fault(f"arm {source}", reason)
 
     def clear_fault(self) -> bool:
         """The operator's explicit recovery: the backend recovers (a real arm: its error
@@ -285,10 +276,10 @@ class Arm(abc.ABC):
         return {}
 
     # -- for subclasses ----------------------------------------------------------------------
-    def _connect(self) -> None:  # noqa: B027 - optional hook
+    def _connect(self) -> None:
         pass
 
-    def _disconnect(self) -> None:  # noqa: B027 - optional hook
+    def _disconnect(self) -> None:
         pass
 
     @abc.abstractmethod

@@ -60,7 +60,33 @@ class Fault:
         return {"t": round(self.t, 3), "source": self.source, "reason": self.reason}
 
 
-class Robot(abc.ABC):
+class FaultLog:
+    """Faults since connecting and the active one, for hands and arms (the one way a fault
+    is recorded): :meth:`raise_fault` records and activates, the owner clears ``fault``."""
+
+    #: what the log line calls the owner's faults
+    fault_kind: ClassVar[str] = "hand"
+
+    def reset_faults(self) -> None:
+        """A new connection: no faults yet; fault times count from now."""
+        self._t_connect = time.monotonic()
+        #: every fault since connecting, in order; :attr:`fault` is the one holding the hand
+        self.faults: list[Fault] = []
+        self.fault: Fault | None = None
+
+    def raise_fault(self, source: str, reason: str) -> Fault:
+        """Record a fault and make it the active one (the loop holds the hand until it is
+        cleared); the same active fault is not recorded twice."""
+        if self.fault is not None and (self.fault.source, self.fault.reason) == (source, reason):
+            return self.fault
+        f = Fault(time.monotonic() - self._t_connect, source, reason)
+        self.faults.append(f)
+        self.fault = f
+        log.error("%s fault: %s", self.fault_kind, f)
+        return f
+
+
+class Robot(abc.ABC, FaultLog):
     """A hand at a fixed control rate.
 
     Subclasses implement :meth:`_read` and :meth:`_write`. Callers use :meth:`send`, which
@@ -100,15 +126,11 @@ class Robot(abc.ABC):
         self.wrist_filter = WristFilter(wrist_limits or WristLimits(), 1.0 / self.rate_hz)
         self.limit_violations = 0
         self._connected = False
-        #: every fault since connecting, in order; :attr:`fault` is the one holding the hand
-        self.faults: list[Fault] = []
-        self.fault: Fault | None = None
-        self._t_connect = time.monotonic()
+        self.reset_faults()
 
     # -- lifecycle -------------------------------------------------------------------------
     def connect(self) -> None:
-        self._t_connect = time.monotonic()
-        self.faults, self.fault = [], None
+        self.reset_faults()
         self._connect()
         self._connected = True
         self.safety.reset(self._read().q)
@@ -131,17 +153,6 @@ class Robot(abc.ABC):
         return self._connected
 
     # -- faults and health -----------------------------------------------------------------
-    def raise_fault(self, source: str, reason: str) -> Fault:
-        """Record a fault and make it the active one (the loop holds the hand until it is
-        cleared); the same active fault is not recorded twice."""
-        if self.fault is not None and (self.fault.source, self.fault.reason) == (source, reason):
-            return self.fault
-        f = Fault(time.monotonic() - self._t_connect, source, reason)
-        self.faults.append(f)
-        self.fault = f
-        log.error("hand fault: %s", f)
-        return f
-
     def clear_fault(self) -> bool:
         """The operator's acknowledgement: the hand may move again if the backend finds
         nothing wrong now (:meth:`_recheck`); returns whether the fault cleared."""
@@ -220,10 +231,10 @@ class Robot(abc.ABC):
         return safe, events
 
     # -- for subclasses ----------------------------------------------------------------------
-    def _connect(self) -> None:  # noqa: B027 - optional hook
+    def _connect(self) -> None:
         pass
 
-    def _disconnect(self) -> None:  # noqa: B027 - optional hook
+    def _disconnect(self) -> None:
         pass
 
     @abc.abstractmethod
@@ -232,7 +243,7 @@ class Robot(abc.ABC):
     @abc.abstractmethod
     def _write(self, target: np.ndarray) -> None: ...
 
-    def _write_wrist(self, pose: np.ndarray) -> None:  # noqa: B027 - optional capability
+    def _write_wrist(self, pose: np.ndarray) -> None:
         """Move the wrist to ``pose`` (4, 4) relative to its origin (filtered already)."""
 
 
