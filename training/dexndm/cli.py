@@ -170,7 +170,12 @@ def add_residual_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--l2", type=float, default=1e-3, help="penalty on the correction's size")
+    p.add_argument(
+        "--l2",
+        type=float,
+        default=0.03,
+        help="penalty on the correction's size (its mean square over max-rad squared)",
+    )
     p.add_argument("--max-rad", type=float, default=0.05, help="largest correction per joint")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)

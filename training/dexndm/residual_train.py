@@ -39,7 +39,7 @@ class ResidualTrainConfig:
     epochs: int = 20
     batch: int = 512
     lr: float = 5e-4
-    l2: float = 1e-3
+    l2: float = 0.03
     val_fraction: float = 0.1
     seed: int = 0
     threads: int | None = None

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# DexNDM's whole pipeline for one base policy on the stand-in real hand (issue 21), resumable
+# (a step whose output exists is skipped), then the residual-penalty sweep on the bench:
+#   bench/dexndm_pipeline.sh GENERALIST.pt OUT_DIR [TRANSITIONS]
+# The shipped models: bench/dexndm_pipeline.sh assets/checkpoints/rl/rotate_generalist_leap.pt
+# out/s3/ndm_gon 160000 (about 45 minutes on 2 cores; the l2 0.03 residuals were then trained
+# again with --ndm assets/checkpoints/dexndm/ndm_K_leap.pt so that each names its model).
+# A real hand: replace --robot in the chaos-box step (e.g. dynamixel:port=/dev/ttyUSB0).
+set -u
+cd "$(dirname "$0")/.."
+export MENAGERIE_ROOT=${MENAGERIE_ROOT:-$PWD/../shared/menagerie}
+G=$1; D=$2; TR=${3:-160000}
+ROBOT=${ROBOT:-sim:dynamics=reality,chaos_box=20}
+mkdir -p "$D"
+[ -f "$D/sim_rollouts_leap/manifest.json" ] || .venv/bin/dexteleop data generate --task rotate --hand leap \
+  --policy "$G" --transitions "$TR" --out "$D/sim_rollouts_leap" > "$D/gen.log" 2>&1
+[ -f "$D/chaos_leap_palm_up/manifest.json" ] || .venv/bin/dexteleop data chaos-box --robot "$ROBOT" \
+  --trajectories 300 --source "$D/sim_rollouts_leap" --out "$D/chaos_leap_palm_up" --no-progress > "$D/chaos.log" 2>&1
+for K in joint_wise whole_hand; do
+  [ -f "$D/ndm_${K}_sim.pt" ] || .venv/bin/dexteleop train ndm --kind $K --data "$D/sim_rollouts_leap" \
+    --epochs 15 --out "$D/ndm_${K}_sim.pt" --no-progress > "$D/ndm_${K}_sim.log" 2>&1
+  [ -f "$D/ndm_${K}.pt" ] || .venv/bin/dexteleop train ndm --kind $K --data "$D/chaos_leap_palm_up" \
+    --init "$D/ndm_${K}_sim.pt" --epochs 15 --lr 5e-4 --out "$D/ndm_${K}.pt" --no-progress > "$D/ndm_${K}.log" 2>&1
+  for L in 0.001 0.03 0.3; do
+    [ -f "$D/residual_${K}_l$L.pt" ] || .venv/bin/dexteleop train dexndm-residual --data "$D/sim_rollouts_leap" \
+      --ndm "$D/ndm_${K}.pt" --epochs 8 --max-rad 0.1 --l2 $L --out "$D/residual_${K}_l$L.pt" \
+      --no-progress > "$D/res_${K}_l$L.log" 2>&1
+  done
+done
+for L in 0.001 0.03 0.3; do
+  M="joint_wise whole_hand"; [ $L = 0.001 ] && M="direct joint_wise whole_hand"
+  [ -f "$D/eval_l$L.json" ] || .venv/bin/python bench/dexndm_eval.py --hand leap --episodes 20 --seed 0 \
+    --generalist "$G" --methods $M --residual-joint-wise "$D/residual_joint_wise_l$L.pt" \
+    --residual-whole-hand "$D/residual_whole_hand_l$L.pt" --chaos-data "$D/chaos_leap_palm_up" \
+    --ood-data out/dexndm/chaos_leap_palm_down --no-throughput --json "$D/eval_l$L.json" > "$D/eval_l$L.log" 2>&1
+done
