@@ -2,7 +2,7 @@
 the joint-wise NDM's residual (DexNDM Sec. 4.2, Table 6 / Fig. 6).
 
     .venv/bin/python bench/dexndm_eval.py --hand leap --episodes 20 --seed 0 \\
-        [--wrist palm_up] [--object cube] [--axes +z -z] --json PATH
+        [--wrist palm_up] [--object cube] [--axes z+ z-] --json PATH
 
 Every episode runs on ``--robot sim:dynamics=reality`` (``devices.robots.reality``: the hand
 no trainer saw) through the ``dexndm`` controller: the object starts where the rotation
@@ -164,6 +164,16 @@ def throughput(batch: int = 1024, steps: int = 30) -> dict[str, Any]:
     return out
 
 
+def _axis(text: str) -> str:
+    """A palm axis from ``+z`` or ``z+`` (argparse reads a bare ``-z`` as an option)."""
+    from devices.tick import PALM_AXES
+
+    name = text if text[:1] in "+-" else text[1:] + text[:1]
+    if name not in PALM_AXES:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a palm axis ({' '.join(PALM_AXES)})")
+    return name
+
+
 def main(argv: list[str] | None = None) -> int:
     from controllers.dexndm import residual_path
 
@@ -173,7 +183,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--wrist", default="palm_up")
     p.add_argument("--object", default="cube")
-    p.add_argument("--axes", nargs="+", default=["+z", "-z"])
+    p.add_argument(
+        "--axes",
+        nargs="+",
+        type=_axis,
+        default=["+z", "-z"],
+        help="palm axes, written z+ z- (as bench/rotation_eval.py) or --axes=+z",
+    )
     p.add_argument("--episode-s", type=float, default=20.0)
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--dynamics", choices=("reality", "nominal"), default="reality")

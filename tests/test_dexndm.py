@@ -264,3 +264,16 @@ def test_ndm_trains_on_the_first_trajectories_only_when_asked(linear_data, tmp_p
     rep = train_ndm([root], tmp_path / "m.pt", cfg, resume=False)
     assert rep["data"][0]["segments"] == 5
     assert rep["train_windows"] + rep["val_windows"] == 5 * (120 - 4)
+
+
+def test_dexndm_bench_reads_both_axis_spellings():
+    """``--axes z+ z-`` (rotation_eval's spelling) and ``--axes=+z``: argparse would read a
+    bare ``-z`` as an option."""
+    import argparse
+
+    from bench.dexndm_eval import _axis
+
+    assert [_axis(a) for a in ("z+", "z-", "+x", "-y", "y-")] == ["+z", "-z", "+x", "-y", "-y"]
+    for bad in ("z", "w+", "+zz", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="not a palm axis"):
+            _axis(bad)
