@@ -27,10 +27,12 @@ for K in joint_wise whole_hand; do
       --no-progress > "$D/res_${K}_l$L.log" 2>&1
   done
 done
+# NDM errors on a held-out wrist when its chaos-box data exists (`data chaos-box --wrist palm_down`)
+OOD=(); [ -f out/dexndm/chaos_leap_palm_down/manifest.json ] && OOD=(--ood-data out/dexndm/chaos_leap_palm_down)
 for L in 0.001 0.03 0.3; do
   M="joint_wise whole_hand"; [ $L = 0.001 ] && M="direct joint_wise whole_hand"
   [ -f "$D/eval_l$L.json" ] || .venv/bin/python bench/dexndm_eval.py --hand leap --episodes 20 --seed 0 \
     --generalist "$G" --methods $M --residual-joint-wise "$D/residual_joint_wise_l$L.pt" \
     --residual-whole-hand "$D/residual_whole_hand_l$L.pt" --chaos-data "$D/chaos_leap_palm_up" \
-    --ood-data out/dexndm/chaos_leap_palm_down --no-throughput --json "$D/eval_l$L.json" > "$D/eval_l$L.log" 2>&1
+    "${OOD[@]}" --no-throughput --json "$D/eval_l$L.json" > "$D/eval_l$L.log" 2>&1
 done
