@@ -6,31 +6,36 @@
 # out/s3/ndm_gon 160000 (about 45 minutes on 2 cores; the l2 0.03 residuals were then trained
 # again with --ndm assets/checkpoints/dexndm/ndm_K_leap.pt so that each names its model).
 # A real hand: replace --robot in the chaos-box step (e.g. dynamixel:port=/dev/ttyUSB0).
+# Environment: THREADS (CPU threads per step, default 2), LS (the residual penalties to
+# train and evaluate, default "0.001 0.03 0.3"; the shipped one is 0.03).
 set -u
 cd "$(dirname "$0")/.."
 export MENAGERIE_ROOT=${MENAGERIE_ROOT:-$PWD/../shared/menagerie}
 G=$1; D=$2; TR=${3:-160000}
 ROBOT=${ROBOT:-sim:dynamics=reality,chaos_box=20}
+T=${THREADS:-2}; LS=${LS:-0.001 0.03 0.3}
+export OMP_NUM_THREADS=$T MKL_NUM_THREADS=$T
 mkdir -p "$D"
 [ -f "$D/sim_rollouts_leap/manifest.json" ] || .venv/bin/dexteleop data generate --task rotate --hand leap \
-  --policy "$G" --transitions "$TR" --out "$D/sim_rollouts_leap" > "$D/gen.log" 2>&1
+  --policy "$G" --transitions "$TR" --threads $T --out "$D/sim_rollouts_leap" > "$D/gen.log" 2>&1
 [ -f "$D/chaos_leap_palm_up/manifest.json" ] || .venv/bin/dexteleop data chaos-box --robot "$ROBOT" \
   --trajectories 300 --source "$D/sim_rollouts_leap" --out "$D/chaos_leap_palm_up" --no-progress > "$D/chaos.log" 2>&1
 for K in joint_wise whole_hand; do
   [ -f "$D/ndm_${K}_sim.pt" ] || .venv/bin/dexteleop train ndm --kind $K --data "$D/sim_rollouts_leap" \
-    --epochs 15 --out "$D/ndm_${K}_sim.pt" --no-progress > "$D/ndm_${K}_sim.log" 2>&1
+    --epochs 15 --threads $T --out "$D/ndm_${K}_sim.pt" --no-progress > "$D/ndm_${K}_sim.log" 2>&1
   [ -f "$D/ndm_${K}.pt" ] || .venv/bin/dexteleop train ndm --kind $K --data "$D/chaos_leap_palm_up" \
-    --init "$D/ndm_${K}_sim.pt" --epochs 15 --lr 5e-4 --out "$D/ndm_${K}.pt" --no-progress > "$D/ndm_${K}.log" 2>&1
-  for L in 0.001 0.03 0.3; do
+    --init "$D/ndm_${K}_sim.pt" --epochs 15 --lr 5e-4 --threads $T --out "$D/ndm_${K}.pt" --no-progress > "$D/ndm_${K}.log" 2>&1
+  for L in $LS; do
     [ -f "$D/residual_${K}_l$L.pt" ] || .venv/bin/dexteleop train dexndm-residual --data "$D/sim_rollouts_leap" \
-      --ndm "$D/ndm_${K}.pt" --epochs 8 --max-rad 0.1 --l2 $L --out "$D/residual_${K}_l$L.pt" \
+      --ndm "$D/ndm_${K}.pt" --epochs 8 --max-rad 0.1 --l2 $L --threads $T --out "$D/residual_${K}_l$L.pt" \
       --no-progress > "$D/res_${K}_l$L.log" 2>&1
   done
 done
 # NDM errors on a held-out wrist when its chaos-box data exists (`data chaos-box --wrist palm_down`)
 OOD=(); [ -f out/dexndm/chaos_leap_palm_down/manifest.json ] && OOD=(--ood-data out/dexndm/chaos_leap_palm_down)
-for L in 0.001 0.03 0.3; do
-  M="joint_wise whole_hand"; [ $L = 0.001 ] && M="direct joint_wise whole_hand"
+FIRST=${LS%% *}
+for L in $LS; do
+  M="joint_wise whole_hand"; [ $L = $FIRST ] && M="direct joint_wise whole_hand"
   [ -f "$D/eval_l$L.json" ] || .venv/bin/python bench/dexndm_eval.py --hand leap --episodes 20 --seed 0 \
     --generalist "$G" --methods $M --residual-joint-wise "$D/residual_joint_wise_l$L.pt" \
     --residual-whole-hand "$D/residual_whole_hand_l$L.pt" --chaos-data "$D/chaos_leap_palm_up" \
