@@ -3,8 +3,9 @@
 # (a step whose output exists is skipped), then the residual-penalty sweep on the bench:
 #   bench/dexndm_pipeline.sh GENERALIST.pt OUT_DIR [TRANSITIONS]
 # The shipped models: bench/dexndm_pipeline.sh assets/checkpoints/rl/rotate_generalist_leap.pt
-# out/s3/ndm_gon 160000 (about 45 minutes on 2 cores; the l2 0.03 residuals were then trained
-# again with --ndm assets/checkpoints/dexndm/ndm_K_leap.pt so that each names its model).
+# out/s4/ndm_gon6 160000 (THREADS=1 LS=0.03: about 18 minutes on one core; the residuals were
+# then trained again with --ndm assets/checkpoints/dexndm/ndm_K_leap.pt so that each names
+# its model).
 # A real hand: replace --robot in the chaos-box step (e.g. dynamixel:port=/dev/ttyUSB0).
 # Environment: THREADS (CPU threads per step, default 2), LS (the residual penalties to
 # train and evaluate, default "0.001 0.03 0.3"; the shipped one is 0.03).
