@@ -3,6 +3,7 @@ whole path from a specialist through `dexteleop train rotation-generalist` to th
 rotation bench."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -118,6 +119,15 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     assert axes_seen == {(0.0, 0.0, 1.0), (0.0, 0.0, -1.0)}
     with pytest.raises(ValueError, match="differs in"):
         distill.collect([spec / "policy.pt", ref / "policy.pt"], "leap", sf)
+    # a generalist may see more steps than the specialists' own history: the rollouts keep
+    # its buffer, whose last 10 steps are the 10-step generalist's observation
+    sl = DistillSettings(episodes=4, episode_s=1.0, flip_s=0.2, keep_dropped=True, threads=1,
+                         history=12)  # fmt: skip
+    ldata, _, _ = distill.collect([spec / "policy.pt", spec_m / "policy.pt"], "leap", sl)
+    assert ldata["obs"].shape[1] == 12 * 32 + 6
+    np.testing.assert_allclose(ldata["obs"][:, 64:], fdata["obs"])
+    first = ldata["obs"][0, : 12 * 32].reshape(12, 32)
+    np.testing.assert_array_equal(first, np.repeat(first[:1], 12, axis=0))  # a reset fills it
     # DAgger after cloning: the generalist drives half the worlds, the specialists label
     sd = DistillSettings(episodes=3, episode_s=1.0, flip_s=0.2, epochs=1, hidden=32, blocks=1,
                          threads=1, dagger_rounds=1, dagger_epochs=1)  # fmt: skip
@@ -125,8 +135,11 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     (r1,) = rd["dagger"]
     assert r1["beta"] == 0.5 and r1["added"] > 0 and r1["episodes"] == 3
     assert rd["transitions"] > r1["added"] and rd["curve"][-1]["dagger_round"] == 1
-    rep = distill.distill([spec / "policy.pt"], "leap", gen, s)
+    # this one sees 12 steps, more than its specialist: the bench and data generation give
+    # it its own history length
+    rep = distill.distill([spec / "policy.pt"], "leap", gen, replace(s, history=12))
     assert rep["specialists"][0]["axes"] == ["z+"] and rep["transitions"] > 0
+    assert rep["config"]["history"] == 12
     assert json.loads(gen.with_suffix(".json").read_text())["transitions"] == rep["transitions"]
     loaded = RotationGeneralist.load(gen, hand="leap")
     assert loaded.meta["env"]["action_mode"] == "delta" and loaded.meta["physics"]

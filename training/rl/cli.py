@@ -267,6 +267,9 @@ def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dagger-epochs", type=int, default=4, help="fine-tuning epochs per round")
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument(
+        "--history", type=int, default=10, help="T, steps of (q, target) the generalist sees"
+    )
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--blocks", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
@@ -287,6 +290,7 @@ def run_generalist(args: argparse.Namespace) -> int:
         dagger_rounds=args.dagger_rounds,
         dagger_epochs=args.dagger_epochs,
         epochs=args.epochs,
+        history=args.history,
         hidden=args.hidden,
         blocks=args.blocks,
         seed=args.seed,

@@ -51,6 +51,9 @@ class DistillSettings:
     episodes: int = 64  # per specialist, rolled out in parallel worlds
     rounds: int = 1  # batches of ``episodes`` per specialist
     episode_s: float = 20.0
+    #: T, steps of (q, target) the generalist sees (DexNDM: 10); longer than the
+    #: specialists' own history is allowed (the rollouts keep their own buffer)
+    history: int = 10
     hidden: int = 512
     blocks: int = 5
     epochs: int = 30
@@ -122,8 +125,6 @@ def collect(
             dr=Randomization.named(s.randomization),
             **{**DEMO_OBJECTS, **over},
         )
-        if env.cfg.history < GeneralistConfig.history:
-            raise ValueError(f"{group[0]}: history {env.cfg.history} < the generalist's 10 steps")
         ph = env.physics()
         if physics is not None and differences(physics, ph):
             raise ValueError(f"{group[0]}: trained on other physics than the first specialist")
@@ -190,7 +191,7 @@ def _rollouts(
     from devices.robots.limits import limit_step
 
     rng = np.random.default_rng(s.seed + seed_offset)
-    T = GeneralistConfig.history
+    T = s.history
     names = env.cfg.axes
     kept = dropped = flips = 0
     rot = []
@@ -199,6 +200,10 @@ def _rollouts(
         env.reset()
         obs = env.get_observations()
         N, steps = env.num_envs, env.max_episode_length
+        # the generalist's own T steps (the env keeps the specialists' history length); a
+        # reset fills the history with the first reading, as the env's does
+        hq = np.repeat(env.hist_q[:, -1:], T, axis=1)
+        ht = np.repeat(env.hist_target[:, -1:], T, axis=1)
         buf_o = np.zeros((steps, N, T * 2 * env.n + 6), np.float32)
         buf_a = np.zeros((steps, N, env.n), np.float32)
         alive = np.ones(N, bool)
@@ -215,9 +220,7 @@ def _rollouts(
                 env.set_axis(np.array([w]), names[int(rng.choice(others))])
                 next_flip[w] = t + rng.uniform(0.75, 1.25) * period
                 flips += 1
-            buf_o[t] = generalist_obs(
-                env.hist_q[:, -T:], env.hist_target[:, -T:], env.axis, env.gravity
-            )
+            buf_o[t] = generalist_obs(hq, ht, env.axis, env.gravity)
             a = np.zeros((N, env.n))
             for idx, policy in policies.items():
                 m = env.axis_name == idx
@@ -236,6 +239,8 @@ def _rollouts(
                 own = before + scale * np.clip(g, -1.0, 1.0)
                 target = np.where(expert_drives[:, None], expert, own)
             obs, _, _, _ = env.step_targets(target, actions=a)
+            hq = np.concatenate([hq[:, 1:], env.hist_q[:, -1:]], axis=1)
+            ht = np.concatenate([ht[:, 1:], env.hist_target[:, -1:]], axis=1)
             turned += alive * np.sum(env.last_omega * env.last_axis, axis=1) * env.dt
             length += alive
             fell |= alive & env.last_terminated
@@ -327,6 +332,7 @@ def distill(
     shared = {k: _shared(specialists, k) for k in ("rest_q", "scale_range")}
     cfg = GeneralistConfig(
         n=data["act"].shape[1],
+        history=s.history,
         hidden=s.hidden,
         blocks=s.blocks,
         action_mode="delta",
