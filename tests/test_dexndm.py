@@ -175,11 +175,11 @@ def test_chaos_box_source_needs_rollouts(tmp_path):
         source_sequences(tmp_path / "none")
 
 
-def _linear_rollouts(root, gains, segments=16, steps=80, seed=0):
+def _linear_rollouts(root, gains, segments=16, steps=80, seed=0, meta=None):
     """Rollouts (with axis and gravity) of the linear joint system under smooth random
     target steps, as `data generate --task rotate` writes them."""
     rng = np.random.default_rng(seed)
-    w = DatasetWriter(root, meta={"hand": "leap", "task": "rotate"})
+    w = DatasetWriter(root, meta={"hand": "leap", "task": "rotate", **(meta or {})})
     for _ in range(segments):
         q, a = np.zeros((steps, N)), np.zeros((steps, N))
         cur = rng.uniform(-0.3, 0.3, N)
@@ -241,6 +241,31 @@ def test_residual_closes_the_gap_to_a_slower_hand(residual_setup):
 
     _, meta = load_residual(root / "res_slow.pt", hand="leap")
     assert meta["ndm_kind"] == "joint_wise" and meta["ndm"].endswith("slow.pt")
+
+
+def test_residual_sees_its_base_policys_history(residual_setup):
+    """Rollouts of a generalist that sees 6 steps (its file's env.history, kept in the
+    rollouts' manifest by `data generate`): the residual's observation is that generalist's."""
+    from controllers.dexndm.residual import ResidualConfig, load_residual
+    from training.dexndm.residual_train import (
+        ResidualTrainConfig,
+        base_policy_history,
+        train_residual,
+    )
+
+    root, sim = residual_setup
+    six = _linear_rollouts(root / "six", np.full(N, 0.5), segments=4,
+                           meta={"policy_meta": {"env": {"history": 6}}})  # fmt: skip
+    assert base_policy_history([six]) == 6 and base_policy_history([sim]) is None
+    cfg = ResidualTrainConfig(epochs=1, batch=128, seed=0, threads=1)
+    cfg.model = ResidualConfig(hidden=16, layers=1)
+    train_residual([six], root / "same.pt", root / "res_six.pt", cfg)
+    model, _ = load_residual(root / "res_six.pt", hand="leap")
+    assert model.cfg.history == 6 and cfg.model.history == 10  # the caller's is left alone
+    seven = _linear_rollouts(root / "seven", np.full(N, 0.5), segments=2,
+                             meta={"policy_meta": {"env": {"history": 7}}})  # fmt: skip
+    with pytest.raises(ValueError, match="different histories"):
+        base_policy_history([six, seven])
 
 
 def test_optional_fields_are_all_or_nothing(tmp_path):

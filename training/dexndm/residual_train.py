@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,21 @@ def _evaluate(res_model, ndm, data: Rollouts, rows: torch.Tensor, batch: int = 2
     }
 
 
+def base_policy_history(data: list[str | Path]) -> int | None:
+    """The history T of the generalist whose rollouts ``data`` are (from the manifests written
+    by ``data generate``; the residual sees that generalist's observation); None when no
+    manifest names one. Rollouts of generalists with different T are refused."""
+    found = set()
+    for root in data:
+        meta = (read_manifest(root) or {}).get("meta", {})
+        T = ((meta.get("policy_meta") or {}).get("env") or {}).get("history")
+        if T is not None:
+            found.add(int(T))
+    if len(found) > 1:
+        raise ValueError(f"rollouts of base policies with different histories: {sorted(found)}")
+    return found.pop() if found else None
+
+
 def train_residual(
     data: list[str | Path],
     ndm_path: str | Path,
@@ -160,6 +175,10 @@ def train_residual(
     for p in ndm.parameters():
         p.requires_grad_(False)
     ndm.eval()
+    T_base = base_policy_history(data)
+    if T_base is not None and T_base != cfg.model.history:
+        log.info("the base policy sees %d steps: the residual's observation follows it", T_base)
+        cfg = replace(cfg, model=replace(cfg.model, history=T_base))
     T, W = cfg.model.history, ndm.cfg.window
     rollouts = Rollouts(list(data), T, W, cfg.val_fraction)
     if len(rollouts.train) == 0:
