@@ -177,6 +177,37 @@ def test_task_settings_from_the_command_line(tmp_path, capsys):
     assert "penalty_scale must be a float" in capsys.readouterr().err
 
 
+def test_a_new_run_starts_from_another_policy(tmp_path, capsys):
+    """--init: a new run's actor is the given policy's (its start pose travels with it, the
+    axis is the run's own) and its record names it; one that does not fit is refused."""
+    from teleop_app.cli import main
+
+    rl = ["train", "rl", "--task", "rotate", "--scale", "smoke", "--grasp-cache",
+          str(tmp_path / "g")]  # fmt: skip
+    pose = ",".join(str(v) for v in CUPPED)
+    assert main([*rl, "--iterations", "1", "--axes", "x+", "--set", "start=palm",
+                 f"rest_q={pose}", "scale_range=1.4,1.4",
+                 "--out", str(tmp_path / "xp")]) == 0  # fmt: skip
+    src = tmp_path / "xp" / "policy.pt"
+    assert main([*rl, "--iterations", "0", "--axes", "x-", "--set", "start=palm",
+                 "scale_range=1.4,1.4", "--init", str(src),
+                 "--out", str(tmp_path / "xm")]) == 0  # fmt: skip
+    a = torch.load(src, weights_only=False)
+    b = torch.load(tmp_path / "xm" / "policy.pt", weights_only=False)
+    assert a["actor_state_dict"].keys() == b["actor_state_dict"].keys()
+    for k, v in a["actor_state_dict"].items():
+        assert torch.equal(v, b["actor_state_dict"][k]), k
+    head = [v for k, v in a["actor_state_dict"].items() if k.endswith("weight")][-1]
+    assert head.abs().sum() > 0  # a trained head, not the zero head a new run starts from
+    assert b["meta"]["env"]["rest_q"] == list(CUPPED) and b["meta"]["env"]["axes"] == ["x-"]
+    assert b["meta"]["init"] == str(src)
+    capsys.readouterr()
+    # without the object in its observations the policy's inputs do not fit: refused
+    assert main([*rl, "--iterations", "0", "--set", "oracle=false", "--init", str(src),
+                 "--out", str(tmp_path / "no")]) != 0  # fmt: skip
+    assert "weights do not fit" in capsys.readouterr().err
+
+
 def test_penalty_scale_scales_the_regularisers_only(tmp_path):
     a = _env(tmp_path, axes=("z+",), dr=Randomization(enabled=False), seed=3)
     b = _env(tmp_path, axes=("z+",), dr=Randomization(enabled=False), seed=3, penalty_scale=0.0)

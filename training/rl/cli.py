@@ -125,6 +125,13 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         help="the policy's initial action noise (default: the scale's for the task)",
     )
+    p.add_argument(
+        "--init",
+        metavar="POLICY",
+        help="a new run starts from this policy.pt's actor (its action noise and observation "
+        "layout included; e.g. another axis's specialist) instead of a zero action head; "
+        "the critic starts fresh",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="learner device: cpu, cuda (default: cuda when available)")
     p.add_argument("--grasp-cache", help="folder for generated grasp caches (default out/grasps)")
@@ -188,6 +195,7 @@ def run_rl(args: argparse.Namespace) -> int:
         env_overrides=env_over,
         settings=settings,
         device=args.device,
+        init=args.init,
     )
     last = res.curve[-1] if res.curve else {}
     print(

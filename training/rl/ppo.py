@@ -205,8 +205,14 @@ def train(
     settings: PPOSettings | None = None,
     progress: bool = True,
     device: str | None = None,
+    init: str | Path | None = None,
 ) -> TrainResult:
     """Train a PPO policy on ``task``; checkpoints in ``out/checkpoint.pt`` (resumed).
+
+    ``init``: a new run (no checkpoint in ``out``) starts from this policy's actor (a
+    ``policy.pt``, e.g. a specialist of another axis) instead of a zero action head; the
+    critic and the optimizer start fresh. The policy must match the task's observations
+    and actions. A resumed run ignores it.
 
     Returns the curve: per iteration, mean reward, goals per minute, hold rate.
     The learner runs on ``device`` (default: CUDA when available, else the CPU); the
@@ -230,6 +236,8 @@ def train(
     offset = ck["iteration"] if ck is not None else 0
     torch.manual_seed(seed + offset)
     env_kw, preset = scale_preset(scale, task)
+    if init is not None:  # the layout the starting policy acts in; the caller's settings win
+        env_kw.update(Policy.env_overrides(init))
     env_kw.update(env_overrides or {})
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -240,7 +248,9 @@ def train(
     obs = env.get_observations()
     alg = PPO.construct_algorithm(obs, env, copy.deepcopy(cfg), device)
     start_it, curve, env_steps, seconds = 0, [], 0, 0.0
-    if ck is None:
+    if ck is None and init is not None:
+        init_actor(alg.get_policy(), init, env)
+    elif ck is None:
         zero_action_head(alg.get_policy())
     if ck is not None:
         alg.load(ck["alg"], None, True)
@@ -255,6 +265,9 @@ def train(
         log.info("resumed %s at iteration %d", ckpt_path, start_it)
     writer = SummaryWriter(log_dir=str(out / "tb"))
     meta = policy_meta(task, scale, hand, seed, device, env, s)
+    if init is not None:
+        # a resumed run keeps the record of where its first iteration came from
+        meta["init"] = (ck.meta.get("init") if ck is not None else None) or str(init)
     (out / "config.json").write_text(json.dumps(meta, indent=2))
     bar = None
     if progress:
@@ -368,6 +381,24 @@ def zero_action_head(actor: Any) -> None:
         last.bias.zero_()
 
 
+def init_actor(actor: Any, path: str | Path, env: Any) -> None:
+    """Load the actor (weights, observation normalizer, action noise) of the policy file at
+    ``path`` into ``actor``; a policy of another hand, physics or observation layout is
+    refused with the reason."""
+    try:
+        ck = load_policy_file(path, env)
+        checkpoint.load_weights(actor, ck["actor_state_dict"], ck)
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise CheckpointError(f"cannot start from policy {path}: {e}") from e
+
+
+def load_policy_file(path: str | Path, env: Any) -> checkpoint.Checkpoint:
+    """A policy file (:func:`export_policy`) for ``env``: its hand and physics checked."""
+    ck = checkpoint.load(path, format=POLICY_FORMAT, what="RL policy", physics=env.physics())
+    checkpoint.check_hand(ck, ck.meta.get("hand", env.cfg.hand), env.cfg.hand, "RL policy")
+    return ck
+
+
 def _save(
     path: Path,
     alg: Any,
@@ -414,10 +445,7 @@ class Policy:
         from rsl_rl.utils import resolve_class
 
         try:
-            ck = checkpoint.load(
-                path, format=POLICY_FORMAT, what="RL policy", physics=env.physics()
-            )
-            checkpoint.check_hand(ck, ck.meta.get("hand", env.cfg.hand), env.cfg.hand, "RL policy")
+            ck = load_policy_file(path, env)
             cls, kw = resolve_class(ck["actor_cfg"])
             obs = env.get_observations()
             self.actor = cls(
