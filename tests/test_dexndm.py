@@ -262,6 +262,10 @@ def test_residual_sees_its_base_policys_history(residual_setup):
     train_residual([six], root / "same.pt", root / "res_six.pt", cfg)
     model, _ = load_residual(root / "res_six.pt", hand="leap")
     assert model.cfg.history == 6 and cfg.model.history == 10  # the caller's is left alone
+    # a history of its own, shorter than its base policy's
+    cfg.history = 3
+    train_residual([six], root / "same.pt", root / "res_three.pt", cfg)
+    assert load_residual(root / "res_three.pt", hand="leap")[0].cfg.history == 3
     seven = _linear_rollouts(root / "seven", np.full(N, 0.5), segments=2,
                              meta={"policy_meta": {"env": {"history": 7}}})  # fmt: skip
     with pytest.raises(ValueError, match="different histories"):

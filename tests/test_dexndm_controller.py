@@ -119,6 +119,50 @@ def test_residual_on_off_scale_and_the_dynamics_readout(files):
         c.update(residual_scale=3.0)
 
 
+@pytest.mark.parametrize("t_res", [4, 14])
+def test_a_residual_may_see_another_history_than_the_generalist(files, t_res):
+    """A residual trained with its own T (shorter or longer than the generalist's) sees the
+    generalist's observation built from its own last T steps."""
+    from controllers.dexndm.controller import gravity_in_palm
+    from controllers.dexndm.generalist import generalist_obs
+
+    torch.manual_seed(1)
+    res = ResidualPolicy(ResidualConfig(hidden=16, layers=1, max_rad=0.02, history=t_res))
+    with torch.no_grad():
+        res.net[-1].weight.normal_(0, 1.0)
+    path = files / f"res_{t_res}.pt"
+    save_residual(path, res, {"hand": "leap", "ndm": str(files / "ndm.pt")})
+    c = DexNDMController(
+        DexNDMControllerConfig(hand="leap", residual=str(path), ndm=str(files / "ndm.pt"))
+    )
+    T = c.gen.cfg.history
+    assert c.residual.cfg.history == t_res != T
+    robot = _hand()
+    robot.start_rotation(c.sim_start())
+    state = robot.read()
+    c.reset(state)
+    axis = np.array([0.0, 0.0, 1.0])
+    for _ in range(3):
+        before = state
+        target, info = c.step(state, Command(t=0.0, axis=axis))
+        robot.send(target)
+        state = robot.read()
+    assert 0 < info["residual_rad"] <= 0.02 + 1e-9
+    hq, ht = np.array(c._hq), np.array(c._ht)
+    g = gravity_in_palm(before.wrist)[None]
+    step = (
+        c.gen.cfg.action_scale_rad
+        * c.gen.act_obs(generalist_obs(hq[None, -T:], ht[None, -T:], axis[None], g))[0]
+    )
+    with torch.no_grad():
+        want = c.residual(
+            torch.as_tensor(generalist_obs(hq[None, -t_res:], ht[None, -t_res:], axis[None], g),
+                            dtype=torch.float32),
+            torch.as_tensor(step[None], dtype=torch.float32),
+        )[0].numpy()  # fmt: skip
+    np.testing.assert_allclose(c._res_prev, want, atol=1e-6)
+
+
 def test_a_missing_or_damaged_model_is_a_clear_error(tmp_path, files):
     from controllers.base import ControllerUnavailable
 

@@ -137,8 +137,6 @@ class DexNDMController(Controller):
                 self.residual, self.residual_meta = load_residual(rpath, hand=hand)
             except CheckpointError as e:
                 raise ControllerUnavailable(str(e)) from None
-            if self.residual.cfg.history != self.gen.cfg.history:
-                raise ControllerUnavailable(f"{rpath}: made for another generalist history")
         self.ndm = None
         npath = None
         if config.ndm not in (SHIPPED, NONE):
@@ -157,7 +155,9 @@ class DexNDMController(Controller):
         self.ndm_path = npath
         T = self.gen.cfg.history
         W = self.ndm.cfg.window if self.ndm is not None else 0
-        self._len = max(T, W + 1)
+        # the residual may see fewer (or more) steps than the generalist
+        T_res = self.residual.cfg.history if self.residual is not None else 0
+        self._len = max(T, T_res, W + 1)
         self._hq: deque[np.ndarray] = deque(maxlen=self._len)
         #: the generalist's own targets (without the residual), as in simulation
         self._ht: deque[np.ndarray] = deque(maxlen=self._len)
@@ -226,16 +226,23 @@ class DexNDMController(Controller):
         gravity = gravity_in_palm(state.wrist)
         T = self.gen.cfg.history
         obs = self._obs(hq[None, -T:], ht[None, -T:], axis[None], gravity[None])
-        a = self.gen.act_obs(obs)[0]  # the same observation feeds the residual
+        a = self.gen.act_obs(obs)[0]
         step = self.gen.cfg.action_scale_rad * a
         target = last + step
         res = np.zeros_like(target)
         if self.residual is not None and self.config.residual_on:
             torch = self._torch
+            Tr = self.residual.cfg.history
+            # the generalist's observation, or the same with the residual's own T steps
+            r_obs = (
+                obs
+                if Tr == T
+                else self._obs(hq[None, -Tr:], ht[None, -Tr:], axis[None], gravity[None])
+            )
             with torch.inference_mode():
                 res = (
                     self.residual(
-                        torch.as_tensor(obs, dtype=torch.float32),
+                        torch.as_tensor(r_obs, dtype=torch.float32),
                         torch.as_tensor(step[None], dtype=torch.float32),
                     )[0]
                     .numpy()

@@ -178,6 +178,13 @@ def add_residual_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-rad", type=float, default=0.05, help="largest correction per joint")
     p.add_argument("--hidden", type=int, default=256)
+    p.add_argument(
+        "--history",
+        type=int,
+        default=None,
+        help="steps of (q, target) the residual sees (default: its base policy's, from the "
+        "rollouts' manifest)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True, help="the residual policy file")
@@ -196,6 +203,7 @@ def run_residual(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         model=ResidualConfig(hidden=args.hidden, max_rad=args.max_rad),
+        history=args.history,
     )
     rep = train_residual(
         args.data, args.ndm, args.out, cfg, hand=args.hand, progress=not args.no_progress

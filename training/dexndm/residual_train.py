@@ -44,6 +44,9 @@ class ResidualTrainConfig:
     seed: int = 0
     threads: int | None = None
     model: ResidualConfig = field(default_factory=ResidualConfig)
+    #: the residual's own T steps of (q, target); None: its base policy's (named in the
+    #: rollouts' manifests), else ``model.history``
+    history: int | None = None
 
 
 class Rollouts:
@@ -176,9 +179,12 @@ def train_residual(
         p.requires_grad_(False)
     ndm.eval()
     T_base = base_policy_history(data)
-    if T_base is not None and T_base != cfg.model.history:
-        log.info("the base policy sees %d steps: the residual's observation follows it", T_base)
-        cfg = replace(cfg, model=replace(cfg.model, history=T_base))
+    T_res = cfg.history or T_base or cfg.model.history
+    if T_res < 1:
+        raise ValueError(f"the residual's history must be >= 1 step, got {T_res}")
+    if T_res != cfg.model.history:
+        log.info("the residual sees %d steps (its base policy: %s)", T_res, T_base)
+        cfg = replace(cfg, model=replace(cfg.model, history=T_res))
     T, W = cfg.model.history, ndm.cfg.window
     rollouts = Rollouts(list(data), T, W, cfg.val_fraction)
     if len(rollouts.train) == 0:
