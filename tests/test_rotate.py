@@ -201,6 +201,12 @@ def test_a_new_run_starts_from_another_policy(tmp_path, capsys):
     assert head.abs().sum() > 0  # a trained head, not the zero head a new run starts from
     assert b["meta"]["env"]["rest_q"] == list(CUPPED) and b["meta"]["env"]["axes"] == ["x-"]
     assert b["meta"]["init"] == str(src)
+    # resumed with the same command: its weights from its checkpoint, the record kept
+    assert main([*rl, "--iterations", "1", "--axes", "x-", "--set", "start=palm",
+                 "scale_range=1.4,1.4", "--init", str(src),
+                 "--out", str(tmp_path / "xm")]) == 0  # fmt: skip
+    c = torch.load(tmp_path / "xm" / "checkpoint.pt", weights_only=False)
+    assert c["iteration"] == 1 and c["meta"]["init"] == str(src)
     capsys.readouterr()
     # without the object in its observations the policy's inputs do not fit: refused
     assert main([*rl, "--iterations", "0", "--set", "oracle=false", "--init", str(src),

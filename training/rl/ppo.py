@@ -212,7 +212,9 @@ def train(
     ``init``: a new run (no checkpoint in ``out``) starts from this policy's actor (a
     ``policy.pt``, e.g. a specialist of another axis) instead of a zero action head; the
     critic and the optimizer start fresh. The policy must match the task's observations
-    and actions. A resumed run ignores it.
+    and actions; its action layout and start pose (:meth:`Policy.env_overrides`) become the
+    run's defaults, so resume with the same ``init`` (its weights then come from the
+    checkpoint, not from ``init``).
 
     Returns the curve: per iteration, mean reward, goals per minute, hold rate.
     The learner runs on ``device`` (default: CUDA when available, else the CPU); the
@@ -265,9 +267,10 @@ def train(
         log.info("resumed %s at iteration %d", ckpt_path, start_it)
     writer = SummaryWriter(log_dir=str(out / "tb"))
     meta = policy_meta(task, scale, hand, seed, device, env, s)
-    if init is not None:
-        # a resumed run keeps the record of where its first iteration came from
-        meta["init"] = (ck.meta.get("init") if ck is not None else None) or str(init)
+    # where the first iteration's actor came from, kept through resumes
+    started_from = ck.meta.get("init") if ck is not None else init
+    if started_from is not None:
+        meta["init"] = str(started_from)
     (out / "config.json").write_text(json.dumps(meta, indent=2))
     bar = None
     if progress:
