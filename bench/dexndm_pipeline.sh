@@ -8,19 +8,20 @@
 # its model).
 # A real hand: replace --robot in the chaos-box step (e.g. dynamixel:port=/dev/ttyUSB0).
 # Environment: THREADS (CPU threads per step, default 2), LS (the residual penalties to
-# train and evaluate, default "0.001 0.03 0.3"; the shipped one is 0.03).
+# train and evaluate, default "0.001 0.03 0.3"; the shipped one is 0.03), CHAOS (chaos-box
+# trajectories, default 300; the paper collects 4,000 per wrist orientation).
 set -u
 cd "$(dirname "$0")/.."
 export MENAGERIE_ROOT=${MENAGERIE_ROOT:-$PWD/../shared/menagerie}
 G=$1; D=$2; TR=${3:-160000}
 ROBOT=${ROBOT:-sim:dynamics=reality,chaos_box=20}
-T=${THREADS:-2}; LS=${LS:-0.001 0.03 0.3}
+T=${THREADS:-2}; LS=${LS:-0.001 0.03 0.3}; CHAOS=${CHAOS:-300}
 export OMP_NUM_THREADS=$T MKL_NUM_THREADS=$T
 mkdir -p "$D"
 [ -f "$D/sim_rollouts_leap/manifest.json" ] || .venv/bin/dexteleop data generate --task rotate --hand leap \
   --policy "$G" --transitions "$TR" --threads $T --out "$D/sim_rollouts_leap" > "$D/gen.log" 2>&1
 [ -f "$D/chaos_leap_palm_up/manifest.json" ] || .venv/bin/dexteleop data chaos-box --robot "$ROBOT" \
-  --trajectories 300 --source "$D/sim_rollouts_leap" --out "$D/chaos_leap_palm_up" --no-progress > "$D/chaos.log" 2>&1
+  --trajectories "$CHAOS" --source "$D/sim_rollouts_leap" --out "$D/chaos_leap_palm_up" --no-progress > "$D/chaos.log" 2>&1
 for K in joint_wise whole_hand; do
   [ -f "$D/ndm_${K}_sim.pt" ] || .venv/bin/dexteleop train ndm --kind $K --data "$D/sim_rollouts_leap" \
     --epochs 15 --threads $T --out "$D/ndm_${K}_sim.pt" --no-progress > "$D/ndm_${K}_sim.log" 2>&1
