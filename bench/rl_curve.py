@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,10 +48,28 @@ def smooth(x: np.ndarray, w: int) -> np.ndarray:
     return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
 
+def _table(name: str, ck: Any, keys: dict, args: argparse.Namespace) -> None:
+    """The run's curve as a Markdown table (means over the window)."""
+    curve = ck["curve"]
+    w = max(1, min(args.window, len(curve)))
+    steps = np.array([r["env_steps"] for r in curve], dtype=float)[w - 1 :]
+    minutes = np.array([r["seconds"] for r in curve], dtype=float)[w - 1 :] / 60
+    print(f"\n{name}: {ck['env_steps'] / 1e6:.2f} M steps in {ck['seconds'] / 60:.0f} min")
+    print("| iteration | env steps | minutes | " + " | ".join(keys.values()) + " |")
+    print("|---" * (3 + len(keys)) + "|")
+    series = {k: smooth([r.get(k, np.nan) for r in curve], w) for k in keys}
+    idx = np.unique(np.linspace(0, len(steps) - 1, min(args.rows, len(steps))).astype(int))
+    for i in idx:
+        j = i + w - 1
+        cells = " | ".join(f"{series[k][i]:.3f}" for k in keys)
+        print(f"| {curve[j]['iteration']} | {steps[i] / 1e6:.2f} M | {minutes[i]:.0f} | {cells} |")
+    print(f"(means over {w} iterations)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", help="run folders with checkpoint.pt")
-    p.add_argument("--out", default="docs/anygrasp_ppo_curve.png")
+    p.add_argument("--out", help="write the plot here (PNG); without it, the tables only")
     p.add_argument("--window", type=int, default=25)
     p.add_argument("--rows", type=int, default=8, help="table rows per run")
     p.add_argument("--wall", action="store_true", help="also plot against wall-clock minutes")
@@ -64,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     task = runs[0][1].meta.get("task", "")
     keys = KEYS.get(task, KEYS["default"])
     wall = args.wall or len(runs) > 1
+    if args.out is None:
+        for name, ck in runs:
+            _table(name, ck, keys, args)
+        return 0
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,18 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             axes[0, j].plot(steps / 1e6, y, label=name)
             if wall:
                 axes[1, j].plot(minutes, y, label=name)
-        print(f"\n{name}: {ck['env_steps'] / 1e6:.2f} M steps in {ck['seconds'] / 60:.0f} min")
-        print("| iteration | env steps | minutes | " + " | ".join(keys.values()) + " |")
-        print("|---" * (3 + len(keys)) + "|")
-        series = {k: smooth([r.get(k, np.nan) for r in curve], w) for k in keys}
-        idx = np.unique(np.linspace(0, len(steps) - 1, min(args.rows, len(steps))).astype(int))
-        for i in idx:
-            j = i + w - 1
-            cells = " | ".join(f"{series[k][i]:.3f}" for k in keys)
-            print(
-                f"| {curve[j]['iteration']} | {steps[i] / 1e6:.2f} M | {minutes[i]:.0f} | {cells} |"
-            )
-        print(f"(means over {w} iterations)")
+        _table(name, ck, keys, args)
     for j, title in enumerate(keys.values()):
         axes[0, j].set_title(title)
         axes[0, j].set_xlabel("env steps (M)")
