@@ -201,12 +201,34 @@ def test_a_new_run_starts_from_another_policy(tmp_path, capsys):
     assert head.abs().sum() > 0  # a trained head, not the zero head a new run starts from
     assert b["meta"]["env"]["rest_q"] == list(CUPPED) and b["meta"]["env"]["axes"] == ["x-"]
     assert b["meta"]["init"] == str(src)
+    c0 = torch.load(tmp_path / "xm" / "checkpoint.pt", weights_only=False)
     # resumed with the same command: its weights from its checkpoint, the record kept
     assert main([*rl, "--iterations", "1", "--axes", "x-", "--set", "start=palm",
                  "scale_range=1.4,1.4", "--init", str(src),
                  "--out", str(tmp_path / "xm")]) == 0  # fmt: skip
     c = torch.load(tmp_path / "xm" / "checkpoint.pt", weights_only=False)
     assert c["iteration"] == 1 and c["meta"]["init"] == str(src)
+    # that iteration was the critic's warm-up: the actor's weights and noise held, the
+    # critic trained, the learning rate where it started
+    params = [k for k in a["actor_state_dict"] if not k.startswith("obs_normalizer")]
+    for k in params:
+        assert torch.equal(a["actor_state_dict"][k], c["alg"]["actor_state_dict"][k]), k
+    assert c["curve"][0]["critic_warmup"] == 1.0
+    assert any(
+        not torch.equal(v, c0["alg"]["critic_state_dict"][k])
+        for k, v in c["alg"]["critic_state_dict"].items()
+    )
+    assert c["alg"]["optimizer_state_dict"]["param_groups"][0]["lr"] == pytest.approx(
+        c0["alg"]["optimizer_state_dict"]["param_groups"][0]["lr"]
+    )
+    # without the warm-up the first iteration moves the actor
+    assert main([*rl, "--iterations", "1", "--axes", "x-", "--set", "start=palm",
+                 "scale_range=1.4,1.4", "--init", str(src), "--critic-warmup", "0",
+                 "--out", str(tmp_path / "xm_now")]) == 0  # fmt: skip
+    d = torch.load(tmp_path / "xm_now" / "checkpoint.pt", weights_only=False)
+    assert any(
+        not torch.equal(a["actor_state_dict"][k], d["alg"]["actor_state_dict"][k]) for k in params
+    )
     capsys.readouterr()
     # without the object in its observations the policy's inputs do not fit: refused
     assert main([*rl, "--iterations", "0", "--set", "oracle=false", "--init", str(src),

@@ -132,6 +132,13 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
         "layout included; e.g. another axis's specialist) instead of a zero action head; "
         "the critic starts fresh",
     )
+    p.add_argument(
+        "--critic-warmup",
+        type=int,
+        metavar="N",
+        help="with --init: the first N iterations train the fresh critic only, the actor "
+        "held (default 50)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="learner device: cpu, cuda (default: cuda when available)")
     p.add_argument("--grasp-cache", help="folder for generated grasp caches (default out/grasps)")
@@ -196,6 +203,7 @@ def run_rl(args: argparse.Namespace) -> int:
         settings=settings,
         device=args.device,
         init=args.init,
+        critic_warmup=args.critic_warmup,
     )
     last = res.curve[-1] if res.curve else {}
     print(

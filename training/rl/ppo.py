@@ -206,6 +206,7 @@ def train(
     progress: bool = True,
     device: str | None = None,
     init: str | Path | None = None,
+    critic_warmup: int | None = None,
 ) -> TrainResult:
     """Train a PPO policy on ``task``; checkpoints in ``out/checkpoint.pt`` (resumed).
 
@@ -214,7 +215,10 @@ def train(
     critic and the optimizer start fresh. The policy must match the task's observations
     and actions; its action layout and start pose (:meth:`Policy.env_overrides`) become the
     run's defaults, so resume with the same ``init`` (its weights then come from the
-    checkpoint, not from ``init``).
+    checkpoint, not from ``init``). ``critic_warmup``: for a run started from ``init``, its
+    first iterations train the fresh critic only (the actor, its action noise and the
+    learning rate held), so that the first policy updates follow a critic that has seen
+    the policy rather than an untrained one; default :data:`CRITIC_WARMUP` iterations.
 
     Returns the curve: per iteration, mean reward, goals per minute, hold rate.
     The learner runs on ``device`` (default: CUDA when available, else the CPU); the
@@ -281,8 +285,11 @@ def train(
     t_start = time.perf_counter()
     alg.train_mode()
     it = start_it
+    warmup = (CRITIC_WARMUP if critic_warmup is None else critic_warmup) if started_from else 0
+    lr0 = alg.learning_rate
     try:
         for it in range(start_it, s.iterations):
+            _hold_actor(alg, it < warmup)
             t0 = time.perf_counter()
             stats.reset()
             rewards = []
@@ -300,6 +307,10 @@ def train(
                 alg.compute_returns(obs)
             t1 = time.perf_counter()
             losses = alg.update()
+            if it < warmup:  # the held actor's KL is 0: the adaptive rate must not climb
+                alg.learning_rate = lr0
+                for group in alg.optimizer.param_groups:
+                    group["lr"] = lr0
             t2 = time.perf_counter()
             env_steps += s.steps_per_env * env.num_envs
             seconds += t2 - t0
@@ -320,6 +331,8 @@ def train(
                 },
                 **{f"loss_{k}": float(v) for k, v in losses.items()},
             }
+            if it < warmup:
+                row["critic_warmup"] = 1.0
             curve.append(row)
             for k, v in row.items():
                 if k != "iteration" and np.isfinite(v):
@@ -382,6 +395,17 @@ def zero_action_head(actor: Any) -> None:
     with torch.no_grad():
         last.weight.zero_()
         last.bias.zero_()
+
+
+#: iterations of critic-only training at the start of a run from another policy (--init)
+CRITIC_WARMUP = 50
+
+
+def _hold_actor(alg: Any, hold: bool) -> None:
+    """Freeze (or release) the actor's parameters for :meth:`PPO.update`: frozen ones get no
+    gradient, so the optimizer leaves them (and their moments) alone."""
+    for p in alg.get_policy().parameters():
+        p.requires_grad_(not hold)
 
 
 def init_actor(actor: Any, path: str | Path, env: Any) -> None:
