@@ -48,12 +48,19 @@ def smooth(x: np.ndarray, w: int) -> np.ndarray:
     return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
 
+def _axes(curve: list, window: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """The smoothing window (at most the curve's length) and the env steps and training
+    minutes at which the smoothed values stand."""
+    w = max(1, min(window, len(curve)))
+    steps = np.array([r["env_steps"] for r in curve], dtype=float)[w - 1 :]
+    minutes = np.array([r["seconds"] for r in curve], dtype=float)[w - 1 :] / 60
+    return w, steps, minutes
+
+
 def _table(name: str, ck: Any, keys: dict, args: argparse.Namespace) -> None:
     """The run's curve as a Markdown table (means over the window)."""
     curve = ck["curve"]
-    w = max(1, min(args.window, len(curve)))
-    steps = np.array([r["env_steps"] for r in curve], dtype=float)[w - 1 :]
-    minutes = np.array([r["seconds"] for r in curve], dtype=float)[w - 1 :] / 60
+    w, steps, minutes = _axes(curve, args.window)
     print(f"\n{name}: {ck['env_steps'] / 1e6:.2f} M steps in {ck['seconds'] / 60:.0f} min")
     print("| iteration | env steps | minutes | " + " | ".join(keys.values()) + " |")
     print("|---" * (3 + len(keys)) + "|")
@@ -96,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     fig, axes = plt.subplots(nrow, len(keys), figsize=(3.2 * len(keys), 2.9 * nrow), squeeze=False)
     for name, ck in runs:
         curve = ck["curve"]
-        w = max(1, min(args.window, len(curve)))
-        steps = np.array([r["env_steps"] for r in curve], dtype=float)[w - 1 :]
-        minutes = np.array([r["seconds"] for r in curve], dtype=float)[w - 1 :] / 60
+        w, steps, minutes = _axes(curve, args.window)
         for j, k in enumerate(keys):
             y = smooth([r.get(k, np.nan) for r in curve], w)
             axes[0, j].plot(steps / 1e6, y, label=name)

@@ -179,7 +179,7 @@ def train_residual(
         p.requires_grad_(False)
     ndm.eval()
     T_base = base_policy_history(data)
-    T_res = cfg.history or T_base or cfg.model.history
+    T_res = cfg.history if cfg.history is not None else (T_base or cfg.model.history)
     if T_res < 1:
         raise ValueError(f"the residual's history must be >= 1 step, got {T_res}")
     if T_res != cfg.model.history:
