@@ -108,11 +108,13 @@ def make_instance(family: str, scale: float) -> ObjectSpec:
 def sample_instances(
     families: tuple[str, ...], per_family: int, scale_range: tuple[float, float], seed: int
 ) -> list[ObjectSpec]:
-    """``per_family`` instances of each family with scales drawn from ``scale_range``."""
+    """``per_family`` instances of each family with scales drawn from ``scale_range`` (one
+    instance: the middle of the range)."""
     rng = np.random.default_rng(seed)
     out = []
     for fam in families:
-        scales = [1.0] if per_family == 1 else rng.uniform(*scale_range, per_family)
+        mid = 0.5 * (scale_range[0] + scale_range[1])
+        scales = [mid] if per_family == 1 else rng.uniform(*scale_range, per_family)
         out.extend(make_instance(fam, round(float(s), 2)) for s in scales)
     return out
 

@@ -9,7 +9,14 @@ import torch
 
 from training.envs import make_env
 from training.envs.gait import Gait, gait_path
-from training.rl.gait_search import GaitSearchSettings, reversed_gait, rollout, search
+from training.rl.gait_search import (
+    GaitSearchSettings,
+    fit_gait,
+    policy_gait,
+    reversed_gait,
+    rollout,
+    search,
+)
 
 
 def _gait(n=16, seed=0):
@@ -107,3 +114,57 @@ def test_search_compares_candidates_on_equal_terms_and_saves_a_gait(tmp_path):
     assert np.all(gait.amplitude >= 0) and 0.4 <= gait.period_s <= 3.0
     assert report["physics"]["name"] == "servo" and "rad_s" in report["final"]
     assert gait.meta["axis"] == "z+"
+    # the settings a policy trained on this gait must share are kept with it
+    assert gait.meta["env_overrides"]["per_family"] == 1
+    assert report["env_overrides"]["grasp_cache"] == str(tmp_path / "g")
+
+
+def test_a_gait_is_recovered_from_its_own_motion():
+    """fit_gait finds the period, amplitudes, phases and biases of a gait from noisy
+    offsets, and the fit of the motion played backwards is the reversed gait."""
+    rng = np.random.default_rng(0)
+    g = Gait(0.8, rng.uniform(0.1, 0.5, 16), rng.uniform(0, 2 * np.pi, 16),
+             rng.uniform(-0.2, 0.2, 16), ramp_s=0.0)  # fmt: skip
+    t = 1.0 + 0.05 * np.arange(200)  # past the ramp-in
+    fit, explained = fit_gait(t, g.offsets(t) + rng.normal(0, 0.01, (200, 16)))
+    assert fit.period_s == pytest.approx(0.8, abs=0.005) and explained > 0.99
+    np.testing.assert_allclose(fit.amplitude, g.amplitude, atol=0.01)
+    np.testing.assert_allclose(fit.bias, g.bias, atol=0.01)
+    np.testing.assert_allclose(np.angle(np.exp(1j * (fit.phase - g.phase))), 0.0, atol=0.05)
+    back, _ = fit_gait(t, g.offsets(t)[::-1])
+    rev = reversed_gait(g)
+    # the same motion backwards: g(c - t) = rev(t - c), c = t[0] + t[-1]
+    np.testing.assert_allclose(back.offsets(t), rev.offsets(t - t[0] - t[-1]), atol=1e-6)
+    with pytest.raises(ValueError, match="fit_gait needs"):
+        fit_gait(t[:5], g.offsets(t[:5]))
+
+
+def test_a_gait_is_fitted_to_a_shipped_specialist(tmp_path):
+    """policy_gait: the +x specialist's own motion, fitted; most of it is one period."""
+    gait, info = policy_gait(
+        "assets/checkpoints/rl/rotate_leap_xp.pt", "leap", worlds=2, seconds=3.0, threads=1
+    )
+    assert info["axis"] == "x+" and info["seconds_fitted"] >= 1.0
+    assert 0.4 <= gait.period_s <= 3.0 and gait.n == 16
+    assert info["explained"] > 0.5, info
+
+
+def test_gait_cli_fits_a_specialist_and_plays_it_backwards(tmp_path):
+    """`train gait --from-policy P --mirror --generations 0`: the reversed fit, saved with
+    where it came from and the settings given with --set."""
+    from training.rl.gait_search import main
+
+    out = tmp_path / "gaits" / "leap" / "palm_palm_up_x-.json"
+    report = tmp_path / "report.json"
+    args = ["--hand", "leap", "--start", "palm", "--axis", "x-", "--generations", "0",
+            "--worlds", "2", "--horizon", "0.5", "--threads", "1", "--from-policy",
+            "assets/checkpoints/rl/rotate_leap_xp.pt", "--mirror", "--set",
+            "scale_range=1.4,1.4", "--out", str(out), "--report", str(report)]  # fmt: skip
+    assert main(args) == 0
+    g = Gait.load(out)
+    rep = json.loads(report.read_text())
+    assert rep["init"]["mirrored"] and rep["init"]["fitted"]["axis"] == "x+"
+    assert g.meta["axis"] == "x-" and g.meta["env_overrides"]["scale_range"] == [1.4, 1.4]
+    assert g.period_s == pytest.approx(rep["init"]["fitted"]["period_s"])
+    with pytest.raises(ValueError, match="--mirror plays a gait backwards"):
+        main(["--axis", "x-", "--generations", "0", "--mirror", "--out", str(out)])

@@ -112,3 +112,43 @@ def test_grasps_hold_the_object_under_gravity(cube_grasps):
     loose.q_target = loose.q.copy()
     squeezed = hold_test(gen, gs, np.array([0.0, 0.0, -1.0])).mean()
     assert hold_test(gen, loose, np.array([0.0, 0.0, -1.0])).mean() < squeezed
+
+
+def test_grasps_cli_adds_caches_to_a_folder_and_its_summary(tmp_path, capsys):
+    """``python -m training.grasps`` into a folder with a summary keeps the other objects'
+    rows (how a cache is added to the shipped ones) and refuses another hand's summary."""
+    import json
+
+    from training.grasps.__main__ import main
+
+    small = ["--hand", "leap", "--per-family", "1", "--base", "2", "--rrt", "4"]
+    out = ["--out", str(tmp_path)]
+    assert main([*small, "--families", "cube", "--scale-range", "1.4,1.4", *out]) == 0
+    assert main([*small, "--families", "sphere", "--scale-range", "1,1", *out]) == 0
+    # the same object again replaces its row
+    assert main([*small, "--families", "cube", "--scale-range", "1.4,1.4", *out]) == 0
+    summary = json.loads((tmp_path / "leap" / "summary.json").read_text())
+    assert [r["object"] for r in summary["instances"]] == ["sphere_s1.00", "cube_s1.40"]
+    assert summary["grasps"] == sum(r["grasps"] for r in summary["instances"]) >= 2
+    assert sorted(p.name for p in (tmp_path / "leap").glob("*.npz")) == [
+        "cube_s1.40.npz",
+        "sphere_s1.00.npz",
+    ]
+    (tmp_path / "allegro").mkdir()
+    (tmp_path / "allegro" / "summary.json").write_text(json.dumps({"hand": "leap"}))
+    with pytest.raises(SystemExit, match="write to another --out"):
+        main(["--hand", "allegro", "--families", "cube", "--per-family", "1", "--base", "2",
+              "--rrt", "4", *out])  # fmt: skip
+    capsys.readouterr()
+
+
+def test_object_instances_come_from_the_scale_range():
+    from assets.objects import sample_instances
+
+    one = sample_instances(("cube", "sphere"), 1, (1.4, 1.4), seed=0)
+    assert [o.name for o in one] == ["cube_s1.40", "sphere_s1.40"]  # one: the range's middle
+    assert sample_instances(("cube",), 1, (0.85, 1.15), seed=3)[0].name == "cube_s1.00"
+    two = sample_instances(("cube",), 2, (0.85, 1.15), seed=0)
+    assert two == sample_instances(("cube",), 2, (0.85, 1.15), seed=0)  # seeded
+    assert all(0.85 <= float(o.name.split("_s")[-1]) <= 1.15 for o in two)
+    assert one[0].size[0] == pytest.approx(1.4 * 0.025)  # the 5 cm cube at 1.4: 7 cm

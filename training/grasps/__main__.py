@@ -4,7 +4,11 @@
 
 Writes ``OUT/<hand>/<instance>.npz`` and ``OUT/<hand>/summary.json`` (per instance: heuristic
 and RRT grasps with their tries and seconds, and the share that holds the object for 1 s
-under gravity from a random direction).
+under gravity from a random direction). A folder that already has a summary keeps its other
+objects' rows, so that caches can be added to it:
+
+    python -m training.grasps --hand leap --families cube --per-family 1 \
+        --scale-range 1.4,1.4 --out assets/grasps
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assets.atomic import write_atomic
 from assets.hands import load_hand
 from assets.objects import FAMILIES, sample_instances
 from assets.physics import DEFAULT_PHYSICS, PHYSICS_NAMES
@@ -63,6 +68,17 @@ def main(argv: list[str] | None = None) -> int:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+    # a folder's summary covers every cache in it: rows of other objects are kept
+    old = out / "summary.json"
+    if old.exists():
+        prev = json.loads(old.read_text())
+        if prev.get("hand") != args.hand or prev.get("physics") != args.physics_model:
+            raise SystemExit(
+                f"{old} is for {prev.get('hand')} / {prev.get('physics')}, not "
+                f"{args.hand} / {args.physics_model}: write to another --out"
+            )
+        new = {r["object"] for r in rows}
+        rows = [r for r in prev.get("instances", []) if r["object"] not in new] + rows
     total = sum(r["grasps"] for r in rows)
     summary = {
         "hand": args.hand,
@@ -72,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "hold_rate": round(sum(r["hold_rate"] * r["grasps"] for r in rows) / max(total, 1), 3),
         "seconds": round(sum(r["seconds"] for r in rows), 1),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_atomic(old, json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "instances"}))
     return 0
 

@@ -195,6 +195,9 @@ def search(
         "wrist": wrist,
         "axis": axis,
         "families": list(families),
+        "env_overrides": {
+            k: list(v) if isinstance(v, tuple) else v for k, v in (env_overrides or {}).items()
+        },
         "settings": asdict(s),
         "final": {
             "rad_s": float(final["about"].mean() / s.horizon_s),
@@ -211,7 +214,10 @@ def search(
     }
     gait = to_gait(mu, n, meta={k: report[k] for k in ("hand", "start", "wrist", "axis", "final")})
     gait.meta.update(
-        families=list(families), settings=asdict(s), physics_name=env.physics().get("name")
+        families=list(families),
+        settings=asdict(s),
+        env_overrides=report["env_overrides"],
+        physics_name=env.physics().get("name"),
     )
     return gait, report
 
@@ -250,21 +256,48 @@ def add_gait_arguments(p: Any) -> None:
         "--bias-std", type=float, default=GaitSearchSettings.bias_init_std, metavar="RAD"
     )
     p.add_argument("--drop-weight", type=float, default=GaitSearchSettings.drop_weight)
-    p.add_argument("--init", help="start from this gait file (refine) instead of at random")
+    init = p.add_mutually_exclusive_group()
+    init.add_argument("--init", help="start from this gait file (refine) instead of at random")
+    init.add_argument(
+        "--from-policy",
+        metavar="POLICY",
+        help="start from the periodic gait fitted to this rotate specialist's motion "
+        "(its own axis, start and object); --generations 0 keeps it as fitted",
+    )
     p.add_argument(
         "--mirror",
         action="store_true",
-        help="with --init: start from the gait played backwards (the opposite axis)",
+        help="with --init / --from-policy: start from the gait played backwards (the "
+        "opposite axis)",
     )
     p.add_argument("--out", help="gait file (default assets/gaits/HAND/START_WRIST_AXIS.json)")
     p.add_argument("--report", help="also write the search's report (JSON) here")
+    p.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="other rotate settings (e.g. the palm start's rest_q=... scale_range=1.4,1.4), "
+        "which a policy trained on the gait must share",
+    )
 
 
 def run_gait(args: Any) -> int:
     from assets.atomic import write_atomic
+    from training.rl.cli import task_settings
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    init = Gait.load(args.init) if args.init else None
+    init, fitted = Gait.load(args.init) if args.init else None, None
+    if getattr(args, "from_policy", None):
+        init, fitted = policy_gait(
+            args.from_policy, args.hand, seed=args.seed, threads=args.threads
+        )
+        log.info(
+            "fitted to %s: period %.3f s, %.0f %% of its motion", args.from_policy,
+            fitted["period_s"], 100 * fitted["explained"],
+        )  # fmt: skip
+    if init is None and args.mirror:
+        raise ValueError("--mirror plays a gait backwards: give --init or --from-policy")
     if init is not None and args.mirror:
         init = reversed_gait(init)
     s = GaitSearchSettings(
@@ -285,12 +318,19 @@ def run_gait(args: Any) -> int:
         start=args.start,
         init=init,
         threads=args.threads,
+        env_overrides=task_settings("rotate", getattr(args, "set", [])),
     )
     out = (
         Path(args.out)
         if args.out
         else gait_path(args.hand, args.wrist, args.axis, start=args.start)
     )
+    report["init"] = {
+        "gait": args.init,
+        "fitted": fitted,
+        "mirrored": bool(args.mirror),
+    }
+    gait.meta["init"] = report["init"]
     out.parent.mkdir(parents=True, exist_ok=True)
     gait.save(out)
     if args.report:
@@ -302,6 +342,107 @@ def run_gait(args: Any) -> int:
         f"over {f['worlds']} worlds x {f['horizon_s']:.0f} s; search {report['seconds']:.0f} s"
     )
     return 0
+
+
+def fit_gait(
+    t: np.ndarray, offsets: np.ndarray, period_range_s: tuple[float, float] = (0.4, 3.0)
+) -> tuple[Gait, float]:
+    """The gait closest to joint-target ``offsets`` (T, n) at times ``t`` (T,): per joint
+    ``bias + amplitude * sin(2 pi t / period + phase)`` by least squares, the one period (on
+    a 5 ms grid within ``period_range_s``) that explains most; returns it and
+    the share of the offsets' variance it explains."""
+    t = np.asarray(t, dtype=float)
+    y = np.asarray(offsets, dtype=float)
+    if y.ndim != 2 or len(t) != len(y) or len(t) < 8:
+        raise ValueError(f"fit_gait needs (T >= 8, n) offsets at T times, got {y.shape}")
+    lo, hi = period_range_s
+    best: tuple[float, float, np.ndarray] | None = None
+    for period in np.arange(lo, hi + 1e-9, 0.005):
+        w = 2 * np.pi * t / period
+        X = np.stack([np.ones_like(t), np.sin(w), np.cos(w)], axis=1)
+        coef = np.linalg.lstsq(X, y, rcond=None)[0]
+        r = float(np.sum((X @ coef - y) ** 2))
+        if best is None or r < best[0]:
+            best = (r, float(period), coef)
+    assert best is not None
+    r, period, (bias, s, c) = best
+    # A sin(w t + p) = A cos(p) sin(w t) + A sin(p) cos(w t)
+    gait = Gait(period, np.hypot(s, c), np.mod(np.arctan2(c, s), 2 * np.pi), bias)
+    total = float(np.sum((y - y.mean(axis=0)) ** 2))
+    return gait, (1.0 - r / total) if total > 0 else 0.0
+
+
+def policy_gait(
+    path: str | Path,
+    hand: str,
+    *,
+    worlds: int = 16,
+    seconds: float = 12.0,
+    skip_s: float = 1.0,
+    seed: int = 0,
+    threads: int = 1,
+    randomization: str = "no-force",
+    period_range_s: tuple[float, float] = (0.4, 3.0),
+) -> tuple[Gait, dict[str, Any]]:
+    """The periodic gait in a rotate specialist's own motion: the policy plays ``worlds``
+    episodes on its axis, wrist, object and start (its physics randomised as
+    ``randomization``), and :func:`fit_gait` fits its targets' offsets from the task's
+    reference in the episode it held longest (after ``skip_s``). Played open loop, or
+    backwards (:func:`reversed_gait`) for the opposite axis, it is a reference for PPO."""
+    import torch
+
+    from training.envs import make_env
+    from training.envs.base import Randomization
+    from training.rl.distill import specialist_settings
+    from training.rl.ppo import Policy
+
+    over = specialist_settings(path)
+    over["axes"] = over["axes"][:1]
+    over["wrists"] = over["wrists"][:1]
+    env = make_env(
+        "rotate",
+        hand=hand,
+        num_envs=worlds,
+        nthread=threads,
+        seed=seed,
+        episode_s=seconds + 1.0,
+        per_family=1,
+        dr=Randomization.named(randomization),
+        **over,
+    )
+    policy = Policy(path, env)
+    env.reset()
+    obs = env.get_observations()
+    steps = round(seconds / env.dt)
+    offsets = np.zeros((steps, worlds, env.n))
+    alive = np.ones(worlds, dtype=bool)
+    held = np.zeros(worlds, dtype=int)
+    about = np.zeros(worlds)
+    for k in range(steps):
+        with torch.inference_mode():
+            a = np.clip(policy(obs).numpy().astype(float), -1.0, 1.0)
+        target = env.action_to_targets(a)
+        offsets[k] = target - env.goal_q_target
+        obs, _, _, _ = env.step_targets(target)
+        about += alive * np.sum(env.last_omega * env.last_axis, axis=1) * env.dt
+        held += alive
+        alive &= ~env.last_done
+    w = int(np.argmax(held))
+    skip = round(skip_s / env.dt)
+    if held[w] - skip < 8:
+        raise ValueError(f"{path}: no episode held past {skip_s + 8 * env.dt:.1f} s to fit")
+    t = np.arange(held[w]) * env.dt
+    gait, explained = fit_gait(t[skip:], offsets[skip : held[w], w], period_range_s)
+    info = {
+        "policy": str(path),
+        "axis": over["axes"][0],
+        "world": w,
+        "seconds_fitted": float((held[w] - skip) * env.dt),
+        "period_s": gait.period_s,
+        "explained": explained,
+        "policy_rad_s": float(about[w] / (held[w] * env.dt)),
+    }
+    return gait, info
 
 
 def reversed_gait(g: Gait) -> Gait:
