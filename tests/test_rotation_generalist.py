@@ -216,11 +216,12 @@ def test_rotation_picture_draws_an_episode(tmp_path, capsys):
 
 
 def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
-    """The shipped generalist and the -z specialist (cupped palm start, 7 cm cube) load
-    and act; the specialist turns the cube the commanded way on nominal physics."""
+    """The shipped generalist and the -z and -x specialists (cupped palm start, 7 cm cube)
+    load and act; the specialists turn the cube the commanded way on nominal physics."""
     from bench.rotation_eval import main as bench
     from training.rl.cli import shipped_policy
     from training.rl.distill import rotation_trained_settings, shipped_generalist
+    from training.rl.ppo import Policy
 
     gen = shipped_generalist("leap")
     loaded = RotationGeneralist.load(gen, hand="leap")
@@ -234,6 +235,13 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
                   "--episode-s", "3", *nominal]) == 0  # fmt: skip
     rec = json.loads(out.read_text())[0]
     assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # the measured rate: 1.06
+    # the -x specialist corrects a reference gait that ships beside it (assets/gaits)
+    spec = spec.with_name("rotate_leap_xm.pt")
+    assert spec.stat().st_size < 20e6 and Policy.env_overrides(spec)["gait"] is True
+    assert bench(["--checkpoint", str(spec), "--axis", "x-", "--episodes", "4",
+                  "--episode-s", "3", *nominal]) == 0  # fmt: skip
+    rec = json.loads(out.read_text())[0]
+    assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # the measured rate: 0.78
     assert bench(["--checkpoint", str(gen), "--axis", "z+", "--episodes", "2",
                   "--episode-s", "1", "--json", str(out)]) == 0  # fmt: skip
     assert np.isfinite(json.loads(out.read_text())[0]["rotr"])
