@@ -52,6 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     lo, hi = (float(x) for x in args.scale_range.split(","))
     hand = load_hand(args.hand)
     out = Path(args.out) / args.hand
+    # a folder's summary covers every cache in it: other objects' rows are kept; a summary
+    # of another hand or physics is refused before any cache is written beside it
+    summary_path = out / "summary.json"
+    kept = []
+    if summary_path.exists():
+        prev = json.loads(summary_path.read_text())
+        if prev.get("hand") != args.hand or prev.get("physics") != args.physics_model:
+            raise SystemExit(
+                f"{summary_path} is for {prev.get('hand')} / {prev.get('physics')}, not "
+                f"{args.hand} / {args.physics_model}: write to another --out"
+            )
+        kept = prev.get("instances", [])
     rows = []
     for i, obj in enumerate(sample_instances(fams, args.per_family, (lo, hi), args.seed)):
         t0 = time.perf_counter()
@@ -68,17 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
-    # a folder's summary covers every cache in it: rows of other objects are kept
-    old = out / "summary.json"
-    if old.exists():
-        prev = json.loads(old.read_text())
-        if prev.get("hand") != args.hand or prev.get("physics") != args.physics_model:
-            raise SystemExit(
-                f"{old} is for {prev.get('hand')} / {prev.get('physics')}, not "
-                f"{args.hand} / {args.physics_model}: write to another --out"
-            )
-        new = {r["object"] for r in rows}
-        rows = [r for r in prev.get("instances", []) if r["object"] not in new] + rows
+    new = {r["object"] for r in rows}
+    rows = [r for r in kept if r["object"] not in new] + rows
     total = sum(r["grasps"] for r in rows)
     summary = {
         "hand": args.hand,
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "hold_rate": round(sum(r["hold_rate"] * r["grasps"] for r in rows) / max(total, 1), 3),
         "seconds": round(sum(r["seconds"] for r in rows), 1),
     }
-    write_atomic(old, json.dumps(summary, indent=2))
+    write_atomic(summary_path, json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "instances"}))
     return 0
 

@@ -287,8 +287,9 @@ def run_gait(args: Any) -> int:
     from training.rl.cli import task_settings
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    init, fitted = Gait.load(args.init) if args.init else None, None
-    if getattr(args, "from_policy", None):
+    init = Gait.load(args.init) if args.init else None
+    fitted = None
+    if args.from_policy:
         init, fitted = policy_gait(
             args.from_policy, args.hand, seed=args.seed, threads=args.threads
         )
@@ -318,7 +319,7 @@ def run_gait(args: Any) -> int:
         start=args.start,
         init=init,
         threads=args.threads,
-        env_overrides=task_settings("rotate", getattr(args, "set", [])),
+        env_overrides=task_settings("rotate", args.set),
     )
     out = (
         Path(args.out)
@@ -389,11 +390,10 @@ def policy_gait(
     ``randomization``), and :func:`fit_gait` fits its targets' offsets from the task's
     reference in the episode it held longest (after ``skip_s``). Played open loop, or
     backwards (:func:`reversed_gait`) for the opposite axis, it is a reference for PPO."""
-    import torch
-
     from training.envs import make_env
     from training.envs.base import Randomization
     from training.rl.distill import specialist_settings
+    from training.rl.evaluate import evaluate
     from training.rl.ppo import Policy
 
     over = specialist_settings(path)
@@ -405,34 +405,30 @@ def policy_gait(
         num_envs=worlds,
         nthread=threads,
         seed=seed,
-        episode_s=seconds + 1.0,
+        episode_s=seconds,
         per_family=1,
         dr=Randomization.named(randomization),
         **over,
     )
-    policy = Policy(path, env)
-    env.reset()
-    obs = env.get_observations()
-    steps = round(seconds / env.dt)
-    offsets = np.zeros((steps, worlds, env.n))
-    alive = np.ones(worlds, dtype=bool)
+    offsets: list[np.ndarray] = []
     held = np.zeros(worlds, dtype=int)
     about = np.zeros(worlds)
-    for k in range(steps):
-        with torch.inference_mode():
-            a = np.clip(policy(obs).numpy().astype(float), -1.0, 1.0)
-        target = env.action_to_targets(a)
-        offsets[k] = target - env.goal_q_target
-        obs, _, _, _ = env.step_targets(target)
-        about += alive * np.sum(env.last_omega * env.last_axis, axis=1) * env.dt
-        held += alive
-        alive &= ~env.last_done
+
+    def record(env: Any, target: np.ndarray) -> np.ndarray:
+        offsets.append(target - env.goal_q_target)
+        return target
+
+    def count(env: Any, alive: np.ndarray) -> None:
+        about[:] += alive * np.sum(env.last_omega * env.last_axis, axis=1) * env.dt
+        held[:] += alive
+
+    evaluate(env, Policy(path, env), targets_fn=record, on_step=count, seed=seed)
     w = int(np.argmax(held))
     skip = round(skip_s / env.dt)
     if held[w] - skip < 8:
         raise ValueError(f"{path}: no episode held past {skip_s + 8 * env.dt:.1f} s to fit")
     t = np.arange(held[w]) * env.dt
-    gait, explained = fit_gait(t[skip:], offsets[skip : held[w], w], period_range_s)
+    gait, explained = fit_gait(t[skip:], np.stack(offsets)[skip : held[w], w], period_range_s)
     info = {
         "policy": str(path),
         "axis": over["axes"][0],
