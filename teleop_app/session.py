@@ -211,6 +211,8 @@ class Session:
         self._listeners_lock = threading.Lock()
         self._stop = threading.Event()
         self.estop = False
+        #: the e-stop was engaged and freezes at the next reading of the hand (that tick's)
+        self._estop_freeze = False
         #: the hand's report section, read as the session closes (before the hand disconnects)
         self._hand_report: dict[str, Any] | None = None
         self._arm_report: dict[str, Any] | None = None
@@ -293,8 +295,8 @@ class Session:
         def change(s: Session) -> None:
             if on:
                 was, s.estop = s.estop, True  # engaged first, whatever follows
-                if not was:
-                    s.robot.safety.reset(s.robot.read().q)
+                if not was:  # frozen where this tick measures the hand, not one read earlier
+                    s._estop_freeze = True
             elif s.estop:
                 # Released only once everything restarted from the measured pose; if that
                 # fails the stop stays engaged and the future says why.
@@ -304,7 +306,7 @@ class Session:
                 s._command = None
                 if s.arm is not None:  # the wrist re-latches where the arm stands
                     s.arm.restart()
-                s.estop = False
+                s.estop = s._estop_freeze = False
 
         return self.submit(change)
 
@@ -536,6 +538,9 @@ class Session:
         info: dict[str, Any] = {}
         if self.estop:
             hold = "emergency_stop"
+            if self._estop_freeze:
+                self.robot.safety.reset(state.q)
+                self._estop_freeze = False
         elif self.robot.fault is not None:  # a servo or finger failed: hold until cleared
             hold = "hand_fault"
         elif self.arm is not None and self.arm.fault is not None:  # a reflex, a lost link
