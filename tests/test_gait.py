@@ -91,6 +91,40 @@ def test_rotate_with_a_gait_adds_it_to_the_start_grasp(tmp_path):
         _env(tmp_path, gait=True, gait_dir=str(tmp_path / "gaits"), action_mode="delta")
 
 
+def test_gaits_for_some_axes_and_gaitless_specialists_beside_them(tmp_path):
+    """``gait_axes``: worlds about +z keep the start grasp as reference, worlds about -z
+    follow the gait; a gait-less specialist's view of that env is the plain env's
+    observation (the phase columns removed), step after step."""
+    from training.rl.distill import _EnvWithoutPhase
+
+    g = Gait.load(_gait().save(gait_path("leap", "palm_up", "z-", tmp_path / "gaits")))
+    kw = dict(num_envs=4, axes=("z+", "z-"))
+    plain = _env(tmp_path, **kw)
+    env = _env(tmp_path, **kw, gait=True, gait_dir=str(tmp_path / "gaits"), gait_axes=("z-",))
+    assert plain.gait_phase_columns() is None and env.gait_phase_columns() == slice(-6, -4)
+    view = _EnvWithoutPhase(env)
+    plain.reset()
+    env.reset()
+    about_zm = env.axis_name == 1
+    assert about_zm.any() and not about_zm.all()
+    np.testing.assert_array_equal(plain.axis_name, env.axis_name)
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        np.testing.assert_allclose(  # float32 observations of float64 states
+            view.get_observations()["policy"], plain.get_observations()["policy"], atol=1e-5
+        )
+        off = env.reference_targets() - env.goal_q_target
+        np.testing.assert_allclose(off[about_zm], g.offsets(env.gait_time())[about_zm], atol=1e-9)
+        assert np.all(off[~about_zm] == 0)
+        targets = env.target + rng.normal(0, 0.02, env.target.shape)
+        env.step_targets(targets)
+        plain.step_targets(targets)
+    env.set_axis(np.flatnonzero(about_zm), "z+")  # switched away from the gait's axis
+    assert np.all(env.reference_targets() == env.goal_q_target)
+    with pytest.raises(ValueError, match=r"gait_axes \['x\+'\] are not among"):
+        _env(tmp_path, gait=True, gait_dir=str(tmp_path / "gaits"), gait_axes=("x+",))
+
+
 def test_search_compares_candidates_on_equal_terms_and_saves_a_gait(tmp_path):
     env = _env(tmp_path, num_envs=4, episode_s=2.0)
     thetas = np.tile(np.concatenate([np.full(16, 0.1), np.linspace(0, 6, 16), np.zeros(16),

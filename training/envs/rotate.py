@@ -131,6 +131,11 @@ class RotateConfig(AnygraspConfig):
         gait: add the periodic finger gait of each world's (wrist, axis) to the reference
             (``reference`` actions); every named axis and fixed wrist needs one under
             ``gait_dir`` (default ``assets/gaits``).
+        gait_axes: with ``gait``, only these of ``axes`` take a gait; worlds about the
+            others keep the start grasp as their reference, as without ``gait`` (their
+            actor's phase features are there but mean nothing). Empty: every axis. For
+            policies of both kinds in one environment (distilling specialists with and
+            without gaits together).
         axis_flip_s: > 0: an operator switching axes: every episode starts about the first
             of ``axes`` and switches to the next of them (cyclically) every ``axis_flip_s``
             seconds (:meth:`RotateEnv.set_axis`). 0: one axis per episode, drawn at random.
@@ -167,6 +172,7 @@ class RotateConfig(AnygraspConfig):
     penalty_cap: float = 0.5
     gait: bool = False
     gait_dir: str | None = None
+    gait_axes: tuple[str, ...] = ()
     axis_flip_s: float = 0.0
 
 
@@ -218,9 +224,12 @@ class RotateEnv(AnygraspEnv):
     def _load_gaits(cfg: RotateConfig) -> dict[tuple[str, str], Gait]:
         if cfg.action_mode != "reference":
             raise ValueError("a gait is a reference: use action_mode='reference' with gait")
+        other = sorted(set(cfg.gait_axes) - set(cfg.axes))
+        if other:
+            raise ValueError(f"gait_axes {other} are not among the axes {list(cfg.axes)}")
         gaits, missing = {}, []
         for w in cfg.wrists:
-            for a in cfg.axes:
+            for a in cfg.gait_axes or cfg.axes:
                 if w == RANDOM_WRIST or a == ANY_AXIS:
                     missing.append(f"{w}/{a} (gaits exist only for fixed wrists and named axes)")
                     continue
@@ -282,9 +291,7 @@ class RotateEnv(AnygraspEnv):
                 self.gravity[w] = self.gravity_goal[w] = wrist_gravity(name)
                 self.gravity_rate[w] = 0.0
         for w, ia, iw in zip(ids, names, wrists, strict=True):
-            g = self.gaits.get((cfg.wrists[iw], cfg.axes[ia]))
-            if g is not None:
-                self.set_gait(np.array([w]), g)
+            self._take_gait(w, self.gaits.get((cfg.wrists[iw], cfg.axes[ia])))
         super()._reset_task(ids)  # the grasp, the object's fields; calls _next_goal
         if cfg.start == "palm":
             self._palm_start(ids)
@@ -327,9 +334,7 @@ class RotateEnv(AnygraspEnv):
         self.axis[ids] = axis_vector(name)
         for w in ids:
             iw = self.wrist_id[w]
-            g = self.gaits.get((self.cfg.wrists[iw], name)) if iw >= 0 else None
-            if g is not None:
-                self.set_gait(np.array([w]), g)
+            self._take_gait(w, self.gaits.get((self.cfg.wrists[iw], name)) if iw >= 0 else None)
             self._next_goal(int(w))
 
     # -- the gait ----------------------------------------------------------------------------
@@ -342,6 +347,21 @@ class RotateEnv(AnygraspEnv):
         self.gait_bias[ids] = gait.bias
         self.gait_period[ids] = gait.period_s
         self.gait_ramp_s = gait.ramp_s
+
+    def _take_gait(self, w: int, gait: Gait | None) -> None:
+        """World ``w`` follows ``gait``; None: the start grasp (no offset)."""
+        if gait is not None:
+            self.set_gait(np.array([w]), gait)
+        else:
+            self.gait_amp[w] = self.gait_phase[w] = self.gait_bias[w] = 0.0
+
+    def gait_phase_columns(self) -> slice | None:
+        """Where the gait's phase (sine, cosine) sits in the actor's observation (None
+        without a gait): the last of its task features, before the gravity and styles."""
+        if not self.cfg.gait:
+            return None
+        end = -(3 + len(self.cfg.styles))
+        return slice(end - 2, end)
 
     def gait_time(self) -> np.ndarray:
         """(N,) seconds into each world's episode at the next control step."""

@@ -256,7 +256,7 @@ TRAIN.register(
 
 
 def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("specialists", nargs="+", help="rotate policy.pt files (delta actions)")
+    p.add_argument("specialists", nargs="*", help="rotate policy.pt files (none with --refit)")
     p.add_argument("--hand", default="leap")
     p.add_argument("--out", help="generalist file (default out/rl/rotate_generalist_HAND.pt)")
     p.add_argument("--episodes", type=int, default=64, help="per specialist, in parallel")
@@ -288,16 +288,56 @@ def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--blocks", type=int, default=5)
+    p.add_argument(
+        "--axis-weight",
+        nargs="+",
+        default=[],
+        metavar="AXIS=W",
+        help="weigh the rows commanded about AXIS W times in the loss (e.g. z+=2)",
+    )
+    p.add_argument(
+        "--save-data",
+        action="store_true",
+        help="keep the collected rows next to the generalist (OUT.data.npz) for --refit",
+    )
+    p.add_argument(
+        "--refit",
+        metavar="GENERALIST",
+        help="no rollouts: fit a new net to the rows GENERALIST was distilled from (saved with "
+        "--save-data), with this command's --hidden --blocks --epochs --axis-weight --seed",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ship", action="store_true", help="copy the result into assets/checkpoints/rl")
 
 
+def _axis_weights(items: list[str]) -> dict[str, float]:
+    import math
+
+    from training.envs.rotate import axis_vector
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            axis_vector(name)  # a known axis
+            out[name] = float(value)
+            if not (math.isfinite(out[name]) and out[name] > 0):
+                raise ValueError("the weight must be finite and > 0")
+        except ValueError as e:
+            raise SystemExit(f"--axis-weight {item!r}: expected AXIS=W, e.g. z+=2 ({e})") from None
+    return out
+
+
 def run_generalist(args: argparse.Namespace) -> int:
     import shutil
 
-    from training.rl.distill import DistillSettings, distill, shipped_generalist
+    from training.rl.distill import DistillSettings, distill, refit, shipped_generalist
 
+    if bool(args.refit) == bool(args.specialists):
+        raise SystemExit("name the specialists to distil, or --refit GENERALIST (not both)")
     s = DistillSettings(
         episodes=args.episodes,
         rounds=args.rounds,
@@ -309,11 +349,13 @@ def run_generalist(args: argparse.Namespace) -> int:
         history=args.history,
         hidden=args.hidden,
         blocks=args.blocks,
+        axis_weight=_axis_weights(args.axis_weight),
+        save_data=args.save_data,
         seed=args.seed,
         threads=args.threads,
     )
     out = Path(args.out or DEFAULT_RUNS / f"rotate_generalist_{args.hand}.pt")
-    rep = distill(args.specialists, args.hand, out, s)
+    rep = refit(args.refit, out, s) if args.refit else distill(args.specialists, args.hand, out, s)
     last = rep["curve"][-1] if rep["curve"] else {}
     print(
         json.dumps(

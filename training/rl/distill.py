@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +77,28 @@ class DistillSettings:
     #: specialists' own rollouts rarely reach.
     dagger_rounds: int = 0
     dagger_epochs: int = 4
+    #: the weight of the rows commanded about an axis in the loss (``{"z+": 2.0}``: each +z
+    #: row counts twice); axes not named weigh 1. The validation loss stays unweighted.
+    axis_weight: dict[str, float] = field(default_factory=dict)
+    #: keep every (observation, action) row collected next to the generalist
+    #: (``NAME.data.npz``), so that :func:`refit` can fit another net to the same data
+    save_data: bool = False
     seed: int = 0
     threads: int = 2
+
+
+def row_weights(obs: np.ndarray, axis_weight: dict[str, float]) -> np.ndarray:
+    """(N,) each row's weight in the loss: ``axis_weight`` of the axis in its observation
+    (the generalist's input ends with the axis and the gravity direction), else 1."""
+    from training.envs.rotate import axis_vector
+
+    w = np.ones(len(obs))
+    axes = np.asarray(obs[:, -6:-3], dtype=float)
+    for name, weight in axis_weight.items():
+        if not (np.isfinite(weight) and weight > 0):
+            raise ValueError(f"axis weight of {name}: {weight} (must be finite and > 0)")
+        w[np.all(np.abs(axes - axis_vector(name)) < 1e-6, axis=1)] = weight
+    return w
 
 
 def specialist_settings(path: str | Path) -> dict[str, Any]:
@@ -132,8 +152,11 @@ def collect(
         scale = float(np.max(env.max_step))  # the generalist's delta: the rate limit
         policies = {}
         for path in group:
-            for a in specialist_settings(path)["axes"]:
-                policies[env.cfg.axes.index(a)] = Policy(path, env)
+            own = specialist_settings(path)
+            gaitless = env.cfg.gait and not own.get("gait", False)
+            policy = _GaitlessSpecialist(path, env) if gaitless else Policy(path, env)
+            for a in own["axes"]:
+                policies[env.cfg.axes.index(a)] = policy
         summary = _rollouts(env, policies, scale, s, data, student, beta, seed_offset)
         log.info("%s: %d of %d episodes dropped the object, %d kept",
                  " + ".join(map(str, group)), summary["dropped"], s.episodes * s.rounds,
@@ -160,9 +183,11 @@ def collect(
 
 def _group_settings(group: list[str | Path]) -> dict[str, Any]:
     """One environment for specialists switched mid-episode: they must differ only in their
-    axes (the union is the environment's)."""
+    axes (the union is the environment's) and in whether they correct a gait: with one that
+    does, the environment has gaits for those specialists' axes only (``gait_axes``), the
+    others' worlds keep the plain reference."""
     settings = [specialist_settings(p) for p in group]
-    rest = [{k: v for k, v in st.items() if k != "axes"} for st in settings]
+    rest = [{k: v for k, v in st.items() if k not in ("axes", "gait")} for st in settings]
     for p, st in zip(group[1:], rest[1:], strict=True):
         if st != rest[0]:
             diff = sorted(k for k in {*st, *rest[0]} if st.get(k) != rest[0].get(k))
@@ -173,7 +198,46 @@ def _group_settings(group: list[str | Path]) -> dict[str, Any]:
     axes = [a for st in settings for a in st["axes"]]
     if len(set(axes)) != len(axes):
         raise ValueError(f"two specialists for one axis: {axes}")
-    return {**rest[0], "axes": tuple(axes)}
+    gaits = [st.get("gait", False) for st in settings]
+    out = {**rest[0], "axes": tuple(axes), "gait": any(gaits)}
+    if any(gaits) and not all(gaits):
+        out["gait_axes"] = tuple(a for st in settings if st.get("gait", False) for a in st["axes"])
+    return out
+
+
+class _EnvWithoutPhase:
+    """An environment with gaits as a gait-less specialist sees it: the actor's observation
+    without the gait's phase features (everything else is the environment's)."""
+
+    def __init__(self, env: Any) -> None:
+        self._env = env
+        cols = env.gait_phase_columns()
+        width = env.get_observations()["policy"].shape[1]
+        self.keep = np.delete(np.arange(width), np.arange(width)[cols])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._env, name)
+
+    def strip(self, obs: Any) -> Any:
+        out = obs.clone()
+        out["policy"] = obs["policy"][:, self.keep]
+        return out
+
+    def get_observations(self) -> Any:
+        return self.strip(self._env.get_observations())
+
+
+class _GaitlessSpecialist:
+    """A specialist without a gait, acting in an environment with gaits."""
+
+    def __init__(self, path: str | Path, env: Any) -> None:
+        from training.rl.ppo import Policy
+
+        self.view = _EnvWithoutPhase(env)
+        self.policy = Policy(path, self.view)
+
+    def __call__(self, obs: Any) -> torch.Tensor:
+        return self.policy(self.view.strip(obs))
 
 
 def _rollouts(
@@ -280,6 +344,7 @@ def fit(
     x = torch.as_tensor(data["obs"], dtype=torch.float32)
     y = torch.as_tensor(data["act"], dtype=torch.float32)
     xt, yt, xv, yv = x[~is_val], y[~is_val], x[is_val], y[is_val]
+    wt = torch.as_tensor(row_weights(data["obs"][~is_val], s.axis_weight), dtype=torch.float32)
     epochs = s.epochs if epochs is None else epochs
     if net is None:
         net = GeneralistNet(cfg)
@@ -295,12 +360,14 @@ def fit(
         total = 0.0
         for b in range(0, len(xt), s.batch):
             idx = perm[b : b + s.batch]
-            loss = torch.mean((net(xt[idx]) - yt[idx]) ** 2)
+            w = wt[idx]
+            err = torch.mean((net(xt[idx]) - yt[idx]) ** 2, dim=1)
+            loss = torch.sum(w * err) / torch.sum(w)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss.detach()) * len(idx)
+            total += float(err.detach().sum())
         net.eval()
         with torch.no_grad():
             val = float(torch.mean((net(xv) - yv) ** 2)) if len(xv) else float("nan")
@@ -322,14 +389,10 @@ def distill(
     paths: list[str | Path], hand: str, out: str | Path, s: DistillSettings | None = None
 ) -> dict[str, Any]:
     """Collect, fit and save; returns the report (also written next to ``out``)."""
-    from assets.atomic import write_atomic
-
     s = s or DistillSettings()
     torch.set_num_threads(s.threads)
     t0 = time.perf_counter()
     data, specialists, info = collect(paths, hand, s)
-    # the start the generalist is evaluated and generates data from: its specialists' own
-    shared = {k: _shared(specialists, k) for k in ("rest_q", "scale_range")}
     cfg = GeneralistConfig(
         n=data["act"].shape[1],
         history=s.history,
@@ -361,6 +424,74 @@ def distill(
         fit_report["curve"] += [{**c, "dagger_round": r + 1} for c in rep["curve"]]
     fit_report["transitions"] = len(data["act"])
     fit_report["dagger"] = dagger
+    if s.save_data:
+        _save_data(Path(out), data)
+    return _save(out, hand, net, cfg, data, specialists, info, s, fit_report, t0)
+
+
+def data_path(generalist: str | Path) -> Path:
+    """Where a generalist's rows are kept (``distill`` with ``save_data``)."""
+    p = Path(generalist)
+    return p.with_name(p.stem + ".data.npz")
+
+
+def _save_data(out: Path, data: dict[str, np.ndarray]) -> None:
+    import io
+
+    from assets.atomic import write_atomic
+
+    buf = io.BytesIO()
+    np.savez(buf, **data)
+    write_atomic(data_path(out), buf.getvalue())
+
+
+def refit(source: str | Path, out: str | Path, s: DistillSettings) -> dict[str, Any]:
+    """A new generalist fitted from scratch to the rows ``source`` was distilled from (its
+    ``NAME.data.npz``, every DAgger round's included) with other fitting settings: the net's
+    size, epochs, learning rate, axis weights, seed. The specialists, physics and collection
+    settings are ``source``'s (``s``'s are replaced by them); the history must be its own."""
+    source = Path(source)
+    rows = data_path(source)
+    if not rows.exists():
+        raise FileNotFoundError(
+            f"{rows}: no rows kept for {source}; distil it with --save-data to refit it"
+        )
+    ck = checkpoint.load(source, format=GENERALIST_FORMAT, what="rotation generalist")
+    rep = ck.meta["report"]
+    with np.load(rows) as z:
+        data = {k: z[k] for k in ("obs", "act", "episode")}
+    if checkpoint.fingerprint(data["obs"], data["act"]) != ck.meta.get("data_fingerprint"):
+        raise ValueError(f"{rows}: not the rows {source} was fitted to (fingerprints differ)")
+    fitting = ("hidden", "blocks", "epochs", "batch", "lr", "weight_decay", "axis_weight", "seed")
+    keep = {k: getattr(s, k) for k in (*fitting, "threads")}
+    s = DistillSettings(**{**rep["settings"], **keep, "save_data": False})
+    torch.set_num_threads(s.threads)
+    t0 = time.perf_counter()
+    src_cfg = rep["config"]
+    cfg = GeneralistConfig(
+        n=src_cfg["n"],
+        history=src_cfg["history"],
+        hidden=s.hidden,
+        blocks=s.blocks,
+        action_mode=src_cfg["action_mode"],
+        action_scale_rad=src_cfg["action_scale_rad"],
+    )
+    net, fit_report = fit(data, cfg, s)
+    fit_report["dagger"] = rep.get("dagger", [])
+    fit_report["refit_of"] = str(source)
+    info = {"physics": ck.meta["physics"], "action_scale_rad": cfg.action_scale_rad}
+    return _save(out, ck.meta["hand"], net, cfg, data, rep["specialists"], info, s, fit_report, t0)
+
+
+def _save(
+    out: str | Path, hand: str, net: GeneralistNet, cfg: GeneralistConfig,
+    data: dict[str, np.ndarray], specialists: list[dict[str, Any]], info: dict[str, Any],
+    s: DistillSettings, fit_report: dict[str, Any], t0: float,
+) -> dict[str, Any]:  # fmt: skip
+    from assets.atomic import write_atomic
+
+    # the start the generalist is evaluated and generates data from: its specialists' own
+    shared = {k: _shared(specialists, k) for k in ("rest_q", "scale_range")}
     report = {
         "hand": hand,
         "specialists": specialists,
