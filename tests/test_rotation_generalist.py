@@ -175,8 +175,22 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     assert rr["config"]["hidden"] == 16 and rr["settings"]["axis_weight"] == {"z+": 2.0}
     assert rr["settings"]["flip_s"] == 0.2 and rr["specialists"] == rd["specialists"]
     assert RotationGeneralist.load(refitted, hand="leap").net.cfg.hidden == 16
+    # or d's own net trained on: its weights are the start (0 epochs: d's net), its size kept
+    states = []
+    for epochs in ("0", "1"):
+        warm = tmp_path / f"d_warm{epochs}.pt"
+        args = ["--refit", str(d), "--warm", "--hidden", "32", "--blocks", "1", "--epochs", epochs]
+        assert main(["train", "rotation-generalist", *args, "--out", str(warm)]) == 0
+        assert json.loads(warm.with_suffix(".json").read_text())["refit_warm"]
+        states.append(RotationGeneralist.load(warm).net.state_dict())
+    d_state = RotationGeneralist.load(d).net.state_dict()
+    assert all(torch.equal(d_state[k], states[0][k]) for k in d_state)
+    assert not all(torch.equal(d_state[k], states[1][k]) for k in d_state)
+    with pytest.raises(ValueError, match=r"keeps .* hidden 32, blocks 1"):
+        distill.refit(d, tmp_path / "x.pt", replace(sd, hidden=16), warm=True)
     capsys.readouterr()
     bad_args = (([str(spec / "policy.pt"), "--refit", str(d)], "not both"),
+                ([str(spec / "policy.pt"), "--warm"], "named by --refit"),
                 (["--refit", str(d), "--axis-weight", "z+"], "expected AXIS=W"),
                 (["--refit", str(d), "--axis-weight", "w+=2"], "unknown axis"),
                 (["--refit", str(d), "--axis-weight", "z+=-1"], "must be finite"))  # fmt: skip

@@ -306,6 +306,11 @@ def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
         help="no rollouts: fit a new net to the rows GENERALIST was distilled from (saved with "
         "--save-data), with this command's --hidden --blocks --epochs --axis-weight --seed",
     )
+    p.add_argument(
+        "--warm",
+        action="store_true",
+        help="with --refit: start from GENERALIST's own net (its size) and train --epochs more",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ship", action="store_true", help="copy the result into assets/checkpoints/rl")
@@ -355,7 +360,12 @@ def run_generalist(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     out = Path(args.out or DEFAULT_RUNS / f"rotate_generalist_{args.hand}.pt")
-    rep = refit(args.refit, out, s) if args.refit else distill(args.specialists, args.hand, out, s)
+    if args.warm and not args.refit:
+        raise SystemExit("--warm continues a generalist named by --refit")
+    if args.refit:
+        rep = refit(args.refit, out, s, warm=args.warm)
+    else:
+        rep = distill(args.specialists, args.hand, out, s)
     last = rep["curve"][-1] if rep["curve"] else {}
     print(
         json.dumps(

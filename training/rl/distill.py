@@ -445,11 +445,14 @@ def _save_data(out: Path, data: dict[str, np.ndarray]) -> None:
     write_atomic(data_path(out), buf.getvalue())
 
 
-def refit(source: str | Path, out: str | Path, s: DistillSettings) -> dict[str, Any]:
-    """A new generalist fitted from scratch to the rows ``source`` was distilled from (its
+def refit(
+    source: str | Path, out: str | Path, s: DistillSettings, warm: bool = False
+) -> dict[str, Any]:
+    """A new generalist fitted to the rows ``source`` was distilled from (its
     ``NAME.data.npz``, every DAgger round's included) with other fitting settings: the net's
-    size, epochs, learning rate, axis weights, seed. The specialists, physics and collection
-    settings are ``source``'s (``s``'s are replaced by them); the history must be its own."""
+    size, epochs, learning rate, axis weights, seed; from scratch, or with ``warm`` from
+    ``source``'s own net (then of its size) for ``s.epochs`` more. The specialists, physics
+    and collection settings are ``source``'s (``s``'s are replaced by them)."""
     source = Path(source)
     rows = data_path(source)
     if not rows.exists():
@@ -476,9 +479,18 @@ def refit(source: str | Path, out: str | Path, s: DistillSettings) -> dict[str, 
         action_mode=src_cfg["action_mode"],
         action_scale_rad=src_cfg["action_scale_rad"],
     )
-    net, fit_report = fit(data, cfg, s)
+    net = None
+    if warm:
+        net = RotationGeneralist.load(source).net
+        if (net.cfg.hidden, net.cfg.blocks) != (cfg.hidden, cfg.blocks):
+            raise ValueError(
+                f"a warm refit keeps {source}'s net: hidden {net.cfg.hidden}, blocks "
+                f"{net.cfg.blocks} (asked: {cfg.hidden}, {cfg.blocks})"
+            )
+    net, fit_report = fit(data, cfg, s, net=net)
     fit_report["dagger"] = rep.get("dagger", [])
     fit_report["refit_of"] = str(source)
+    fit_report["refit_warm"] = warm
     info = {"physics": ck.meta["physics"], "action_scale_rad": cfg.action_scale_rad}
     return _save(out, ck.meta["hand"], net, cfg, data, rep["specialists"], info, s, fit_report, t0)
 
