@@ -317,9 +317,7 @@ def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _axis_weights(items: list[str]) -> dict[str, float]:
-    import math
-
-    from training.envs.rotate import axis_vector
+    from training.rl.distill import check_axis_weights
 
     out = {}
     for item in items:
@@ -327,10 +325,8 @@ def _axis_weights(items: list[str]) -> dict[str, float]:
         try:
             if not sep:
                 raise ValueError
-            axis_vector(name)  # a known axis
+            check_axis_weights({name: float(value)})
             out[name] = float(value)
-            if not (math.isfinite(out[name]) and out[name] > 0):
-                raise ValueError("the weight must be finite and > 0")
         except ValueError as e:
             raise SystemExit(f"--axis-weight {item!r}: expected AXIS=W, e.g. z+=2 ({e})") from None
     return out
@@ -343,6 +339,8 @@ def run_generalist(args: argparse.Namespace) -> int:
 
     if bool(args.refit) == bool(args.specialists):
         raise SystemExit("name the specialists to distil, or --refit GENERALIST (not both)")
+    if args.warm and not args.refit:
+        raise SystemExit("--warm continues a generalist named by --refit")
     s = DistillSettings(
         episodes=args.episodes,
         rounds=args.rounds,
@@ -360,8 +358,6 @@ def run_generalist(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     out = Path(args.out or DEFAULT_RUNS / f"rotate_generalist_{args.hand}.pt")
-    if args.warm and not args.refit:
-        raise SystemExit("--warm continues a generalist named by --refit")
     if args.refit:
         rep = refit(args.refit, out, s, warm=args.warm)
     else:

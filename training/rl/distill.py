@@ -92,13 +92,22 @@ def row_weights(obs: np.ndarray, axis_weight: dict[str, float]) -> np.ndarray:
     (the generalist's input ends with the axis and the gravity direction), else 1."""
     from training.envs.rotate import axis_vector
 
+    check_axis_weights(axis_weight)
     w = np.ones(len(obs))
     axes = np.asarray(obs[:, -6:-3], dtype=float)
     for name, weight in axis_weight.items():
-        if not (np.isfinite(weight) and weight > 0):
-            raise ValueError(f"axis weight of {name}: {weight} (must be finite and > 0)")
         w[np.all(np.abs(axes - axis_vector(name)) < 1e-6, axis=1)] = weight
     return w
+
+
+def check_axis_weights(axis_weight: dict[str, float]) -> None:
+    """ValueError unless every key is a known axis and every weight finite and > 0."""
+    from training.envs.rotate import axis_vector
+
+    for name, weight in axis_weight.items():
+        axis_vector(name)  # a known axis
+        if not (np.isfinite(weight) and weight > 0):
+            raise ValueError(f"axis weight of {name}: {weight} (must be finite and > 0)")
 
 
 def specialist_settings(path: str | Path) -> dict[str, Any]:
@@ -344,7 +353,7 @@ def fit(
     x = torch.as_tensor(data["obs"], dtype=torch.float32)
     y = torch.as_tensor(data["act"], dtype=torch.float32)
     xt, yt, xv, yv = x[~is_val], y[~is_val], x[is_val], y[is_val]
-    wt = torch.as_tensor(row_weights(data["obs"][~is_val], s.axis_weight), dtype=torch.float32)
+    wt = torch.as_tensor(row_weights(data["obs"], s.axis_weight)[~is_val], dtype=torch.float32)
     epochs = s.epochs if epochs is None else epochs
     if net is None:
         net = GeneralistNet(cfg)
@@ -436,13 +445,10 @@ def data_path(generalist: str | Path) -> Path:
 
 
 def _save_data(out: Path, data: dict[str, np.ndarray]) -> None:
-    import io
+    from assets.atomic import atomic_path
 
-    from assets.atomic import write_atomic
-
-    buf = io.BytesIO()
-    np.savez(buf, **data)
-    write_atomic(data_path(out), buf.getvalue())
+    with atomic_path(data_path(out)) as tmp:  # written in place: no copy of GBs in memory
+        np.savez(tmp, **data)
 
 
 def refit(
@@ -459,11 +465,11 @@ def refit(
         raise FileNotFoundError(
             f"{rows}: no rows kept for {source}; distil it with --save-data to refit it"
         )
-    ck = checkpoint.load(source, format=GENERALIST_FORMAT, what="rotation generalist")
-    rep = ck.meta["report"]
+    src = RotationGeneralist.load(source)
+    rep = src.meta["report"]
     with np.load(rows) as z:
         data = {k: z[k] for k in ("obs", "act", "episode")}
-    if checkpoint.fingerprint(data["obs"], data["act"]) != ck.meta.get("data_fingerprint"):
+    if checkpoint.fingerprint(data["obs"], data["act"]) != src.meta.get("data_fingerprint"):
         raise ValueError(f"{rows}: not the rows {source} was fitted to (fingerprints differ)")
     fitting = ("hidden", "blocks", "epochs", "batch", "lr", "weight_decay", "axis_weight", "seed")
     keep = {k: getattr(s, k) for k in (*fitting, "threads")}
@@ -479,20 +485,18 @@ def refit(
         action_mode=src_cfg["action_mode"],
         action_scale_rad=src_cfg["action_scale_rad"],
     )
-    net = None
-    if warm:
-        net = RotationGeneralist.load(source).net
-        if (net.cfg.hidden, net.cfg.blocks) != (cfg.hidden, cfg.blocks):
-            raise ValueError(
-                f"a warm refit keeps {source}'s net: hidden {net.cfg.hidden}, blocks "
-                f"{net.cfg.blocks} (asked: {cfg.hidden}, {cfg.blocks})"
-            )
+    net = src.net if warm else None
+    if warm and (src.cfg.hidden, src.cfg.blocks) != (cfg.hidden, cfg.blocks):
+        raise ValueError(
+            f"a warm refit keeps {source}'s net: hidden {src.cfg.hidden}, blocks "
+            f"{src.cfg.blocks} (asked: {cfg.hidden}, {cfg.blocks})"
+        )
     net, fit_report = fit(data, cfg, s, net=net)
     fit_report["dagger"] = rep.get("dagger", [])
     fit_report["refit_of"] = str(source)
     fit_report["refit_warm"] = warm
-    info = {"physics": ck.meta["physics"], "action_scale_rad": cfg.action_scale_rad}
-    return _save(out, ck.meta["hand"], net, cfg, data, rep["specialists"], info, s, fit_report, t0)
+    info = {"physics": src.meta["physics"], "action_scale_rad": cfg.action_scale_rad}
+    return _save(out, src.meta["hand"], net, cfg, data, rep["specialists"], info, s, fit_report, t0)
 
 
 def _save(
