@@ -236,18 +236,26 @@ class Controller(abc.ABC):
         #: ``meta.physics``), set by controllers that load models (:meth:`_trained_on`);
         #: None: nothing learned
         self.trained_physics: dict | None = None
-        #: what the operator should know about this controller on this hand (e.g. trained
-        #: on other physics); empty when nothing
-        self.notice: str = ""
+        #: the models were trained on other physics than the hand runs (:meth:`check_physics`)
+        self.physics_notice: str = ""
+        #: anything else the operator should know about the loaded models (e.g. two models
+        #: trained for different partners), added by controllers as they load
+        self.notes: list[str] = []
+
+    @property
+    def notice(self) -> str:
+        """What the operator should know about this controller on this hand (other physics,
+        :attr:`notes`); empty when nothing."""
+        return "; ".join(n for n in (self.physics_notice, *self.notes) if n)
 
     def check_physics(self, running: dict | None) -> str:
         """Compare the physics the models were trained on with what the hand runs
         (``Robot.physics()``; None: unknown, e.g. real hardware) and keep the result in
-        :attr:`notice`: empty when they agree or either is unknown."""
+        :attr:`physics_notice`: empty when they agree or either is unknown."""
         from assets.physics import note
 
-        self.notice = note(self.trained_physics, running)
-        return self.notice
+        self.physics_notice = note(self.trained_physics, running)
+        return self.physics_notice
 
     def _trained_on(self, physics: dict | None) -> None:
         """Keep what a loaded model was trained on. A checkpoint without a physics record

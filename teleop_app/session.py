@@ -222,7 +222,8 @@ class Session:
     def _make_controller(self, name: str, options: dict[str, Any]) -> Controller:
         options = {"hand": self.config.hand, **options}
         controller = CONTROLLERS.make(name, **options)
-        if controller.check_physics(self.robot.physics()):
+        controller.check_physics(self.robot.physics())
+        if controller.notice:
             log.warning("controller %s: %s", name, controller.notice)
         return controller
 
@@ -560,7 +561,7 @@ class Session:
             t0 = time.perf_counter()
             try:
                 target, info = self.controller.step(state, self._command)
-                if self.controller.notice:  # e.g. trained on other physics
+                if self.controller.physics_notice:  # trained on other physics
                     info = {**info, "other_physics": 1.0}
             except Exception as e:  # noqa: BLE001 - a failing controller holds the hand
                 # one template per controller: another controller's failure is logged anew

@@ -249,19 +249,23 @@ def test_residual_sees_its_base_policys_history(residual_setup):
     from controllers.dexndm.residual import ResidualConfig, load_residual
     from training.dexndm.residual_train import (
         ResidualTrainConfig,
-        base_policy_history,
+        base_policy,
         train_residual,
     )
 
     root, sim = residual_setup
-    six = _linear_rollouts(root / "six", np.full(N, 0.5), segments=4,
-                           meta={"policy_meta": {"env": {"history": 6}}})  # fmt: skip
-    assert base_policy_history([six]) == 6 and base_policy_history([sim]) is None
+    gen6 = {"policy": "out/gen6.pt",
+            "policy_meta": {"env": {"history": 6}, "data_fingerprint": "sha256:66"}}  # fmt: skip
+    six = _linear_rollouts(root / "six", np.full(N, 0.5), segments=4, meta=gen6)
+    assert base_policy([six]) == {"path": "out/gen6.pt", "data_fingerprint": "sha256:66",
+                                  "history": 6}  # fmt: skip
+    assert base_policy([sim]) is None
     cfg = ResidualTrainConfig(epochs=1, batch=128, seed=0, threads=1)
     cfg.model = ResidualConfig(hidden=16, layers=1)
     train_residual([six], root / "same.pt", root / "res_six.pt", cfg)
-    model, _ = load_residual(root / "res_six.pt", hand="leap")
+    model, meta = load_residual(root / "res_six.pt", hand="leap")
     assert model.cfg.history == 6 and cfg.model.history == 10  # the caller's is left alone
+    assert meta["base_policy"]["data_fingerprint"] == "sha256:66"  # what it corrects
     # a history of its own, shorter than its base policy's
     cfg.history = 3
     train_residual([six], root / "same.pt", root / "res_three.pt", cfg)
@@ -269,7 +273,14 @@ def test_residual_sees_its_base_policys_history(residual_setup):
     seven = _linear_rollouts(root / "seven", np.full(N, 0.5), segments=2,
                              meta={"policy_meta": {"env": {"history": 7}}})  # fmt: skip
     with pytest.raises(ValueError, match="different histories"):
-        base_policy_history([six, seven])
+        base_policy([six, seven])
+    # the same history, another generalist: a residual corrects one policy
+    gen6b = {"policy": "out/other.pt",
+             "policy_meta": {"env": {"history": 6}, "data_fingerprint": "sha256:67"}}  # fmt: skip
+    other = _linear_rollouts(root / "other", np.full(N, 0.5), segments=2, meta=gen6b)
+    with pytest.raises(ValueError, match="different base policies"):
+        base_policy([six, other])
+    assert base_policy([six, six])["path"] == "out/gen6.pt"
 
 
 def test_optional_fields_are_all_or_nothing(tmp_path):

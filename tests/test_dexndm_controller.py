@@ -190,3 +190,41 @@ def test_run_reports_the_rotation_about_the_commanded_axis(tmp_path):
     obj = json.loads(rep.read_text())["object"]
     assert obj["ticks_with_axis"] >= 70 and obj["dropped"] is False
     assert obj["rotation_about_command_axis_rad"] > 0.3
+
+
+def test_a_residual_for_another_generalist_is_noticed(tmp_path, files, caplog):
+    """The shipped residual records the generalist it corrects and runs with it without a
+    notice; a residual trained on another generalist's rollouts runs, and the operator is
+    told (the controller's notice, the session's log) — not counted as other physics."""
+    import logging
+
+    from controllers.dexndm.controller import generalist_path
+    from controllers.dexndm.generalist import RotationGeneralist
+    from controllers.dexndm.residual import load_residual
+
+    shipped = DexNDMController(DexNDMControllerConfig(hand="leap"))
+    gen_fp = RotationGeneralist.load(generalist_path("leap"), hand="leap").meta["data_fingerprint"]
+    assert shipped.residual_meta["base_policy"]["data_fingerprint"] == gen_fp
+    assert shipped.notes == []
+    model, meta = load_residual(files / "res.pt", hand="leap")
+    other = tmp_path / "res_other.pt"
+    base = {"path": "out/gen_other.pt", "data_fingerprint": "sha256:" + "ab" * 32, "history": 10}
+    save_residual(other, model, {**meta, "base_policy": base})
+    c = DexNDMController(DexNDMControllerConfig(hand="leap", residual=str(other), ndm="none"))
+    assert "another generalist" in c.notice and "out/gen_other.pt" in c.notice
+    assert c.check_physics(None) == "" and "another generalist" in c.notice  # kept
+    # unrecorded (older residuals, the fixture's): nothing to compare, nothing said
+    assert DexNDMController(DexNDMControllerConfig(hand="leap", residual=str(files / "res.pt"),
+                                                   ndm="none")).notes == []  # fmt: skip
+    from teleop_app.configs import session_config
+    from teleop_app.session import Session
+
+    cfg = session_config(hand="leap", device="replay", controller="dexndm", obj="cube",
+                         controller_options={"residual": str(other), "ndm": "none"})  # fmt: skip
+    records = []
+    with caplog.at_level(logging.WARNING), Session(cfg) as session:
+        session.subscribe(records.append)
+        session.run(ticks=2)
+        physics = session.controller.physics_notice
+    assert "another generalist" in caplog.text
+    assert all(r.info.get("other_physics", 0.0) == float(physics != "") for r in records)

@@ -48,6 +48,21 @@ def residual_path(hand: str, kind: str = "joint_wise") -> Path:
     return DEXNDM_DIR / f"residual_{kind}_{hand}.pt"
 
 
+def base_policy_mismatch(residual_meta: dict[str, Any], gen_meta: dict[str, Any], gen_path) -> str:
+    """A residual corrects the generalist whose rollouts it was trained on (its meta's
+    ``base_policy``, by the data that generalist was distilled from): a sentence when the
+    running generalist is another one, else "" (also when either record is missing)."""
+    base = residual_meta.get("base_policy") or {}
+    want, have = base.get("data_fingerprint"), gen_meta.get("data_fingerprint")
+    if not want or not have or want == have:
+        return ""
+    return (
+        f"the residual was trained for another generalist ({base.get('path')}, "
+        f"{want[:19]}) than the one running ({Path(gen_path).name}, {have[:19]}): "
+        "its corrections may not fit; train one for this generalist (bench/dexndm_pipeline.sh)"
+    )
+
+
 def gravity_in_palm(wrist: np.ndarray) -> np.ndarray:
     """Unit gravity in the palm frame from the palm's world pose (4, 4)."""
     return np.asarray(wrist)[:3, :3].T @ np.array([0.0, 0.0, -1.0])
@@ -137,6 +152,8 @@ class DexNDMController(Controller):
                 self.residual, self.residual_meta = load_residual(rpath, hand=hand)
             except CheckpointError as e:
                 raise ControllerUnavailable(str(e)) from None
+            if mismatch := base_policy_mismatch(self.residual_meta, self.gen.meta, gpath):
+                self.notes.append(mismatch)
         self.ndm = None
         npath = None
         if config.ndm not in (SHIPPED, NONE):

@@ -145,19 +145,37 @@ def _evaluate(res_model, ndm, data: Rollouts, rows: torch.Tensor, batch: int = 2
     }
 
 
-def base_policy_history(data: list[str | Path]) -> int | None:
-    """The history T of the generalist whose rollouts ``data`` are (from the manifests written
-    by ``data generate``; the residual sees that generalist's observation); None when no
-    manifest names one. Rollouts of generalists with different T are refused."""
-    found = set()
+def base_policy(data: list[str | Path]) -> dict[str, Any] | None:
+    """The generalist whose rollouts ``data`` are, from the manifests ``data generate``
+    writes: ``{"path", "data_fingerprint", "history"}`` (its file, what it was trained on,
+    the steps it sees; the residual corrects that policy and sees its observation). None
+    when no manifest names one. Rollouts of different base policies are refused: a residual
+    corrects one policy."""
+    found: dict[tuple, dict[str, Any]] = {}
     for root in data:
         meta = (read_manifest(root) or {}).get("meta", {})
-        T = ((meta.get("policy_meta") or {}).get("env") or {}).get("history")
-        if T is not None:
-            found.add(int(T))
+        pm = meta.get("policy_meta") or {}
+        T = (pm.get("env") or {}).get("history")
+        fp = pm.get("data_fingerprint")
+        if T is None and fp is None:
+            continue
+        rec = {
+            "path": meta.get("policy"),
+            "data_fingerprint": fp,
+            "history": None if T is None else int(T),
+        }
+        found.setdefault((rec["history"], fp), rec)
+    if len({T for T, _ in found}) > 1:
+        raise ValueError(
+            f"rollouts of base policies with different histories: {sorted(T for T, _ in found)}"
+        )
     if len(found) > 1:
-        raise ValueError(f"rollouts of base policies with different histories: {sorted(found)}")
-    return found.pop() if found else None
+        paths = sorted(str(r["path"]) for r in found.values())
+        raise ValueError(
+            f"rollouts of different base policies ({', '.join(paths)}): "
+            "a residual corrects one policy; train one per base policy"
+        )
+    return next(iter(found.values())) if found else None
 
 
 def train_residual(
@@ -178,7 +196,8 @@ def train_residual(
     for p in ndm.parameters():
         p.requires_grad_(False)
     ndm.eval()
-    T_base = base_policy_history(data)
+    base = base_policy(data)
+    T_base = None if base is None else base["history"]
     T_res = cfg.history if cfg.history is not None else (T_base or cfg.model.history)
     if T_res < 1:
         raise ValueError(f"the residual's history must be >= 1 step, got {T_res}")
@@ -228,6 +247,8 @@ def train_residual(
         "ndm_kind": ndm.cfg.kind,
         "ndm_data": ndm_meta.get("data"),
         "data": rollouts.summaries,
+        # the generalist it corrects (the dexndm controller compares it with the one it runs)
+        "base_policy": base,
         "train_samples": len(rollouts.train),
         "val_samples": len(rollouts.val),
         "val_before": before,
