@@ -125,6 +125,37 @@ def test_gaits_for_some_axes_and_gaitless_specialists_beside_them(tmp_path):
         _env(tmp_path, gait=True, gait_dir=str(tmp_path / "gaits"), gait_axes=("x+",))
 
 
+@pytest.mark.parametrize("from_switch", [False, True])
+def test_a_switch_to_a_gaits_axis_starts_the_gait_there_when_asked(tmp_path, from_switch):
+    """``gait_from_switch``: a world switched to the gait's axis mid-episode follows the gait
+    from its start (ramp, phase) at the switch, and its actor's phase features restart too;
+    without it, the gait runs on the episode's clock (full amplitude at once). A reset
+    starts the clock at the episode again."""
+    g = Gait.load(_gait().save(gait_path("leap", "palm_up", "z-", tmp_path / "gaits")))
+    env = _env(tmp_path, num_envs=2, axes=("z+", "z-"), gait=True, gait_axes=("z-",),
+               gait_dir=str(tmp_path / "gaits"), gait_from_switch=from_switch)  # fmt: skip
+    env.reset()
+    ids = np.arange(2)
+    env.set_axis(ids, "z+")
+    zeros = torch.zeros(env.num_envs, env.n)
+    for _ in range(15):
+        env.step(zeros)
+    steps = env.episode_length_buf.cpu().numpy().copy()
+    assert np.all(steps == 15)  # nothing dropped: 15 steps into the episode
+    env.set_axis(ids, "z-")
+    want_t = (1 if from_switch else 16) * env.dt
+    np.testing.assert_allclose(env.gait_time(), want_t)
+    off = env.reference_targets() - env.goal_q_target
+    np.testing.assert_allclose(off, g.offsets(np.full(2, want_t)), atol=1e-9)
+    ramp = min(want_t / g.ramp_s, 1.0)
+    assert ramp < 1.0 if from_switch else ramp == 1.0
+    phase = env.get_observations()["policy"][:, env.gait_phase_columns()].numpy()
+    w = 2 * np.pi * want_t / g.period_s
+    np.testing.assert_allclose(phase, [[np.sin(w), np.cos(w)]] * 2, atol=1e-6)
+    env.reset()
+    np.testing.assert_allclose(env.gait_time(), env.dt)
+
+
 def test_search_compares_candidates_on_equal_terms_and_saves_a_gait(tmp_path):
     env = _env(tmp_path, num_envs=4, episode_s=2.0)
     thetas = np.tile(np.concatenate([np.full(16, 0.1), np.linspace(0, 6, 16), np.zeros(16),

@@ -319,10 +319,12 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
 
 def test_shipped_specialists_with_and_without_a_gait_share_one_environment():
     """+-z correct the plain reference, -x its gait: switched together, the environment has
-    the gait for -x only."""
+    the gait for -x only, started at each switch to -x."""
     from training.rl.distill import _group_settings
 
     ship = "assets/checkpoints/rl/rotate_leap_"
     g = _group_settings([f"{ship}zp.pt", f"{ship}zm.pt", f"{ship}xm.pt"])
     assert g["axes"] == ("z+", "z-", "x-") and g["gait"] and g["gait_axes"] == ("x-",)
-    assert "gait_axes" not in _group_settings([f"{ship}zp.pt", f"{ship}zm.pt"])
+    assert g["gait_from_switch"]
+    plain = _group_settings([f"{ship}zp.pt", f"{ship}zm.pt"])
+    assert "gait_axes" not in plain and "gait_from_switch" not in plain

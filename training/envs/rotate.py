@@ -136,6 +136,9 @@ class RotateConfig(AnygraspConfig):
             actor's phase features are there but mean nothing). Empty: every axis. For
             policies of both kinds in one environment (distilling specialists with and
             without gaits together).
+        gait_from_switch: a world switched to an axis with a gait (``set_axis``) starts
+            that gait anew, ramp included, from the switch; off: the gait runs from the
+            episode's start, as if the world had turned about that axis all along.
         axis_flip_s: > 0: an operator switching axes: every episode starts about the first
             of ``axes`` and switches to the next of them (cyclically) every ``axis_flip_s``
             seconds (:meth:`RotateEnv.set_axis`). 0: one axis per episode, drawn at random.
@@ -173,6 +176,7 @@ class RotateConfig(AnygraspConfig):
     gait: bool = False
     gait_dir: str | None = None
     gait_axes: tuple[str, ...] = ()
+    gait_from_switch: bool = False
     axis_flip_s: float = 0.0
 
 
@@ -271,6 +275,8 @@ class RotateEnv(AnygraspEnv):
         self.gait_bias = np.zeros((N, self.n))
         self.gait_period = np.ones(N)
         self.gait_ramp_s = 0.5
+        #: the control step each world's gait started at (0: the episode's start)
+        self.gait_t0 = np.zeros(N, dtype=int)
 
     # -- episode start ---------------------------------------------------------------------
     def _reset_task(self, ids: np.ndarray) -> None:
@@ -290,6 +296,7 @@ class RotateEnv(AnygraspEnv):
             if name != RANDOM_WRIST:
                 self.gravity[w] = self.gravity_goal[w] = wrist_gravity(name)
                 self.gravity_rate[w] = 0.0
+        self.gait_t0[ids] = 0
         for w, ia, iw in zip(ids, names, wrists, strict=True):
             self._take_gait(w, self.gaits.get((cfg.wrists[iw], cfg.axes[ia])))
         super()._reset_task(ids)  # the grasp, the object's fields; calls _next_goal
@@ -332,6 +339,8 @@ class RotateEnv(AnygraspEnv):
         ids = np.atleast_1d(np.asarray(ids, dtype=int))
         self.axis_name[ids] = self.cfg.axes.index(name)
         self.axis[ids] = axis_vector(name)
+        if self.cfg.gait_from_switch:
+            self.gait_t0[ids] = self.episode_length_buf.cpu().numpy()[ids]
         for w in ids:
             iw = self.wrist_id[w]
             self._take_gait(w, self.gaits.get((self.cfg.wrists[iw], name)) if iw >= 0 else None)
@@ -364,8 +373,9 @@ class RotateEnv(AnygraspEnv):
         return slice(end - 2, end)
 
     def gait_time(self) -> np.ndarray:
-        """(N,) seconds into each world's episode at the next control step."""
-        return (self.episode_length_buf.cpu().numpy() + 1) * self.dt
+        """(N,) seconds into each world's gait at the next control step: since the
+        episode's start (or, with ``gait_from_switch``, since the switch to its axis)."""
+        return (self.episode_length_buf.cpu().numpy() - self.gait_t0 + 1) * self.dt
 
     def reference_targets(self) -> np.ndarray:
         """The start grasp's targets plus each world's gait offset."""

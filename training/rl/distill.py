@@ -194,7 +194,8 @@ def _group_settings(group: list[str | Path]) -> dict[str, Any]:
     """One environment for specialists switched mid-episode: they must differ only in their
     axes (the union is the environment's) and in whether they correct a gait: with one that
     does, the environment has gaits for those specialists' axes only (``gait_axes``), the
-    others' worlds keep the plain reference."""
+    others' worlds keep the plain reference, and a switch to a gait's axis starts the gait
+    anew (``gait_from_switch``)."""
     settings = [specialist_settings(p) for p in group]
     rest = [{k: v for k, v in st.items() if k not in ("axes", "gait")} for st in settings]
     for p, st in zip(group[1:], rest[1:], strict=True):
@@ -209,6 +210,10 @@ def _group_settings(group: list[str | Path]) -> dict[str, Any]:
         raise ValueError(f"two specialists for one axis: {axes}")
     gaits = [st.get("gait", False) for st in settings]
     out = {**rest[0], "axes": tuple(axes), "gait": any(gaits)}
+    if any(gaits):
+        # a switch to a gait's axis starts the gait there: what the teacher does next then
+        # follows from the switch (which the student sees), not from a clock it cannot see
+        out["gait_from_switch"] = True
     if any(gaits) and not all(gaits):
         out["gait_axes"] = tuple(a for st in settings if st.get("gait", False) for a in st["axes"])
     return out
