@@ -19,6 +19,8 @@ and control step: minutes per episode).
 ``no-force``: all but the random forces pushing the object; ``off``: nominal physics).
 ``--start`` picks the episodes' start (``grasp``: cached grasps; ``palm``: the object lying
 in the palm, see ``RotateConfig.start``); by default the policy's own.
+``--checkpoint`` with several specialists evaluates them as a team, each acting while its
+axis is commanded (the teacher a generalist is distilled from).
 ``--flip-s S`` plays an operator switching axes: each episode starts about the first
 ``--axis`` and switches to the next every S seconds (one record; ``rot_by_axis_rad``: the
 turn about each axis while it was commanded, positive = the commanded way).
@@ -77,14 +79,23 @@ def randomization(name: str) -> Any:
 
 def evaluate(args: argparse.Namespace, axes: tuple[str, ...], family: str, wrist: str) -> dict:
     from training.envs import make_env
-    from training.rl.distill import rotation_policy, rotation_run_settings
+    from training.rl.distill import (
+        SpecialistTeam,
+        rotation_policy,
+        rotation_run_settings,
+        team_run_settings,
+    )
     from training.rl.evaluate import DEMO_OBJECTS
     from training.rl.evaluate import evaluate as run_episodes
 
     over: dict[str, Any] = {}
     start = "grasp"
-    if args.checkpoint:
-        over, trained_start = rotation_run_settings(args.checkpoint)
+    team = args.checkpoint is not None and len(args.checkpoint) > 1
+    if team:  # specialists, each acting while its axis is commanded
+        over, trained_start = team_run_settings(args.checkpoint, axes)
+        start = trained_start or start
+    elif args.checkpoint:
+        over, trained_start = rotation_run_settings(args.checkpoint[0])
         start = trained_start or start
     if args.set:  # task settings on top of the policy's (e.g. the start pose, object scales)
         from training.rl.cli import task_settings
@@ -112,7 +123,10 @@ def evaluate(args: argparse.Namespace, axes: tuple[str, ...], family: str, wrist
         start=start,
         **{**DEMO_OBJECTS, **over},
     )
-    policy = None if args.checkpoint is None else rotation_policy(args.checkpoint, env)
+    if team:
+        policy = SpecialistTeam(args.checkpoint, env)
+    else:
+        policy = None if args.checkpoint is None else rotation_policy(args.checkpoint[0], env)
     targets_fn = None
     if args.mpc is not None:  # the expert plans every target; the policy's are unused
         from devices.spec import typed_options
@@ -153,7 +167,7 @@ def evaluate(args: argparse.Namespace, axes: tuple[str, ...], family: str, wrist
         "rotp": float(meter.off.sum() / max(meter.steps.sum(), 1)),
         "drops": r["drops"],
         "randomization": args.randomization,
-        "policy": args.checkpoint
+        "policy": " + ".join(args.checkpoint or [])
         or ("sampling MPC " + " ".join(args.mpc) if args.mpc is not None else "hold (no policy)"),
         "physics": env.physics()["name"],
         "seconds": round(time.perf_counter() - t0, 1),
@@ -179,8 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument(
         "--checkpoint",
+        nargs="+",
         help="a rotate policy.pt from `dexteleop train rl`, or a generalist from "
-        "`dexteleop train rotation-generalist`",
+        "`dexteleop train rotation-generalist`; several specialists: each acts while its "
+        "axis is commanded (a generalist's teacher; with --flip-s, its switches)",
     )
     who.add_argument("--hold", action="store_true", help="no policy: hold the start grasp")
     who.add_argument(

@@ -328,3 +328,53 @@ def test_shipped_specialists_with_and_without_a_gait_share_one_environment():
     assert g["gait_from_switch"]
     plain = _group_settings([f"{ship}zp.pt", f"{ship}zm.pt"])
     assert "gait_axes" not in plain and "gait_from_switch" not in plain
+
+
+def test_a_team_of_specialists_acts_by_each_worlds_axis(tmp_path):
+    """Each world gets the action of the specialist of the axis it is commanded now, also
+    after a switch; asking an axis without a specialist is refused; the bench evaluates a
+    team through an operator's switches."""
+    from training.envs import make_env
+    from training.envs.base import Randomization
+    from training.rl.distill import SpecialistTeam, _GaitlessSpecialist, team_run_settings
+    from training.rl.evaluate import DEMO_OBJECTS
+    from training.rl.ppo import Policy
+
+    ship = "assets/checkpoints/rl/rotate_leap_"
+    team_files = [f"{ship}zp.pt", f"{ship}zm.pt", f"{ship}xm.pt"]
+    over, start = team_run_settings(team_files, ("z+", "x-"))
+    assert start == "palm" and over["gait_axes"] == ("x-",) and over["gait_from_switch"]
+    plain, _ = team_run_settings(team_files, ("z+", "z-"))  # no asked axis has a gait
+    assert "gait" not in plain and "gait_axes" not in plain
+    env = make_env("rotate", hand="leap", num_envs=4, nthread=1, seed=0, episode_s=2.0,
+                   axes=("z+", "x-"), wrists=("palm_up",), families=("cube",), start=start,
+                   dr=Randomization.named("off"), **{**DEMO_OBJECTS, **over})  # fmt: skip
+    team = SpecialistTeam(team_files, env)
+    assert sorted(team.by_axis) == [0, 1]
+    zp, xm = _GaitlessSpecialist(team_files[0], env), Policy(team_files[2], env)
+    env.reset()
+    env.set_axis(np.array([0, 1]), "z+")
+    env.set_axis(np.array([2, 3]), "x-")
+    obs = env.get_observations()
+    for step in range(6):
+        if step == 3:
+            env.set_axis(np.array([0]), "x-")
+            obs = env.get_observations()
+        a = team(obs)
+        about_x = env.axis_name == 1
+        torch.testing.assert_close(a[~about_x], zp(obs).clamp(-1, 1)[~about_x])
+        torch.testing.assert_close(a[about_x], xm(obs).clamp(-1, 1)[about_x])
+        obs, _, _, _ = env.step(a)
+    with pytest.raises(ValueError, match=r"no specialist for the axes \['x\+'\]"):
+        env2 = make_env("rotate", hand="leap", num_envs=2, nthread=1, seed=0, episode_s=1.0,
+                        axes=("z+", "x+"), wrists=("palm_up",), families=("cube",),
+                        start=start, **{**DEMO_OBJECTS, **plain})  # fmt: skip
+        SpecialistTeam(team_files, env2)
+    from bench.rotation_eval import main as bench
+
+    out = tmp_path / "team.json"
+    assert bench(["--checkpoint", *team_files, "--axis", "z+", "x-", "--flip-s", "1",
+                  "--episodes", "2", "--episode-s", "2", "--threads", "1",
+                  "--json", str(out)]) == 0  # fmt: skip
+    rec = json.loads(out.read_text())[0]
+    assert rec["policy"] == " + ".join(team_files) and set(rec["rot_by_axis_rad"]) == {"z+", "x-"}

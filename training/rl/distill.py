@@ -137,7 +137,6 @@ def collect(
     from training.envs import make_env
     from training.envs.base import Randomization
     from training.rl.evaluate import DEMO_OBJECTS
-    from training.rl.ppo import Policy
 
     data: dict[str, list[np.ndarray]] = {"obs": [], "act": [], "episode": []}
     summaries, physics, scale = [], None, None
@@ -159,14 +158,8 @@ def collect(
             raise ValueError(f"{group[0]}: trained on other physics than the first specialist")
         physics = ph
         scale = float(np.max(env.max_step))  # the generalist's delta: the rate limit
-        policies = {}
-        for path in group:
-            own = specialist_settings(path)
-            gaitless = env.cfg.gait and not own.get("gait", False)
-            policy = _GaitlessSpecialist(path, env) if gaitless else Policy(path, env)
-            for a in own["axes"]:
-                policies[env.cfg.axes.index(a)] = policy
-        summary = _rollouts(env, policies, scale, s, data, student, beta, seed_offset)
+        team = SpecialistTeam(group, env)
+        summary = _rollouts(env, team, scale, s, data, student, beta, seed_offset)
         log.info("%s: %d of %d episodes dropped the object, %d kept",
                  " + ".join(map(str, group)), summary["dropped"], s.episodes * s.rounds,
                  summary["kept"])  # fmt: skip
@@ -254,8 +247,60 @@ class _GaitlessSpecialist:
         return self.policy(self.view.strip(obs))
 
 
+class SpecialistTeam:
+    """Specialists in one environment (``_group_settings``), each world acted on by the
+    specialist of the axis it is commanded now: the teacher of a generalist, and what
+    ``bench/rotation_eval.py`` evaluates when given several specialists (``--flip-s``: the
+    teacher's own switches)."""
+
+    def __init__(self, group: list[str | Path], env: Any) -> None:
+        from training.rl.ppo import Policy
+
+        self.env = env
+        #: the specialist of each of the environment's axes (by index)
+        self.by_axis: dict[int, Any] = {}
+        for path in group:
+            own = specialist_settings(path)
+            mine = [a for a in own["axes"] if a in env.cfg.axes]
+            if not mine:
+                continue
+            gaitless = env.cfg.gait and not own.get("gait", False)
+            policy = _GaitlessSpecialist(path, env) if gaitless else Policy(path, env)
+            for a in mine:
+                self.by_axis[env.cfg.axes.index(a)] = policy
+        missing = [a for i, a in enumerate(env.cfg.axes) if i not in self.by_axis]
+        if missing:
+            raise ValueError(f"no specialist for the axes {missing} among {list(map(str, group))}")
+
+    def __call__(self, obs: Any) -> torch.Tensor:
+        """The actions (clipped to [-1, 1]) of each world's specialist."""
+        a = torch.zeros(self.env.num_envs, self.env.num_actions)
+        for idx, policy in self.by_axis.items():
+            m = torch.as_tensor(self.env.axis_name == idx)
+            if m.any():
+                a[m] = policy(obs).clamp(-1, 1)[m].to(a.dtype)
+        return a
+
+
+def team_run_settings(
+    group: list[str | Path], axes: tuple[str, ...]
+) -> tuple[dict[str, Any], str | None]:
+    """What rebuilds the environment of specialists switched about ``axes`` (as
+    :func:`rotation_run_settings` for one policy): their shared settings, gaits for those of
+    ``axes`` whose specialist has one; and their start. Axes, wrists and objects are left to
+    the caller."""
+    g = _group_settings(group)
+    over = {k: v for k, v in g.items() if k not in ("axes", "wrists", "families", "start")}
+    if "gait_axes" in over:
+        over["gait_axes"] = tuple(a for a in over["gait_axes"] if a in axes)
+        if not over["gait_axes"]:  # none of the asked axes has a gait
+            for k in ("gait", "gait_axes", "gait_from_switch"):
+                over.pop(k, None)
+    return over, g.get("start")
+
+
 def _rollouts(
-    env: Any, policies: dict[int, Any], scale: float, s: DistillSettings,
+    env: Any, team: SpecialistTeam, scale: float, s: DistillSettings,
     data: dict[str, list[np.ndarray]], student: GeneralistNet | None = None,
     beta: float = 1.0, seed_offset: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
@@ -294,16 +339,12 @@ def _rollouts(
         expert_drives = rng.random(N) < beta if student is not None else np.ones(N, bool)
         for t in range(steps):
             for w in np.flatnonzero(alive & (t >= next_flip)):
-                others = [a for a in sorted(policies) if a != env.axis_name[w]]
+                others = [a for a in sorted(team.by_axis) if a != env.axis_name[w]]
                 env.set_axis(np.array([w]), names[int(rng.choice(others))])
                 next_flip[w] = t + rng.uniform(0.75, 1.25) * period
                 flips += 1
             buf_o[t] = generalist_obs(hq, ht, env.axis, env.gravity)
-            a = np.zeros((N, env.n))
-            for idx, policy in policies.items():
-                m = env.axis_name == idx
-                if m.any():
-                    a[m] = np.clip(policy(obs).numpy().astype(float), -1, 1)[m]
+            a = team(obs).numpy().astype(float)
             before = env.target.copy()
             expert = env.action_to_targets(a)
             safe = limit_step(
