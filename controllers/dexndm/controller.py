@@ -48,7 +48,9 @@ def residual_path(hand: str, kind: str = "joint_wise") -> Path:
     return DEXNDM_DIR / f"residual_{kind}_{hand}.pt"
 
 
-def base_policy_mismatch(residual_meta: dict[str, Any], gen_meta: dict[str, Any], gen_path) -> str:
+def base_policy_mismatch(
+    residual_meta: dict[str, Any], gen_meta: dict[str, Any], gen_path: str | Path
+) -> str:
     """A residual corrects the generalist whose rollouts it was trained on (its meta's
     ``base_policy``, by the data that generalist was distilled from): a sentence when the
     running generalist is another one, else "" (also when either record is missing)."""
