@@ -254,6 +254,27 @@ def test_clearing_an_overload_reboots_the_servo():
             hand.disconnect()
 
 
+def test_clearing_a_fault_does_not_trip_the_other_servos_watchdogs():
+    """A reboot while the others hear nothing for longer than their bus watchdog (20 ms
+    here, 500 ms by default on a loaded machine) would trip them and lock their goals: the
+    clear turns the watchdogs off while it checks the servos, and on again at the end."""
+    with DynamixelBus() as bus:
+        hand = _hand(bus, health_hz=100, watchdog_ms=20)
+        hand.connect()
+        try:
+            hand.read()
+            bus.overload(3)
+            time.sleep(0.02)
+            hand.read()
+            assert hand.fault is not None
+            assert hand.clear_fault(), [str(f) for f in hand.faults]
+            assert hand.fault is None
+            # armed again (1), or tripped since (-1): nothing drives the servos here
+            assert all(bus.servo(i).bus_watchdog != 0 for i in range(16))
+        finally:
+            hand.disconnect()
+
+
 def test_hold_on_disconnect_keeps_torque():
     with DynamixelBus() as bus:
         hand = _hand(bus, on_disconnect="hold", watchdog_ms=0)

@@ -327,11 +327,15 @@ class DynamixelHand(RealHand):
             self._write_reg(i, ADDR_I_GAIN, int(c.ki), 2)
             self._write_reg(i, ADDR_D_GAIN, round(c.kd * side), 2)
             self._write_reg(i, ADDR_GOAL_CURRENT, int(c.current_limit), 2)
-            # 0 first: a watchdog that tripped locks the goals until it is cleared
-            self._write_reg(i, ADDR_BUS_WATCHDOG, 0, 1)
-            if c.watchdog_ms:
-                self._write_reg(i, ADDR_BUS_WATCHDOG, max(1, round(c.watchdog_ms / 20)), 1)
+            self._arm_watchdog(i)
             self._servos[i]["mode"] = MODE_CURRENT_POSITION
+
+    def _arm_watchdog(self, i: int) -> None:
+        """Servo ``i``'s bus watchdog off (0 first: one that tripped locks the goals until it
+        is cleared), then on at ``watchdog_ms`` unless that is 0."""
+        self._write_reg(i, ADDR_BUS_WATCHDOG, 0, 1)
+        if self.config.watchdog_ms:
+            self._write_reg(i, ADDR_BUS_WATCHDOG, max(1, round(self.config.watchdog_ms / 20)), 1)
 
     def _write_reg(self, i: int, addr: int, value: int, n: int, attempts: int = 3) -> None:
         """Write a register and wait for the servo's status. A register write is idempotent,
@@ -497,6 +501,34 @@ class DynamixelHand(RealHand):
                 return False
         self._silent.clear()
         self._reader = self._make_reader(self.ids)
+        # the watchdogs off while the servos are checked one by one (a servo that hears
+        # nothing for watchdog_ms, e.g. while another reboots, locks its goals), on again
+        # at the end whatever the outcome
+        try:
+            for i in self.ids:
+                self._write_reg(i, ADDR_BUS_WATCHDOG, 0, 1)
+            if not self._reboot_faulty():
+                return False
+            q_hw = self._read_present(must=True)
+            for i in self.ids:  # goal = measured before torque comes back on
+                tick = round(q_hw[i] * TICKS_PER_RAD)
+                self._write_reg(i, ADDR_GOAL_POSITION, tick, 4)
+                self._write_reg(i, ADDR_TORQUE_ENABLE, 1, 1)
+        except DynamixelError as e:
+            log.error("clearing the fault failed: %s", e)
+            return False
+        finally:
+            for i in self.ids:
+                try:
+                    self._arm_watchdog(i)
+                except DynamixelError as e:
+                    log.error("servo %d: watchdog not set again: %s", i, e)
+        self._target = self._q.copy()
+        return True
+
+    def _reboot_faulty(self) -> bool:
+        """Reboot and set up again each servo with a hardware error; False when a servo
+        does not answer or is too hot."""
         for i in self.ids:
             hw, res, _ = self._ph.read1ByteTxRx(self._port, i, ADDR_HW_ERROR)
             if res != self._sdk.COMM_SUCCESS:
@@ -510,16 +542,6 @@ class DynamixelHand(RealHand):
                 time.sleep(0.05)
                 self._configure([i])
             self._servos[i]["answering"] = True
-        try:
-            q_hw = self._read_present(must=True)
-            for i in self.ids:  # goal = measured before torque comes back on
-                tick = round(q_hw[i] * TICKS_PER_RAD)
-                self._write_reg(i, ADDR_GOAL_POSITION, tick, 4)
-                self._write_reg(i, ADDR_TORQUE_ENABLE, 1, 1)
-        except DynamixelError as e:
-            log.error("clearing the fault failed: %s", e)
-            return False
-        self._target = self._q.copy()
         return True
 
     def health(self) -> dict[str, Any]:
