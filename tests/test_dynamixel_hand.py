@@ -227,15 +227,20 @@ def test_a_failing_servo_holds_the_hand_and_is_named(fault, servo, reason):
         assert all(len(v) == 1 for v in last.values())
 
 
+def _overload(hand: DynamixelHand, bus: DynamixelBus, i: int) -> None:
+    """Servo ``i`` overloads between two of the hand's reads (a health poll sees it)."""
+    hand.read()
+    bus.overload(i)
+    time.sleep(0.02)
+    hand.read()
+
+
 def test_clearing_an_overload_reboots_the_servo():
     with DynamixelBus() as bus:
         hand = _hand(bus, health_hz=100)
         hand.connect()
         try:
-            hand.read()
-            bus.overload(3)
-            time.sleep(0.02)
-            hand.read()
+            _overload(hand, bus, 3)
             assert str(hand.fault) == "servo 3: overload (hardware error 0x20)"
             assert not bus.servo(3).torque
             assert hand.clear_fault()
@@ -262,10 +267,7 @@ def test_clearing_a_fault_does_not_trip_the_other_servos_watchdogs():
         hand = _hand(bus, health_hz=100, watchdog_ms=20)
         hand.connect()
         try:
-            hand.read()
-            bus.overload(3)
-            time.sleep(0.02)
-            hand.read()
+            _overload(hand, bus, 3)
             assert hand.fault is not None
             assert hand.clear_fault(), [str(f) for f in hand.faults]
             assert hand.fault is None
