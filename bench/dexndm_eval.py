@@ -91,8 +91,8 @@ def run_methods(args: argparse.Namespace, files: dict[str, str]) -> tuple[list[d
                 "residual": None if method == "direct" else files[method],
                 "residual_scale": None if method == "direct" else files.get("scale", 1.0),
             }
-            if ctrl.notes:  # e.g. a residual trained for another generalist
-                rec["notice"] = "; ".join(ctrl.notes)
+            if ctrl.notice:  # e.g. a residual trained for another generalist
+                rec["notice"] = ctrl.notice
             records.append(rec)
             print(json.dumps(rec), flush=True)
             if method == "direct":
