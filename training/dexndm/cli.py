@@ -185,6 +185,13 @@ def add_residual_arguments(p: argparse.ArgumentParser) -> None:
         help="steps of (q, target) the residual sees (default: its base policy's, from the "
         "rollouts' manifest)",
     )
+    p.add_argument(
+        "--horizon",
+        type=int,
+        default=1,
+        help="steps the dynamics model is rolled on its own predictions per sample (1: the "
+        "paper's one-step objective)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True, help="the residual policy file")
@@ -204,6 +211,7 @@ def run_residual(args: argparse.Namespace) -> int:
         threads=args.threads,
         model=ResidualConfig(hidden=args.hidden, max_rad=args.max_rad),
         history=args.history,
+        horizon=args.horizon,
     )
     rep = train_residual(
         args.data, args.ndm, args.out, cfg, hand=args.hand, progress=not args.no_progress

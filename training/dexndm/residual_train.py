@@ -10,6 +10,13 @@ target of the model's window gets its own correction from its own observation, a
 would have at run time. The dynamics model is frozen. The loss is the model's normalised
 next-angle error plus a small penalty on the correction (``l2``).
 
+``horizon`` K > 1 (ours; the paper's objective is K = 1): from the simulator's history the
+model is rolled K steps on its own predictions, the base policy's logged targets replayed
+open loop, each new step's correction computed from the observation the *predicted* angles
+make, and the loss averages the K next-angle errors against the simulator's. A one-step
+residual learns corrections from on-track states only; the rolled one also sees the states
+its own errors and the hand's lag lead to (latency, low gains), as it will at run time.
+
 Reports: on held-out rollouts, the dynamics model's error against the simulator's next
 angles without and with the residual (the gap it closes), and the residual's size.
 """
@@ -47,12 +54,17 @@ class ResidualTrainConfig:
     #: the residual's own T steps of (q, target); None: its base policy's (named in the
     #: rollouts' manifests), else ``model.history``
     history: int | None = None
+    #: K, the steps the dynamics model is rolled on its own predictions per sample (1: the
+    #: paper's one-step objective)
+    horizon: int = 1
 
 
 class Rollouts:
     """The rollouts' rows, concatenated, and the rows ``t`` a sample can end at."""
 
-    def __init__(self, roots: list[str | Path], T: int, W: int, val_fraction: float) -> None:
+    def __init__(
+        self, roots: list[str | Path], T: int, W: int, val_fraction: float, horizon: int = 1
+    ) -> None:
         q, a, ax, g, train, val = [], [], [], [], [], []
         offset = 0
         self.summaries = []
@@ -62,7 +74,8 @@ class Rollouts:
             for k, s in enumerate(segs):
                 L = len(s["q"])
                 lo = T + W  # o_j of the window's first j needs T angles and T earlier targets
-                rows = np.arange(offset + lo, offset + L - 1)
+                # the last sample's K-th prediction is the segment's last angle
+                rows = np.arange(offset + lo, offset + L - horizon)
                 (val if k >= len(segs) - n_val else train).append(rows)
                 q.append(s["q"])
                 a.append(s["target"])
@@ -87,32 +100,93 @@ class Rollouts:
         self.gravity = torch.as_tensor(np.concatenate(g), dtype=f)
         self.train = torch.as_tensor(np.concatenate(train) if train else np.zeros(0, int))
         self.val = torch.as_tensor(np.concatenate(val) if val else np.zeros(0, int))
-        self.T, self.W = T, W
+        self.T, self.W, self.horizon = T, W, horizon
 
     def batch(self, t: torch.Tensor) -> dict[str, torch.Tensor]:
         """For sample rows ``t`` (B,): the window rows j (B, W), each j's generalist
         observation (B, W, obs) and target step (B, W, n), the window's angles and targets
-        (B, W, n), and the label q[t+1] (B, n)."""
-        T, W = self.T, self.W
+        (B, W, n), and the label q[t+1] (B, n). With a horizon K > 1 also what the rollout
+        replays: the angles before the window (``q_pre``, B, T - 1, n; the observations
+        of the predicted steps reach back into them), the base targets from t - T to
+        t + K - 1 (``a_all``, B, T + K, n; a_all[:, T + k] is a[t + k]), the axis and
+        gravity at t + 1 .. t + K - 1 (B, K - 1, 3) and the labels q[t+1 .. t+K]
+        (``labels``, B, K, n)."""
+        T, W, K = self.T, self.W, self.horizon
         j = t[:, None] + torch.arange(-W + 1, 1)
         hist = j[..., None] + torch.arange(-T + 1, 1)  # (B, W, T): q_k with a_{k-1}
         obs = generalist_obs(self.q[hist], self.a[hist - 1], self.axis[j], self.gravity[j])
-        return {
+        b = {
             "obs": obs,
             "step": self.a[j] - self.a[j - 1],
             "q_win": self.q[j],
             "a_win": self.a[j],
             "label": self.q[t + 1],
         }
+        if K > 1:
+            ahead = t[:, None] + torch.arange(1, K)
+            b.update(
+                q_pre=self.q[t[:, None] + torch.arange(-W - T + 2, -W + 1)],
+                a_all=self.a[t[:, None] + torch.arange(-T, K)],
+                axis_ahead=self.axis[ahead],
+                gravity_ahead=self.gravity[ahead],
+                labels=self.q[t[:, None] + torch.arange(1, K + 1)],
+            )
+        return b
+
+
+def _rollout(
+    res_model: ResidualPolicy, ndm: Any, b: dict[str, torch.Tensor], horizon: int, use: bool
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The dynamics model's predictions q[t+1 .. t+K] of a batch (a list of (B, n)), rolled
+    on its own predictions after the first, with every target corrected by the residual
+    (``use``) from its own observation; and every correction made (B, W + K - 1, n)."""
+    T = res_model.cfg.history
+    res = res_model(b["obs"], b["step"]) if use else torch.zeros_like(b["a_win"])
+    q_win, a_win = b["q_win"], b["a_win"]
+    preds = [ndm(q_win, a_win + res)]
+    if horizon == 1:
+        return preds, res
+    # the angles an observation reads: before the window, the window, then the predictions
+    qs = torch.cat([b["q_pre"], q_win, preds[0][:, None]], dim=1)
+    a_all = b["a_all"]
+    W = q_win.shape[1]
+    corr = [res]
+    for k in range(1, horizon):
+        # step t + k: its observation from the last T angles (q_{t+k} predicted) and the
+        # base targets a[t+k-T .. t+k-1]; its own base step a[t+k] - a[t+k-1]
+        a_hist = a_all[:, k : k + T]
+        step = a_all[:, T + k] - a_all[:, T + k - 1]
+        if use:
+            obs = generalist_obs(
+                qs[:, -T:], a_hist, b["axis_ahead"][:, k - 1], b["gravity_ahead"][:, k - 1]
+            )
+            r = res_model(obs, step)
+        else:
+            r = torch.zeros_like(step)
+        corr.append(r[:, None])
+        r_win = torch.cat(corr, dim=1)[:, -W:]
+        a_win = torch.cat([a_win[:, 1:], a_all[:, T + k][:, None]], dim=1)
+        q_win = qs[:, -W:]
+        preds.append(ndm(q_win, a_win + r_win))
+        qs = torch.cat([qs, preds[-1][:, None]], dim=1)
+    return preds, torch.cat(corr, dim=1)
 
 
 def _loss(
-    res_model: ResidualPolicy, ndm: Any, b: dict[str, torch.Tensor], l2: float, use: bool = True
+    res_model: ResidualPolicy,
+    ndm: Any,
+    b: dict[str, torch.Tensor],
+    l2: float,
+    use: bool = True,
+    horizon: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, normalised next-angle error, mean |residual| rad) of a batch."""
-    res = res_model(b["obs"], b["step"]) if use else torch.zeros_like(b["a_win"])
-    pred = ndm(b["q_win"], b["a_win"] + res)
-    err = torch.mean(((pred - b["label"]) / ndm.out_norm.std) ** 2)
+    """(loss, normalised next-angle error (mean over the K steps), mean |residual| rad)."""
+    preds, res = _rollout(res_model, ndm, b, horizon, use)
+    labels = [b["label"]] if horizon == 1 else b["labels"].unbind(1)
+    err = sum(
+        torch.mean(((p - y) / ndm.out_norm.std) ** 2) for p, y in zip(preds, labels, strict=True)
+    )
+    err = err / horizon
     reg = torch.mean((res / res_model.cfg.max_rad) ** 2)
     return err + l2 * reg, err, res.abs().mean()
 
@@ -120,10 +194,19 @@ def _loss(
 @torch.no_grad()
 def _evaluate(res_model, ndm, data: Rollouts, rows: torch.Tensor, batch: int = 2048) -> dict:
     tot = {"with": 0.0, "without": 0.0, "res": 0.0, "rad_with": 0.0, "rad_without": 0.0}
+    K = data.horizon
+    if K > 1:
+        tot.update(rad_with_K=0.0, rad_without_K=0.0)
     n = 0
     for i in range(0, len(rows), batch):
         t = rows[i : i + batch]
         b = data.batch(t)
+        if K > 1:  # the rolled error at the horizon's last step
+            for key, use in (("with", True), ("without", False)):
+                last = _rollout(res_model, ndm, b, K, use)[0][-1]
+                tot[f"rad_{key}_K"] += (
+                    float(torch.sum((last - b["labels"][:, -1]) ** 2).item()) / ndm.cfg.n
+                )
         res = res_model(b["obs"], b["step"])
         for key, r in (("with", res), ("without", torch.zeros_like(res))):
             pred = ndm(b["q_win"], b["a_win"] + r)
@@ -142,7 +225,15 @@ def _evaluate(res_model, ndm, data: Rollouts, rows: torch.Tensor, batch: int = 2
         "ndm_rmse_rad_with": float(np.sqrt(tot["rad_with"] / n)),
         "residual_mean_abs_rad": tot["res"] / n,
         "samples": n,
-    }
+    } | (
+        {
+            "horizon": K,
+            "ndm_rmse_rad_at_horizon_without": float(np.sqrt(tot["rad_without_K"] / n)),
+            "ndm_rmse_rad_at_horizon_with": float(np.sqrt(tot["rad_with_K"] / n)),
+        }
+        if K > 1
+        else {}
+    )
 
 
 def base_policy(data: list[str | Path]) -> dict[str, Any] | None:
@@ -204,8 +295,10 @@ def train_residual(
     if T_res != cfg.model.history:
         log.info("the residual sees %d steps (its base policy: %s)", T_res, T_base)
         cfg = replace(cfg, model=replace(cfg.model, history=T_res))
+    if cfg.horizon < 1:
+        raise ValueError(f"the horizon must be >= 1 step, got {cfg.horizon}")
     T, W = cfg.model.history, ndm.cfg.window
-    rollouts = Rollouts(list(data), T, W, cfg.val_fraction)
+    rollouts = Rollouts(list(data), T, W, cfg.val_fraction, cfg.horizon)
     if len(rollouts.train) == 0:
         raise ValueError("no training samples (rollouts shorter than history + window?)")
     model = ResidualPolicy(cfg.model)
@@ -228,7 +321,7 @@ def train_residual(
         total = 0.0
         for i in range(0, len(perm), cfg.batch):
             b = rollouts.batch(perm[i : i + cfg.batch])
-            loss, _, _ = _loss(model, ndm, b, cfg.l2)
+            loss, _, _ = _loss(model, ndm, b, cfg.l2, horizon=cfg.horizon)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
