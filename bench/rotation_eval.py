@@ -175,7 +175,7 @@ def evaluate(args: argparse.Namespace, axes: tuple[str, ...], family: str, wrist
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.envs.base import RANDOMIZATION
+    from training.envs import RANDOMIZATION
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--hand", default="leap")

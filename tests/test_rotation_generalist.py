@@ -239,6 +239,12 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     r = DatasetReader(ds)
     assert len(r) >= 60 and r.manifest["meta"]["task"] == "rotate"
     assert r.manifest["meta"]["env"]["axes"] == ["z+", "z-"]
+    assert r.manifest["meta"]["env"]["dr"]["enabled"] is True  # randomized, as trained
+    # the nominal physics (e.g. the DexNDM residual's reference): recorded in the manifest
+    assert main(["data", "generate", "--task", "rotate", "--scale", "smoke", "--policy", str(gen),
+                 "--axes", "z+", "--transitions", "20", "--randomization", "off",
+                 "--out", str(tmp_path / "ds_off")]) == 0  # fmt: skip
+    assert DatasetReader(tmp_path / "ds_off").manifest["meta"]["env"]["dr"]["enabled"] is False
     assert set(np.unique(r.get(np.arange(len(r))).mode)) == {MODES["rotate"]}
     # each row carries the axis commanded at it (the DexNDM residual's input)
     from training.datagen.dataset import iter_segments

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from training.commands import DATA
-from training.envs import TASKS
+from training.envs import RANDOMIZATION, TASKS
 from training.rl.cli import add_physics_arguments, physics_overrides, shipped_policy
 
 
@@ -47,6 +47,13 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--future", type=int, default=2, help="future keypoint steps T per transition")
     p.add_argument("--minutes", type=float, help="stop after this long")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--randomization",
+        choices=RANDOMIZATION,
+        default="on",
+        help="the physics randomization of the rollouts: on (as the policies were trained), "
+        "no-force (no random pushes on the object), off (the nominal physics)",
+    )
     p.add_argument("--grasp-cache", help="folder for generated grasp caches")
     add_physics_arguments(p)
 
@@ -65,6 +72,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from training.datagen.generate import generate
     from training.envs import make_env
+    from training.envs.base import Randomization
     from training.rl.distill import (
         rotation_env_overrides,
         rotation_policy,
@@ -120,6 +128,7 @@ def run_generate(args: argparse.Namespace) -> int:
         if args.grasp_cache:
             over["grasp_cache"] = args.grasp_cache
     over.update(physics_overrides(args))
+    over["dr"] = Randomization.named(args.randomization)  # the env records it (meta.env.dr)
     env = make_env(args.task, **over)
     if args.expert == "ppo":
         policy = (rotation_policy if rotate else Policy)(policy_path, env)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+#: The named physics randomization settings (``training.envs.base.Randomization.named``):
+#: ``on`` (as trained), ``no-force`` (all but the random pushes on the object), ``off``.
+RANDOMIZATION = ("on", "no-force", "off")
+
 #: task name -> (module, env class, config class), imported on use (torch, mujoco).
 TASKS: dict[str, tuple[str, str, str]] = {
     "anygrasp": ("training.envs.anygrasp", "AnygraspEnv", "AnygraspConfig"),

@@ -43,6 +43,7 @@ from assets.hands import FINGERS, ROBOT_KEYPOINT_NAMES, Hand, load_hand
 from assets.physics import DEFAULT_PHYSICS, Physics, substeps
 from devices.robots import limits
 from devices.robots.scene import HAND_PREFIX, MOUNT_BODY, SceneObject, build_scene, site_names
+from training.envs import RANDOMIZATION
 
 log = logging.getLogger(__name__)
 
@@ -212,10 +213,6 @@ class Randomization:
         if name == "off":
             return cls(enabled=False)
         return cls(force_scale=0.0) if name == "no-force" else cls()
-
-
-#: The named randomization settings (:meth:`Randomization.named`).
-RANDOMIZATION = ("on", "no-force", "off")
 
 
 #: Style weightings (DexterityGen Appendix C): a penalty on fingertip speed and on effort.

@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from training.commands import TRAIN
-from training.envs import TASKS
+from training.envs import RANDOMIZATION, TASKS
 from training.rl import SCALES
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--randomization",
-        choices=("on", "no-force", "off"),
+        choices=RANDOMIZATION,
         default="on",
         help="physics randomization of the rollouts (no-force: all but the random pushes)",
     )
