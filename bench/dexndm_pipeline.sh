@@ -30,7 +30,7 @@ for K in joint_wise whole_hand; do
     --init "$D/ndm_${K}_sim.pt" --epochs 15 --lr 5e-4 --threads $T --out "$D/ndm_${K}.pt" --no-progress > "$D/ndm_${K}.log" 2>&1
   for L in $LS; do
     [ -f "$D/residual_${K}_l$L.pt" ] || .venv/bin/dexteleop train dexndm-residual --data "$D/sim_rollouts_leap" \
-      --ndm "$D/ndm_${K}.pt" --epochs 8 --max-rad 0.1 --l2 $L --horizon $H --threads $T --out "$D/residual_${K}_l$L.pt" \
+      --ndm "$D/ndm_${K}.pt" --epochs 8 --max-rad 0.15 --l2 $L --horizon $H --threads $T --out "$D/residual_${K}_l$L.pt" \
       --no-progress > "$D/res_${K}_l$L.log" 2>&1
   done
 done
