@@ -193,28 +193,26 @@ def _loss(
 
 @torch.no_grad()
 def _evaluate(res_model, ndm, data: Rollouts, rows: torch.Tensor, batch: int = 2048) -> dict:
-    tot = {"with": 0.0, "without": 0.0, "res": 0.0, "rad_with": 0.0, "rad_without": 0.0}
+    """The model's error against the simulator one step on and, with a horizon K > 1, at
+    the roll's K-th step, with and without the residual; one roll per batch gives both."""
     K = data.horizon
-    if K > 1:
-        tot.update(rad_with_K=0.0, rad_without_K=0.0)
+    tot = dict.fromkeys(("with", "without", "res", "rad_with", "rad_without"), 0.0)
+    tot.update(rad_with_K=0.0, rad_without_K=0.0)
+    W = ndm.cfg.window
     n = 0
     for i in range(0, len(rows), batch):
         t = rows[i : i + batch]
         b = data.batch(t)
-        if K > 1:  # the rolled error at the horizon's last step
-            for key, use in (("with", True), ("without", False)):
-                last = _rollout(res_model, ndm, b, K, use)[0][-1]
-                tot[f"rad_{key}_K"] += (
-                    float(torch.sum((last - b["labels"][:, -1]) ** 2).item()) / ndm.cfg.n
-                )
-        res = res_model(b["obs"], b["step"])
-        for key, r in (("with", res), ("without", torch.zeros_like(res))):
-            pred = ndm(b["q_win"], b["a_win"] + r)
-            tot[key] += (
-                float(torch.sum(((pred - b["label"]) / ndm.out_norm.std) ** 2).item()) / ndm.cfg.n
-            )
-            tot["rad_" + key] += float(torch.sum((pred - b["label"]) ** 2).item()) / ndm.cfg.n
-        tot["res"] += float(res[:, -1].abs().mean(dim=1).sum())
+        for key, use in (("with", True), ("without", False)):
+            preds, corr = _rollout(res_model, ndm, b, K, use)
+            err = preds[0] - b["label"]
+            tot[key] += float(torch.sum((err / ndm.out_norm.std) ** 2).item()) / ndm.cfg.n
+            tot["rad_" + key] += float(torch.sum(err**2).item()) / ndm.cfg.n
+            if K > 1:  # the rolled error at the horizon's last step
+                last = preds[-1] - b["labels"][:, -1]
+                tot[f"rad_{key}_K"] += float(torch.sum(last**2).item()) / ndm.cfg.n
+            if use:  # the correction of the window's last (the current) step
+                tot["res"] += float(corr[:, W - 1].abs().mean(dim=1).sum())
         n += len(t)
     if n == 0:
         return {}
