@@ -396,3 +396,95 @@ def test_dexndm_bench_reads_both_axis_spellings():
     for bad in ("z", "w+", "+zz", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="not a palm axis"):
             _axis(bad)
+
+
+def test_an_ensemble_averages_residuals_trained_alike_but_for_their_seed(residual_setup):
+    """Two residuals through the slower hand's model, seeds 0 and 1, made one by `train
+    dexndm-ensemble`: its correction is its members' mean (their spread is how far they
+    disagree), it survives a save and a load, it closes the gap at least as well as its
+    members on average, and residuals trained differently are refused."""
+    from controllers.dexndm.ndm import load_ndm
+    from controllers.dexndm.residual import ResidualConfig, ensemble, load_residual
+    from teleop_app.cli import main as cli_main
+    from training.dexndm.residual_train import (
+        ResidualTrainConfig,
+        Rollouts,
+        _evaluate,
+        train_residual,
+    )
+
+    root, sim = residual_setup
+    cfg = ResidualTrainConfig(epochs=6, batch=128, lr=2e-3, threads=1)
+    cfg.model = ResidualConfig(hidden=32, layers=2, max_rad=0.3)
+    for seed in (0, 1):
+        train_residual([sim], root / "slow.pt", root / f"ens_m{seed}.pt", replace(cfg, seed=seed))
+    out = root / "ens.pt"
+    members = [str(root / f"ens_m{s}.pt") for s in (0, 1)]
+    assert cli_main(["train", "dexndm-ensemble", *members, "--out", str(out)]) == 0
+    ens, meta = load_residual(out, hand="leap")
+    assert ens.cfg.members == 2 and [m["seed"] for m in meta["members"]] == [0, 1]
+    assert meta["ndm"].endswith("slow.pt") and meta["ndm_kind"] == "joint_wise"
+    ndm, _ = load_ndm(root / "slow.pt")
+    data = Rollouts([sim], 10, ndm.cfg.window, 0.1)
+    b = data.batch(data.val[:64])
+    m0, m1 = (load_residual(p)[0] for p in members)
+    with torch.no_grad():
+        outs = torch.stack([m0(b["obs"], b["step"]), m1(b["obs"], b["step"])])
+        torch.testing.assert_close(ens(b["obs"], b["step"]), outs.mean(0))
+        spread = ens.spread(b["obs"][:, -1], b["step"][:, -1])
+        want = outs[:, :, -1].std(dim=0, unbiased=False).mean(-1)
+        torch.testing.assert_close(spread, want)
+        assert float(spread.mean()) > 1e-4  # two seeds, two networks
+        assert float(m0.spread(b["obs"], b["step"]).abs().max()) == 0.0
+    errs = [_evaluate(m, ndm, data, data.val)["ndm_error_with"] for m in (m0, m1, ens)]
+    assert errs[2] <= 1.02 * (errs[0] + errs[1]) / 2, errs
+    # refused: one seed twice, a different cap, another dynamics model, an ensemble of one
+    with pytest.raises(ValueError, match="share a seed"):
+        ensemble([load_residual(members[0]), load_residual(members[0])])
+    train_residual(
+        [sim], root / "slow.pt", root / "ens_cap.pt",
+        replace(cfg, seed=2, epochs=1, model=replace(cfg.model, max_rad=0.2)),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="network differs"):
+        ensemble([load_residual(members[0]), load_residual(root / "ens_cap.pt")])
+    train_residual([sim], root / "same.pt", root / "ens_same.pt", replace(cfg, seed=3, epochs=1))
+    with pytest.raises(ValueError, match="trained differently \\(ndm"):
+        ensemble([load_residual(members[0]), load_residual(root / "ens_same.pt")])
+    with pytest.raises(ValueError, match="at least two"):
+        ensemble([load_residual(members[0])])
+    with pytest.raises(ValueError, match="single residuals"):
+        ensemble([(ens, meta), load_residual(members[1])])
+
+
+def test_observation_noise_trains_a_smoother_residual_that_still_closes_the_gap(residual_setup):
+    """`--obs-noise`: noise on the residual's observed histories while training (the
+    dynamics model's window clean). Against the slower hand it still closes most of the
+    gap, and its correction changes less when the observed angles move a little."""
+    from controllers.dexndm.ndm import load_ndm
+    from controllers.dexndm.residual import ResidualConfig, load_residual
+    from training.dexndm.residual_train import ResidualTrainConfig, Rollouts, train_residual
+
+    root, sim = residual_setup
+    cfg = ResidualTrainConfig(epochs=12, batch=128, lr=2e-3, seed=0, threads=1)
+    cfg.model = ResidualConfig(hidden=64, layers=2, max_rad=0.3)
+    sens = {}
+    for noise in (0.0, 0.1):
+        rep = train_residual(
+            [sim], root / "slow.pt", root / f"res_n{noise}.pt", replace(cfg, obs_noise_rad=noise)
+        )
+        v = rep["val"]
+        assert v["ndm_error_with"] < 0.6 * v["ndm_error_without"], (noise, v)
+        assert rep["config"]["obs_noise_rad"] == noise
+        model, _ = load_residual(root / f"res_n{noise}.pt")
+        ndm, _ = load_ndm(root / "slow.pt")
+        data = Rollouts([sim], 10, ndm.cfg.window, 0.1)
+        b = data.batch(data.val[:256])
+        obs, step = b["obs"][:, -1], b["step"][:, -1]
+        g = torch.Generator().manual_seed(1)
+        bump = torch.zeros_like(obs)
+        bump[:, : 2 * N * 10] = 0.05 * torch.randn(obs.shape[0], 2 * N * 10, generator=g)
+        with torch.no_grad():
+            sens[noise] = float((model(obs + bump, step) - model(obs, step)).abs().mean())
+    assert sens[0.1] < sens[0.0], sens
+    with pytest.raises(ValueError, match="observation noise"):
+        train_residual([sim], root / "slow.pt", root / "bad.pt", replace(cfg, obs_noise_rad=-1.0))

@@ -163,6 +163,39 @@ def test_a_residual_may_see_another_history_than_the_generalist(files, t_res):
     np.testing.assert_allclose(c._res_prev, want, atol=1e-6)
 
 
+def test_an_ensemble_residual_sends_its_members_mean_and_reports_their_spread(tmp_path, files):
+    from controllers.dexndm.residual import ensemble, load_residual
+
+    torch.manual_seed(2)
+    other = ResidualPolicy(ResidualConfig(hidden=16, layers=1, max_rad=0.02))
+    with torch.no_grad():
+        other.net[-1].weight.normal_(0, 1.0)
+    model, meta = load_residual(files / "res.pt", hand="leap")
+    metas = [{**meta, "config": {"seed": s}} for s in (0, 1)]
+    ens, ens_meta = ensemble([(model, metas[0]), (other, metas[1])])
+    path = tmp_path / "ens.pt"
+    save_residual(path, ens, ens_meta)
+    cmd = Command(t=0.0, axis=np.array([0.0, 0.0, 1.0]))
+    robot = _hand()
+    plain = DexNDMController(DexNDMControllerConfig(hand="leap", residual="none", ndm="none"))
+    robot.start_rotation(plain.sim_start())
+    state = robot.read()
+    sent = {}
+    for name, res in (("a", files / "res.pt"), ("ens", path)):
+        c = DexNDMController(DexNDMControllerConfig(hand="leap", residual=str(res), ndm="none"))
+        c.reset(state)
+        sent[name], info = c.step(state, cmd)
+        sent[name + "_res"] = c._res_prev.copy()
+        sent[name + "_info"] = info
+    assert "residual_spread_rad" not in sent["a_info"]
+    assert sent["ens_info"]["residual_spread_rad"] > 0.0
+    # the ensemble's correction is the mean of its members': member b's is 2 x ens - a
+    b_res = 2 * sent["ens_res"] - sent["a_res"]
+    assert np.abs(b_res - sent["a_res"]).max() > 0 and np.abs(b_res).max() <= 0.02 + 1e-6
+    spread = np.abs(b_res - sent["a_res"]).mean() / 2  # two members: std = |a - b| / 2
+    assert sent["ens_info"]["residual_spread_rad"] == pytest.approx(spread, rel=1e-4)
+
+
 def test_a_missing_or_damaged_model_is_a_clear_error(tmp_path, files):
     from controllers.base import ControllerUnavailable
 

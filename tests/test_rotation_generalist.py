@@ -384,3 +384,53 @@ def test_a_team_of_specialists_acts_by_each_worlds_axis(tmp_path):
                   "--json", str(out)]) == 0  # fmt: skip
     rec = json.loads(out.read_text())[0]
     assert rec["policy"] == " + ".join(team_files) and set(rec["rot_by_axis_rad"]) == {"z+", "x-"}
+
+
+def test_ppo_goes_on_from_the_generalist_with_its_own_network(tmp_path):
+    """`train rl --init GENERALIST`: the actor is the generalist's network on its own
+    observation (no object in it), so that with the actor held (critic warm-up) the run
+    exports the generalist unchanged, as a policy the bench loads and as a generalist file
+    that names another fingerprint; once PPO updates it, the weights move."""
+    from controllers.dexndm.generalist import RotationGeneralist
+    from training.rl.distill import rotation_policy, shipped_generalist
+    from training.rl.ppo import Policy, train
+
+    src = shipped_generalist("leap")
+    gen = RotationGeneralist.load(src, hand="leap")
+    over = {"axes": ("z+", "z-"), "wrists": ("palm_up",), "families": ("cube",), "nthread": 1}
+    held = train("rotate", scale="smoke", hand="leap", out=tmp_path / "held", init=src,
+                 env_overrides=over, settings=None, progress=False, critic_warmup=10)  # fmt: skip
+    assert held.iterations >= 1
+    out = RotationGeneralist.load(tmp_path / "held" / "generalist.pt", hand="leap")
+    assert out.cfg == gen.cfg
+    for k, v in gen.net.state_dict().items():
+        assert torch.equal(out.net.state_dict()[k], v), k
+    assert out.meta["data_fingerprint"] != gen.meta["data_fingerprint"]
+    assert out.meta["fine_tuned"]["init"] == str(src)
+    assert out.meta["fine_tuned"]["env"]["oracle"] is False
+    # the policy file acts as the generalist does on the environment's histories
+    from training.envs import make_env
+
+    env_over = Policy.env_overrides(tmp_path / "held" / "policy.pt")
+    assert env_over["oracle"] is False and env_over["history"] == gen.cfg.history
+    env = make_env("rotate", hand="leap", num_envs=4, seed=3, **{**over, **env_over})
+    env.reset()
+    for _ in range(5):
+        obs = env.get_observations()
+        policy = rotation_policy(tmp_path / "held" / "policy.pt", env)
+        a = policy(obs).numpy()
+        want = gen.act(env.hist_q, env.hist_target, env.axis, env.gravity)
+        np.testing.assert_allclose(a, want, atol=1e-5)
+        env.step(torch.as_tensor(a, dtype=torch.float32))
+    # an actor group the generalist cannot read is refused
+    with pytest.raises(ValueError, match="oracle=True"):
+        train("rotate", scale="smoke", hand="leap", out=tmp_path / "bad", init=src,
+              env_overrides={**over, "oracle": True}, progress=False)  # fmt: skip
+    # PPO's own updates move the generalist's weights
+    train("rotate", scale="smoke", hand="leap", out=tmp_path / "moved", init=src,
+          env_overrides=over, progress=False, critic_warmup=0)  # fmt: skip
+    moved = RotationGeneralist.load(tmp_path / "moved" / "generalist.pt", hand="leap")
+    diff = max(
+        float((moved.net.state_dict()[k] - v).abs().max()) for k, v in gen.net.state_dict().items()
+    )
+    assert diff > 0

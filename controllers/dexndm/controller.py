@@ -11,7 +11,8 @@ residual`), trained through a neural dynamics model of this hand, adds its corre
 Live settings: the residual on or off and its scale, and where the axis comes from (the
 command, or a fixed palm axis). ``info``: the axis in use, the residual's size, and the
 dynamics model's one-step prediction error (its prediction of this tick's joint angles
-from the last ``W`` ticks against the measured ones): how well the model knows this hand.
+from the last ``W`` ticks against the measured ones): how well the model knows this hand;
+with an ensemble residual, how far its members disagree (``residual_spread_rad``).
 """
 
 from __future__ import annotations
@@ -259,14 +260,14 @@ class DexNDMController(Controller):
                 else self._obs(hq[None, -Tr:], ht[None, -Tr:], axis[None], gravity[None])
             )
             with torch.inference_mode():
-                res = (
-                    self.residual(
-                        torch.as_tensor(r_obs, dtype=torch.float32),
-                        torch.as_tensor(step[None], dtype=torch.float32),
-                    )[0]
-                    .numpy()
-                    .astype(float)
-                )
+                o = torch.as_tensor(r_obs, dtype=torch.float32)
+                s = torch.as_tensor(step[None], dtype=torch.float32)
+                if self.residual.cfg.members > 1:  # an ensemble: also how far it disagrees
+                    outs = self.residual.member_outputs(o, s)[:, 0]
+                    res = outs.mean(dim=0).numpy().astype(float)
+                    info["residual_spread_rad"] = float(outs.std(dim=0, unbiased=False).mean())
+                else:
+                    res = self.residual(o, s)[0].numpy().astype(float)
             res = self.config.residual_scale * res
             target = target + res
         self._res_prev = res

@@ -192,6 +192,13 @@ def add_residual_arguments(p: argparse.ArgumentParser) -> None:
         help="steps the dynamics model is rolled on its own predictions per sample (1: the "
         "paper's one-step objective)",
     )
+    p.add_argument(
+        "--obs-noise",
+        type=float,
+        default=0.0,
+        help="std (rad) of noise on the residual's observed joint angles and targets while "
+        "training (0: none)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True, help="the residual policy file")
@@ -212,12 +219,42 @@ def run_residual(args: argparse.Namespace) -> int:
         model=ResidualConfig(hidden=args.hidden, max_rad=args.max_rad),
         history=args.history,
         horizon=args.horizon,
+        obs_noise_rad=args.obs_noise,
     )
     rep = train_residual(
         args.data, args.ndm, args.out, cfg, hand=args.hand, progress=not args.no_progress
     )
     print(json.dumps({k: rep[k] for k in ("ndm_kind", "val_before", "val", "seconds")}, indent=2))
     return 0
+
+
+def add_ensemble_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "residuals",
+        nargs="+",
+        help="residual policies trained alike but for their seed (train dexndm-residual --seed)",
+    )
+    p.add_argument("--hand", default="leap")
+    p.add_argument("--out", required=True, help="the ensemble residual file")
+
+
+def run_ensemble(args: argparse.Namespace) -> int:
+    from controllers.dexndm.residual import ensemble, load_residual, save_residual
+
+    model, meta = ensemble([load_residual(r, hand=args.hand) for r in args.residuals])
+    meta["member_files"] = [str(r) for r in args.residuals]
+    save_residual(args.out, model, meta)
+    print(json.dumps({"out": args.out, "members": meta["members"]}, indent=2))
+    return 0
+
+
+TRAIN.register(
+    "dexndm-ensemble",
+    help="one DexNDM residual averaging several trained alike but for their seed",
+    add_arguments=add_ensemble_arguments,
+    run=run_ensemble,
+    user_errors=(FileNotFoundError, ValueError),
+)
 
 
 TRAIN.register(

@@ -57,6 +57,10 @@ class ResidualTrainConfig:
     #: K, the steps the dynamics model is rolled on its own predictions per sample (1: the
     #: paper's one-step objective)
     horizon: int = 1
+    #: std (rad) of Gaussian noise on the joint angles and targets of the residual's own
+    #: observation while training (0: none); the dynamics model's window stays clean, so
+    #: the residual learns one correction for nearby states rather than one per state
+    obs_noise_rad: float = 0.0
 
 
 class Rollouts:
@@ -295,6 +299,8 @@ def train_residual(
         cfg = replace(cfg, model=replace(cfg.model, history=T_res))
     if cfg.horizon < 1:
         raise ValueError(f"the horizon must be >= 1 step, got {cfg.horizon}")
+    if cfg.obs_noise_rad < 0:
+        raise ValueError(f"the observation noise must be >= 0 rad, got {cfg.obs_noise_rad}")
     T, W = cfg.model.history, ndm.cfg.window
     rollouts = Rollouts(list(data), T, W, cfg.val_fraction, cfg.horizon)
     if len(rollouts.train) == 0:
@@ -319,6 +325,11 @@ def train_residual(
         total = 0.0
         for i in range(0, len(perm), cfg.batch):
             b = rollouts.batch(perm[i : i + cfg.batch])
+            if cfg.obs_noise_rad > 0:  # the histories only; axis and gravity stay exact
+                hist = 2 * cfg.model.n * cfg.model.history
+                noise = torch.zeros_like(b["obs"])
+                noise[..., :hist] = cfg.obs_noise_rad * torch.randn_like(noise[..., :hist])
+                b["obs"] = b["obs"] + noise
             loss, _, _ = _loss(model, ndm, b, cfg.l2, horizon=cfg.horizon)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -113,6 +113,17 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--minutes", type=float, help="stop (and save) after this long")
     p.add_argument(
+        "--learning-rate",
+        type=float,
+        help="PPO's starting learning rate (default: the scale's; adapted to --desired-kl)",
+    )
+    p.add_argument(
+        "--desired-kl",
+        type=float,
+        help="the policy change per update the adaptive learning rate aims at (default: the "
+        "scale's, 0.01; smaller for fine-tuning a trained policy)",
+    )
+    p.add_argument(
         "--set",
         nargs="+",
         default=[],
@@ -130,7 +141,8 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
         metavar="POLICY",
         help="a new run starts from this policy.pt's actor (its action noise and observation "
         "layout included; e.g. another axis's specialist) instead of a zero action head; "
-        "the critic starts fresh",
+        "the critic starts fresh. A rotation generalist (rotate): PPO goes on from it, its "
+        "own network the actor on its own observation; the run also writes generalist.pt",
     )
     p.add_argument(
         "--critic-warmup",
@@ -191,6 +203,10 @@ def run_rl(args: argparse.Namespace) -> int:
         changes["max_minutes"] = args.minutes
     if args.init_std is not None:
         changes["init_std"] = args.init_std
+    if args.learning_rate is not None:
+        changes["learning_rate"] = args.learning_rate
+    if args.desired_kl is not None:
+        changes["desired_kl"] = args.desired_kl
     settings = dataclasses.replace(settings, **changes)
     res = train(
         args.task,

@@ -242,8 +242,18 @@ def train(
     offset = ck["iteration"] if ck is not None else 0
     torch.manual_seed(seed + offset)
     env_kw, preset = scale_preset(scale, task)
-    if init is not None:  # the layout the starting policy acts in; the caller's settings win
-        env_kw.update(Policy.env_overrides(init))
+    gen = None  # a rotation generalist to fine-tune (its own network as the actor)
+    if init is not None:
+        from training.rl.distill import is_generalist
+
+        if is_generalist(init):
+            from controllers.dexndm.generalist import RotationGeneralist
+            from training.rl import generalist_actor
+
+            gen = RotationGeneralist.load(init, hand=hand)
+            env_kw.update(generalist_actor.env_overrides(gen))
+        else:  # the layout the starting policy acts in; the caller's settings win
+            env_kw.update(Policy.env_overrides(init))
     env_kw.update(env_overrides or {})
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -251,10 +261,15 @@ def train(
     s = settings or preset
     env = make_env(task, **env_kw)
     cfg = rsl_config(s)
+    if gen is not None:
+        generalist_actor.check_env(env, gen)
+        cfg["actor"] = generalist_actor.actor_config(gen, s.init_std)
     obs = env.get_observations()
     alg = PPO.construct_algorithm(obs, env, copy.deepcopy(cfg), device)
     start_it, curve, env_steps, seconds = 0, [], 0, 0.0
-    if ck is None and init is not None:
+    if ck is None and gen is not None:
+        generalist_actor.load_into(alg.get_policy(), gen)
+    elif ck is None and init is not None:
         init_actor(alg.get_policy(), init, env)
     elif ck is None:
         zero_action_head(alg.get_policy())
@@ -362,6 +377,17 @@ def train(
     ):
         _save(ckpt_path, alg, len(curve), curve, env_steps, seconds, cfg, meta, env)
     export_policy(alg, cfg, meta, out / "policy.pt")
+    if gen is not None:  # also as a generalist, for the DexNDM controller
+        run = {
+            "init": str(init),
+            "out": str(out),
+            "iterations": len(curve),
+            "env_steps": env_steps,
+            "env": meta["env"],
+            "env_fingerprint": meta["data_fingerprint"],
+            "ppo": meta["ppo"],
+        }
+        generalist_actor.export_generalist(alg.get_policy(), gen.meta, out / "generalist.pt", run)
     return TrainResult(len(curve), env_steps, seconds, curve, str(ckpt_path))
 
 
