@@ -260,14 +260,13 @@ class DexNDMController(Controller):
                 else self._obs(hq[None, -Tr:], ht[None, -Tr:], axis[None], gravity[None])
             )
             with torch.inference_mode():
-                o = torch.as_tensor(r_obs, dtype=torch.float32)
-                s = torch.as_tensor(step[None], dtype=torch.float32)
-                if self.residual.cfg.members > 1:  # an ensemble: also how far it disagrees
-                    outs = self.residual.member_outputs(o, s)[:, 0]
-                    res = outs.mean(dim=0).numpy().astype(float)
-                    info["residual_spread_rad"] = float(outs.std(dim=0, unbiased=False).mean())
-                else:
-                    res = self.residual(o, s)[0].numpy().astype(float)
+                res_t, spread = self.residual.correction(
+                    torch.as_tensor(r_obs, dtype=torch.float32),
+                    torch.as_tensor(step[None], dtype=torch.float32),
+                )
+            res = res_t[0].numpy().astype(float)
+            if self.residual.cfg.members > 1:  # an ensemble: how far its members disagree
+                info["residual_spread_rad"] = float(spread[0])
             res = self.config.residual_scale * res
             target = target + res
         self._res_prev = res

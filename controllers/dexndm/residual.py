@@ -96,18 +96,22 @@ class ResidualPolicy(nn.Module):
         return self.cfg.max_rad * torch.tanh(torch.stack(outs))
 
     def forward(self, obs_gene: torch.Tensor, base_step: torch.Tensor) -> torch.Tensor:
-        if not self.others:
-            x = self.norm(torch.cat([obs_gene, base_step], dim=-1))
-            return self.cfg.max_rad * torch.tanh(self.net(x))
-        return self.member_outputs(obs_gene, base_step).mean(dim=0)
+        return self.correction(obs_gene, base_step)[0]
 
-    def spread(self, obs_gene: torch.Tensor, base_step: torch.Tensor) -> torch.Tensor:
-        """How far the members' corrections disagree: per sample, the mean over joints of
-        their standard deviation (rad); zeros for one network."""
+    def correction(
+        self, obs_gene: torch.Tensor, base_step: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the correction (..., n) rad, how far the members disagree (...): per sample the
+        mean over joints of their standard deviation, rad; zeros for one network), from one
+        pass over the members."""
         outs = self.member_outputs(obs_gene, base_step)
         if len(outs) == 1:
-            return torch.zeros(outs.shape[1:-1])
-        return outs.std(dim=0, unbiased=False).mean(dim=-1)
+            return outs[0], torch.zeros(outs.shape[1:-1])
+        return outs.mean(dim=0), outs.std(dim=0, unbiased=False).mean(dim=-1)
+
+    def spread(self, obs_gene: torch.Tensor, base_step: torch.Tensor) -> torch.Tensor:
+        """How far the members' corrections disagree (:meth:`correction`'s second part)."""
+        return self.correction(obs_gene, base_step)[1]
 
 
 #: what residuals may differ in and still be one ensemble's members
@@ -123,12 +127,9 @@ def ensemble(
     Returns (ensemble, meta); the meta keeps each member's seed and report."""
     if len(members) < 2:
         raise ValueError("an ensemble needs at least two residuals")
-    flat = []
-    for model, meta in members:
-        if model.cfg.members != 1:
-            raise ValueError("an ensemble's members are single residuals, not ensembles")
-        flat.append((model, meta))
-    model0, meta0 = flat[0]
+    if any(model.cfg.members != 1 for model, _ in members):
+        raise ValueError("an ensemble's members are single residuals, not ensembles")
+    model0, meta0 = members[0]
 
     def same(meta: dict[str, Any]) -> dict[str, Any]:
         cfg = {k: v for k, v in (meta.get("config") or {}).items() if k not in _MEMBER_FREE}
@@ -142,7 +143,7 @@ def ensemble(
         }
 
     ref = same(meta0)
-    for k, (model, meta) in enumerate(flat[1:], start=1):
+    for k, (model, meta) in enumerate(members[1:], start=1):
         if model.cfg != model0.cfg:
             raise ValueError(f"member {k}'s network differs: {model.cfg} vs {model0.cfg}")
         got = same(meta)
@@ -152,15 +153,15 @@ def ensemble(
                 f"member {k} was trained differently ({', '.join(diff)}); an ensemble's "
                 "members differ only in their seed"
             )
-    seeds = [(meta.get("config") or {}).get("seed") for _, meta in flat]
+    seeds = [(meta.get("config") or {}).get("seed") for _, meta in members]
     if len(set(seeds)) < len(seeds):
         raise ValueError(f"members share a seed ({seeds}): they would be the same network")
-    cfg = replace(model0.cfg, members=len(flat))
+    cfg = replace(model0.cfg, members=len(members))
     out = ResidualPolicy(cfg)
     with torch.no_grad():
         out.norm.load_state_dict(model0.norm.state_dict())
         out.net.load_state_dict(model0.net.state_dict())
-        for dst, (model, _) in zip(out.others, flat[1:], strict=True):
+        for dst, (model, _) in zip(out.others, members[1:], strict=True):
             dst.norm.load_state_dict(model.norm.state_dict())
             dst.net.load_state_dict(model.net.state_dict())
     out.eval()
@@ -171,7 +172,7 @@ def ensemble(
     meta["data_fingerprint"] = meta0.get("data_fingerprint")
     meta["members"] = [
         {"seed": s, "val": meta.get("val"), "val_before": meta.get("val_before")}
-        for s, (_, meta) in zip(seeds, flat, strict=True)
+        for s, (_, meta) in zip(seeds, members, strict=True)
     ]
     return out, meta
 

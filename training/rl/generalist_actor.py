@@ -14,6 +14,7 @@ policy file and a generalist file the DexNDM controller runs.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -96,19 +97,16 @@ def actor_config(gen: RotationGeneralist, init_std: float) -> dict[str, Any]:
     }
 
 
-def env_overrides(gen: RotationGeneralist) -> dict[str, Any]:
-    """The task settings the generalist acts in: its action layout, history, physics and
-    rest pose, its start and object sizes, and an actor that sees no object."""
-    env = {k: v for k, v in (gen.meta.get("env") or {}).items() if v is not None}
-    if "rest_q" in env:
-        env["rest_q"] = tuple(float(v) for v in env["rest_q"])
-    trained = gen.meta.get("trained") or {}
-    start = trained.get("start")
-    if isinstance(start, list) and len(start) == 1:
-        env["start"] = start[0]
-    if trained.get("scale_range"):
-        env["scale_range"] = tuple(trained["scale_range"])
-    return {**env, "oracle": False, "gait": False, "styles": ("steady",)}
+def env_overrides(path: str | Path) -> dict[str, Any]:
+    """The task settings the generalist at ``path`` acts in (its action layout, history,
+    physics, rest pose, start and object sizes, as for evaluating it), with an actor group
+    that holds no object state."""
+    from training.rl.distill import rotation_run_settings
+
+    over, start = rotation_run_settings(path)
+    if start:
+        over["start"] = start
+    return {**over, "oracle": False, "gait": False, "styles": ("steady",)}
 
 
 def check_env(env: Any, gen: RotationGeneralist) -> None:
@@ -146,8 +144,7 @@ def export_generalist(
     """The fine-tuned actor as a generalist file (the DexNDM controller's format). Its meta
     is the source generalist's, its data fingerprint changed (the residuals trained for the
     source do not silently pass for this one) and ``fine_tuned`` recording the run."""
-    net = GeneralistNet(actor.gen_cfg)
-    net.load_state_dict(actor.net.state_dict())
+    net = copy.deepcopy(actor.net)  # the live actor keeps its mode and weights
     meta = {k: v for k, v in source_meta.items() if k != "physics_differences"}
     meta["fine_tuned"] = run
     meta["data_fingerprint"] = checkpoint.fingerprint(

@@ -251,7 +251,7 @@ def train(
             from training.rl import generalist_actor
 
             gen = RotationGeneralist.load(init, hand=hand)
-            env_kw.update(generalist_actor.env_overrides(gen))
+            env_kw.update(generalist_actor.env_overrides(init))
         else:  # the layout the starting policy acts in; the caller's settings win
             env_kw.update(Policy.env_overrides(init))
     env_kw.update(env_overrides or {})
