@@ -54,40 +54,29 @@ def _controller(hand: str, method: str, files: dict[str, str]) -> Any:
 
 
 def run_methods(args: argparse.Namespace, files: dict[str, str]) -> tuple[list[dict], dict]:
-    from devices.robots.sim import SimHand, SimHandConfig
-    from devices.tick import PALM_AXES
-    from training.dexndm.evaluate import rotation_episode, summarize
+    from training.dexndm.evaluate import evaluate_axes, stand_in_robot
 
     records, trajectories = [], {}
     for method in args.methods:
         ctrl = _controller(args.hand, method, files)
-        scale = ctrl.gen.meta.get("trained", {}).get("scale_range", [1.0])[0]
-        robot = SimHand(
-            SimHandConfig(
-                hand=args.hand,
-                wrist=args.wrist,
-                object=args.object,
-                object_scale=float(scale),
-                dynamics=args.dynamics,
-                reality_seed=args.reality_seed,
-            )
+        robot = stand_in_robot(
+            ctrl,
+            args.hand,
+            wrist=args.wrist,
+            object=args.object,
+            dynamics=args.dynamics,
+            reality_seed=args.reality_seed,
         )
-        rest = ctrl.sim_start()
-        for axis in args.axes:
-            rng = np.random.default_rng([args.seed, list(PALM_AXES).index(axis)])
-            t0 = time.perf_counter()
-            res = [
-                rotation_episode(robot, ctrl, axis, rest, rng, args.episode_s)
-                for _ in range(args.episodes)
-            ]
+        for axis, summary, res in evaluate_axes(
+            robot, ctrl, args.axes, args.episodes, args.seed, args.episode_s
+        ):
             rec = {
                 "method": method,
                 "axis": axis,
                 "object": args.object,
                 "wrist": args.wrist,
                 "dynamics": args.dynamics,
-                **summarize(res, args.episode_s, 1.0 / robot.rate_hz),
-                "seconds": round(time.perf_counter() - t0, 1),
+                **summary,
                 "residual": None if method == "direct" else files[method],
                 "residual_scale": None if method == "direct" else files.get("scale", 1.0),
             }

@@ -2,6 +2,7 @@
 whole path from a specialist through `dexteleop train rotation-generalist` to the
 rotation bench."""
 
+import copy
 import json
 from dataclasses import replace
 
@@ -434,3 +435,58 @@ def test_ppo_goes_on_from_the_generalist_with_its_own_network(tmp_path):
         float((moved.net.state_dict()[k] - v).abs().max()) for k, v in gen.net.state_dict().items()
     )
     assert diff > 0
+
+
+def test_an_anchored_fine_tune_stays_near_its_start_and_keeps_snapshots(tmp_path):
+    """`train rl --init GENERALIST --anchor F --snapshot-every N`: after each update the
+    actor moves the fraction F back to the generalist's weights, so the same run (same seed,
+    same data in its first update) ends nearer the generalist than without the pull; the
+    starting weights travel in the training state (a resume pulls toward them, not toward
+    where it resumed), and every N iterations a policy and generalist file are exported."""
+    import dataclasses
+
+    from controllers.dexndm.generalist import RotationGeneralist
+    from training.rl.distill import shipped_generalist
+    from training.rl.ppo import load_training_state, pull_toward, scale_preset, train
+
+    src = shipped_generalist("leap")
+    gen = RotationGeneralist.load(src, hand="leap")
+    over = {"axes": ("z+", "z-"), "wrists": ("palm_up",), "families": ("cube",), "nthread": 1}
+    _, base = scale_preset("smoke", "rotate")
+    base = dataclasses.replace(base, learning_rate=1e-3, desired_kl=1.0)
+
+    def distance(path):
+        net = RotationGeneralist.load(path, hand="leap").net.state_dict()
+        ref = gen.net.state_dict()
+        num = sum(float(((net[k] - v) ** 2).sum()) for k, v in ref.items())
+        return (num / sum(float((v**2).sum()) for v in ref.values())) ** 0.5
+
+    train("rotate", scale="smoke", hand="leap", out=tmp_path / "free", init=src,
+          env_overrides=over, settings=base, progress=False, critic_warmup=0)  # fmt: skip
+    pulled = dataclasses.replace(base, anchor=0.9, snapshot_every=1)
+    res = train("rotate", scale="smoke", hand="leap", out=tmp_path / "pulled", init=src,
+                env_overrides=over, settings=pulled, progress=False, critic_warmup=0)  # fmt: skip
+    d_free, d_pulled = (
+        distance(tmp_path / "free" / "generalist.pt"),
+        distance(tmp_path / "pulled" / "generalist.pt"),
+    )
+    assert 0 < d_pulled < 0.5 * d_free, (d_pulled, d_free)
+    assert [r["loss_anchor_distance"] for r in res.curve][-1] == pytest.approx(d_pulled, rel=1e-3)
+    for i in range(1, res.iterations + 1):
+        assert (tmp_path / "pulled" / "snapshots" / f"policy_it{i}.pt").exists()
+        assert (tmp_path / "pulled" / "snapshots" / f"generalist_it{i}.pt").exists()
+    assert not (tmp_path / "free" / "snapshots").exists()
+    state = load_training_state(tmp_path / "pulled" / "checkpoint.pt")
+    for k, v in gen.net.state_dict().items():
+        assert torch.equal(state.record["anchor"]["net." + k], v), k
+    # the pull itself: a fraction 0.5 halves the distance
+    free = RotationGeneralist.load(tmp_path / "free" / "generalist.pt", hand="leap")
+    actor = copy.deepcopy(free.net)
+    holder = torch.nn.Module()
+    holder.mlp = actor
+    anchor = {k: v.clone() for k, v in gen.net.state_dict().items()}
+    assert pull_toward(holder, anchor, 0.5) == pytest.approx(0.5 * d_free, rel=1e-4)
+    # no starting policy, nothing to pull toward
+    with pytest.raises(ValueError, match="give init"):
+        train("rotate", scale="smoke", hand="leap", out=tmp_path / "none", env_overrides=over,
+              settings=pulled, progress=False)  # fmt: skip

@@ -248,6 +248,85 @@ def run_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_select_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("residuals", nargs="+", help="the candidate residual policies")
+    p.add_argument("--hand", default="leap")
+    p.add_argument("--wrist", default="palm_up")
+    p.add_argument("--object", default="cube")
+    p.add_argument(
+        "--dynamics",
+        default="reality",
+        help="the simulated hand they run on: reality (the stand-in real hand), nominal",
+    )
+    p.add_argument("--reality-seed", type=int, default=0, help="which stand-in hand")
+    p.add_argument(
+        "--axes", nargs="+", default=["+z", "-z"], help="palm axes, written z+ z- (or --axes=+z)"
+    )
+    p.add_argument("--episodes", type=int, default=20, help="episodes per axis and candidate")
+    p.add_argument("--episode-s", type=float, default=20.0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=100,
+        help="the episodes' draw (the same for every candidate; pick one no reported "
+        "figure used, so that the choice can be confirmed on others)",
+    )
+    p.add_argument("--generalist", default="", help="the base policy (default: the shipped)")
+    p.add_argument(
+        "--no-direct",
+        action="store_true",
+        help="do not let the generalist alone compete (a residual is always chosen)",
+    )
+    p.add_argument("--out", required=True, help="the chosen residual, written here")
+    p.add_argument("--json", help="the report (every candidate's records) as JSON")
+
+
+def run_select(args: argparse.Namespace) -> int:
+    from controllers.dexndm.residual import load_residual, save_residual
+    from devices.tick import PALM_AXES
+    from training.dexndm.select import SelectConfig, select_residual
+
+    axes = [a if a[0] in "+-" else a[-1] + a[:-1] for a in args.axes]  # z+ -> +z
+    unknown = [a for a in axes if a not in PALM_AXES]
+    if unknown:
+        raise ValueError(f"unknown axes {unknown}; palm axes are {list(PALM_AXES)}")
+    cfg = SelectConfig(
+        hand=args.hand,
+        wrist=args.wrist,
+        object=args.object,
+        dynamics=args.dynamics,
+        reality_seed=args.reality_seed,
+        axes=tuple(axes),
+        episodes=args.episodes,
+        episode_s=args.episode_s,
+        seed=args.seed,
+        generalist=args.generalist,
+        direct=not args.no_direct,
+    )
+    report = select_residual(args.residuals, cfg, progress=lambda line: print(line, flush=True))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    if report["chosen"] is None:
+        print(f"the generalist alone turned the object fastest: no residual written to {args.out}")
+        return 0
+    model, meta = load_residual(report["chosen"], hand=args.hand)
+    meta["selection"] = {**report, "source": report["chosen"]}
+    save_residual(args.out, model, meta)
+    print(json.dumps({"out": args.out, "chosen": report["chosen"]}, indent=2))
+    return 0
+
+
+TRAIN.register(
+    "dexndm-select",
+    help="choose among DexNDM residuals by running each (and the generalist alone) for the "
+    "same rotation episodes on a simulated hand with the object (the stand-in by default)",
+    add_arguments=add_select_arguments,
+    run=run_select,
+    user_errors=(FileNotFoundError, ValueError),
+)
+
+
 TRAIN.register(
     "dexndm-ensemble",
     help="one DexNDM residual averaging several trained alike but for their seed",

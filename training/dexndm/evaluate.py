@@ -88,3 +88,61 @@ def summarize(results: list[EpisodeResult], episode_s: float, dt: float) -> dict
         "rotp": round(sum(r.off_rad for r in results) / in_hand, 4) if in_hand else None,
         "drops": int(sum(r.dropped for r in results)),
     }
+
+
+def stand_in_robot(
+    controller: Any,
+    hand: str,
+    *,
+    wrist: str = "palm_up",
+    object: str = "cube",
+    dynamics: str = "reality",
+    reality_seed: int = 0,
+) -> Any:
+    """The simulated hand (by default the stand-in real hand) with ``object`` at the size
+    the controller's generalist was trained on, for :func:`evaluate_axes`."""
+    from devices.robots.sim import SimHand, SimHandConfig
+
+    scale = controller.gen.meta.get("trained", {}).get("scale_range", [1.0])[0]
+    return SimHand(
+        SimHandConfig(
+            hand=hand,
+            wrist=wrist,
+            object=object,
+            object_scale=float(scale),
+            dynamics=dynamics,
+            reality_seed=reality_seed,
+        )
+    )
+
+
+def axis_rng(seed: int, axis: str) -> np.random.Generator:
+    """The episodes' random stream for (draw ``seed``, ``axis``): the same for every
+    controller evaluated, so that their comparison is paired."""
+    return np.random.default_rng([seed, list(PALM_AXES).index(axis)])
+
+
+def evaluate_axes(
+    robot: Any,
+    controller: Any,
+    axes: list[str],
+    episodes: int,
+    seed: int,
+    episode_s: float = 20.0,
+) -> list[tuple[str, dict[str, Any], list[EpisodeResult]]]:
+    """``episodes`` episodes about each palm axis (draw ``seed``): per axis (axis, the
+    metrics of :func:`summarize` plus ``seconds``, the episodes)."""
+    import time
+
+    out = []
+    rest = controller.sim_start()
+    for axis in axes:
+        rng = axis_rng(seed, axis)
+        t0 = time.perf_counter()
+        res = [
+            rotation_episode(robot, controller, axis, rest, rng, episode_s) for _ in range(episodes)
+        ]
+        rec = summarize(res, episode_s, 1.0 / robot.rate_hz)
+        rec["seconds"] = round(time.perf_counter() - t0, 1)
+        out.append((axis, rec, res))
+    return out

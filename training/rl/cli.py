@@ -151,6 +151,20 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
         help="with --init: the first N iterations train the fresh critic only, the actor "
         "held (default 50)",
     )
+    p.add_argument(
+        "--anchor",
+        type=float,
+        metavar="FRACTION",
+        help="with --init: after each policy update the actor's weights move this fraction "
+        "back toward the ones it started from (e.g. 0.01), bounding the fine-tune's drift",
+    )
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        metavar="N",
+        help="also export the actor every N iterations (snapshots/policy_itN.pt, and "
+        "generalist_itN.pt), to evaluate and stop at",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="learner device: cpu, cuda (default: cuda when available)")
     p.add_argument("--grasp-cache", help="folder for generated grasp caches (default out/grasps)")
@@ -207,6 +221,10 @@ def run_rl(args: argparse.Namespace) -> int:
         changes["learning_rate"] = args.learning_rate
     if args.desired_kl is not None:
         changes["desired_kl"] = args.desired_kl
+    if args.anchor is not None:
+        changes["anchor"] = args.anchor
+    if args.snapshot_every is not None:
+        changes["snapshot_every"] = args.snapshot_every
     settings = dataclasses.replace(settings, **changes)
     res = train(
         args.task,

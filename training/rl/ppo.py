@@ -58,6 +58,13 @@ class PPOSettings:
     desired_kl: float = 0.01
     save_every: int = 20
     max_minutes: float | None = None
+    #: with ``init``: after each policy update the actor's network moves this fraction of
+    #: the way back to the weights it started from (an L2 pull toward the starting policy,
+    #: which bounds how far fine-tuning drifts from it); 0: no pull
+    anchor: float = 0.0
+    #: every this many iterations the actor is also exported as ``snapshots/policy_itN.pt``
+    #: (and ``generalist_itN.pt``), to evaluate and stop at; 0: none
+    snapshot_every: int = 0
 
 
 def uses_grasp_caches(task: str) -> bool:
@@ -260,6 +267,10 @@ def train(
     env_kw.update(hand=hand, seed=seed + offset, device=device)
     s = settings or preset
     env = make_env(task, **env_kw)
+    if not 0.0 <= s.anchor < 1.0:
+        raise ValueError(f"anchor is a fraction per update in [0, 1), got {s.anchor}")
+    if s.anchor > 0 and init is None and (ck is None or not ck.meta.get("init")):
+        raise ValueError("anchor pulls the actor back toward the policy it started from: give init")
     cfg = rsl_config(s)
     if gen is not None:
         generalist_actor.check_env(env, gen)
@@ -284,6 +295,10 @@ def train(
             }
             env.load_curriculum_state(state)
         log.info("resumed %s at iteration %d", ckpt_path, start_it)
+    anchor = None
+    if s.anchor > 0:  # the weights the run started from (kept in the training state)
+        saved = ck.record.get("anchor") if ck is not None else None
+        anchor = saved if saved is not None else _network_state(alg.get_policy())
     writer = SummaryWriter(log_dir=str(out / "tb"))
     meta = policy_meta(task, scale, hand, seed, device, env, s)
     # where the first iteration's actor came from, kept through resumes
@@ -326,6 +341,8 @@ def train(
                 alg.learning_rate = lr0
                 for group in alg.optimizer.param_groups:
                     group["lr"] = lr0
+            elif anchor is not None:
+                losses["anchor_distance"] = pull_toward(alg.get_policy(), anchor, s.anchor)
             t2 = time.perf_counter()
             env_steps += s.steps_per_env * env.num_envs
             seconds += t2 - t0
@@ -364,7 +381,10 @@ def train(
                 s.max_minutes is not None and (time.perf_counter() - t_start) > 60 * s.max_minutes
             )
             if (it + 1) % s.save_every == 0 or last or timed_out:
-                _save(ckpt_path, alg, it + 1, curve, env_steps, seconds, cfg, meta, env)
+                _save(ckpt_path, alg, it + 1, curve, env_steps, seconds, cfg, meta, env, anchor)
+            if s.snapshot_every and (it + 1) % s.snapshot_every == 0:
+                run = _run_record(init, out, curve, env_steps, meta)
+                _export(alg, cfg, meta, gen, run, out / "snapshots", f"_it{it + 1}")
             if timed_out:
                 log.info("stopping after %.1f min (max_minutes)", s.max_minutes)
                 break
@@ -375,20 +395,56 @@ def train(
     if not ckpt_path.exists() or (
         curve and load_training_state(ckpt_path)["iteration"] != curve[-1]["iteration"]
     ):
-        _save(ckpt_path, alg, len(curve), curve, env_steps, seconds, cfg, meta, env)
-    export_policy(alg, cfg, meta, out / "policy.pt")
-    if gen is not None:  # also as a generalist, for the DexNDM controller
-        run = {
-            "init": str(init),
-            "out": str(out),
-            "iterations": len(curve),
-            "env_steps": env_steps,
-            "env": meta["env"],
-            "env_fingerprint": meta["data_fingerprint"],
-            "ppo": meta["ppo"],
-        }
-        generalist_actor.export_generalist(alg.get_policy(), gen.meta, out / "generalist.pt", run)
+        _save(ckpt_path, alg, len(curve), curve, env_steps, seconds, cfg, meta, env, anchor)
+    _export(alg, cfg, meta, gen, _run_record(init, out, curve, env_steps, meta), out)
     return TrainResult(len(curve), env_steps, seconds, curve, str(ckpt_path))
+
+
+def _run_record(init: Any, out: Path, curve: list, env_steps: int, meta: dict) -> dict:
+    """What a fine-tuned generalist's file records about the run it came from."""
+    return {
+        "init": str(init),
+        "out": str(out),
+        "iterations": len(curve),
+        "env_steps": env_steps,
+        "env": meta["env"],
+        "env_fingerprint": meta["data_fingerprint"],
+        "ppo": meta["ppo"],
+    }
+
+
+def _export(
+    alg: Any, cfg: dict, meta: dict, gen: Any, run: dict, folder: Path, tag: str = ""
+) -> None:
+    """``policy{tag}.pt`` in ``folder``, and for a generalist run ``generalist{tag}.pt``
+    (the DexNDM controller's format)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    export_policy(alg, cfg, meta, folder / f"policy{tag}.pt")
+    if gen is not None:
+        from training.rl import generalist_actor
+
+        path = folder / f"generalist{tag}.pt"
+        generalist_actor.export_generalist(alg.get_policy(), gen.meta, path, run)
+
+
+def _network_state(actor: Any) -> dict[str, torch.Tensor]:
+    """A copy of the actor's network weights (its ``mlp``: not the action noise)."""
+    return {k: v.detach().clone() for k, v in actor.mlp.state_dict().items()}
+
+
+def pull_toward(actor: Any, anchor: dict[str, torch.Tensor], fraction: float) -> float:
+    """Move the actor's network ``fraction`` of the way back to ``anchor`` (weights as
+    :func:`_network_state` gives); returns its relative distance from them afterwards."""
+    num = den = 0.0
+    with torch.no_grad():
+        for k, v in actor.mlp.state_dict().items():
+            if not v.is_floating_point():
+                continue
+            a = anchor[k].to(v.device)
+            v.lerp_(a, fraction)
+            num += float(((v - a) ** 2).sum())
+            den += float((a**2).sum())
+    return (num / max(den, 1e-12)) ** 0.5
 
 
 def policy_meta(
@@ -462,6 +518,7 @@ def _save(
     cfg: dict,
     meta: dict,
     env: Any = None,
+    anchor: dict | None = None,
 ) -> None:
     record = {
         "alg": alg.save(),
@@ -473,6 +530,8 @@ def _save(
     }
     if env is not None and hasattr(env, "curriculum_state"):
         record["env_curriculum"] = env.curriculum_state()
+    if anchor is not None:
+        record["anchor"] = anchor
     checkpoint.save(path, record, format=STATE_FORMAT, meta=meta)
 
 
