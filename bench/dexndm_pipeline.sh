@@ -2,10 +2,11 @@
 # DexNDM's whole pipeline for one base policy on the stand-in real hand (issue 21), resumable
 # (a step whose output exists is skipped), then the residual-penalty sweep on the bench:
 #   bench/dexndm_pipeline.sh GENERALIST.pt OUT_DIR [TRANSITIONS]
-# The shipped models: bench/dexndm_pipeline.sh assets/checkpoints/rl/rotate_generalist_leap.pt
-# out/s4/ndm_gon6 160000 (THREADS=1 LS=0.03: about 18 minutes on one core; the residuals were
-# then trained again with --ndm assets/checkpoints/dexndm/ndm_K_leap.pt so that each names
-# its model).
+# The shipped models (2026-12-06): bench/dexndm_pipeline.sh assets/checkpoints/rl/rotate_generalist_leap.pt
+# out/s13/ndm_it120 160000 with THREADS=1 LS=0.03 (about 25 minutes on one core), the
+# joint-wise residual trained at --seed 0 and 1 and chosen on the stand-in with
+# `dexteleop train dexndm-select R0 R1 --seed 100` (BENCHMARKS.md, DexNDM, "The fine-tuned
+# generalist"); the shipped files' path labels name their place in assets/.
 # A real hand: replace --robot in the chaos-box step (e.g. dynamixel:port=/dev/ttyUSB0).
 # Environment: THREADS (CPU threads per step, default 2), LS (the residual penalties to
 # train and evaluate, default "0.001 0.03 0.3"; the shipped one is 0.03), CHAOS (chaos-box

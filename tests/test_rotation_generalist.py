@@ -476,6 +476,10 @@ def test_an_anchored_fine_tune_stays_near_its_start_and_keeps_snapshots(tmp_path
         assert (tmp_path / "pulled" / "snapshots" / f"policy_it{i}.pt").exists()
         assert (tmp_path / "pulled" / "snapshots" / f"generalist_it{i}.pt").exists()
     assert not (tmp_path / "free" / "snapshots").exists()
+    # each generalist export has its report beside it: the source's, the run, its curve
+    rep = json.loads((tmp_path / "pulled" / "snapshots" / "generalist_it1.json").read_text())
+    assert len(rep["curve"]) == 1 and rep["fine_tuned"]["iterations"] == 1
+    assert rep["source_report"] == gen.meta.get("report")
     state = load_training_state(tmp_path / "pulled" / "checkpoint.pt")
     for k, v in gen.net.state_dict().items():
         assert torch.equal(state.record["anchor"]["net." + k], v), k

@@ -139,11 +139,21 @@ def load_into(actor: GeneralistActor, gen: RotationGeneralist) -> None:
 
 
 def export_generalist(
-    actor: GeneralistActor, source_meta: dict[str, Any], path: str | Path, run: dict[str, Any]
+    actor: GeneralistActor,
+    source_meta: dict[str, Any],
+    path: str | Path,
+    run: dict[str, Any],
+    curve: list[dict[str, Any]] | None = None,
 ) -> Path:
     """The fine-tuned actor as a generalist file (the DexNDM controller's format). Its meta
     is the source generalist's, its data fingerprint changed (the residuals trained for the
-    source do not silently pass for this one) and ``fine_tuned`` recording the run."""
+    source do not silently pass for this one) and ``fine_tuned`` recording the run. Beside
+    it, as for a distilled one, its report (``.json``): the source's distillation report,
+    the run and its PPO curve up to this export."""
+    import json
+
+    from assets.atomic import write_atomic
+
     net = copy.deepcopy(actor.net)  # the live actor keeps its mode and weights
     meta = {k: v for k, v in source_meta.items() if k != "physics_differences"}
     meta["fine_tuned"] = run
@@ -151,7 +161,10 @@ def export_generalist(
         source_meta.get("data_fingerprint"), run.get("env_fingerprint"), run.get("env_steps")
     )
     meta["commit"] = checkpoint.git_commit()
-    return RotationGeneralist(net, meta).save(path, meta)
+    out = RotationGeneralist(net, meta).save(path, meta)
+    report = {"source_report": source_meta.get("report"), "fine_tuned": run, "curve": curve or []}
+    write_atomic(Path(path).with_suffix(".json"), json.dumps(report, indent=1) + "\n")
+    return out
 
 
 __all__ = [

@@ -384,7 +384,7 @@ def train(
                 _save(ckpt_path, alg, it + 1, curve, env_steps, seconds, cfg, meta, env, anchor)
             if s.snapshot_every and (it + 1) % s.snapshot_every == 0:
                 run = _run_record(init, out, curve, env_steps, meta)
-                _export(alg, cfg, meta, gen, run, out / "snapshots", f"_it{it + 1}")
+                _export(alg, cfg, meta, gen, run, out / "snapshots", f"_it{it + 1}", curve)
             if timed_out:
                 log.info("stopping after %.1f min (max_minutes)", s.max_minutes)
                 break
@@ -396,7 +396,7 @@ def train(
         curve and load_training_state(ckpt_path)["iteration"] != curve[-1]["iteration"]
     ):
         _save(ckpt_path, alg, len(curve), curve, env_steps, seconds, cfg, meta, env, anchor)
-    _export(alg, cfg, meta, gen, _run_record(init, out, curve, env_steps, meta), out)
+    _export(alg, cfg, meta, gen, _run_record(init, out, curve, env_steps, meta), out, "", curve)
     return TrainResult(len(curve), env_steps, seconds, curve, str(ckpt_path))
 
 
@@ -414,7 +414,14 @@ def _run_record(init: Any, out: Path, curve: list, env_steps: int, meta: dict) -
 
 
 def _export(
-    alg: Any, cfg: dict, meta: dict, gen: Any, run: dict, folder: Path, tag: str = ""
+    alg: Any,
+    cfg: dict,
+    meta: dict,
+    gen: Any,
+    run: dict,
+    folder: Path,
+    tag: str = "",
+    curve: list | None = None,
 ) -> None:
     """``policy{tag}.pt`` in ``folder``, and for a generalist run ``generalist{tag}.pt``
     (the DexNDM controller's format)."""
@@ -424,7 +431,7 @@ def _export(
         from training.rl import generalist_actor
 
         path = folder / f"generalist{tag}.pt"
-        generalist_actor.export_generalist(alg.get_policy(), gen.meta, path, run)
+        generalist_actor.export_generalist(alg.get_policy(), gen.meta, path, run, curve)
 
 
 def _network_state(actor: Any) -> dict[str, torch.Tensor]:
