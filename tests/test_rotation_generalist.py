@@ -490,6 +490,11 @@ def test_an_anchored_fine_tune_stays_near_its_start_and_keeps_snapshots(tmp_path
     holder.mlp = actor
     anchor = {k: v.clone() for k, v in gen.net.state_dict().items()}
     assert pull_toward(holder, anchor, 0.5) == pytest.approx(0.5 * d_free, rel=1e-4)
+    # a run trained without the pull does not know its start: resuming it with one is refused
+    more = dataclasses.replace(pulled, iterations=base.iterations + 1)
+    with pytest.raises(ValueError, match="trained without anchor"):
+        train("rotate", scale="smoke", hand="leap", out=tmp_path / "free", init=src,
+              env_overrides=over, settings=more, progress=False, critic_warmup=0)  # fmt: skip
     # no starting policy, nothing to pull toward
     with pytest.raises(ValueError, match="give init"):
         train("rotate", scale="smoke", hand="leap", out=tmp_path / "none", env_overrides=over,

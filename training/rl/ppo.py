@@ -297,8 +297,12 @@ def train(
         log.info("resumed %s at iteration %d", ckpt_path, start_it)
     anchor = None
     if s.anchor > 0:  # the weights the run started from (kept in the training state)
-        saved = ck.record.get("anchor") if ck is not None else None
-        anchor = saved if saved is not None else _network_state(alg.get_policy())
+        if ck is not None and ck.record.get("anchor") is None:
+            raise ValueError(
+                f"{ckpt_path} was trained without anchor, so the weights it started from are "
+                "not kept; start a new run (--no-resume) to anchor it"
+            )
+        anchor = ck.record["anchor"] if ck is not None else _network_state(alg.get_policy())
     writer = SummaryWriter(log_dir=str(out / "tb"))
     meta = policy_meta(task, scale, hand, seed, device, env, s)
     # where the first iteration's actor came from, kept through resumes
