@@ -54,19 +54,13 @@ def _controller(hand: str, method: str, files: dict[str, str]) -> Any:
 
 
 def run_methods(args: argparse.Namespace, files: dict[str, str]) -> tuple[list[dict], dict]:
-    from training.dexndm.evaluate import evaluate_axes, stand_in_robot
+    from training.dexndm.evaluate import evaluate_axes, rotation_robot
 
     records, trajectories = [], {}
+    spec = f"sim:dynamics={args.dynamics},reality_seed={args.reality_seed}"
     for method in args.methods:
         ctrl = _controller(args.hand, method, files)
-        robot = stand_in_robot(
-            ctrl,
-            args.hand,
-            wrist=args.wrist,
-            object=args.object,
-            dynamics=args.dynamics,
-            reality_seed=args.reality_seed,
-        )
+        robot = rotation_robot(ctrl, spec, args.hand, wrist=args.wrist, object=args.object)
         for axis, summary, res in evaluate_axes(
             robot, ctrl, args.axes, args.episodes, args.seed, args.episode_s
         ):

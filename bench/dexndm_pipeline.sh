@@ -5,7 +5,8 @@
 # The shipped models (2026-12-06): bench/dexndm_pipeline.sh assets/checkpoints/rl/rotate_generalist_leap.pt
 # out/s13/ndm_it120 160000 with THREADS=1 LS=0.03 (about 25 minutes on one core), the
 # joint-wise residual trained at --seed 0 and 1 and chosen on the stand-in with
-# `dexteleop train dexndm-select R0 R1 --seed 100` (BENCHMARKS.md, DexNDM, "The fine-tuned
+# `dexteleop train dexndm-select R0 R1 --seed 100 --scales 0.5 0.75 1` (seed 0 at half size;
+# BENCHMARKS.md, DexNDM, "The fine-tuned
 # generalist"); the shipped files' path labels name their place in assets/.
 # A real hand: replace --robot in the chaos-box step (e.g. dynamixel:port=/dev/ttyUSB0).
 # Environment: THREADS (CPU threads per step, default 2), LS (the residual penalties to

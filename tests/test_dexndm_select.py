@@ -12,7 +12,7 @@ import torch
 from controllers.dexndm import DexNDMController, DexNDMControllerConfig
 from controllers.dexndm.controller import residual_path
 from controllers.dexndm.residual import ResidualPolicy, load_residual, save_residual
-from training.dexndm.evaluate import evaluate_axes, stand_in_robot
+from training.dexndm.evaluate import evaluate_axes, rotation_robot
 from training.dexndm.select import SelectConfig, score, select_residual
 
 
@@ -63,7 +63,7 @@ def test_the_candidate_that_turns_the_cube_is_chosen_on_paired_episodes(candidat
         assert row["score"] == pytest.approx(score(row["records"]), abs=1e-4)
     # the records are the episodes bench/dexndm_eval.py runs for that controller, same draw
     ctrl = DexNDMController(DexNDMControllerConfig(hand="leap", residual=shipped, ndm="none"))
-    robot = stand_in_robot(ctrl, "leap")
+    robot = rotation_robot(ctrl, "sim:dynamics=reality", "leap")
     again = evaluate_axes(robot, ctrl, ["-z"], 2, 3, 1.5)[0][1]
     assert again["rotr"] == rows[shipped]["records"][0]["rotr"]
     assert (report["chosen"] is None) == (not out.exists())  # direct won: nothing written
@@ -77,6 +77,34 @@ def test_the_candidate_that_turns_the_cube_is_chosen_on_paired_episodes(candidat
         assert torch.equal(model.state_dict()[k], v), k
     assert meta["selection"]["chosen"] == shipped and meta["selection"]["config"]["seed"] == 3
     assert meta["selection"]["candidates"][0]["records"][0]["rotr"] == again["rotr"]
+
+
+def test_a_chosen_scale_is_baked_into_the_written_cap(candidates, tmp_path):
+    """`--scales 0.5 1`: each residual also runs at half its corrections; the file written
+    sends the chosen scale's corrections at the controller's scale 1 (its cap scaled)."""
+    from teleop_app.cli import main
+    from training.dexndm.select import scaled
+
+    shipped, _ = candidates
+    model, _ = load_residual(shipped, hand="leap")
+    half = scaled(model, 0.5)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(5, model.cfg.obs_dim - model.cfg.n, generator=g)
+    step = 0.05 * torch.randn(5, model.cfg.n, generator=g)
+    torch.testing.assert_close(half(obs, step), 0.5 * model(obs, step))
+    out, rep = tmp_path / "chosen.pt", tmp_path / "report.json"
+    rc = main(["train", "dexndm-select", shipped, "--axes", "z-", "--episodes", "1",
+               "--episode-s", "1.0", "--seed", "4", "--scales", "0.5", "1", "--no-direct",
+               "--out", str(out), "--json", str(rep)])  # fmt: skip
+    assert rc == 0
+    report = json.loads(rep.read_text())
+    assert sorted(r["scale"] for r in report["candidates"]) == [0.5, 1.0]
+    chosen, meta = load_residual(out, hand="leap")
+    assert meta["selection"]["scale"] == report["scale"] == report["candidates"][0]["scale"]
+    assert chosen.cfg.max_rad == pytest.approx(model.cfg.max_rad * report["scale"])
+    torch.testing.assert_close(chosen(obs, step), report["scale"] * model(obs, step))
+    with pytest.raises(ValueError, match="scales"):
+        select_residual([shipped], SelectConfig(scales=(0.0,), episodes=1))
 
 
 def test_without_direct_a_residual_is_always_chosen_and_bad_lists_are_refused(candidates):

@@ -254,11 +254,11 @@ def add_select_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wrist", default="palm_up")
     p.add_argument("--object", default="cube")
     p.add_argument(
-        "--dynamics",
-        default="reality",
-        help="the simulated hand they run on: reality (the stand-in real hand), nominal",
+        "--robot",
+        default="sim:dynamics=reality",
+        help="the hand backend they run on, as for `run` (default: the stand-in real hand; "
+        "one that simulates the object: an episode reads its pose)",
     )
-    p.add_argument("--reality-seed", type=int, default=0, help="which stand-in hand")
     p.add_argument(
         "--axes", nargs="+", default=["+z", "-z"], help="palm axes, written z+ z- (or --axes=+z)"
     )
@@ -277,6 +277,14 @@ def add_select_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not let the generalist alone compete (a residual is always chosen)",
     )
+    p.add_argument(
+        "--scales",
+        nargs="+",
+        type=float,
+        default=[1.0],
+        help="residual scales each candidate also runs at (e.g. 0.5 1); the chosen one is "
+        "baked into the written file's cap",
+    )
     p.add_argument("--out", required=True, help="the chosen residual, written here")
     p.add_argument("--json", help="the report (every candidate's records) as JSON")
 
@@ -284,7 +292,7 @@ def add_select_arguments(p: argparse.ArgumentParser) -> None:
 def run_select(args: argparse.Namespace) -> int:
     from controllers.dexndm.residual import load_residual, save_residual
     from devices.tick import PALM_AXES
-    from training.dexndm.select import SelectConfig, select_residual
+    from training.dexndm.select import SelectConfig, scaled, select_residual
 
     axes = [a if a[0] in "+-" else a[-1] + a[:-1] for a in args.axes]  # z+ -> +z
     unknown = [a for a in axes if a not in PALM_AXES]
@@ -294,14 +302,14 @@ def run_select(args: argparse.Namespace) -> int:
         hand=args.hand,
         wrist=args.wrist,
         object=args.object,
-        dynamics=args.dynamics,
-        reality_seed=args.reality_seed,
+        robot=args.robot,
         axes=tuple(axes),
         episodes=args.episodes,
         episode_s=args.episode_s,
         seed=args.seed,
         generalist=args.generalist,
         direct=not args.no_direct,
+        scales=tuple(args.scales),
     )
     report = select_residual(args.residuals, cfg, progress=lambda line: print(line, flush=True))
     if args.json:
@@ -312,8 +320,11 @@ def run_select(args: argparse.Namespace) -> int:
         return 0
     model, meta = load_residual(report["chosen"], hand=args.hand)
     meta["selection"] = {**report, "source": report["chosen"]}
+    if report["scale"] != 1.0:  # the chosen scale in the file: the controller's 1 sends it
+        meta["selection"]["cap_before_scale"] = model.cfg.max_rad
+        model = scaled(model, report["scale"])
     save_residual(args.out, model, meta)
-    print(json.dumps({"out": args.out, "chosen": report["chosen"]}, indent=2))
+    print(json.dumps({"out": args.out, "chosen": report["chosen"], "scale": report["scale"]}))
     return 0
 
 

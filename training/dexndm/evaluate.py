@@ -90,30 +90,37 @@ def summarize(results: list[EpisodeResult], episode_s: float, dt: float) -> dict
     }
 
 
-def stand_in_robot(
+def rotation_robot(
     controller: Any,
+    robot: str,
     hand: str,
     *,
     wrist: str = "palm_up",
     object: str = "cube",
-    dynamics: str = "reality",
-    reality_seed: int = 0,
 ) -> Any:
-    """The simulated hand (by default the stand-in real hand) with ``object`` at the size
-    the controller's generalist was trained on, for :func:`evaluate_axes`."""
-    from devices.robots.sim import SimHand, SimHandConfig
+    """The hand backend ``robot`` names (a spec as for ``run --robot``, e.g.
+    ``sim:dynamics=...``; one that simulates the object, since an episode reads its pose)
+    with ``object`` at the size the controller's generalist was trained on, connected, for
+    :func:`evaluate_axes`."""
+    from devices.robots.base import ROBOTS
+    from devices.spec import parse_spec
 
+    name, options = parse_spec(ROBOTS, robot)
     scale = controller.gen.meta.get("trained", {}).get("scale_range", [1.0])[0]
-    return SimHand(
-        SimHandConfig(
-            hand=hand,
-            wrist=wrist,
-            object=object,
-            object_scale=float(scale),
-            dynamics=dynamics,
-            reality_seed=reality_seed,
-        )
-    )
+    options = {
+        "hand": hand,
+        "wrist": wrist,
+        "object": object,
+        "object_scale": float(scale),
+        **options,
+    }
+    if options["hand"] != hand:
+        raise ValueError(f"the robot spec names hand {options['hand']!r}, not {hand!r}")
+    backend = ROBOTS.make(name, **options)
+    if not hasattr(backend, "start_rotation"):
+        raise ValueError(f"{robot}: rotation episodes need a backend that simulates the object")
+    backend.connect()
+    return backend
 
 
 def axis_rng(seed: int, axis: str) -> np.random.Generator:

@@ -10,7 +10,10 @@ does that on a simulated hand with the object (the stand-in real hand by default
 backend that reports the object's pose). The score of a candidate is the geometric mean
 over the axes of its rad/s about the axis (RotR per second, which a drop ends), so that a
 candidate cannot win on one axis by giving up another; the generalist alone (``direct``)
-competes too, and when it wins no residual is chosen.
+competes too, and when it wins no residual is chosen. With several ``scales`` every
+residual also runs at each (the controller's residual scale); the chosen scale is baked into
+the written file (its cap times the scale: the correction is ``max_rad * tanh(.)``), so the
+controller's own scale 1 sends what was chosen.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from training.dexndm.evaluate import evaluate_axes, stand_in_robot
+from training.dexndm.evaluate import evaluate_axes, rotation_robot
 
 #: the candidate name of the generalist without a residual
 DIRECT = "direct"
@@ -28,21 +31,23 @@ DIRECT = "direct"
 
 @dataclass
 class SelectConfig:
-    """What the candidates are run on: the hand, its wrist orientation, the object and
-    the dynamics (``reality``: the stand-in real hand; ``nominal``), the palm axes, the
-    episodes per axis and their draw (``seed``; choose one no reported figure used)."""
+    """What the candidates are run on: the hand backend (a robot spec as for ``run
+    --robot``; by default the stand-in real hand), the hand, its wrist orientation, the
+    object, the palm axes, the episodes per axis and their draw (``seed``; choose one no
+    reported figure used)."""
 
+    robot: str = "sim:dynamics=reality"
     hand: str = "leap"
     wrist: str = "palm_up"
     object: str = "cube"
-    dynamics: str = "reality"
-    reality_seed: int = 0
     axes: tuple[str, ...] = ("+z", "-z")
     episodes: int = 20
     episode_s: float = 20.0
     seed: int = 0
     generalist: str = ""
     direct: bool = True
+    #: the residual scales each candidate runs at
+    scales: tuple[float, ...] = (1.0,)
     #: rad/s floor in the geometric mean (a candidate that does not turn about one axis
     #: scores low, not zero or minus infinity)
     floor: float = 1e-3
@@ -70,46 +75,63 @@ def select_residual(
         raise ValueError("give at least one residual to choose among")
     if len(set(candidates)) != len(candidates):
         raise ValueError("a residual is named twice")
-    names = ([DIRECT] if cfg.direct else []) + list(candidates)
+    if not cfg.scales or any(not 0 < x <= 2 for x in cfg.scales):
+        raise ValueError(f"residual scales are in (0, 2], got {cfg.scales}")
+    runs = ([(DIRECT, 1.0)] if cfg.direct else []) + [
+        (c, float(x)) for c in candidates for x in cfg.scales
+    ]
     rows = []
     robot = None
-    for name in names:
+    for name, scale in runs:
         ctrl = DexNDMController(
             DexNDMControllerConfig(
                 hand=cfg.hand,
                 generalist=cfg.generalist,
                 residual="none" if name == DIRECT else name,
                 ndm="none",
+                residual_scale=scale,
             )
         )
         if ctrl.notice:  # e.g. trained for another generalist: it does not compete
             raise ValueError(f"{name}: {ctrl.notice}")
         if robot is None:
-            robot = stand_in_robot(
-                ctrl,
-                cfg.hand,
-                wrist=cfg.wrist,
-                object=cfg.object,
-                dynamics=cfg.dynamics,
-                reality_seed=cfg.reality_seed,
-            )
+            robot = rotation_robot(ctrl, cfg.robot, cfg.hand, wrist=cfg.wrist, object=cfg.object)
         records = []
         for axis, rec, _ in evaluate_axes(
             robot, ctrl, list(cfg.axes), cfg.episodes, cfg.seed, cfg.episode_s
         ):
             records.append({"axis": axis, **rec})
-        row = {"residual": name, "score": round(score(records, cfg.floor), 4), "records": records}
+        row = {
+            "residual": name,
+            "scale": scale,
+            "score": round(score(records, cfg.floor), 4),
+            "records": records,
+        }
         rows.append(row)
         if progress is not None:
             per_axis = ", ".join(f"{r['axis']} {r['rot_rad_per_s']:.3f}" for r in records)
-            progress(f"{name}: score {row['score']:.4f} rad/s ({per_axis})")
+            at = "" if name == DIRECT else f" x {scale:g}"
+            progress(f"{name}{at}: score {row['score']:.4f} rad/s ({per_axis})")
     rows.sort(key=lambda r: -r["score"])
-    best = rows[0]["residual"]
+    best = rows[0]
     return {
-        "chosen": None if best == DIRECT else best,
+        "chosen": None if best["residual"] == DIRECT else best["residual"],
+        "scale": best["scale"],
         "candidates": rows,
         "config": asdict(cfg),
     }
 
 
-__all__ = ["DIRECT", "SelectConfig", "score", "select_residual"]
+def scaled(model: Any, scale: float) -> Any:
+    """``model`` (a residual policy) sending ``scale`` times its corrections: the same
+    weights under a cap ``scale`` times its own."""
+    from dataclasses import replace
+
+    from controllers.dexndm.residual import ResidualPolicy
+
+    out = ResidualPolicy(replace(model.cfg, max_rad=model.cfg.max_rad * scale))
+    out.load_state_dict(model.state_dict())
+    return out
+
+
+__all__ = ["DIRECT", "SelectConfig", "scaled", "score", "select_residual"]
