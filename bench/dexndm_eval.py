@@ -151,12 +151,12 @@ def throughput(batch: int = 1024, steps: int = 30) -> dict[str, Any]:
 
 def _axis(text: str) -> str:
     """A palm axis from ``+z`` or ``z+`` (argparse reads a bare ``-z`` as an option)."""
-    from devices.tick import PALM_AXES
+    from devices.tick import palm_axis
 
-    name = text if text[:1] in "+-" else text[1:] + text[:1]
-    if name not in PALM_AXES:
-        raise argparse.ArgumentTypeError(f"{text!r}: not a palm axis ({' '.join(PALM_AXES)})")
-    return name
+    try:
+        return palm_axis(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

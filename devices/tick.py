@@ -134,6 +134,15 @@ PALM_AXES: dict[str, tuple[float, float, float]] = {
 }
 
 
+def palm_axis(text: str) -> str:
+    """A palm axis's name from ``+z`` or ``z+`` (on a command line a bare ``-z`` reads as an
+    option, so scripts write ``z-``); ValueError for anything else."""
+    name = text if text[:1] in "+-" else text[1:] + text[:1]
+    if name not in PALM_AXES:
+        raise ValueError(f"{text!r}: not a palm axis ({' '.join(PALM_AXES)})")
+    return name
+
+
 def axis_name(axis: np.ndarray) -> str:
     """A palm axis's name (``+z``), or the axis rounded (``[0.71, 0.00, 0.71]``)."""
     a = np.asarray(axis, dtype=float)

@@ -83,11 +83,10 @@ def test_a_chosen_scale_is_baked_into_the_written_cap(candidates, tmp_path):
     """`--scales 0.5 1`: each residual also runs at half its corrections; the file written
     sends the chosen scale's corrections at the controller's scale 1 (its cap scaled)."""
     from teleop_app.cli import main
-    from training.dexndm.select import scaled
 
     shipped, _ = candidates
     model, _ = load_residual(shipped, hand="leap")
-    half = scaled(model, 0.5)
+    half = model.scaled(0.5)
     g = torch.Generator().manual_seed(0)
     obs = torch.randn(5, model.cfg.obs_dim - model.cfg.n, generator=g)
     step = 0.05 * torch.randn(5, model.cfg.n, generator=g)

@@ -109,6 +109,13 @@ class ResidualPolicy(nn.Module):
             return outs[0], torch.zeros(outs.shape[1:-1])
         return outs.mean(dim=0), outs.std(dim=0, unbiased=False).mean(dim=-1)
 
+    def scaled(self, scale: float) -> ResidualPolicy:
+        """This policy sending ``scale`` times its corrections: the same weights under a cap
+        ``scale`` times its own (a correction is ``max_rad * tanh(.)``)."""
+        out = ResidualPolicy(replace(self.cfg, max_rad=self.cfg.max_rad * scale))
+        out.load_state_dict(self.state_dict())
+        return out
+
     def spread(self, obs_gene: torch.Tensor, base_step: torch.Tensor) -> torch.Tensor:
         """How far the members' corrections disagree (:meth:`correction`'s second part)."""
         return self.correction(obs_gene, base_step)[1]

@@ -275,3 +275,17 @@ class Simulated(abc.ABC):
     def start_rotation(self, q: np.ndarray, yaw_rad: float = 0.0) -> None:
         """Put the hand at ``q`` at rest and its object where the in-hand rotation tasks
         start it (just above the palm, turned ``yaw_rad`` about the palm normal)."""
+
+
+def robot_from_spec(spec: str, hand: str, **defaults: Any) -> Robot:
+    """The hand backend a spec names (as ``run --robot``: ``sim:dynamics=...``,
+    ``dynamixel:port=...``) for ``hand``, built (not connected) with ``defaults`` (e.g.
+    ``wrist``, ``object``) under the spec's own settings; a spec naming another hand is
+    refused."""
+    from devices.spec import parse_spec
+
+    name, options = parse_spec(ROBOTS, spec)
+    options = {"hand": hand, **defaults, **options}
+    if options["hand"] != hand:
+        raise ValueError(f"the robot spec {spec!r} names hand {options['hand']!r}, not {hand!r}")
+    return ROBOTS.make(name, **options)

@@ -40,16 +40,9 @@ def add_chaos_box_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_chaos_box(args: argparse.Namespace) -> int:
     from assets.checkpoint import git_commit
-    from devices.robots.base import ROBOTS
-    from devices.spec import parse_spec
+    from devices.robots.base import robot_from_spec
     from training.dexndm.chaos_box import ChaosBoxConfig, collect, source_sequences
 
-    name, options = parse_spec(ROBOTS, args.robot)
-    options = {"hand": args.hand, **options}
-    if args.wrist is not None:
-        options["wrist"] = args.wrist
-    if options["hand"] != args.hand:
-        raise ValueError(f"--robot names hand {options['hand']!r} but --hand is {args.hand!r}")
     cfg = ChaosBoxConfig(
         trajectories=args.trajectories,
         steps=args.steps,
@@ -59,7 +52,8 @@ def run_chaos_box(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     sequences = source_sequences(args.source)
-    robot = ROBOTS.make(name, **options)
+    wrist = {} if args.wrist is None else {"wrist": args.wrist}
+    robot = robot_from_spec(args.robot, args.hand, **wrist)
     robot.connect()
     try:
         meta = {
@@ -290,14 +284,12 @@ def add_select_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_select(args: argparse.Namespace) -> int:
+    from assets.atomic import write_atomic
     from controllers.dexndm.residual import load_residual, save_residual
-    from devices.tick import PALM_AXES
-    from training.dexndm.select import SelectConfig, scaled, select_residual
+    from devices.tick import palm_axis
+    from training.dexndm.select import SelectConfig, select_residual
 
-    axes = [a if a[0] in "+-" else a[-1] + a[:-1] for a in args.axes]  # z+ -> +z
-    unknown = [a for a in axes if a not in PALM_AXES]
-    if unknown:
-        raise ValueError(f"unknown axes {unknown}; palm axes are {list(PALM_AXES)}")
+    axes = [palm_axis(a) for a in args.axes]
     cfg = SelectConfig(
         hand=args.hand,
         wrist=args.wrist,
@@ -314,15 +306,15 @@ def run_select(args: argparse.Namespace) -> int:
     report = select_residual(args.residuals, cfg, progress=lambda line: print(line, flush=True))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_atomic(args.json, json.dumps(report, indent=2))
     if report["chosen"] is None:
         print(f"the generalist alone turned the object fastest: no residual written to {args.out}")
         return 0
     model, meta = load_residual(report["chosen"], hand=args.hand)
-    meta["selection"] = {**report, "source": report["chosen"]}
+    meta["selection"] = report
     if report["scale"] != 1.0:  # the chosen scale in the file: the controller's 1 sends it
         meta["selection"]["cap_before_scale"] = model.cfg.max_rad
-        model = scaled(model, report["scale"])
+        model = model.scaled(report["scale"])
     save_residual(args.out, model, meta)
     print(json.dumps({"out": args.out, "chosen": report["chosen"], "scale": report["scale"]}))
     return 0

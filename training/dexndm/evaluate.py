@@ -102,21 +102,10 @@ def rotation_robot(
     ``sim:dynamics=...``; one that simulates the object, since an episode reads its pose)
     with ``object`` at the size the controller's generalist was trained on, connected, for
     :func:`evaluate_axes`."""
-    from devices.robots.base import ROBOTS
-    from devices.spec import parse_spec
+    from devices.robots.base import robot_from_spec
 
-    name, options = parse_spec(ROBOTS, robot)
     scale = controller.gen.meta.get("trained", {}).get("scale_range", [1.0])[0]
-    options = {
-        "hand": hand,
-        "wrist": wrist,
-        "object": object,
-        "object_scale": float(scale),
-        **options,
-    }
-    if options["hand"] != hand:
-        raise ValueError(f"the robot spec names hand {options['hand']!r}, not {hand!r}")
-    backend = ROBOTS.make(name, **options)
+    backend = robot_from_spec(robot, hand, wrist=wrist, object=object, object_scale=float(scale))
     if not hasattr(backend, "start_rotation"):
         raise ValueError(f"{robot}: rotation episodes need a backend that simulates the object")
     backend.connect()

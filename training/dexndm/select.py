@@ -12,7 +12,7 @@ over the axes of its rad/s about the axis (RotR per second, which a drop ends), 
 candidate cannot win on one axis by giving up another; the generalist alone (``direct``)
 competes too, and when it wins no residual is chosen. With several ``scales`` every
 residual also runs at each (the controller's residual scale); the chosen scale is baked into
-the written file (its cap times the scale: the correction is ``max_rad * tanh(.)``), so the
+the written file (:meth:`~controllers.dexndm.residual.ResidualPolicy.scaled`), so the
 controller's own scale 1 sends what was chosen.
 """
 
@@ -122,16 +122,4 @@ def select_residual(
     }
 
 
-def scaled(model: Any, scale: float) -> Any:
-    """``model`` (a residual policy) sending ``scale`` times its corrections: the same
-    weights under a cap ``scale`` times its own."""
-    from dataclasses import replace
-
-    from controllers.dexndm.residual import ResidualPolicy
-
-    out = ResidualPolicy(replace(model.cfg, max_rad=model.cfg.max_rad * scale))
-    out.load_state_dict(model.state_dict())
-    return out
-
-
-__all__ = ["DIRECT", "SelectConfig", "scaled", "score", "select_residual"]
+__all__ = ["DIRECT", "SelectConfig", "score", "select_residual"]
