@@ -12,13 +12,18 @@
 # Environment: THREADS (CPU threads per step, default 2), LS (the residual penalties to
 # train and evaluate, default "0.001 0.03 0.3"; the shipped one is 0.03), CHAOS (chaos-box
 # trajectories, default 300; the paper collects 4,000 per wrist orientation), HORIZON (the
-# residual's rolled steps, `train dexndm-residual --horizon`, default 1: the paper's one step).
+# residual's rolled steps, `train dexndm-residual --horizon`, default 1: the paper's one step),
+# EFFORT (0: the paper's angle-only models; W > 0: the NDMs also predict the actuators'
+# torques, `train ndm --effort`, and the residuals weigh their error by W,
+# `--effort-weight W`; the rollouts and the chaos box carry the torques either way).
 set -u
 cd "$(dirname "$0")/.."
 export MENAGERIE_ROOT=${MENAGERIE_ROOT:-$PWD/../shared/menagerie}
 G=$1; D=$2; TR=${3:-160000}
 ROBOT=${ROBOT:-sim:dynamics=reality,chaos_box=20}
 T=${THREADS:-2}; LS=${LS:-0.001 0.03 0.3}; CHAOS=${CHAOS:-300}; H=${HORIZON:-1}
+EFFORT=${EFFORT:-0}; NDM_EFFORT=(); RES_EFFORT=()
+if [ "$EFFORT" != 0 ]; then NDM_EFFORT=(--effort); RES_EFFORT=(--effort-weight "$EFFORT"); fi
 export OMP_NUM_THREADS=$T MKL_NUM_THREADS=$T
 mkdir -p "$D"
 [ -f "$D/sim_rollouts_leap/manifest.json" ] || .venv/bin/dexteleop data generate --task rotate --hand leap \
@@ -26,13 +31,13 @@ mkdir -p "$D"
 [ -f "$D/chaos_leap_palm_up/manifest.json" ] || .venv/bin/dexteleop data chaos-box --robot "$ROBOT" \
   --trajectories "$CHAOS" --source "$D/sim_rollouts_leap" --out "$D/chaos_leap_palm_up" --no-progress > "$D/chaos.log" 2>&1
 for K in joint_wise whole_hand; do
-  [ -f "$D/ndm_${K}_sim.pt" ] || .venv/bin/dexteleop train ndm --kind $K --data "$D/sim_rollouts_leap" \
+  [ -f "$D/ndm_${K}_sim.pt" ] || .venv/bin/dexteleop train ndm --kind $K "${NDM_EFFORT[@]}" --data "$D/sim_rollouts_leap" \
     --epochs 15 --threads $T --out "$D/ndm_${K}_sim.pt" --no-progress > "$D/ndm_${K}_sim.log" 2>&1
   [ -f "$D/ndm_${K}.pt" ] || .venv/bin/dexteleop train ndm --kind $K --data "$D/chaos_leap_palm_up" \
     --init "$D/ndm_${K}_sim.pt" --epochs 15 --lr 5e-4 --threads $T --out "$D/ndm_${K}.pt" --no-progress > "$D/ndm_${K}.log" 2>&1
   for L in $LS; do
     [ -f "$D/residual_${K}_l$L.pt" ] || .venv/bin/dexteleop train dexndm-residual --data "$D/sim_rollouts_leap" \
-      --ndm "$D/ndm_${K}.pt" --epochs 8 --max-rad 0.15 --l2 $L --horizon $H --threads $T --out "$D/residual_${K}_l$L.pt" \
+      --ndm "$D/ndm_${K}.pt" --epochs 8 --max-rad 0.15 --l2 $L --horizon $H "${RES_EFFORT[@]}" --threads $T --out "$D/residual_${K}_l$L.pt" \
       --no-progress > "$D/res_${K}_l$L.log" 2>&1
   done
 done

@@ -187,6 +187,9 @@ class HandState:
         wrist: (4, 4) pose of the palm frame in the world.
         object_pose: (7,) object position (m) and quaternion (wxyz) in the world, or None.
         object_dropped: whether the object has left the hand (simulation only), or None.
+        effort: (n,) the torque each joint's actuator applies, N m (simulation: MuJoCo's
+            actuator force; a servo hand: its measured current through its torque
+            constant), or None where the backend does not measure it.
     """
 
     t: float
@@ -197,3 +200,4 @@ class HandState:
     wrist: np.ndarray
     object_pose: np.ndarray | None = None
     object_dropped: bool | None = None
+    effort: np.ndarray | None = None

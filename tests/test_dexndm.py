@@ -164,6 +164,11 @@ def test_chaos_box_never_sends_a_target_outside_limits_or_rate(tmp_path):
     assert np.all(sent >= hand.lower - 1e-6) and np.all(sent <= hand.upper + 1e-6)
     man = json.loads((tmp_path / "cb" / "manifest.json").read_text())
     assert man["trajectories_done"] == 4 and len(man["noisy"]) == 4
+    # the simulated hand measures its actuators' torques: they are kept, within its limit
+    assert man["optional_fields"] == ["effort"]
+    eff = np.concatenate([s["effort"] for s in iter_segments(tmp_path / "cb", ("effort",))])
+    limit = robot.sim_physics.actuators.arrays(N)["torque_limit"]
+    assert np.all(np.abs(eff) <= limit + 1e-6) and np.abs(eff).max() > 0.01
     # a rerun with more trajectories resumes: the first four stay, two are added
     cfg.trajectories = 6
     collect(robot, seqs, tmp_path / "cb", cfg)
@@ -267,7 +272,7 @@ def test_the_rolled_objective_replays_the_rollout_step_by_step(residual_setup):
     rows = data.train[[0, 7, 40]]
     b = data.batch(rows)
     with torch.no_grad():
-        preds, corr = _rollout(res, ndm, b, K, use=True)
+        preds, corr, _ = _rollout(res, ndm, b, K, use=True)
         assert corr.shape == (3, W + K - 1, N)
         q, a, ax, g = data.q, data.a, data.axis, data.gravity
         for i, t in enumerate(rows.tolist()):
@@ -488,3 +493,165 @@ def test_observation_noise_trains_a_smoother_residual_that_still_closes_the_gap(
     assert sens[0.1] < sens[0.0], sens
     with pytest.raises(ValueError, match="observation noise"):
         train_residual([sim], root / "slow.pt", root / "bad.pt", replace(cfg, obs_noise_rad=-1.0))
+
+
+def test_gap_bench_feedforward_corrects_targets_by_the_stand_ins_gains(tmp_path):
+    """bench/dexndm_gap.py's upper bound: the target gets S (kp_nom / kp - 1)(target - q) plus
+    the extra friction's share per joint, while the wrapped controller keeps seeing the
+    targets it asked for; and a short run of the bench writes a row per (row, axis) with the
+    share of the gap each closes (0 on the stand-in, 1 on the nominal hand)."""
+    from bench.dexndm_gap import Feedforward
+    from bench.dexndm_gap import main as gap_main
+
+    robot = SimHand(SimHandConfig(hand="leap", dynamics="reality"))
+    seen = []
+
+    class Fixed:  # a controller asking for the same target every tick
+        def __init__(self, target):
+            self.target = target
+
+        def sim_start(self):
+            return None
+
+        def reset(self, state):
+            pass
+
+        def step(self, state, command):
+            seen.append(np.asarray(state.target).copy())
+            return self.target.copy(), {}
+
+    state = robot.read()
+    asked = state.q + 0.1
+    ff = Feedforward(Fixed(asked), robot, 0.5)
+    ff.reset(state)
+    kp, fl = np.asarray(robot.reality.kp), np.asarray(robot.reality.frictionloss)
+    want = asked + 0.5 * ((3.0 / kp - 1) * 0.1 + (fl - 0.01) / kp)
+    out, _ = ff.step(state, None)
+    np.testing.assert_allclose(out, want, atol=1e-12)
+    ff.step(replace(state, target=out), None)
+    np.testing.assert_allclose(seen[-1], asked, atol=1e-12)  # its own target, not the corrected
+
+    path = tmp_path / "gap.json"
+    gap_main(
+        [
+            "--axes",
+            "z-",
+            "--episodes",
+            "1",
+            "--episode-s",
+            "1",
+            "--revert",
+            "latency",
+            "--feedforward",
+            "0.5",
+            "--json",
+            str(path),
+        ]
+    )
+    recs = json.loads(path.read_text())["records"]
+    assert [r["row"] for r in recs] == ["nominal", "stand-in", "revert=latency", "feedforward=0.5"]
+    by = {r["row"]: r for r in recs}
+    assert by["stand-in"]["gap_closed"] == 0 and by["nominal"]["gap_closed"] == 1
+    assert by["revert=latency"]["robot"].endswith("reality_revert=latency")
+
+
+def _pressing_rollouts(root, kp, segments=16, steps=80, seed=0):
+    """Fingers pressed on an object: the angles barely move whatever the targets ask (q is
+    blocked), each actuator's torque is ``kp_i (a - q)``; rows as `data generate --task
+    rotate` writes them, with ``effort``."""
+    rng = np.random.default_rng(seed)
+    w = DatasetWriter(root, meta={"hand": "leap", "task": "rotate"})
+    for _ in range(segments):
+        q, a, tau = np.zeros((steps, N)), np.zeros((steps, N)), np.zeros((steps, N))
+        cur = rng.uniform(-0.3, 0.3, N)
+        off = rng.uniform(-0.08, 0.08, N)
+        for t in range(steps):
+            off = np.clip(off + rng.normal(0, 0.01, N), -0.08, 0.08)
+            q[t], a[t] = cur, cur + off
+            nxt = cur + rng.normal(0, 0.005, N)
+            if t + 1 < steps:
+                tau[t + 1] = kp * (a[t] - nxt)
+            cur = nxt
+        tau[0] = tau[1]
+        w.add(
+            _segment(
+                q,
+                a,
+                mode=np.full(steps, 2, np.int8),
+                axis=np.tile([0.0, 0.0, 1.0], (steps, 1)),
+                effort=tau,
+            )
+        )
+    w.close()
+    return root
+
+
+def test_ndm_with_effort_learns_each_joints_torque_and_refuses_data_without(tmp_path, linear_data):
+    kp = np.linspace(1.0, 4.0, N)
+    data = _pressing_rollouts(tmp_path / "press", kp)
+    cfg = NDMTrainConfig(epochs=40, batch=128, lr=3e-3, seed=0, threads=1)
+    cfg.model = NDMConfig(kind="joint_wise", window=4, hidden=32, layers=2, effort=True)
+    rep = train_ndm([data], tmp_path / "eff.pt", cfg, resume=False)
+    spread = float(np.std(kp[None] * 0.08))  # the torques' scale
+    assert rep["val"]["effort_rmse_nm"] < 0.1 * spread + 0.01, rep["val"]
+    ndm, _ = load_ndm(tmp_path / "eff.pt", hand="leap")
+    # a joint's torque follows its own gain: twice the push, twice the torque
+    q = torch.zeros(1, 4, N)
+    a = torch.zeros(1, 4, N)
+    a[:, -1] = 0.04
+    _, e1 = ndm.predict(q, a)
+    a[:, -1] = 0.08
+    _, e2 = ndm.predict(q, a)
+    slope = ((e2 - e1) / 0.04)[0].detach().numpy()
+    np.testing.assert_allclose(slope, kp, rtol=0.25, atol=0.3)
+    assert ndm.predict(q, a)[0].shape == (1, N) and ndm(q, a).shape == (1, N)
+    # data without torques
+    root, _ = linear_data
+    with pytest.raises(ValueError, match="no effort"):
+        train_ndm([root], tmp_path / "x.pt", cfg, resume=False)
+
+
+def test_effort_weight_makes_the_residual_push_as_hard_as_in_simulation(tmp_path):
+    """Fingers pressed on the object: the target hand's servos are half as stiff, so its
+    torques are half the simulator's for the same targets. The angles do not move either
+    way, so the paper's angle-only objective asks for nothing; with the torque error in the
+    loss, the residual doubles each joint's push, (kp_sim / kp - 1)(a - q)."""
+    from controllers.dexndm.residual import ResidualConfig, load_residual
+    from training.dexndm.residual_train import ResidualTrainConfig, Rollouts, train_residual
+
+    kp_sim = np.full(N, 3.0)
+    sim = _pressing_rollouts(tmp_path / "sim", kp_sim, segments=48)
+    weak = _pressing_rollouts(tmp_path / "weak", kp_sim / 2, seed=1)
+    ncfg = NDMTrainConfig(epochs=40, batch=128, lr=3e-3, seed=0, threads=1)
+    ncfg.model = NDMConfig(kind="joint_wise", window=4, hidden=32, layers=2, effort=True)
+    train_ndm([weak], tmp_path / "weak.pt", ncfg, resume=False)
+    got = {}
+    for w in (0.0, 1.0):
+        # two steps of history: target minus angle is in sight without 300 inputs to fit
+        cfg = ResidualTrainConfig(epochs=20, batch=128, lr=2e-3, seed=0, threads=1, history=2)
+        cfg.model = ResidualConfig(hidden=64, layers=2, max_rad=0.3)
+        cfg.effort_weight = w
+        rep = train_residual([sim], tmp_path / "weak.pt", tmp_path / f"res{w}.pt", cfg)
+        res, _ = load_residual(tmp_path / f"res{w}.pt", hand="leap")
+        data = Rollouts([sim], res.cfg.history, 4, 0.1, effort=True)
+        b = data.batch(data.val)
+        with torch.no_grad():
+            corr = res(b["obs"], b["step"])[:, -1]
+        push = b["a_win"][:, -1] - b["q_win"][:, -1]
+        got[w] = (corr, push, rep["val"])
+    corr0, push, _ = got[0.0]
+    corr1, _, v1 = got[1.0]
+
+    def slope(c):
+        return float((c * push).sum() / (push * push).sum())
+
+    assert abs(slope(corr0)) < 0.3, slope(corr0)  # angles alone: no push asked for
+    # kp_sim / kp - 1 = 1 (the label's own angle noise is partly fitted)
+    assert 0.7 < slope(corr1) < 1.5, (slope(corr1), v1)
+    assert v1["ndm_effort_rmse_nm_with"] < 0.5 * v1["ndm_effort_rmse_nm_without"], v1
+    # a model without torques is refused
+    ncfg.model = NDMConfig(kind="joint_wise", window=4, hidden=32, layers=2)
+    train_ndm([weak], tmp_path / "plain.pt", ncfg, resume=False)
+    cfg = ResidualTrainConfig(epochs=1, threads=1, effort_weight=1.0)
+    with pytest.raises(ValueError, match="predicts no torques"):
+        train_residual([sim], tmp_path / "plain.pt", tmp_path / "r.pt", cfg)

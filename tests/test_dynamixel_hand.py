@@ -393,3 +393,35 @@ def test_emulate_serves_a_bus_and_fails_on_cue(capsys):
     assert main(["emulate", "allegro", "--fault", "overload:1@1"]) == 2
     assert "allegro faults are silence, hot" in capsys.readouterr().err
     assert main(["emulate", "dynamixel", "--fault", "silence"]) == 2
+
+
+def test_the_hand_reports_each_joints_effort_from_its_present_current():
+    """The read's ``effort`` (DexNDM's torque-aware dynamics data): each servo's present
+    current through the XC330's torque constant, in the spec's joint order and sign: a joint
+    asked to close further pushes positive, one asked to open pushes negative."""
+    from devices.robots.dynamixel import XC330_NM_PER_A
+
+    with DynamixelBus() as bus:
+        hand = _hand(bus)
+        hand.connect()
+        try:
+            state = hand.read()
+            assert state.effort is not None and state.effort.shape == (16,)
+            target = state.q.copy()
+            signs = np.asarray(MAP.sign)
+            j_pos, j_neg = 2, 6  # if_pip closing, mf_pip opening
+            target[j_pos] += 0.2
+            target[j_neg] -= 0.2
+            target = np.clip(target, LEAP.lower, LEAP.upper)
+            hand.send(target)
+            e = hand.read().effort
+            assert e[j_pos] > 0.01 and e[j_neg] < -0.01, e
+            cap = 0.35 * XC330_NM_PER_A  # the goal current (350 mA) bounds it
+            assert np.all(np.abs(e) <= cap + 1e-6)
+            # the same number the health report shows for that servo, in N m
+            i = MAP.motor_ids[j_pos]
+            assert e[j_pos] == pytest.approx(
+                signs[j_pos] * hand._servos[i]["current_ma"] / 1000 * XC330_NM_PER_A
+            )
+        finally:
+            hand.disconnect()

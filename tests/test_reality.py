@@ -72,6 +72,39 @@ def test_stand_in_target_takes_effect_one_step_late():
             assert moved_first > 0.02
 
 
+def test_a_part_of_the_gap_set_back_to_the_nominal_physics():
+    hand = load_hand("leap")
+    nominal_physics = hand.physics()
+    gap = reality_gap(hand, 0)
+    g = gap.reverted("gains+latency", nominal_physics)
+    assert set(g.kp) == {3.0} and set(g.kv) == {0.1} and g.latency_steps == 0
+    # everything else is the stand-in's
+    assert (g.frictionloss, g.backlash_rad, g.body_mass_kg, g.solver) == (
+        gap.frictionloss,
+        gap.backlash_rad,
+        gap.body_mass_kg,
+        gap.solver,
+    )
+    s = gap.reverted(("solver", "mass", "friction", "backlash", "kp"), nominal_physics)
+    assert s.solver == nominal_physics.solver and s.body_mass_kg == {}
+    assert set(s.frictionloss) == {0.01} and set(s.backlash_rad) == {0.0}
+    assert set(s.kp) == {3.0} and s.kv == gap.kv and s.latency_steps == 1
+    with pytest.raises(ValueError, match="unknown gap components"):
+        gap.reverted("gains+latncy", nominal_physics)
+    # through the robot spec: without its latency the target acts at once
+    robot = ROBOTS.make("sim", hand="leap", dynamics="reality", reality_revert="latency")
+    assert robot.reality.latency_steps == 0 and robot.physics()["kp"][:4] == pytest.approx(
+        DEXNDM_KP[:4]
+    )
+    q0 = robot.read().q
+    target = q0.copy()
+    target[2] += 0.2
+    robot.send(target)
+    assert robot.read().q[2] - q0[2] > 0.02
+    with pytest.raises(ValueError, match="reality_revert is for dynamics=reality"):
+        SimHand(SimHandConfig(hand="leap", reality_revert="gains"))
+
+
 def test_backlash_holds_within_the_play_and_lags_outside():
     b = Backlash(np.array([0.02]))
     b.reset(np.array([0.0]))

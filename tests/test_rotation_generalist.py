@@ -247,12 +247,16 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
                  "--out", str(tmp_path / "ds_off")]) == 0  # fmt: skip
     assert DatasetReader(tmp_path / "ds_off").manifest["meta"]["env"]["dr"]["enabled"] is False
     assert set(np.unique(r.get(np.arange(len(r))).mode)) == {MODES["rotate"]}
-    # each row carries the axis commanded at it (the DexNDM residual's input)
+    # each row carries the axis commanded at it (the DexNDM residual's input) and the
+    # actuators' torques read with its angles (the dynamics models' --effort)
     from training.datagen.dataset import iter_segments
 
-    assert r.manifest["optional_fields"] == ["axis"]
+    assert r.manifest["optional_fields"] == ["axis", "effort"]
     axes = np.concatenate([seg["axis"] for seg in iter_segments(ds, ("axis",))])
     assert {tuple(a) for a in np.round(axes, 6)} <= {(0.0, 0.0, 1.0), (0.0, 0.0, -1.0)}
+    segs = list(iter_segments(ds, ("effort", "target", "q")))
+    effort = np.concatenate([s["effort"] for s in segs])
+    assert np.isfinite(effort).all() and np.abs(effort).max() > 0.01  # the fingers do push
 
 
 def test_dexgen_models_know_rotate_and_old_ones_load_as_they_were():

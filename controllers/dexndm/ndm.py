@@ -16,6 +16,11 @@ Inputs are taken relative to the latest angle (``q_j - q_t``, ``a_j - q_t``) plu
 latest angle itself, normalised per feature; the output is the step ``q_{t+1} - q_t``,
 normalised by its standard deviation. The models are differentiable in the actions (the
 residual policy is trained through them).
+
+With ``effort`` (ours, beyond the paper) a model also predicts each joint's actuator torque
+at ``t+1`` (N m; a second output per joint, from the same inputs): joint angles alone do
+not show a servo that pushes with less force against an object it already touches, a
+torque does (a weaker gain, more friction: see ``bench/dexndm_gap.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class NDMConfig:
     Attributes:
         kind: ``joint_wise`` or ``whole_hand``. n: joints. window: W, steps of (q, a) seen.
         hidden / layers: each MLP's width and hidden layers (joint-wise: per joint).
+        effort: also predict each joint's actuator torque at t+1 (N m; trained on data
+            with ``effort``).
     """
 
     kind: str = "joint_wise"
@@ -51,12 +58,18 @@ class NDMConfig:
     window: int = 10
     hidden: int = 128
     layers: int = 3
+    effort: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown NDM kind {self.kind!r}; known: {', '.join(KINDS)}")
         if min(self.n, self.window, self.hidden, self.layers) < 1:
             raise ValueError("n, window, hidden and layers must be >= 1")
+
+    @property
+    def outputs(self) -> int:
+        """Per joint: the next angle's step, and the torque with ``effort``."""
+        return 2 if self.effort else 1
 
     @property
     def joint_features(self) -> int:
@@ -88,41 +101,68 @@ class GroupedLinear(nn.Module):
 
 
 class NeuralDynamics(nn.Module):
-    """``forward(hist_q, hist_a) -> q_next`` for (B, W, n) windows; see the module doc."""
+    """``forward(hist_q, hist_a) -> q_next`` for (B, W, n) windows (``predict``: with the
+    torque, for a model with ``effort``); see the module doc."""
 
     def __init__(self, cfg: NDMConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        n, f, h = cfg.n, cfg.joint_features, cfg.hidden
+        n, f, h, k = cfg.n, cfg.joint_features, cfg.hidden, cfg.outputs
         self.in_norm = Normalizer(n * f)
         self.out_norm = Normalizer(n)
+        if cfg.effort:
+            self.effort_norm = Normalizer(n)
         acts: list[nn.Module] = []
         if cfg.kind == "joint_wise":
-            dims = [f] + [h] * cfg.layers + [1]
+            dims = [f] + [h] * cfg.layers + [k]
             for a, b in itertools.pairwise(dims):
                 acts += [GroupedLinear(n, a, b), nn.ELU()]
         else:
-            dims = [n * f] + [h] * cfg.layers + [n]
+            dims = [n * f] + [h] * cfg.layers + [n * k]
             for a, b in itertools.pairwise(dims):
                 acts += [nn.Linear(a, b), nn.ELU()]
         self.net = nn.Sequential(*acts[:-1])
 
-    def fit_normalizers(self, hist_q: np.ndarray, hist_a: np.ndarray, q_next: np.ndarray) -> None:
+    def fit_normalizers(
+        self,
+        hist_q: np.ndarray,
+        hist_a: np.ndarray,
+        q_next: np.ndarray,
+        effort_next: np.ndarray | None = None,
+    ) -> None:
         """Fix the input and output statistics from training windows."""
         x = joint_features(torch.as_tensor(hist_q).float(), torch.as_tensor(hist_a).float())
         self.in_norm.fit(x.reshape(len(x), -1))
         self.out_norm.fit(np.asarray(q_next) - np.asarray(hist_q)[:, -1, :])
+        if self.cfg.effort:
+            if effort_next is None:
+                raise ValueError("a model with effort needs the torques to fit its output scale")
+            self.effort_norm.fit(np.asarray(effort_next))
+
+    def normalized_outputs(self, hist_q: torch.Tensor, hist_a: torch.Tensor) -> torch.Tensor:
+        """(B, n, outputs): the predicted step ``q_{t+1} - q_t`` and, with ``effort``, the
+        torque at t+1, each normalised (the training targets)."""
+        B, n, k = hist_q.shape[0], self.cfg.n, self.cfg.outputs
+        x = self.in_norm(joint_features(hist_q, hist_a).reshape(B, -1))
+        if self.cfg.kind == "joint_wise":
+            return self.net(x.reshape(B, n, -1))
+        return self.net(x).reshape(B, k, n).transpose(1, 2)
 
     def normalized_step(self, hist_q: torch.Tensor, hist_a: torch.Tensor) -> torch.Tensor:
         """(B, n) the predicted step ``q_{t+1} - q_t``, normalised (the training target)."""
-        B, n = hist_q.shape[0], self.cfg.n
-        x = self.in_norm(joint_features(hist_q, hist_a).reshape(B, -1))
-        if self.cfg.kind == "joint_wise":
-            return self.net(x.reshape(B, n, -1)).reshape(B, n)
-        return self.net(x)
+        return self.normalized_outputs(hist_q, hist_a)[..., 0]
+
+    def predict(
+        self, hist_q: torch.Tensor, hist_a: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(q_next, effort_next): the next angles and, for a model with ``effort``, the
+        joints' torques at t+1 (N m; else None)."""
+        out = self.normalized_outputs(hist_q, hist_a)
+        q_next = hist_q[:, -1, :] + self.out_norm.inverse(out[..., 0])
+        return q_next, self.effort_norm.inverse(out[..., 1]) if self.cfg.effort else None
 
     def forward(self, hist_q: torch.Tensor, hist_a: torch.Tensor) -> torch.Tensor:
-        return hist_q[:, -1, :] + self.out_norm.inverse(self.normalized_step(hist_q, hist_a))
+        return self.predict(hist_q, hist_a)[0]
 
 
 def load_ndm(

@@ -53,6 +53,11 @@ ADDR_BUS_WATCHDOG = 98  # 1, 20 ms units, 0 = off
 ADDR_GOAL_CURRENT = 102  # 2, mA
 ADDR_GOAL_POSITION = 116  # 4
 ADDR_PRESENT_CURRENT = 126  # 2 (then velocity 4 at 128, position 4 at 132)
+#: N m per A of present current: the XC330-M288-T's stall torque over its stall current
+#: (0.93 N m at 1.80 A, 5 V; ROBOTIS e-manual), as LEAP's torque limit is derived
+#: (``assets.hands``). The servo measures current at its power input, so this is the
+#: effort's scale, not a calibrated torque.
+XC330_NM_PER_A = 0.93 / 1.80
 ADDR_PRESENT_VOLTAGE = 144  # 2, 0.1 V (then temperature 1 at 146)
 LEN_PRESENT = 10
 LEN_VOLTAGE_TEMP = 3
@@ -222,6 +227,7 @@ class DynamixelHand(RealHand):
         self._target = hand.default_open.copy()
         self._q = hand.default_open.copy()
         self._dq = np.zeros(hand.n_joints)
+        self._effort = np.zeros(hand.n_joints)
         self._servos: dict[int, dict[str, Any]] = {i: {} for i in self.ids}
         self.bus: dict[str, Any] = {}
 
@@ -373,6 +379,7 @@ class DynamixelHand(RealHand):
         self.timer.add("read", time.perf_counter() - t0)
         q_hw = self.map.to_hardware(self._q)
         dq_hw = self.map.to_hardware(self._dq, offset=False)
+        eff_hw = self.map.to_hardware(self._effort, offset=False)
         if not ok and must and reader is not None:  # start-up: one more try before giving up
             res = reader.fastSyncRead() if self.config.fast_read else reader.txRxPacket()
             ok = res == self._sdk.COMM_SUCCESS
@@ -390,9 +397,11 @@ class DynamixelHand(RealHand):
             pos = to_signed(reader.getData(i, ADDR_PRESENT_CURRENT + 6, 4), 4)
             q_hw[i] = pos / TICKS_PER_RAD
             dq_hw[i] = vel * VEL_RAD_S
+            eff_hw[i] = cur / 1000.0 * XC330_NM_PER_A
             self._servos[i]["current_ma"] = cur
         self._q = self.map.from_hardware(q_hw)
         self._dq = self.map.from_hardware(dq_hw, offset=False)
+        self._effort = self.map.from_hardware(eff_hw, offset=False)
         return q_hw
 
     def _find_silent(self) -> None:
@@ -431,7 +440,7 @@ class DynamixelHand(RealHand):
                     self._poll_health()
             except PORT_ERRORS as e:
                 self._port_lost(e)
-        return self.state(self._q, self._dq, self._target)
+        return self.state(self._q, self._dq, self._target, self._effort)
 
     def _write(self, target: np.ndarray) -> None:
         self._target = target.copy()

@@ -71,8 +71,15 @@ class RealHand(Robot):
         self.timer = BusTimer()
         self._last_health = -np.inf
 
-    def state(self, q: np.ndarray, dq: np.ndarray, target: np.ndarray) -> HandState:
-        """The loop's view of measured joints (spec order, rad and rad/s)."""
+    def state(
+        self,
+        q: np.ndarray,
+        dq: np.ndarray,
+        target: np.ndarray,
+        effort: np.ndarray | None = None,
+    ) -> HandState:
+        """The loop's view of measured joints (spec order, rad, rad/s and, where the bus
+        reports it, N m)."""
         q = np.asarray(q, dtype=float)
         return HandState(
             t=time.monotonic() - self._t_connect,
@@ -81,6 +88,7 @@ class RealHand(Robot):
             target=np.asarray(target, dtype=float).copy(),
             keypoints=self.hand.keypoints(q),
             wrist=self._wrist.copy(),
+            effort=None if effort is None else np.asarray(effort, dtype=float).copy(),
         )
 
     def health_due(self, hz: float) -> bool:

@@ -103,6 +103,9 @@ REALITY_SOLVER = Solver(
     source="the stand-in real hand: 2 ms, the Menagerie model's contact settings",
 )
 REALITY_LATENCY_STEPS = 1
+#: The parts of the gap :meth:`RealityGap.reverted` can set back to the training physics
+#: (``gains`` = ``kp`` + ``kv``).
+GAP_COMPONENTS = ("gains", "kp", "kv", "mass", "friction", "backlash", "latency", "solver")
 FRICTIONLOSS_RANGE = (0.02, 0.05)
 BACKLASH_RANGE_RAD = (0.005, 0.015)
 
@@ -141,6 +144,42 @@ class RealityGap:
             frictionloss=Param(self.frictionloss, src),
         )
         return Physics("reality", nominal.hand, act, self.solver)
+
+    def reverted(self, components: str | tuple[str, ...], nominal: Physics) -> RealityGap:
+        """This gap with ``components`` (:data:`GAP_COMPONENTS`; a ``+``-separated string or
+        a tuple) set back to the ``nominal`` physics: the stand-in without part of its gap,
+        to measure what each part costs (``bench/dexndm_gap.py``)."""
+        names = (
+            tuple(c for c in components.split("+") if c)
+            if isinstance(components, str)
+            else components
+        )
+        unknown = sorted(set(names) - set(GAP_COMPONENTS))
+        if unknown:
+            raise ValueError(
+                f"unknown gap components {unknown}; known: {', '.join(GAP_COMPONENTS)}"
+            )
+        if nominal.actuators is None:
+            raise ValueError("the stand-in real hand needs an actuator model (physics 'servo')")
+        arr = nominal.actuators.arrays(len(self.kp))
+        nom = {k: tuple(float(x) for x in arr[k]) for k in ("kp", "kv", "frictionloss")}
+        change: dict[str, Any] = {}
+        for c in names:
+            if c in ("gains", "kp"):
+                change["kp"] = nom["kp"]
+            if c in ("gains", "kv"):
+                change["kv"] = nom["kv"]
+            if c == "mass":
+                change["body_mass_kg"] = {}
+            if c == "friction":
+                change["frictionloss"] = nom["frictionloss"]
+            if c == "backlash":
+                change["backlash_rad"] = (0.0,) * len(self.kp)
+            if c == "latency":
+                change["latency_steps"] = 0
+            if c == "solver":
+                change["solver"] = nominal.solver
+        return dataclasses.replace(self, **change)
 
     def apply_masses(self, spec: Any, prefix: str) -> None:
         """Set the hand's link masses in a scene spec (inertias scaled alike)."""
@@ -217,4 +256,4 @@ class Backlash:
         return self.effective.copy()
 
 
-__all__ = ["REALITY_SOLVER", "Backlash", "RealityGap", "reality_gap"]
+__all__ = ["GAP_COMPONENTS", "REALITY_SOLVER", "Backlash", "RealityGap", "reality_gap"]

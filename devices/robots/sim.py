@@ -57,6 +57,9 @@ class SimHandConfig:
             the stand-in real hand (``devices.robots.reality``: other per-joint gains and
             link masses, friction loss, backlash, one step of latency, a 2 ms timestep and
             the Menagerie contact settings), drawn with ``reality_seed``.
+        reality_revert: with ``reality``, parts of its gap set back to the nominal physics,
+            ``+``-separated (``devices.robots.reality.GAP_COMPONENTS``: gains, kp, kv, mass,
+            friction, backlash, latency, solver), to measure what each part costs.
         object_scale: the object's size factor (the rotation policies' cube is 1.4).
         chaos_box: that many soft balls in a box around the hand (DexNDM's chaos box, for
             collecting dynamics data under random contact); 0: none.
@@ -76,6 +79,7 @@ class SimHandConfig:
     timestep_s: float | None = None
     dynamics: str = "nominal"
     reality_seed: int = 0
+    reality_revert: str = ""
     object_scale: float = 1.0
     chaos_box: int = 0
     chaos_seed: int = 0
@@ -127,11 +131,15 @@ class SimHand(Robot, Simulated):
             obj = SceneObject(ospec, mass, fric)
         if config.dynamics not in DYNAMICS:
             raise ValueError(f"unknown dynamics {config.dynamics!r}; known: {', '.join(DYNAMICS)}")
+        if config.reality_revert and config.dynamics != "reality":
+            raise ValueError("reality_revert is for dynamics=reality (the stand-in's gap)")
         self.sim_physics = hand.physics(config.physics_model)
         #: the stand-in real hand's parameters (``dynamics=reality``), else None
         self.reality: RealityGap | None = None
         if config.dynamics == "reality":
             self.reality = reality_gap(hand, config.reality_seed)
+            if config.reality_revert:
+                self.reality = self.reality.reverted(config.reality_revert, self.sim_physics)
             self.sim_physics = self.reality.physics(self.sim_physics)
         if config.timestep_s is not None:
             self.sim_physics = self.sim_physics.replace(timestep_s=config.timestep_s)
@@ -330,6 +338,8 @@ class SimHand(Robot, Simulated):
             wrist=wrist,
             object_pose=obj_pose,
             object_dropped=self._dropped if self._obj_body >= 0 else None,
+            # the applied torque: the actuator's force after the joint's torque limit
+            effort=self.data.qfrc_actuator[self._vadr].copy(),
         )
 
     def load_state(self, state: np.ndarray, data: mujoco.MjData | None = None) -> None:

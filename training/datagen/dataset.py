@@ -14,6 +14,8 @@ Layout::
         mode.npy       (R,)       task mode (0 anygrasp, 1 free finger, 2 rotate; -1 none:
                                   not a task, e.g. chaos-box dynamics data)
         axis.npy       (R, 3)     optional: the commanded rotation axis, palm frame
+        effort.npy     (R, n)     optional: the joint torques the actuators applied, N m
+                                  (read with q; DexNDM's dynamics models may predict it)
         segments.npy   (S, 2)     start row and length of each episode segment
 
 Rows are control steps (20 Hz). A *transition* at row t of a segment has a full
@@ -41,7 +43,7 @@ from controllers.dexgen import MODES as DEXGEN_MODES
 
 FIELDS = ("q", "target", "keypoints", "object", "gravity", "style", "mode")
 #: Fields a dataset may have: in every segment of it or in none.
-OPTIONAL_FIELDS = ("axis",)
+OPTIONAL_FIELDS = ("axis", "effort")
 DTYPES = {"style": np.int8, "mode": np.int8}
 #: ``mode`` of rows that belong to no task (chaos-box dynamics data).
 NO_MODE = -1

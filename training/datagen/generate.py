@@ -71,9 +71,11 @@ def generate(
         "mode": np.zeros((N, max_len), np.int8),
     }
     # rotation data carries each step's commanded axis (the generalist's input)
-    fields = FIELDS + (("axis",) if hasattr(env, "axis") else ())
+    # and the actuators' torques (DexNDM's dynamics models may learn them)
+    fields = FIELDS + (("axis", "effort") if hasattr(env, "axis") else ())
     if "axis" in fields:
         buf["axis"] = np.zeros((N, max_len, 3), np.float32)
+        buf["effort"] = np.zeros((N, max_len, n), np.float32)
     length = np.zeros(N, dtype=int)
     mode = MODES[env.name]
     from training.envs.base import STYLES
@@ -132,6 +134,7 @@ def generate(
         buf["mode"][w, li] = mode
         if "axis" in buf:
             buf["axis"][w, li] = env.axis
+            buf["effort"][w, li] = env.joint_effort()
         with torch.inference_mode():
             actions = policy(obs)
         obs = explorer.step(actions)

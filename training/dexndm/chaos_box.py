@@ -12,9 +12,10 @@ the hand to its first target.
 
 Rows are written in the dataset format (:mod:`training.datagen.dataset`): ``q`` measured
 at the step, ``target`` the filtered target sent at the step, keypoints, gravity (the
-wrist), no object (NaN) and mode :data:`~training.datagen.dataset.NO_MODE`; one segment per
-trajectory. The manifest records the hand backend and its settings (a real hand's or the
-stand-in's), the source rollouts, the noise, and for each trajectory whether it was noisy.
+wrist), no object (NaN) and mode :data:`~training.datagen.dataset.NO_MODE`, and ``effort``
+(the actuators' torques) where the hand measures them; one segment per trajectory. The
+manifest records the hand backend and its settings (a real hand's or the stand-in's), the
+source rollouts, the noise, and for each trajectory whether it was noisy.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def collect(
         steps = min(cfg.steps, len(seq))
         noise = rng.normal(0.0, cfg.noise_std_rad, (steps, n)) if noisy else np.zeros((steps, n))
         rows: dict[str, list] = {k: [] for k in ("q", "target", "keypoints", "gravity")}
+        efforts: list = []  # the actuators' torques, where the hand measures them
         command = seq[0].copy()
         for t in range(steps):
             if t > 0:
@@ -124,7 +126,10 @@ def collect(
             rows["target"].append(sent)
             rows["keypoints"].append(state.keypoints)
             rows["gravity"].append(gravity_in_palm(state.wrist))
+            efforts.append(state.effort)
         k = len(rows["q"])
+        if all(e is not None for e in efforts):
+            rows["effort"] = efforts
         writer.add(
             {
                 **{f: np.asarray(v) for f, v in rows.items()},

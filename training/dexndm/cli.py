@@ -90,6 +90,12 @@ def add_ndm_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", choices=("joint_wise", "whole_hand"), default="joint_wise")
     p.add_argument("--init", default=None, help="a model to fine-tune (its shape is kept)")
     p.add_argument("--window", type=int, default=10)
+    p.add_argument(
+        "--effort",
+        action="store_true",
+        help="also predict the actuators' torques at t+1 (data with effort; a fine-tuned "
+        "model keeps its --init's outputs)",
+    )
     p.add_argument("--hidden", type=int, default=None, help="joint-wise 64, whole-hand 512")
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--epochs", type=int, default=30)
@@ -119,6 +125,7 @@ def run_ndm(args: argparse.Namespace) -> int:
         window=args.window,
         hidden=args.hidden or DEFAULT_HIDDEN[args.kind],
         layers=args.layers,
+        effort=args.effort,
     )
     cfg = NDMTrainConfig(
         epochs=args.epochs,
@@ -193,6 +200,13 @@ def add_residual_arguments(p: argparse.ArgumentParser) -> None:
         help="std (rad) of noise on the residual's observed joint angles and targets while "
         "training (0: none)",
     )
+    p.add_argument(
+        "--effort-weight",
+        type=float,
+        default=0.0,
+        help="weight of the torque error at t+1 in the loss (a dynamics model trained with "
+        "--effort, rollouts with effort; 0: angles only, the paper's objective)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True, help="the residual policy file")
@@ -214,6 +228,7 @@ def run_residual(args: argparse.Namespace) -> int:
         history=args.history,
         horizon=args.horizon,
         obs_noise_rad=args.obs_noise,
+        effort_weight=args.effort_weight,
     )
     rep = train_residual(
         args.data, args.ndm, args.out, cfg, hand=args.hand, progress=not args.no_progress

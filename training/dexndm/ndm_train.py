@@ -9,7 +9,9 @@ A window is rows ``t-W+1..t`` of a segment's ``q`` and ``target`` (the target se
 moves the hand to row t+1) and its label ``q[t+1]``. The last ``val_fraction`` of each
 dataset's segments validate. The loss is the mean squared normalised step; the reports give
 the next-angle error in radians (RMSE and mean absolute, over joints and windows) beside the
-"hold" baseline (``q_{t+1} = q_t``).
+"hold" baseline (``q_{t+1} = q_t``). A model with ``effort`` (``--effort``) also learns the
+actuators' torques at t+1 from data that has them (``effort``; its loss: the mean squared
+normalised torque, added), and the reports give its error in N m.
 """
 
 from __future__ import annotations
@@ -35,46 +37,68 @@ STATE_FORMAT = "dexteleop-ndm-train/1"
 
 @dataclass
 class Windows:
-    """Training windows: (N, W, n) angle and target histories and (N, n) next angles."""
+    """Training windows: (N, W, n) angle and target histories and (N, n) next angles (and
+    next torques, for a model with effort)."""
 
     hist_q: np.ndarray
     hist_a: np.ndarray
     q_next: np.ndarray
+    effort_next: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.q_next)
 
     def take(self, idx: np.ndarray) -> Windows:
-        return Windows(self.hist_q[idx], self.hist_a[idx], self.q_next[idx])
+        eff = None if self.effort_next is None else self.effort_next[idx]
+        return Windows(self.hist_q[idx], self.hist_a[idx], self.q_next[idx], eff)
 
 
-def segment_windows(q: np.ndarray, target: np.ndarray, window: int) -> Windows:
+def segment_windows(
+    q: np.ndarray, target: np.ndarray, window: int, effort: np.ndarray | None = None
+) -> Windows:
     """Every window of one segment (rows t = W-1 .. len-2)."""
     T = len(q)
     if window + 1 > T:  # none; empty arrays of the segment's dtype (a concatenation keeps it)
         n = q.shape[1]
         z = np.zeros((0, window, n), dtype=q.dtype)
-        return Windows(z, z.copy(), np.zeros((0, n), dtype=q.dtype))
+        e = None if effort is None else np.zeros((0, n), dtype=q.dtype)
+        return Windows(z, z.copy(), np.zeros((0, n), dtype=q.dtype), e)
     idx = np.arange(window - 1, T - 1)[:, None] + np.arange(-window + 1, 1)[None, :]
-    return Windows(q[idx], target[idx], q[idx[:, -1] + 1])
+    nxt = idx[:, -1] + 1
+    return Windows(q[idx], target[idx], q[nxt], None if effort is None else effort[nxt])
 
 
 def load_windows(
-    roots: list[str | Path], window: int, val_fraction: float = 0.1, max_segments: int | None = None
+    roots: list[str | Path],
+    window: int,
+    val_fraction: float = 0.1,
+    max_segments: int | None = None,
+    effort: bool = False,
 ) -> tuple[Windows, Windows, list[dict]]:
     """(train, validation, each dataset's summary) windows of datasets (the last
-    ``val_fraction`` of each one's segments validate). Segments with NaN rows are skipped."""
+    ``val_fraction`` of each one's segments validate). Segments with NaN rows are skipped.
+    ``effort``: with the next torques (datasets without ``effort`` are refused)."""
     train, val, summaries = [], [], []
+    fields = ("q", "target") + (("effort",) if effort else ())
     for root in roots:
-        segs = [s for s in iter_segments(root, ("q", "target"))]
-        segs = [s for s in segs if np.isfinite(s["q"]).all() and np.isfinite(s["target"]).all()]
+        if effort and "effort" not in (read_manifest(root) or {}).get("optional_fields", []):
+            raise ValueError(
+                f"{root}: no effort (the actuators' torques) in this dataset; a model with "
+                "effort trains on data recorded with them (data generate --task rotate, "
+                "data chaos-box on a hand that measures them)"
+            )
+        segs = [s for s in iter_segments(root, fields)]
+        segs = [s for s in segs if all(np.isfinite(s[f]).all() for f in fields)]
         if max_segments is not None:
             segs = segs[:max_segments]
         if not segs:
             raise ValueError(f"{root}: no segment to train on")
         n_val = max(1, round(len(segs) * val_fraction)) if len(segs) > 1 else 0
         for k, s in enumerate(segs):
-            w = segment_windows(s["q"].astype(np.float32), s["target"].astype(np.float32), window)
+            eff = s["effort"].astype(np.float32) if effort else None
+            w = segment_windows(
+                s["q"].astype(np.float32), s["target"].astype(np.float32), window, eff
+            )
             (val if k >= len(segs) - n_val else train).append(w)
         m = read_manifest(root) or {}
         meta = m.get("meta", {})
@@ -92,8 +116,8 @@ def load_windows(
         )
 
     def cat(ws: list[Windows]) -> Windows:
-        fields = ("hist_q", "hist_a", "q_next")
-        return Windows(*(np.concatenate([getattr(w, f) for w in ws]) for f in fields))
+        names = ("hist_q", "hist_a", "q_next") + (("effort_next",) if effort else ())
+        return Windows(*(np.concatenate([getattr(w, f) for w in ws]) for f in names))
 
     train_w = cat(train)
     val_w = cat(val) if val else train_w.take(np.arange(0))
@@ -102,23 +126,29 @@ def load_windows(
 
 @torch.no_grad()
 def errors(model: NeuralDynamics, w: Windows, batch: int = 8192) -> dict[str, float]:
-    """Next-angle error of ``model`` on windows ``w`` (rad) and the hold baseline's."""
-    preds = []
+    """Next-angle error of ``model`` on windows ``w`` (rad) and the hold baseline's (and,
+    for a model with effort, its torque error, N m)."""
+    preds, effs = [], []
     for i in range(0, len(w), batch):
-        preds.append(
-            model(
-                torch.as_tensor(w.hist_q[i : i + batch]), torch.as_tensor(w.hist_a[i : i + batch])
-            )
+        q, e = model.predict(
+            torch.as_tensor(w.hist_q[i : i + batch]), torch.as_tensor(w.hist_a[i : i + batch])
         )
+        preds.append(q)
+        if e is not None:
+            effs.append(e)
     p = torch.cat(preds).numpy() if preds else np.zeros_like(w.q_next)
     e = p - w.q_next
     hold = w.hist_q[:, -1, :] - w.q_next
-    return {
+    out = {
         "rmse_rad": float(np.sqrt(np.mean(e**2))) if e.size else float("nan"),
         "mae_rad": float(np.mean(np.abs(e))) if e.size else float("nan"),
         "hold_rmse_rad": float(np.sqrt(np.mean(hold**2))) if hold.size else float("nan"),
         "windows": len(w),
     }
+    if model.cfg.effort and w.effort_next is not None:
+        de = torch.cat(effs).numpy() - w.effort_next if effs else np.zeros(0)
+        out["effort_rmse_nm"] = float(np.sqrt(np.mean(de**2))) if de.size else float("nan")
+    return out
 
 
 @dataclass
@@ -163,12 +193,12 @@ def train_ndm(
     else:
         model = NeuralDynamics(cfg.model)
     train, val, summaries = load_windows(
-        list(data), cfg.model.window, cfg.val_fraction, cfg.max_segments
+        list(data), cfg.model.window, cfg.val_fraction, cfg.max_segments, cfg.model.effort
     )
     if len(train) == 0:
         raise ValueError("no training windows (segments shorter than the window?)")
     if init is None:
-        model.fit_normalizers(train.hist_q, train.hist_a, train.q_next)
+        model.fit_normalizers(train.hist_q, train.hist_a, train.q_next, train.effort_next)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(cfg.epochs, 1))
     curve: list[dict] = []
@@ -190,6 +220,7 @@ def train_ndm(
     hq = torch.as_tensor(train.hist_q)
     ha = torch.as_tensor(train.hist_a)
     qn = torch.as_tensor(train.q_next)
+    en = None if train.effort_next is None else torch.as_tensor(train.effort_next)
     samples = 0
     t_fit = 0.0
     for epoch in range(start_epoch, cfg.epochs):
@@ -200,7 +231,10 @@ def train_ndm(
         for i in range(0, len(perm), cfg.batch):
             b = perm[i : i + cfg.batch]
             target = model.out_norm(qn[b] - hq[b][:, -1, :])
-            loss = torch.mean((model.normalized_step(hq[b], ha[b]) - target) ** 2)
+            pred = model.normalized_outputs(hq[b], ha[b])
+            loss = torch.mean((pred[..., 0] - target) ** 2)
+            if en is not None:
+                loss = loss + torch.mean((pred[..., 1] - model.effort_norm(en[b])) ** 2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -17,6 +17,12 @@ make, and the loss averages the K next-angle errors against the simulator's. A o
 residual learns corrections from on-track states only; the rolled one also sees the states
 its own errors and the hand's lag lead to (latency, low gains), as it will at run time.
 
+``effort_weight`` w > 0 (ours): with a dynamics model that also predicts the actuators'
+torques (``train ndm --effort``) and rollouts that recorded them, the loss adds w times the
+mean squared normalised error between the target hand's predicted torques at t+1 and the
+simulator's. Angles alone cannot tell a finger that presses on the object as hard as in
+simulation from one that only touches it; the torques can.
+
 Reports: on held-out rollouts, the dynamics model's error against the simulator's next
 angles without and with the residual (the gap it closes), and the residual's size.
 """
@@ -61,19 +67,34 @@ class ResidualTrainConfig:
     #: observation while training (0: none); the dynamics model's window stays clean, so
     #: the residual learns one correction for nearby states rather than one per state
     obs_noise_rad: float = 0.0
+    #: w, the weight of the torque error in the loss (0: angles only, the paper's); needs a
+    #: dynamics model with effort and rollouts with ``effort``
+    effort_weight: float = 0.0
 
 
 class Rollouts:
     """The rollouts' rows, concatenated, and the rows ``t`` a sample can end at."""
 
     def __init__(
-        self, roots: list[str | Path], T: int, W: int, val_fraction: float, horizon: int = 1
+        self,
+        roots: list[str | Path],
+        T: int,
+        W: int,
+        val_fraction: float,
+        horizon: int = 1,
+        effort: bool = False,
     ) -> None:
-        q, a, ax, g, train, val = [], [], [], [], [], []
+        q, a, ax, g, eff, train, val = [], [], [], [], [], [], []
         offset = 0
         self.summaries = []
+        fields = ("q", "target", "axis", "gravity") + (("effort",) if effort else ())
         for root in roots:
-            segs = list(iter_segments(root, ("q", "target", "axis", "gravity")))
+            if effort and "effort" not in (read_manifest(root) or {}).get("optional_fields", []):
+                raise ValueError(
+                    f"{root}: rollouts without effort (the actuators' torques); generate "
+                    "them again to train with --effort-weight"
+                )
+            segs = list(iter_segments(root, fields))
             n_val = max(1, round(len(segs) * val_fraction)) if len(segs) > 1 else 0
             for k, s in enumerate(segs):
                 L = len(s["q"])
@@ -85,6 +106,8 @@ class Rollouts:
                 a.append(s["target"])
                 ax.append(s["axis"])
                 g.append(s["gravity"])
+                if effort:
+                    eff.append(s["effort"])
                 offset += L
             m = read_manifest(root) or {}
             self.summaries.append(
@@ -102,6 +125,7 @@ class Rollouts:
         self.a = torch.as_tensor(np.concatenate(a), dtype=f)
         self.axis = torch.as_tensor(np.concatenate(ax), dtype=f)
         self.gravity = torch.as_tensor(np.concatenate(g), dtype=f)
+        self.effort = torch.as_tensor(np.concatenate(eff), dtype=f) if effort else None
         self.train = torch.as_tensor(np.concatenate(train) if train else np.zeros(0, int))
         self.val = torch.as_tensor(np.concatenate(val) if val else np.zeros(0, int))
         self.T, self.W, self.horizon = T, W, horizon
@@ -126,6 +150,8 @@ class Rollouts:
             "a_win": self.a[j],
             "label": self.q[t + 1],
         }
+        if self.effort is not None:
+            b["effort_label"] = self.effort[t + 1]
         if K > 1:
             ahead = t[:, None] + torch.arange(1, K)
             b.update(
@@ -140,16 +166,18 @@ class Rollouts:
 
 def _rollout(
     res_model: ResidualPolicy, ndm: Any, b: dict[str, torch.Tensor], horizon: int, use: bool
-) -> tuple[list[torch.Tensor], torch.Tensor]:
+) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
     """The dynamics model's predictions q[t+1 .. t+K] of a batch (a list of (B, n)), rolled
     on its own predictions after the first, with every target corrected by the residual
-    (``use``) from its own observation; and every correction made (B, W + K - 1, n)."""
+    (``use``) from its own observation; every correction made (B, W + K - 1, n); and the
+    torques it predicts at t+1 (a model with effort; else None)."""
     T = res_model.cfg.history
     res = res_model(b["obs"], b["step"]) if use else torch.zeros_like(b["a_win"])
     q_win, a_win = b["q_win"], b["a_win"]
-    preds = [ndm(q_win, a_win + res)]
+    first, effort = ndm.predict(q_win, a_win + res)
+    preds = [first]
     if horizon == 1:
-        return preds, res
+        return preds, res, effort
     # the angles an observation reads: before the window, the window, then the predictions
     qs = torch.cat([b["q_pre"], q_win, preds[0][:, None]], dim=1)
     a_all = b["a_all"]
@@ -173,7 +201,7 @@ def _rollout(
         q_win = qs[:, -W:]
         preds.append(ndm(q_win, a_win + r_win))
         qs = torch.cat([qs, preds[-1][:, None]], dim=1)
-    return preds, torch.cat(corr, dim=1)
+    return preds, torch.cat(corr, dim=1), effort
 
 
 def _loss(
@@ -183,16 +211,22 @@ def _loss(
     l2: float,
     use: bool = True,
     horizon: int = 1,
+    effort_weight: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, normalised next-angle error (mean over the K steps), mean |residual| rad)."""
-    preds, res = _rollout(res_model, ndm, b, horizon, use)
+    """(loss, normalised next-angle error (mean over the K steps), mean |residual| rad);
+    with ``effort_weight``, the loss adds that much of the normalised torque error at t+1."""
+    preds, res, effort = _rollout(res_model, ndm, b, horizon, use)
     labels = [b["label"]] if horizon == 1 else b["labels"].unbind(1)
     err = sum(
         torch.mean(((p - y) / ndm.out_norm.std) ** 2) for p, y in zip(preds, labels, strict=True)
     )
     err = err / horizon
     reg = torch.mean((res / res_model.cfg.max_rad) ** 2)
-    return err + l2 * reg, err, res.abs().mean()
+    loss = err + l2 * reg
+    if effort_weight > 0:
+        e_err = torch.mean(((effort - b["effort_label"]) / ndm.effort_norm.std) ** 2)
+        loss = loss + effort_weight * e_err
+    return loss, err, res.abs().mean()
 
 
 @torch.no_grad()
@@ -201,15 +235,19 @@ def _evaluate(res_model, ndm, data: Rollouts, rows: torch.Tensor, batch: int = 2
     the roll's K-th step, with and without the residual; one roll per batch gives both."""
     K = data.horizon
     tot = dict.fromkeys(("with", "without", "res", "rad_with", "rad_without"), 0.0)
-    tot.update(rad_with_K=0.0, rad_without_K=0.0)
+    tot.update(rad_with_K=0.0, rad_without_K=0.0, nm_with=0.0, nm_without=0.0)
+    has_effort = data.effort is not None and ndm.cfg.effort
     W = ndm.cfg.window
     n = 0
     for i in range(0, len(rows), batch):
         t = rows[i : i + batch]
         b = data.batch(t)
         for key, use in (("with", True), ("without", False)):
-            preds, corr = _rollout(res_model, ndm, b, K, use)
+            preds, corr, effort = _rollout(res_model, ndm, b, K, use)
             err = preds[0] - b["label"]
+            if has_effort:
+                de = effort - b["effort_label"]
+                tot["nm_" + key] += float(torch.sum(de**2).item()) / ndm.cfg.n
             tot[key] += float(torch.sum((err / ndm.out_norm.std) ** 2).item()) / ndm.cfg.n
             tot["rad_" + key] += float(torch.sum(err**2).item()) / ndm.cfg.n
             if K > 1:  # the rolled error at the horizon's last step
@@ -220,22 +258,22 @@ def _evaluate(res_model, ndm, data: Rollouts, rows: torch.Tensor, batch: int = 2
         n += len(t)
     if n == 0:
         return {}
-    return {
+    out = {
         "ndm_error_without": tot["without"] / n,
         "ndm_error_with": tot["with"] / n,
         "ndm_rmse_rad_without": float(np.sqrt(tot["rad_without"] / n)),
         "ndm_rmse_rad_with": float(np.sqrt(tot["rad_with"] / n)),
         "residual_mean_abs_rad": tot["res"] / n,
         "samples": n,
-    } | (
-        {
-            "horizon": K,
-            "ndm_rmse_rad_at_horizon_without": float(np.sqrt(tot["rad_without_K"] / n)),
-            "ndm_rmse_rad_at_horizon_with": float(np.sqrt(tot["rad_with_K"] / n)),
-        }
-        if K > 1
-        else {}
-    )
+    }
+    if has_effort:
+        out["ndm_effort_rmse_nm_without"] = float(np.sqrt(tot["nm_without"] / n))
+        out["ndm_effort_rmse_nm_with"] = float(np.sqrt(tot["nm_with"] / n))
+    if K > 1:
+        out["horizon"] = K
+        out["ndm_rmse_rad_at_horizon_without"] = float(np.sqrt(tot["rad_without_K"] / n))
+        out["ndm_rmse_rad_at_horizon_with"] = float(np.sqrt(tot["rad_with_K"] / n))
+    return out
 
 
 def base_policy(data: list[str | Path]) -> dict[str, Any] | None:
@@ -301,8 +339,17 @@ def train_residual(
         raise ValueError(f"the horizon must be >= 1 step, got {cfg.horizon}")
     if cfg.obs_noise_rad < 0:
         raise ValueError(f"the observation noise must be >= 0 rad, got {cfg.obs_noise_rad}")
+    if cfg.effort_weight < 0:
+        raise ValueError(f"the effort weight must be >= 0, got {cfg.effort_weight}")
+    if cfg.effort_weight > 0 and not ndm.cfg.effort:
+        raise ValueError(
+            f"{ndm_path}: this dynamics model predicts no torques; train one with "
+            "`train ndm --effort` to use --effort-weight"
+        )
     T, W = cfg.model.history, ndm.cfg.window
-    rollouts = Rollouts(list(data), T, W, cfg.val_fraction, cfg.horizon)
+    rollouts = Rollouts(
+        list(data), T, W, cfg.val_fraction, cfg.horizon, effort=cfg.effort_weight > 0
+    )
     if len(rollouts.train) == 0:
         raise ValueError("no training samples (rollouts shorter than history + window?)")
     model = ResidualPolicy(cfg.model)
@@ -330,7 +377,9 @@ def train_residual(
                 noise = torch.zeros_like(b["obs"])
                 noise[..., :hist] = cfg.obs_noise_rad * torch.randn_like(noise[..., :hist])
                 b["obs"] = b["obs"] + noise
-            loss, _, _ = _loss(model, ndm, b, cfg.l2, horizon=cfg.horizon)
+            loss, _, _ = _loss(
+                model, ndm, b, cfg.l2, horizon=cfg.horizon, effort_weight=cfg.effort_weight
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -53,7 +53,7 @@ _DIVERGENCE_WARNINGS = (
     mujoco.mjtWarning.mjWARN_BADQVEL,
     mujoco.mjtWarning.mjWARN_BADQACC,
 )
-DERIVED_FIELDS = ("site_xpos", "site_xmat", "actuator_force")
+DERIVED_FIELDS = ("site_xpos", "site_xmat", "actuator_force", "qfrc_actuator")
 
 
 class Backend(abc.ABC):
@@ -385,6 +385,12 @@ class HandEnv(abc.ABC):
 
     def torque(self) -> np.ndarray:
         return self.backend.state("actuator_force")[:, self.act]
+
+    def joint_effort(self) -> np.ndarray:
+        """(N, n) the torque each joint's actuator applies, N m: the actuator's force after
+        the joint's torque limit (``torque`` is before it), as a hand backend reads it
+        (``HandState.effort``)."""
+        return self.backend.state("qfrc_actuator")[:, self.dofadr]
 
     # -- episode start ---------------------------------------------------------------------
     def reset(self) -> tuple[TensorDict, dict]:
