@@ -39,6 +39,21 @@ def test_registered_and_available_with_the_shipped_generalist():
     assert DexNDMController.command_fields == frozenset({"axis"})
 
 
+@pytest.mark.parametrize(
+    "kind", ["joint_wise", "whole_hand", "joint_wise_effort", "whole_hand_effort"]
+)
+def test_the_shipped_residuals_load_by_kind_with_their_models(kind):
+    """Each shipped residual (the default is the angle-only joint-wise one) corrects the
+    shipped generalist and finds the dynamics model it was trained through; the torque one's
+    model also predicts torques."""
+    c = DexNDMController(DexNDMControllerConfig(hand="leap", residual=kind))
+    assert c.residual_path.name == f"residual_{kind}_leap.pt" and not c.notes
+    assert c.ndm is not None and c.ndm.cfg.effort == kind.endswith("_effort")
+    assert c.ndm.cfg.kind == kind.removesuffix("_effort")
+    default = DexNDMController(DexNDMControllerConfig(hand="leap"))
+    assert default.residual_path.name == "residual_joint_wise_leap.pt"
+
+
 def test_turns_about_the_commanded_axis_and_holds_without_one():
     c = DexNDMController(DexNDMControllerConfig(hand="leap", residual="none", ndm="none"))
     robot = _hand()

@@ -40,8 +40,10 @@ def generalist_path(hand: str) -> Path:
     return CHECKPOINTS_DIR / "rl" / f"rotate_generalist_{hand}.pt"
 
 
-#: ``residual`` settings naming a shipped residual by the dynamics model it went through.
-RESIDUAL_KINDS = ("joint_wise", "whole_hand")
+#: ``residual`` settings naming a shipped residual by the dynamics model it went through
+#: (``_effort``: a model that also predicts the actuators' torques, the residual trained to
+#: match them as well as the angles).
+RESIDUAL_KINDS = ("joint_wise", "whole_hand", "joint_wise_effort", "whole_hand_effort")
 
 
 def residual_path(hand: str, kind: str = "joint_wise") -> Path:
@@ -79,6 +81,7 @@ class DexNDMControllerConfig(ControllerConfig):
         generalist: the rotation generalist ("" = the shipped one).
         residual: the residual policy ("" = the shipped joint-wise one when there is one,
             ``joint_wise`` / ``whole_hand`` = the shipped one trained through that model,
+            ``joint_wise_effort`` / ``whole_hand_effort`` = through that model with torques,
             ``none`` = the generalist alone, else a file).
         ndm: the dynamics model for the prediction-error readout ("" = the one the
             residual was trained through, ``none`` = no readout).
