@@ -138,6 +138,13 @@ def read_manifest(root: str | Path) -> dict | None:
     return _read_manifest(Path(root))
 
 
+def require_optional_field(root: str | Path, field: str, hint: str) -> None:
+    """ValueError naming the dataset and ``hint`` unless its segments carry the optional
+    ``field`` (:data:`OPTIONAL_FIELDS`)."""
+    if field not in (read_manifest(root) or {}).get("optional_fields", []):
+        raise ValueError(f"{root}: no {field} in this dataset; {hint}")
+
+
 def _read_manifest(root: Path) -> dict | None:
     p = root / "manifest.json"
     if not p.exists():

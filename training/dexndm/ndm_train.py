@@ -27,9 +27,15 @@ import torch
 
 from assets import checkpoint
 from controllers.dexndm.ndm import NDMConfig, NeuralDynamics, load_ndm, save_ndm
-from training.datagen.dataset import iter_segments, read_manifest
+from training.datagen.dataset import iter_segments, read_manifest, require_optional_field
 
 log = logging.getLogger(__name__)
+
+#: What to do about data without the actuators' torques (a model with effort needs them).
+EFFORT_HINT = (
+    "the torques are recorded by data generate --task rotate and by data chaos-box on a "
+    "hand that measures them (record the data again)"
+)
 
 #: The training state beside a run's model (resumable).
 STATE_FORMAT = "dexteleop-ndm-train/1"
@@ -81,12 +87,8 @@ def load_windows(
     train, val, summaries = [], [], []
     fields = ("q", "target") + (("effort",) if effort else ())
     for root in roots:
-        if effort and "effort" not in (read_manifest(root) or {}).get("optional_fields", []):
-            raise ValueError(
-                f"{root}: no effort (the actuators' torques) in this dataset; a model with "
-                "effort trains on data recorded with them (data generate --task rotate, "
-                "data chaos-box on a hand that measures them)"
-            )
+        if effort:
+            require_optional_field(root, "effort", EFFORT_HINT)
         segs = [s for s in iter_segments(root, fields)]
         segs = [s for s in segs if all(np.isfinite(s[f]).all() for f in fields)]
         if max_segments is not None:

@@ -42,7 +42,8 @@ from assets import checkpoint
 from controllers.dexndm.generalist import generalist_obs
 from controllers.dexndm.ndm import load_ndm
 from controllers.dexndm.residual import ResidualConfig, ResidualPolicy, save_residual
-from training.datagen.dataset import iter_segments, read_manifest
+from training.datagen.dataset import iter_segments, read_manifest, require_optional_field
+from training.dexndm.ndm_train import EFFORT_HINT
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +90,8 @@ class Rollouts:
         self.summaries = []
         fields = ("q", "target", "axis", "gravity") + (("effort",) if effort else ())
         for root in roots:
-            if effort and "effort" not in (read_manifest(root) or {}).get("optional_fields", []):
-                raise ValueError(
-                    f"{root}: rollouts without effort (the actuators' torques); generate "
-                    "them again to train with --effort-weight"
-                )
+            if effort:
+                require_optional_field(root, "effort", EFFORT_HINT)
             segs = list(iter_segments(root, fields))
             n_val = max(1, round(len(segs) * val_fraction)) if len(segs) > 1 else 0
             for k, s in enumerate(segs):
