@@ -191,6 +191,12 @@ _PLAYGROUND = "MuJoCo Playground leap_rh_mjx.xml"
 #: policies ran on the real hand at LEAP_Hand_API's kP 600 / kD 200.
 _LEAPSIM = "LEAP_Hand_Sim (the LEAP authors' sim-to-real rotation)"
 
+#: N m per A of an XC330-M288-T's current: its stall torque over its stall current (0.93 N m
+#: at 1.80 A, 5 V; ROBOTIS e-manual). LEAP's torque limit follows from it, and the Dynamixel
+#: backend reads present current as effort through it (a scale: the servo measures current
+#: at its power input).
+XC330_NM_PER_A = 0.93 / 1.80
+
 LEAP_ACTUATORS = ActuatorModel(
     servo="Dynamixel XC330-M288-T, current-based position mode (LEAP_Hand_API)",
     armature=Param(
@@ -201,7 +207,7 @@ LEAP_ACTUATORS = ActuatorModel(
     damping=Param(0.0, f"none beyond the PD's derivative term (kv), as in {_LEAPSIM}"),
     frictionloss=Param(0.01, f"{_LEAPSIM}: dof friction 0.01"),
     torque_limit=Param(
-        0.284,
+        round(XC330_NM_PER_A * 0.55, 3),
         "XC330-M288-T stall torque 0.93 N m at 1.80 A, 5 V (ROBOTIS e-manual) at the 550 mA "
         "current limit LEAP_Hand_API gives for the full hand (python/main.py: 350 for the "
         "lite, 550 for the full hand): 0.93 x 0.55 / 1.80",

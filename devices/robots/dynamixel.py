@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from assets.hands import load_hand
+from assets.hands import XC330_NM_PER_A, load_hand
 from devices.robots.base import ROBOTS
 from devices.robots.hardware import RealHand
 from devices.tick import HandState
@@ -53,11 +53,6 @@ ADDR_BUS_WATCHDOG = 98  # 1, 20 ms units, 0 = off
 ADDR_GOAL_CURRENT = 102  # 2, mA
 ADDR_GOAL_POSITION = 116  # 4
 ADDR_PRESENT_CURRENT = 126  # 2 (then velocity 4 at 128, position 4 at 132)
-#: N m per A of present current: the XC330-M288-T's stall torque over its stall current
-#: (0.93 N m at 1.80 A, 5 V; ROBOTIS e-manual), as LEAP's torque limit is derived
-#: (``assets.hands``). The servo measures current at its power input, so this is the
-#: effort's scale, not a calibrated torque.
-XC330_NM_PER_A = 0.93 / 1.80
 ADDR_PRESENT_VOLTAGE = 144  # 2, 0.1 V (then temperature 1 at 146)
 LEN_PRESENT = 10
 LEN_VOLTAGE_TEMP = 3
