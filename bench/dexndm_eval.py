@@ -181,16 +181,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reality-seed", type=int, default=0)
     p.add_argument("--generalist", default="", help="the base policy (default: the shipped one)")
     p.add_argument("--residual-scale", type=float, default=1.0, help="the controller's scale")
-    p.add_argument("--residual-joint-wise", default=None, help="default: the shipped one")
-    p.add_argument("--residual-whole-hand", default=None, help="default: the shipped one")
+    p.add_argument(
+        "--residual-joint-wise",
+        default=None,
+        help="default: the shipped default (residual_joint_wise_blend_HAND.pt)",
+    )
+    p.add_argument(
+        "--residual-whole-hand",
+        default=None,
+        help="default: the shipped whole-hand one with torques "
+        "(residual_whole_hand_effort_HAND.pt)",
+    )
     p.add_argument("--chaos-data", default=None, help="the chaos-box data the NDMs tuned on")
     p.add_argument("--ood-data", default=None, help="chaos-box data of another wrist")
     p.add_argument("--no-throughput", action="store_true")
     p.add_argument("--json", required=True)
     args = p.parse_args(argv)
     files = {
-        "joint_wise": args.residual_joint_wise or str(residual_path(args.hand, "joint_wise")),
-        "whole_hand": args.residual_whole_hand or str(residual_path(args.hand, "whole_hand")),
+        # the shipped default, and the best whole-hand residual chosen the same way
+        "joint_wise": args.residual_joint_wise or str(residual_path(args.hand)),
+        "whole_hand": args.residual_whole_hand
+        or str(residual_path(args.hand, "whole_hand_effort")),
         "generalist": args.generalist,
         "scale": args.residual_scale,
     }

@@ -125,7 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episode-s", type=float, default=20.0)
     p.add_argument("--wrist", default="palm_up")
     p.add_argument("--object", default="cube")
-    p.add_argument("--residual", default="none", help="none | joint_wise | whole_hand | FILE")
+    p.add_argument(
+        "--residual",
+        default="none",
+        help="none, a shipped kind (joint_wise_blend, joint_wise, whole_hand_effort...) or a file",
+    )
     p.add_argument("--reality-seed", type=int, default=0)
     p.add_argument(
         "--revert",

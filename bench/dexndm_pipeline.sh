@@ -8,6 +8,8 @@
 # `dexteleop train dexndm-select R0 R1 --seed 100 --scales 0.5 0.75 1` (seed 0 at half size;
 # BENCHMARKS.md, DexNDM, "The fine-tuned
 # generalist"); the shipped files' path labels name their place in assets/.
+# The default residual since the twelfth stop is a blend of the torque one (EFFORT=5) and the
+# angle-only one: `dexteleop train dexndm-blend` (README, DexNDM).
 # A real hand: replace --robot in the chaos-box step (e.g. dynamixel:port=/dev/ttyUSB0).
 # Environment: THREADS (CPU threads per step, default 2), LS (the residual penalties to
 # train and evaluate, default "0.001 0.03 0.3"; the shipped one is 0.03), CHAOS (chaos-box

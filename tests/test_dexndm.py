@@ -461,6 +461,64 @@ def test_an_ensemble_averages_residuals_trained_alike_but_for_their_seed(residua
         ensemble([(ens, meta), load_residual(members[1])])
 
 
+def test_a_blend_sends_the_weighted_sum_of_residuals_trained_for_different_objectives(
+    residual_setup,
+):
+    """`train dexndm-blend A B --weights 1 0.5`: residuals of one base policy through
+    different dynamics models and caps; the blend sends 1 x A's correction + 0.5 x B's (each
+    member under its own cap), survives a save and a load and a rescale, records each member,
+    and refuses what is not one base policy's single residuals."""
+    from controllers.dexndm.ndm import load_ndm
+    from controllers.dexndm.residual import ResidualConfig, blend, ensemble, load_residual
+    from teleop_app.cli import main as cli_main
+    from training.dexndm.residual_train import ResidualTrainConfig, Rollouts, train_residual
+
+    root, sim = residual_setup
+    cfg = ResidualTrainConfig(epochs=4, batch=128, lr=2e-3, threads=1, seed=0)
+    cfg.model = ResidualConfig(hidden=32, layers=2, max_rad=0.3)
+    train_residual([sim], root / "slow.pt", root / "bl_a.pt", cfg)
+    small = replace(cfg, seed=1, epochs=2, model=replace(cfg.model, max_rad=0.1))
+    train_residual([sim], root / "same.pt", root / "bl_b.pt", small)
+    paths = [str(root / "bl_a.pt"), str(root / "bl_b.pt")]
+    out = root / "blend.pt"
+    args = ["train", "dexndm-blend", *paths, "--weights", "1", "0.5", "--out", str(out)]
+    assert cli_main(args) == 0
+    mixed, meta = load_residual(out, hand="leap")
+    assert mixed.cfg.members == 2 and mixed.cfg.max_rad == pytest.approx(0.3)
+    assert [m["weight"] for m in meta["blend"]] == [1.0, 0.5]
+    assert [m["cap_rad"] for m in meta["blend"]] == pytest.approx([0.3, 0.1])
+    assert meta["blend"][0]["ndm"].endswith("slow.pt") and meta["blend"][1]["ndm"].endswith(
+        "same.pt"
+    )
+    assert meta["ndm"].endswith("slow.pt")  # the controller reads the first one's model
+    (a, meta_a), (b, meta_b) = (load_residual(p) for p in paths)
+    ndm, _ = load_ndm(root / "slow.pt")
+    data = Rollouts([sim], 10, ndm.cfg.window, 0.1)
+    batch = data.batch(data.val[:64])
+    obs, step = batch["obs"][:, 0], batch["step"][:, 0]
+    with torch.no_grad():
+        want = a(obs, step) + 0.5 * b(obs, step)
+        assert float(want.abs().max()) > 1e-3  # not two zero corrections
+        torch.testing.assert_close(mixed(obs, step), want)
+        torch.testing.assert_close(mixed.scaled(0.5)(obs, step), 0.5 * want)
+    # refused: one residual, weights that do not match, a weight that is not finite,
+    # a residual of another base policy, an ensemble as a member
+    with pytest.raises(ValueError, match="at least two"):
+        blend([(a, meta_a)], [1.0])
+    with pytest.raises(ValueError, match="2 weights for 3"):
+        blend([(a, meta_a), (b, meta_b), (a, meta_a)], [1.0, 1.0])
+    with pytest.raises(ValueError, match="finite"):
+        blend([(a, meta_a), (b, meta_b)], [1.0, float("nan")])
+    other = {**meta_b, "base_policy": {"path": "another.pt"}}
+    with pytest.raises(ValueError, match="another base_policy"):
+        blend([(a, meta_a), (b, other)], [1.0, 1.0])
+    train_residual([sim], root / "slow.pt", root / "bl_a2.pt", replace(cfg, seed=2))
+    ens, ens_meta = ensemble([(a, meta_a), load_residual(root / "bl_a2.pt")])
+    with pytest.raises(ValueError, match="ensemble or a blend"):
+        blend([(ens, ens_meta), (b, meta_b)], [1.0, 1.0])
+    assert cli_main([*args[:-2], "--weights", "1", "--out", str(root / "x.pt")]) != 0
+
+
 def test_observation_noise_trains_a_smoother_residual_that_still_closes_the_gap(residual_setup):
     """`--obs-noise`: noise on the residual's observed histories while training (the
     dynamics model's window clean). Against the slower hand it still closes most of the

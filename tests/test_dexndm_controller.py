@@ -8,6 +8,7 @@ import torch
 
 from controllers.base import CONTROLLERS
 from controllers.dexndm import DexNDMController, DexNDMControllerConfig
+from controllers.dexndm.controller import DEFAULT_RESIDUAL, RESIDUAL_KINDS
 from controllers.dexndm.ndm import NDMConfig, NeuralDynamics, save_ndm
 from controllers.dexndm.residual import ResidualConfig, ResidualPolicy, save_residual
 from devices.robots.sim import SimHand, SimHandConfig
@@ -39,19 +40,24 @@ def test_registered_and_available_with_the_shipped_generalist():
     assert DexNDMController.command_fields == frozenset({"axis"})
 
 
-@pytest.mark.parametrize(
-    "kind", ["joint_wise", "whole_hand", "joint_wise_effort", "whole_hand_effort"]
-)
+@pytest.mark.parametrize("kind", RESIDUAL_KINDS)
 def test_the_shipped_residuals_load_by_kind_with_their_models(kind):
-    """Each shipped residual (the default is the angle-only joint-wise one) corrects the
-    shipped generalist and finds the dynamics model it was trained through; the torque one's
-    model also predicts torques."""
+    """Each shipped residual (the default is the joint-wise blend) corrects the shipped
+    generalist and finds the dynamics model it was trained through (a blend: its torque
+    member's); the torque ones' models also predict torques, and a blend holds its torque
+    member and its angle-only one, with their weights."""
     c = DexNDMController(DexNDMControllerConfig(hand="leap", residual=kind))
     assert c.residual_path.name == f"residual_{kind}_leap.pt" and not c.notes
-    assert c.ndm is not None and c.ndm.cfg.effort == kind.endswith("_effort")
-    assert c.ndm.cfg.kind == kind.removesuffix("_effort")
+    base = kind.removesuffix("_effort").removesuffix("_blend")
+    assert c.ndm is not None and c.ndm.cfg.effort == (kind != base)
+    assert c.ndm.cfg.kind == base
+    if kind.endswith("_blend"):
+        parts = c.residual_meta["blend"]
+        assert [p["effort_weight"] > 0 for p in parts] == [True, False]
+        assert all(p["ndm_kind"] == base for p in parts) and parts[1]["weight"] > 0
+        assert c.residual.cfg.members == 2 and len(c.residual.cfg.weights) == 2
     default = DexNDMController(DexNDMControllerConfig(hand="leap"))
-    assert default.residual_path.name == "residual_joint_wise_leap.pt"
+    assert default.residual_path.name == f"residual_{DEFAULT_RESIDUAL}_leap.pt"
 
 
 def test_turns_about_the_commanded_axis_and_holds_without_one():

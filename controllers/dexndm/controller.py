@@ -42,11 +42,20 @@ def generalist_path(hand: str) -> Path:
 
 #: ``residual`` settings naming a shipped residual by the dynamics model it went through
 #: (``_effort``: a model that also predicts the actuators' torques, the residual trained to
-#: match them as well as the angles).
-RESIDUAL_KINDS = ("joint_wise", "whole_hand", "joint_wise_effort", "whole_hand_effort")
+#: match them as well as the angles; ``joint_wise_blend``: that one plus a quarter of the
+#: angle-only one, :func:`controllers.dexndm.residual.blend`, the default).
+RESIDUAL_KINDS = (
+    "joint_wise",
+    "whole_hand",
+    "joint_wise_effort",
+    "whole_hand_effort",
+    "joint_wise_blend",
+)
+#: the kind ``residual=""`` runs (none where a hand has no such file)
+DEFAULT_RESIDUAL = "joint_wise_blend"
 
 
-def residual_path(hand: str, kind: str = "joint_wise") -> Path:
+def residual_path(hand: str, kind: str = DEFAULT_RESIDUAL) -> Path:
     """The shipped residual policy of a hand trained through its ``kind`` dynamics model."""
     return DEXNDM_DIR / f"residual_{kind}_{hand}.pt"
 
@@ -79,9 +88,11 @@ class DexNDMControllerConfig(ControllerConfig):
 
     Attributes:
         generalist: the rotation generalist ("" = the shipped one).
-        residual: the residual policy ("" = the shipped joint-wise one when there is one,
-            ``joint_wise`` / ``whole_hand`` = the shipped one trained through that model,
-            ``joint_wise_effort`` / ``whole_hand_effort`` = through that model with torques,
+        residual: the residual policy ("" = the shipped default, ``joint_wise_blend``,
+            when there is one; ``joint_wise`` / ``whole_hand`` = the shipped one trained
+            through that model, ``joint_wise_effort`` / ``whole_hand_effort`` = through that
+            model with torques, ``joint_wise_blend`` = the joint-wise torque one plus a
+            quarter of the angle-only one, the default;
             ``none`` = the generalist alone, else a file).
         ndm: the dynamics model for the prediction-error readout ("" = the one the
             residual was trained through, ``none`` = no readout).

@@ -10,7 +10,10 @@ untrained residual changes nothing.
 
 An ensemble (``members`` > 1, built by :func:`ensemble` from residuals trained alike but
 for their seed) averages its members' corrections; how far they disagree
-(:meth:`ResidualPolicy.spread`) tells where the training data said little.
+(:meth:`ResidualPolicy.spread`) tells where the training data said little. A blend
+(:func:`blend`, ``weights``) sends a weighted sum of residuals trained for different
+objectives (e.g. one matching the next angles and one matching the actuators' torques too,
+each through its own dynamics model).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -37,6 +41,8 @@ class ResidualConfig:
         n: joints. history: the generalist's T. hidden / layers: the MLP.
         max_rad: the largest correction per joint (rad).
         members: networks whose corrections are averaged (1: one network).
+        weights: the members' weights in the correction (empty: their mean, an ensemble;
+            a blend: :func:`blend`).
     """
 
     n: int = 16
@@ -45,6 +51,10 @@ class ResidualConfig:
     layers: int = 3
     max_rad: float = 0.05
     members: int = 1
+    weights: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.weights = tuple(float(w) for w in self.weights)  # a list, read from a file
 
     @property
     def obs_dim(self) -> int:
@@ -84,6 +94,8 @@ class ResidualPolicy(nn.Module):
         super().__init__()
         if cfg.members < 1:
             raise ValueError(f"a residual has at least one member, got {cfg.members}")
+        if cfg.weights and len(cfg.weights) != cfg.members:
+            raise ValueError(f"{len(cfg.weights)} weights for {cfg.members} members")
         self.cfg = cfg
         self.norm = Normalizer(cfg.obs_dim)
         self.net = _mlp(cfg)
@@ -107,7 +119,11 @@ class ResidualPolicy(nn.Module):
         outs = self.member_outputs(obs_gene, base_step)
         if len(outs) == 1:
             return outs[0], torch.zeros(outs.shape[1:-1])
-        return outs.mean(dim=0), outs.std(dim=0, unbiased=False).mean(dim=-1)
+        spread = outs.std(dim=0, unbiased=False).mean(dim=-1)
+        if self.cfg.weights:
+            w = torch.as_tensor(self.cfg.weights, dtype=outs.dtype)
+            return torch.tensordot(w, outs, dims=1), spread
+        return outs.mean(dim=0), spread
 
     def scaled(self, scale: float) -> ResidualPolicy:
         """This policy sending ``scale`` times its corrections: the same weights under a cap
@@ -163,15 +179,7 @@ def ensemble(
     seeds = [(meta.get("config") or {}).get("seed") for _, meta in members]
     if len(set(seeds)) < len(seeds):
         raise ValueError(f"members share a seed ({seeds}): they would be the same network")
-    cfg = replace(model0.cfg, members=len(members))
-    out = ResidualPolicy(cfg)
-    with torch.no_grad():
-        out.norm.load_state_dict(model0.norm.state_dict())
-        out.net.load_state_dict(model0.net.state_dict())
-        for dst, (model, _) in zip(out.others, members[1:], strict=True):
-            dst.norm.load_state_dict(model.norm.state_dict())
-            dst.net.load_state_dict(model.net.state_dict())
-    out.eval()
+    out = _stack([model for model, _ in members], replace(model0.cfg, members=len(members)))
     meta = {
         key: meta0.get(key)
         for key in ("hand", "ndm", "ndm_kind", "ndm_data", "data", "base_policy", "config")
@@ -180,6 +188,79 @@ def ensemble(
     meta["members"] = [
         {"seed": s, "val": meta.get("val"), "val_before": meta.get("val_before")}
         for s, (_, meta) in zip(seeds, members, strict=True)
+    ]
+    return out, meta
+
+
+def _stack(models: list[ResidualPolicy], cfg: ResidualConfig) -> ResidualPolicy:
+    """One residual of ``cfg`` (``members`` = len(models)) holding each model's normaliser and
+    network as a member, in order."""
+    out = ResidualPolicy(cfg)
+    with torch.no_grad():
+        out.norm.load_state_dict(models[0].norm.state_dict())
+        out.net.load_state_dict(models[0].net.state_dict())
+        for dst, model in zip(out.others, models[1:], strict=True):
+            dst.norm.load_state_dict(model.norm.state_dict())
+            dst.net.load_state_dict(model.net.state_dict())
+    out.eval()
+    return out
+
+
+def blend(
+    members: list[tuple[ResidualPolicy, dict[str, Any]]], weights: list[float]
+) -> tuple[ResidualPolicy, dict[str, Any]]:
+    """One residual sending ``sum_k weights[k] x`` the correction of ``members[k]`` ((model,
+    meta) pairs as :func:`load_residual` gives them): residuals of one hand and one base
+    policy, of the same network shape, trained for different objectives or through
+    different dynamics models (their caps may differ: each member keeps its own, folded
+    into its weight). Returns (blend, meta); the meta's ``blend`` keeps each member's weight,
+    dynamics model, objective and report; its ``ndm`` is the first member's (the one the
+    controller reads its one-step prediction through)."""
+    if len(members) < 2:
+        raise ValueError("a blend needs at least two residuals")
+    if len(weights) != len(members):
+        raise ValueError(f"{len(weights)} weights for {len(members)} residuals")
+    if not all(np.isfinite(w) for w in weights):
+        raise ValueError(f"a blend's weights must be finite, got {weights}")
+    model0, meta0 = members[0]
+    shape = ("n", "history", "hidden", "layers")
+    for k, (model, meta) in enumerate(members):
+        if model.cfg.members != 1:
+            raise ValueError(f"member {k} is an ensemble or a blend; blend single residuals")
+        if k == 0:
+            continue
+        if any(getattr(model.cfg, a) != getattr(model0.cfg, a) for a in shape):
+            raise ValueError(f"member {k}'s network differs: {model.cfg} vs {model0.cfg}")
+        for key in ("hand", "base_policy"):
+            if meta.get(key) != meta0.get(key):
+                raise ValueError(
+                    f"member {k} has another {key} ({meta.get(key)} vs {meta0.get(key)}); a "
+                    "blend's members correct one base policy on one hand"
+                )
+    # a member's correction is its own cap x tanh(.): the blend's cap is the first one's
+    folded = [
+        float(w) * m.cfg.max_rad / model0.cfg.max_rad
+        for w, (m, _) in zip(weights, members, strict=True)
+    ]
+    cfg = replace(model0.cfg, members=len(members), weights=tuple(folded))
+    out = _stack([model for model, _ in members], cfg)
+    meta = {
+        key: meta0.get(key)
+        for key in ("hand", "ndm", "ndm_kind", "ndm_data", "data", "base_policy")
+    }
+    meta["blend"] = [
+        {
+            "weight": float(w),
+            "cap_rad": model.cfg.max_rad,
+            "ndm": m.get("ndm"),
+            "ndm_kind": m.get("ndm_kind"),
+            "effort_weight": (m.get("config") or {}).get("effort_weight", 0.0),
+            "seed": (m.get("config") or {}).get("seed"),
+            "val": m.get("val"),
+            "val_before": m.get("val_before"),
+            "source": m.get("source") or (m.get("selection") or {}).get("chosen"),
+        }
+        for w, (model, m) in zip(weights, members, strict=True)
     ]
     return out, meta
 
@@ -207,6 +288,7 @@ __all__ = [
     "RESIDUAL_FORMAT",
     "ResidualConfig",
     "ResidualPolicy",
+    "blend",
     "ensemble",
     "load_residual",
     "save_residual",

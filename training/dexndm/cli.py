@@ -257,6 +257,34 @@ def run_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_blend_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "residuals",
+        nargs="+",
+        help="residual policies of one base policy, trained for different objectives or "
+        "through different dynamics models (e.g. angles only, and with --effort-weight)",
+    )
+    p.add_argument(
+        "--weights",
+        type=float,
+        nargs="+",
+        required=True,
+        help="each residual's weight in the correction sent, in order",
+    )
+    p.add_argument("--hand", default="leap")
+    p.add_argument("--out", required=True, help="the blended residual file")
+
+
+def run_blend(args: argparse.Namespace) -> int:
+    from controllers.dexndm.residual import blend, load_residual, save_residual
+
+    model, meta = blend([load_residual(r, hand=args.hand) for r in args.residuals], args.weights)
+    meta["member_files"] = [str(r) for r in args.residuals]
+    save_residual(args.out, model, meta)
+    print(json.dumps({"out": args.out, "weights": model.cfg.weights, "cap_rad": model.cfg.max_rad}))
+    return 0
+
+
 def add_select_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("residuals", nargs="+", help="the candidate residual policies")
     p.add_argument("--hand", default="leap")
@@ -350,6 +378,16 @@ TRAIN.register(
     help="one DexNDM residual averaging several trained alike but for their seed",
     add_arguments=add_ensemble_arguments,
     run=run_ensemble,
+    user_errors=(FileNotFoundError, ValueError),
+)
+
+
+TRAIN.register(
+    "dexndm-blend",
+    help="one DexNDM residual sending a weighted sum of residuals trained for different "
+    "objectives (e.g. angles only, and angles and torques)",
+    add_arguments=add_blend_arguments,
+    run=run_blend,
     user_errors=(FileNotFoundError, ValueError),
 )
 
