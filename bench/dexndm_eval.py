@@ -11,6 +11,9 @@ policies start it, the controller turns it about a fixed palm axis for ``--episo
 axis): ``{method, axis, object, wrist, episodes, rot_rad_per_s, rotr, ttf, rotp, drops}``
 for ``direct`` (the generalist alone), ``whole_hand`` (its residual trained through the
 whole-hand NDM) and ``joint_wise`` (DexNDM). The same episode seeds for every method.
+``--then B --switch-s 10``: the operator switches each episode's axis to B after 10 s
+(records ``A>B`` with the turn about A before and about B after: ``rotr_before`` /
+``rotr_after``).
 
 Then the dynamics models' next-angle errors (rad RMSE): on the chaos-box data they were
 fine-tuned on (held-out trajectories: in distribution), on chaos-box data of another wrist
@@ -61,8 +64,9 @@ def run_methods(args: argparse.Namespace, files: dict[str, str]) -> tuple[list[d
     for method in args.methods:
         ctrl = _controller(args.hand, method, files)
         robot = rotation_robot(ctrl, spec, args.hand, wrist=args.wrist, object=args.object)
+        switch = (args.then, args.switch_s) if args.then else None
         for axis, summary, res in evaluate_axes(
-            robot, ctrl, args.axes, args.episodes, args.seed, args.episode_s
+            robot, ctrl, args.axes, args.episodes, args.seed, args.episode_s, switch
         ):
             rec = {
                 "method": method,
@@ -176,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
         help="palm axes, written z+ z- (as bench/rotation_eval.py) or --axes=+z",
     )
     p.add_argument("--episode-s", type=float, default=20.0)
+    p.add_argument(
+        "--then",
+        type=_axis,
+        default=None,
+        help="an operator's switch: each episode's command switches to this palm axis after "
+        "--switch-s (records A>B with rotr_before / rotr_after)",
+    )
+    p.add_argument("--switch-s", type=float, default=10.0)
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument("--dynamics", choices=("reality", "nominal"), default="reality")
     p.add_argument("--reality-seed", type=int, default=0)

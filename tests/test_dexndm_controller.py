@@ -88,31 +88,24 @@ def test_the_shipped_generalist_turns_the_cube_both_ways_in_simulation():
 
 
 def test_the_shipped_generalist_reverses_when_the_operator_switches_axes():
-    """X (+z) for 4 s, then Y (-z) for 4 s, in one episode on the simulated hand: the cube
-    turns about +z, then about -z (the generalist was distilled with axis switches and
-    DAgger; the first one kept turning +z)."""
-    from assets.rotations import turn_about_axis
-
+    """X (+z) for 4 s, then Y (-z) for 4 s, in one episode on the simulated hand
+    (``rotation_episode``'s switch, what `bench/dexndm_eval.py --then` runs): the cube turns
+    about +z, then about -z (the generalist was distilled with axis switches and DAgger; the
+    first one kept turning +z); RotR is the turn about the axis in force at each tick."""
     c = DexNDMController(DexNDMControllerConfig(hand="leap", residual="none", ndm="none"))
     robot = _hand()
-    robot.start_rotation(c.sim_start(), 0.3)
-    state = robot.read()
-    c.reset(state)
-    turned = {}
-    for name, k in (("+z", [0.0, 0.0, 1.0]), ("-z", [0.0, 0.0, -1.0])):
-        axis = np.array(k)
-        turned[name] = 0.0
-        prev = np.asarray(state.object_pose[3:7])
-        for _ in range(80):
-            target, info = c.step(state, Command(t=0.0, axis=axis))
-            robot.send(target)
-            state = robot.read()
-            quat = np.asarray(state.object_pose[3:7])
-            turned[name] += turn_about_axis(prev, quat, state.wrist, axis)[0]
-            prev = quat
-        assert info["axis"] == name
-    assert not state.object_dropped
-    assert turned["+z"] > 0.3 and turned["-z"] > 0.3, turned
+    rest = c.sim_start()
+    res = rotation_episode(
+        robot, c, "+z", rest, np.random.default_rng(0), episode_s=8.0, then="-z", switch_s=4.0
+    )
+    assert not res.dropped and res.steps == 160
+    assert res.rotr_before > 0.3 and res.rotr_after > 0.3, res
+    assert res.rotr == pytest.approx(res.rotr_before + res.rotr_after)
+    s = summarize([res], 8.0, 1.0 / robot.rate_hz)
+    assert s["rotr_before"] == round(res.rotr_before, 3)
+    assert s["rotr_after"] == round(res.rotr_after, 3)
+    with pytest.raises(ValueError, match="switch_s"):
+        rotation_episode(robot, c, "+z", rest, np.random.default_rng(0), 8.0, "-z", 9.0)
 
 
 def test_residual_on_off_scale_and_the_dynamics_readout(files):

@@ -257,6 +257,14 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     segs = list(iter_segments(ds, ("effort", "target", "q")))
     effort = np.concatenate([s["effort"] for s in segs])
     assert np.isfinite(effort).all() and np.abs(effort).max() > 0.01  # the fingers do push
+    # an operator's switch (--axis-flip-s): each episode starts about +z, then turns -z
+    flip = tmp_path / "ds_flip"
+    assert main(["data", "generate", "--task", "rotate", "--scale", "smoke", "--policy", str(gen),
+                 "--axes", "z+", "z-", "--axis-flip-s", "0.5", "--transitions", "200",
+                 "--out", str(flip)]) == 0  # fmt: skip
+    assert DatasetReader(flip).manifest["meta"]["env"]["axis_flip_s"] == 0.5
+    zs = [seg["axis"][:, 2] for seg in iter_segments(flip, ("axis",))]
+    assert any(z[0] > 0 and (z < 0).any() for z in zs)
 
 
 def test_dexgen_models_know_rotate_and_old_ones_load_as_they_were():

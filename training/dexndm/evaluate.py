@@ -9,6 +9,11 @@ by the run report's own meter (``teleop_app``'s ``ObjectMeter`` logic, the same 
 ``dexteleop run`` reports); an episode ends at a drop. Metrics as DexNDM's (Sec. 4.1) and
 ``bench/rotation_eval.py``'s: RotR (rad about the axis per episode), TTF (time to fall / the
 episode), RotP (mean off-axis angular speed, rad/s), rad/s = RotR / episode time.
+
+An operator's switch (``then``, ``switch_s``): the command's axis changes to ``then`` after
+``switch_s`` seconds, as when the operator presses Y after X; RotR is then the turn about the
+axis in force at each tick (the run report's ``rotation_about_command_axis_rad``), and
+``rotr_before`` / ``rotr_after`` its two parts.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ class EpisodeResult:
     #: dynamics models' errors on the task itself)
     q: np.ndarray | None = None
     target: np.ndarray | None = None
+    #: with a switch: the turn about the first axis before it, about the second after (rad)
+    rotr_before: float | None = None
+    rotr_after: float | None = None
 
 
 def rotation_episode(
@@ -42,10 +50,21 @@ def rotation_episode(
     rest_q: np.ndarray,
     rng: np.random.Generator,
     episode_s: float = 20.0,
+    then: str | None = None,
+    switch_s: float | None = None,
 ) -> EpisodeResult:
     """One episode on ``robot`` (a simulated hand with an object) driven by ``controller``
-    about palm axis ``axis`` (``+z`` ...)."""
+    about palm axis ``axis`` (``+z`` ...), switched to palm axis ``then`` after ``switch_s``
+    seconds when both are given."""
     k = np.asarray(PALM_AXES[axis], dtype=float)
+    switch_at = None
+    if then is not None:
+        if switch_s is None or not 0 < switch_s < episode_s:
+            raise ValueError(
+                f"a switch needs 0 < switch_s < episode_s ({episode_s}), got {switch_s}"
+            )
+        switch_at = round(switch_s * robot.rate_hz)
+    parts = [0.0, 0.0]
     robot.start_rotation(np.asarray(rest_q, dtype=float), float(rng.uniform(0, 2 * np.pi)))
     state = robot.read()
     controller.reset(state)
@@ -57,6 +76,9 @@ def rotation_episode(
     done = 0
     qs, sent_targets = [], []
     for t in range(steps):
+        if t == switch_at:
+            k = np.asarray(PALM_AXES[then], dtype=float)
+            command = Command(t=t / robot.rate_hz, axis=k)
         target, _ = controller.step(state, command)
         qs.append(np.asarray(state.q, dtype=float))
         sent, _ = robot.send(target)
@@ -71,8 +93,12 @@ def rotation_episode(
             break
         rotr += along
         off += off_step
+        parts[switch_at is not None and t >= switch_at] += along
     ttf = done / steps if dropped else 1.0
-    return EpisodeResult(rotr, off, done, dropped, ttf, np.array(qs), np.array(sent_targets))
+    res = EpisodeResult(rotr, off, done, dropped, ttf, np.array(qs), np.array(sent_targets))
+    if switch_at is not None:
+        res.rotr_before, res.rotr_after = parts
+    return res
 
 
 def summarize(results: list[EpisodeResult], episode_s: float, dt: float) -> dict[str, Any]:
@@ -87,6 +113,14 @@ def summarize(results: list[EpisodeResult], episode_s: float, dt: float) -> dict
         "ttf": round(float(np.mean([r.ttf for r in results])), 3),
         "rotp": round(sum(r.off_rad for r in results) / in_hand, 4) if in_hand else None,
         "drops": int(sum(r.dropped for r in results)),
+        **(
+            {
+                "rotr_before": round(float(np.mean([r.rotr_before for r in results])), 3),
+                "rotr_after": round(float(np.mean([r.rotr_after for r in results])), 3),
+            }
+            if results and results[0].rotr_before is not None
+            else {}
+        ),
     }
 
 
@@ -125,20 +159,27 @@ def evaluate_axes(
     episodes: int,
     seed: int,
     episode_s: float = 20.0,
+    switch: tuple[str, float] | None = None,
 ) -> list[tuple[str, dict[str, Any], list[EpisodeResult]]]:
     """``episodes`` episodes about each palm axis (draw ``seed``): per axis (axis, the
-    metrics of :func:`summarize` plus ``seconds``, the episodes)."""
+    metrics of :func:`summarize` plus ``seconds``, the episodes). ``switch`` = (axis B,
+    seconds): each episode switches to B then (an axis that is B itself is skipped), and
+    its label is ``A>B``."""
     import time
 
     out = []
     rest = controller.sim_start()
+    then, switch_s = switch if switch is not None else (None, None)
     for axis in axes:
+        if axis == then:
+            continue
         rng = axis_rng(seed, axis)
         t0 = time.perf_counter()
         res = [
-            rotation_episode(robot, controller, axis, rest, rng, episode_s) for _ in range(episodes)
+            rotation_episode(robot, controller, axis, rest, rng, episode_s, then, switch_s)
+            for _ in range(episodes)
         ]
         rec = summarize(res, episode_s, 1.0 / robot.rate_hz)
         rec["seconds"] = round(time.perf_counter() - t0, 1)
-        out.append((axis, rec, res))
+        out.append((axis if then is None else f"{axis}>{then}", rec, res))
     return out

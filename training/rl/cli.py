@@ -61,6 +61,14 @@ def add_physics_arguments(p: argparse.ArgumentParser) -> None:
         "base_down, thumb_up, thumb_down, or random)",
     )
     p.add_argument(
+        "--axis-flip-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="rotate: an operator switching axes: each episode starts about the first of --axes "
+        "and switches to the next every S seconds",
+    )
+    p.add_argument(
         "--gait",
         action="store_true",
         help="rotate: the shipped periodic finger gait of each wrist and axis as the reference "
@@ -92,6 +100,10 @@ def physics_overrides(args: argparse.Namespace) -> dict:
         if args.task != "rotate":
             raise ValueError("--gait is for the rotate task")
         over["gait"] = True
+    if getattr(args, "axis_flip_s", None) is not None:
+        if args.task != "rotate":
+            raise ValueError("--axis-flip-s is for the rotate task")
+        over["axis_flip_s"] = float(args.axis_flip_s)
     return over
 
 
