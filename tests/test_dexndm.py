@@ -491,6 +491,7 @@ def test_a_blend_sends_the_weighted_sum_of_residuals_trained_for_different_objec
         "same.pt"
     )
     assert meta["ndm"].endswith("slow.pt")  # the controller reads the first one's model
+    assert all(m["data"] for m in meta["blend"])  # each member's rollouts
     (a, meta_a), (b, meta_b) = (load_residual(p) for p in paths)
     ndm, _ = load_ndm(root / "slow.pt")
     data = Rollouts([sim], 10, ndm.cfg.window, 0.1)

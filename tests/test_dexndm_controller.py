@@ -56,6 +56,13 @@ def test_the_shipped_residuals_load_by_kind_with_their_models(kind):
         assert [p["effort_weight"] > 0 for p in parts] == [True, False]
         assert all(p["ndm_kind"] == base for p in parts) and parts[1]["weight"] > 0
         assert c.residual.cfg.members == 2 and len(c.residual.cfg.weights) == 2
+        assert all(p["data"] for p in parts)  # which rollouts each member was trained on
+        robot = _hand()
+        robot.start_rotation(c.sim_start(), 0.3)
+        state = robot.read()
+        c.reset(state)
+        _, info = c.step(state, Command(t=0.0, axis=np.array([0.0, 0.0, 1.0])))
+        assert info["residual_rad"] > 0 and "residual_spread_rad" not in info  # not an ensemble
     default = DexNDMController(DexNDMControllerConfig(hand="leap"))
     assert default.residual_path.name == f"residual_{DEFAULT_RESIDUAL}_leap.pt"
 

@@ -279,7 +279,9 @@ class DexNDMController(Controller):
                     torch.as_tensor(step[None], dtype=torch.float32),
                 )
             res = res_t[0].numpy().astype(float)
-            if self.residual.cfg.members > 1:  # an ensemble: how far its members disagree
+            # an ensemble (members trained alike): how far they disagree; a blend's members
+            # were trained for different objectives, so theirs says nothing of the data
+            if self.residual.cfg.members > 1 and not self.residual.cfg.weights:
                 info["residual_spread_rad"] = float(spread[0])
             res = self.config.residual_scale * res
             target = target + res

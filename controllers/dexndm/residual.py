@@ -214,8 +214,8 @@ def blend(
     policy, of the same network shape, trained for different objectives or through
     different dynamics models (their caps may differ: each member keeps its own, folded
     into its weight). Returns (blend, meta); the meta's ``blend`` keeps each member's weight,
-    dynamics model, objective and report; its ``ndm`` is the first member's (the one the
-    controller reads its one-step prediction through)."""
+    dynamics model, data, objective and report; its ``ndm`` is the first member's (the one
+    the controller reads its one-step prediction through)."""
     if len(members) < 2:
         raise ValueError("a blend needs at least two residuals")
     if len(weights) != len(members):
@@ -254,6 +254,7 @@ def blend(
             "cap_rad": model.cfg.max_rad,
             "ndm": m.get("ndm"),
             "ndm_kind": m.get("ndm_kind"),
+            "data": m.get("data"),
             "effort_weight": (m.get("config") or {}).get("effort_weight", 0.0),
             "seed": (m.get("config") or {}).get("seed"),
             "val": m.get("val"),

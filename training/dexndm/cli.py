@@ -281,7 +281,8 @@ def run_blend(args: argparse.Namespace) -> int:
     model, meta = blend([load_residual(r, hand=args.hand) for r in args.residuals], args.weights)
     meta["member_files"] = [str(r) for r in args.residuals]
     save_residual(args.out, model, meta)
-    print(json.dumps({"out": args.out, "weights": model.cfg.weights, "cap_rad": model.cfg.max_rad}))
+    # the weights as given (the file keeps them with each member's cap folded in)
+    print(json.dumps({"out": args.out, "weights": args.weights, "cap_rad": model.cfg.max_rad}))
     return 0
 
 

@@ -93,7 +93,7 @@ def rotation_episode(
             break
         rotr += along
         off += off_step
-        parts[switch_at is not None and t >= switch_at] += along
+        parts[int(switch_at is not None and t >= switch_at)] += along  # before / after
     ttf = done / steps if dropped else 1.0
     res = EpisodeResult(rotr, off, done, dropped, ttf, np.array(qs), np.array(sent_targets))
     if switch_at is not None:
