@@ -163,13 +163,13 @@ def _axis(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def main(argv: list[str] | None = None) -> int:
-    from controllers.dexndm import residual_path
-
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def add_episode_arguments(p: argparse.ArgumentParser, seed: int) -> None:
+    """The rotation episodes on the stand-in (this bench's and ``bench/dexndm_gap.py``'s):
+    hand, palm axes, episodes per axis, the draw (``--seed``, default ``seed``), episode
+    length, wrist, object."""
     p.add_argument("--hand", default="leap")
     p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=seed)
     p.add_argument("--wrist", default="palm_up")
     p.add_argument("--object", default="cube")
     p.add_argument(
@@ -180,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         help="palm axes, written z+ z- (as bench/rotation_eval.py) or --axes=+z",
     )
     p.add_argument("--episode-s", type=float, default=20.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from controllers.dexndm import residual_path
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_episode_arguments(p, seed=0)
     p.add_argument(
         "--then",
         type=_axis,

@@ -115,16 +115,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from bench.dexndm_eval import add_episode_arguments
     from devices.robots.reality import GAP_COMPONENTS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--hand", default="leap")
-    p.add_argument("--axes", nargs="+", default=["+z", "-z"])
-    p.add_argument("--episodes", type=int, default=20)
-    p.add_argument("--seed", type=int, default=100)
-    p.add_argument("--episode-s", type=float, default=20.0)
-    p.add_argument("--wrist", default="palm_up")
-    p.add_argument("--object", default="cube")
+    add_episode_arguments(p, seed=100)
     p.add_argument(
         "--residual",
         default="none",
@@ -141,9 +136,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
-    from devices.tick import palm_axis
-
-    args.axes = [palm_axis(a) for a in args.axes]
     import torch
 
     torch.set_num_threads(args.threads)
