@@ -105,7 +105,7 @@ def summarize(results: list[EpisodeResult], episode_s: float, dt: float) -> dict
     """DexNDM's metrics over episodes."""
     rotr = float(np.mean([r.rotr for r in results]))
     in_hand = sum(r.steps for r in results) * dt
-    return {
+    out = {
         "episodes": len(results),
         "rot_rad_per_s": round(rotr / episode_s, 4),
         "rotr": round(rotr, 3),
@@ -113,15 +113,11 @@ def summarize(results: list[EpisodeResult], episode_s: float, dt: float) -> dict
         "ttf": round(float(np.mean([r.ttf for r in results])), 3),
         "rotp": round(sum(r.off_rad for r in results) / in_hand, 4) if in_hand else None,
         "drops": int(sum(r.dropped for r in results)),
-        **(
-            {
-                "rotr_before": round(float(np.mean([r.rotr_before for r in results])), 3),
-                "rotr_after": round(float(np.mean([r.rotr_after for r in results])), 3),
-            }
-            if results and results[0].rotr_before is not None
-            else {}
-        ),
     }
+    if results and results[0].rotr_before is not None:  # episodes with a switch
+        out["rotr_before"] = round(float(np.mean([r.rotr_before for r in results])), 3)
+        out["rotr_after"] = round(float(np.mean([r.rotr_after for r in results])), 3)
+    return out
 
 
 def rotation_robot(
