@@ -181,7 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hand", default="leap")
     p.add_argument("--axis", nargs="+", default=["z+"])
     p.add_argument("--object", nargs="+", default=["cube"])
-    p.add_argument("--wrist", nargs="+", default=["palm_up"])
+    p.add_argument(
+        "--wrist",
+        nargs="+",
+        default=["palm_up"],
+        help="wrist orientations: DexNDM's six (palm_up, ...) or tilts between two, A>B:DEG",
+    )
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--episode-s", type=float, default=20.0)

@@ -57,6 +57,40 @@ def test_wrists_are_dexndms_six_and_stay_put(env):
     np.testing.assert_allclose(env.gravity[fresh], before[fresh], atol=1e-12)
 
 
+def test_a_tilted_wrist_lies_between_two_and_its_curriculum_tilts_it(tmp_path):
+    """``A>B:DEG``: gravity turned DEG degrees from wrist A's toward B's on the great circle
+    (unit, at the right angle from both); the tilt curriculum starts episodes at A and
+    tilts them linearly to DEG between its two reset counts; bad tilts are refused."""
+    assert wrist_gravity("palm_up>base_up:90") == pytest.approx(wrist_gravity("base_up"))
+    assert wrist_gravity("palm_up>base_up:0") == pytest.approx(wrist_gravity("palm_up"))
+    h = np.sqrt(0.5)
+    assert wrist_gravity("palm_up>base_up:45") == pytest.approx([h, 0, h])
+    assert wrist_gravity("palm_up>base_up:90", 0.5) == pytest.approx([h, 0, h])
+    g = wrist_gravity("palm_up>thumb_down:30")
+    assert np.linalg.norm(g) == pytest.approx(1.0)
+    assert np.degrees(np.arccos(g @ wrist_gravity("palm_up"))) == pytest.approx(30)
+    assert np.degrees(np.arccos(g @ wrist_gravity("thumb_down"))) == pytest.approx(60)
+    for bad, why in (("palm_up>base_up:120", "0-90 degrees"), ("palm_up>base_up:-5", "0-90"),
+                     ("palm_up>palm_down:10", "opposite"), ("palm_up>base_up", "A>B:DEG"),
+                     ("palm_up>sideways:10", "unknown wrist")):  # fmt: skip
+        with pytest.raises(ValueError, match=why):
+            wrist_gravity(bad)
+    env = _env(tmp_path, axes=("z-",), wrists=("palm_up>base_up:90",), start="palm",
+               rest_q=CUPPED, tilt_resets=(2.0, 4.0), dr=Randomization(enabled=False))  # fmt: skip
+    env.reset()
+    assert env.tilt_share() == 0.0
+    np.testing.assert_allclose(env.gravity, np.tile([0, 0, 1.0], (4, 1)), atol=1e-12)
+    zeros = torch.zeros(env.num_envs, env.n)
+    env.resets = 3 * env.num_envs  # halfway up the ramp: the next episodes start at 45
+    env.episode_length_buf[:] = env.max_episode_length  # every world's episode ends now
+    env.step(zeros)
+    np.testing.assert_allclose(env.gravity, np.tile([h, 0, h], (4, 1)), atol=1e-9)
+    grav = env.backend.model_field("opt.gravity")[0]  # written to the model, world frame
+    assert np.linalg.norm(grav) == pytest.approx(9.81)
+    np.testing.assert_allclose(grav / 9.81, env.palm_rot @ [h, 0, h], atol=1e-9)
+    assert _env(tmp_path, wrists=("palm_up>base_up:45",)).tilt_share() == 1.0  # no ramp
+
+
 def test_rotation_is_measured_about_the_axis_and_the_waypoint_moves_on(tmp_path):
     env = _env(tmp_path, axes=("z+",), dr=Randomization(enabled=False))
     env.reset()
@@ -269,8 +303,10 @@ def test_palm_start_drops_the_object_into_the_palm(tmp_path):
     # lying on the palm: its centre within its bounding radius of the palm's surface
     assert np.all(pos[:, 2] < surface[2]) and np.all(surface[2] - pos[:, 2] <= rb + 0.005)
     assert not env.last_terminated.any()
-    with pytest.raises(ValueError, match="press the object into the palm"):
+    with pytest.raises(ValueError, match="do not turn the palm down"):
         _env(tmp_path, wrists=("palm_down",), start="palm")
+    with pytest.raises(ValueError, match="do not turn the palm down"):
+        _env(tmp_path, wrists=("base_down>palm_down:10",), start="palm")
     with pytest.raises(ValueError, match="start must be"):
         _env(tmp_path, start="table")
 

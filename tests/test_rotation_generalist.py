@@ -148,6 +148,17 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     assert axes_seen == {(0.0, 0.0, 1.0), (0.0, 0.0, -1.0)}
     with pytest.raises(ValueError, match="differs in"):
         distill.collect([spec / "policy.pt", ref / "policy.pt"], "leap", sf)
+    # specialists of another wrist switch among themselves, in an environment of their own
+    spec_t = tmp_path / "spec_t"
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
+                 "--action-mode", "delta", "--axes", "z+", "--wrists", "palm_up>base_up:90",
+                 "--families", "cube", "--grasp-cache", cache,
+                 "--out", str(spec_t)]) == 0  # fmt: skip
+    trio = [spec / "policy.pt", spec_t / "policy.pt", spec_m / "policy.pt"]
+    assert distill.switch_groups(trio) == [[trio[0], trio[2]], [trio[1]]]
+    _, tspecs, _ = distill.collect(trio, "leap", replace(sf, episodes=2))
+    assert [(sp["wrists"], sp["axes"]) for sp in tspecs] == [
+        (["palm_up"], ["z+", "z-"]), (["palm_up>base_up:90"], ["z+"])]  # fmt: skip
     # a generalist may see more steps than the specialists' own history: the rollouts keep
     # its buffer, whose last 10 steps are the 10-step generalist's observation
     sl = DistillSettings(episodes=4, episode_s=1.0, flip_s=0.2, keep_dropped=True, threads=1,

@@ -74,10 +74,34 @@ LEAP_CUPPED_POSE: tuple[float, ...] = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0
                                        0.5, 0.75, 0.75, 0.25, 0.65, 0.9, 0.75, 0.6)  # fmt: skip
 
 
-def wrist_gravity(wrist: str) -> np.ndarray:
-    """The unit gravity direction in the palm frame for one of the six wrists."""
+def wrist_gravity(wrist: str, tilt: float = 1.0) -> np.ndarray:
+    """The unit gravity direction in the palm frame for one of the six wrists, or for a wrist
+    between two of them: ``A>B:DEG`` (e.g. ``palm_up>base_up:45``) is wrist ``A`` turned
+    ``DEG`` degrees toward ``B`` (gravity on the great circle from ``A``'s to ``B``'s; ``DEG``
+    up to the angle between them, 90 for neighbours). ``tilt`` (0-1) scales ``DEG``: the
+    tilt curriculum's share (:attr:`RotateConfig.tilt_resets`)."""
+    if ">" in wrist:
+        a, _, rest = wrist.partition(">")
+        b, _, deg = rest.partition(":")
+        ga, gb = wrist_gravity(a), wrist_gravity(b)
+        try:
+            rad = np.radians(float(deg))
+        except ValueError:
+            raise ValueError(
+                f"wrist {wrist!r}: write a tilt as A>B:DEG, e.g. palm_up>base_up:45"
+            ) from None
+        span = float(np.arccos(np.clip(ga @ gb, -1.0, 1.0)))
+        if span > np.pi - 1e-6:
+            raise ValueError(f"wrist {wrist!r}: {a} and {b} are opposite; tilt through a third")
+        if not (np.isfinite(rad) and 0.0 <= rad <= span + 1e-9):
+            raise ValueError(f"wrist {wrist!r}: the tilt must be 0-{np.degrees(span):.0f} degrees")
+        if span < 1e-9:
+            return ga
+        k = np.cross(ga, gb) / np.sin(span)  # the unit axis ga turns about toward gb
+        t = rad * float(np.clip(tilt, 0.0, 1.0))
+        return ga * np.cos(t) + np.cross(k, ga) * np.sin(t)
     if wrist not in WRIST_ORIENTATIONS:
-        known = ", ".join([*WRIST_ORIENTATIONS, RANDOM_WRIST])
+        known = ", ".join([*WRIST_ORIENTATIONS, RANDOM_WRIST, "A>B:DEG"])
         raise ValueError(f"unknown wrist {wrist!r}; known: {known}")
     return WRIST_ORIENTATIONS[wrist].T @ np.array([0.0, 0.0, -1.0])
 
@@ -123,7 +147,12 @@ class RotateConfig(AnygraspConfig):
             ``rest_q`` if given: joint angles in the hand's order) and that pose as the
             reference: the start of MuJoCo Playground's LEAP cube task, where the object
             lies in the palm and fingers push it round instead of having to regrasp it.
-            Only for wrists that press the object into the palm.
+            Not for wrists that turn the palm down. Where the palm is sideways, the hand
+            must grip the object in time: holding still in the cupped pose keeps a 7 cm cube
+            with the fingers pointing down tilted 60-75 degrees from palm up
+            (``palm_up>base_up:60``) and toward the thumb 60 degrees; it drops it at 90
+            degrees (``base_up``), and tilted 60 degrees toward the little finger or the
+            wrist (BENCHMARKS, in-hand rotation).
         oracle: the actor also sees the object's position, orientation, velocities and
             waypoint and the fingertips (DexNDM A.1: the specialists are oracle policies
             with the object's state; the generalist distilled from them sees only
@@ -142,6 +171,9 @@ class RotateConfig(AnygraspConfig):
         axis_flip_s: > 0: an operator switching axes: every episode starts about the first
             of ``axes`` and switches to the next of them (cyclically) every ``axis_flip_s``
             seconds (:meth:`RotateEnv.set_axis`). 0: one axis per episode, drawn at random.
+        tilt_resets: the tilt curriculum of tilted wrists (``A>B:DEG``, :func:`wrist_gravity`):
+            episodes start at wrist ``A`` until the first number of resets per world, then
+            tilted linearly more, to ``DEG`` at the second. (0, 0): the whole tilt at once.
     """
 
     families: tuple[str, ...] = ("cube", "cylinder", "cuboid_ar3", "sphere")
@@ -178,6 +210,7 @@ class RotateConfig(AnygraspConfig):
     gait_axes: tuple[str, ...] = ()
     gait_from_switch: bool = False
     axis_flip_s: float = 0.0
+    tilt_resets: tuple[float, float] = (0.0, 0.0)
 
 
 class RotateEnv(AnygraspEnv):
@@ -214,10 +247,11 @@ class RotateEnv(AnygraspEnv):
         if cfg.start not in ("grasp", "palm"):
             raise ValueError(f"start must be 'grasp' or 'palm', got {cfg.start!r}")
         if cfg.start == "palm":
-            up = [w for w in cfg.wrists if w == RANDOM_WRIST or wrist_gravity(w)[2] < 0.5]
+            # the palm facing down at all: the object falls off it before a finger moves
+            up = [w for w in cfg.wrists if w == RANDOM_WRIST or wrist_gravity(w)[2] < -1e-9]
             if up:
                 raise ValueError(
-                    f"start='palm' needs wrists that press the object into the palm, not {up}"
+                    f"start='palm' needs wrists that do not turn the palm down, not {up}"
                 )
         self.gaits: dict[tuple[str, str], Gait] = {}
         if cfg.gait:
@@ -294,7 +328,7 @@ class RotateEnv(AnygraspEnv):
             name = cfg.wrists[i]
             self.wrist_id[w] = -1 if name == RANDOM_WRIST else i
             if name != RANDOM_WRIST:
-                self.gravity[w] = self.gravity_goal[w] = wrist_gravity(name)
+                self.gravity[w] = self.gravity_goal[w] = wrist_gravity(name, self.tilt_share())
                 self.gravity_rate[w] = 0.0
         self.gait_t0[ids] = 0
         for w, ia, iw in zip(ids, names, wrists, strict=True):
@@ -421,6 +455,15 @@ class RotateEnv(AnygraspEnv):
         lo, hi = self.cfg.rotp_resets
         per_world = self.resets / self.num_envs
         return self.cfg.rotp_max * float(np.clip((per_world - lo) / max(hi - lo, 1e-9), 0, 1))
+
+    def tilt_share(self) -> float:
+        """How much of a tilted wrist's tilt (``A>B:DEG``) episodes start with now: 0 until
+        the first of ``tilt_resets`` resets per world, then linear to 1 at the second."""
+        lo, hi = self.cfg.tilt_resets
+        if hi <= 0:
+            return 1.0
+        per_world = self.resets / self.num_envs
+        return float(np.clip((per_world - lo) / max(hi - lo, 1e-9), 0, 1))
 
     def curriculum_state(self) -> dict:
         """What a resumed run needs to continue the curriculum where it stopped."""

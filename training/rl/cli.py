@@ -58,7 +58,8 @@ def add_physics_arguments(p: argparse.ArgumentParser) -> None:
         nargs="+",
         metavar="WRIST",
         help="rotate: the wrist orientations, drawn per episode (palm_up, palm_down, base_up, "
-        "base_down, thumb_up, thumb_down, or random)",
+        "base_down, thumb_up, thumb_down, random, or a tilt between two: A>B:DEG, e.g. "
+        "'palm_up>base_up:90' with --set tilt_resets=5,60 for a curriculum)",
     )
     p.add_argument(
         "--axis-flip-s",

@@ -62,9 +62,11 @@ class DistillSettings:
     weight_decay: float = 1e-5
     val_frac: float = 0.05
     keep_dropped: bool = False
-    #: > 0: the specialists act together, the axis of half the worlds (at random) switching
-    #: to another specialist's every ``flip_s`` seconds (+-25 %), so that the generalist learns to
-    #: reverse when the operator switches axes; 0: one specialist and axis per episode
+    #: > 0: the specialists of each wrist act together, the axis of half the worlds (at
+    #: random) switching to another specialist's every ``flip_s`` seconds (+-25 %), so that
+    #: the generalist learns to reverse when the operator switches axes (specialists of
+    #: several wrists: one such run per wrist, :func:`switch_groups`); 0: one specialist and
+    #: axis per episode
     flip_s: float = 0.0
     #: the physics randomization of the rollouts (``Randomization.named``): ``on`` as the
     #: specialists trained; ``no-force`` keeps the episodes random pushes would end
@@ -140,7 +142,7 @@ def collect(
 
     data: dict[str, list[np.ndarray]] = {"obs": [], "act": [], "episode": []}
     summaries, physics, scale = [], None, None
-    groups = [[p] for p in paths] if s.flip_s <= 0 else [list(paths)]
+    groups = [[p] for p in paths] if s.flip_s <= 0 else switch_groups(paths)
     for i, group in enumerate(groups):
         over = _group_settings(group)
         env = make_env(
@@ -181,6 +183,16 @@ def collect(
         raise ValueError("no specialist kept the object through an episode: nothing to clone")
     out = {k: np.concatenate(v) for k, v in data.items()}
     return out, summaries, {"physics": physics, "action_scale_rad": scale}
+
+
+def switch_groups(paths: list[str | Path]) -> list[list[str | Path]]:
+    """The specialists an operator switches between, mid-episode (``flip_s``): one group
+    per wrist orientation (the axis is switched, the wrist stays), in the order first
+    named; a group rolls out in one environment (:func:`_group_settings`)."""
+    by_wrist: dict[tuple[str, ...], list[str | Path]] = {}
+    for p in paths:
+        by_wrist.setdefault(tuple(specialist_settings(p).get("wrists", ())), []).append(p)
+    return list(by_wrist.values())
 
 
 def _group_settings(group: list[str | Path]) -> dict[str, Any]:
