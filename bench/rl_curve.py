@@ -11,7 +11,8 @@ smoothed over ``--window`` iterations, against environment steps and (for severa
   goals reached per simulated minute, mean length of the episodes that ended (s);
 - ``rotate``: reward, the object's angular speed about the commanded axis (rad/s, mean over
   all worlds and steps), off the axis (rad/s), the share of ended episodes that ended without
-  a drop, and the mean length of the episodes that ended (s; 20 s = kept to the end).
+  a drop, and the mean length of the episodes that ended (s; 20 s = kept to the end);
+  with the adaptive tilt curriculum, the tilt reached (share of the tilted wrist's).
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((Path(run).name, ck))
     task = runs[0][1].meta.get("task", "")
     keys = KEYS.get(task, KEYS["default"])
+    if any("task_tilt_share" in r for _, ck in runs for r in ck["curve"]):
+        keys = {**keys, "task_tilt_share": "tilt (share of the wrist's)"}  # adaptive tilt
     wall = args.wall or len(runs) > 1
     if args.out is None:
         for name, ck in runs:

@@ -91,6 +91,36 @@ def test_a_tilted_wrist_lies_between_two_and_its_curriculum_tilts_it(tmp_path):
     assert _env(tmp_path, wrists=("palm_up>base_up:45",)).tilt_share() == 1.0  # no ramp
 
 
+def test_the_adaptive_tilt_climbs_with_kept_episodes_and_falls_with_drops(tmp_path):
+    """tilt_keep: an episode kept to its end raises the tilt by tilt_step, a drop lowers it
+    by tilt_step * keep / (1 - keep) (at keep 0.75: three kept per drop hold it still); the
+    level is the next episodes' tilt, logged, clipped to [0, 1], and kept on resume."""
+    env = _env(tmp_path, axes=("z-",), wrists=("palm_up>base_up:90",), tilt_keep=0.75,
+               tilt_step=0.1, dr=Randomization(enabled=False))  # fmt: skip
+    env.reset()
+    assert env.tilt_share() == 0.0
+    T = env.max_episode_length
+    env.episode_length_buf[:] = torch.tensor([T, T, T, 5])  # three worlds end by time
+    env._adapt_tilt(np.array([False, False, False, False]))
+    assert env.tilt_share() == pytest.approx(0.3)
+    env._adapt_tilt(np.array([True, False, False, False]))  # world 0 dropped: 1 drop, 2 kept
+    assert env.tilt_share() == pytest.approx(0.3 - 0.3 + 0.2)
+    env._adapt_tilt(np.array([True, True, True, True]))  # four drops: 1.2 down, clipped at 0
+    assert env.tilt_share() == 0.0
+    env.tilt_level = 0.5
+    env.episode_length_buf[:] = T  # every world's episode ends, kept: the next start at 0.9
+    _, _, metrics = env._reward()
+    assert metrics["tilt_share"] == pytest.approx(np.full(4, 0.9))
+    env._reset_worlds(np.arange(4))
+    want = wrist_gravity("palm_up>base_up:90", 0.9)
+    np.testing.assert_allclose(env.gravity, np.tile(want, (4, 1)), atol=1e-12)
+    other = _env(tmp_path, axes=("z-",), wrists=("palm_up>base_up:90",), tilt_keep=0.75)
+    other.load_curriculum_state(env.curriculum_state())
+    assert other.tilt_share() == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="tilt_keep must be in"):
+        _env(tmp_path, tilt_keep=1.0)
+
+
 def test_rotation_is_measured_about_the_axis_and_the_waypoint_moves_on(tmp_path):
     env = _env(tmp_path, axes=("z+",), dr=Randomization(enabled=False))
     env.reset()

@@ -174,6 +174,11 @@ class RotateConfig(AnygraspConfig):
         tilt_resets: the tilt curriculum of tilted wrists (``A>B:DEG``, :func:`wrist_gravity`):
             episodes start at wrist ``A`` until the first number of resets per world, then
             tilted linearly more, to ``DEG`` at the second. (0, 0): the whole tilt at once.
+            Drops end episodes sooner and so speed this clock up as a policy fails.
+        tilt_keep / tilt_step: > 0: the adaptive tilt curriculum instead (0-1 of ``DEG``,
+            from 0): every episode kept to the end tilts the next ones ``tilt_step`` more,
+            every drop ``tilt_step * tilt_keep / (1 - tilt_keep)`` less, so the tilt climbs
+            only as fast as the policy keeps ``tilt_keep`` of its episodes.
     """
 
     families: tuple[str, ...] = ("cube", "cylinder", "cuboid_ar3", "sphere")
@@ -211,6 +216,8 @@ class RotateConfig(AnygraspConfig):
     gait_from_switch: bool = False
     axis_flip_s: float = 0.0
     tilt_resets: tuple[float, float] = (0.0, 0.0)
+    tilt_keep: float = 0.0
+    tilt_step: float = 0.001
 
 
 class RotateEnv(AnygraspEnv):
@@ -225,6 +232,11 @@ class RotateEnv(AnygraspEnv):
         for a in cfg.axes:
             if a != ANY_AXIS:
                 axis_vector(a)
+        if not (0.0 <= cfg.tilt_keep < 1.0 and cfg.tilt_step > 0):
+            raise ValueError(
+                f"tilt_keep must be in [0, 1) and tilt_step > 0, got {cfg.tilt_keep}, "
+                f"{cfg.tilt_step}"
+            )
         if cfg.axis_flip_s > 0 and ANY_AXIS in cfg.axes:
             raise ValueError("axis_flip_s switches between named axes, not 'any'")
         for w in cfg.wrists:
@@ -296,6 +308,7 @@ class RotateEnv(AnygraspEnv):
         self.waypoints = np.zeros(N, dtype=int)
         self.rotated_rad = np.zeros(N)  # the episode's rotation about the axis so far
         self.resets = 0  # episodes started, all worlds (the curriculum's clock)
+        self.tilt_level = 0.0  # the adaptive tilt curriculum's share (tilt_keep > 0)
         # start=palm: each instance's rest pose, part of the way to its mean cached grasp
         rest = [self.cfg.rest_frac * gs.q.mean(axis=0) for gs in self.grasps]
         if self.cfg.rest_q:
@@ -458,7 +471,10 @@ class RotateEnv(AnygraspEnv):
 
     def tilt_share(self) -> float:
         """How much of a tilted wrist's tilt (``A>B:DEG``) episodes start with now: 0 until
-        the first of ``tilt_resets`` resets per world, then linear to 1 at the second."""
+        the first of ``tilt_resets`` resets per world, then linear to 1 at the second; with
+        ``tilt_keep``, the adaptive curriculum's level (:meth:`_adapt_tilt`)."""
+        if self.cfg.tilt_keep > 0:
+            return self.tilt_level
         lo, hi = self.cfg.tilt_resets
         if hi <= 0:
             return 1.0
@@ -467,7 +483,7 @@ class RotateEnv(AnygraspEnv):
 
     def curriculum_state(self) -> dict:
         """What a resumed run needs to continue the curriculum where it stopped."""
-        return {"resets_per_world": self.resets / self.num_envs}
+        return {"resets_per_world": self.resets / self.num_envs, "tilt_level": self.tilt_level}
 
     def load_curriculum_state(self, state: dict) -> None:
         """Continue the curriculum of a saved run (:meth:`curriculum_state`; a run saved
@@ -477,6 +493,7 @@ class RotateEnv(AnygraspEnv):
         else:
             per_world = float(state.get("episodes", 0.0)) / self.num_envs
         self.resets = round(max(per_world, 0.0) * self.num_envs)
+        self.tilt_level = float(np.clip(state.get("tilt_level", 0.0), 0.0, 1.0))
 
     # -- observations and reward --------------------------------------------------------------
     def _task_obs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -562,4 +579,19 @@ class RotateEnv(AnygraspEnv):
             "penalty": penalty,
             "rotp_weight": np.full(self.num_envs, self.rotp_weight()),
         }
+        if cfg.tilt_keep > 0:
+            self._adapt_tilt(dropped)
+            metrics["tilt_share"] = np.full(self.num_envs, self.tilt_level)
         return rew, dropped, metrics
+
+    def _adapt_tilt(self, dropped: np.ndarray) -> None:
+        """The adaptive tilt curriculum: each episode that ends this step raises the tilt by
+        ``tilt_step`` if it kept the object to the end, and lowers it by ``tilt_step *
+        tilt_keep / (1 - tilt_keep)`` if it dropped it, so that the tilt settles where
+        ``tilt_keep`` of the episodes are kept, and climbs as the policy learns to keep it."""
+        cfg = self.cfg
+        timeout = self.episode_length_buf.cpu().numpy() >= self.max_episode_length
+        kept = int(np.sum(timeout & ~dropped))
+        down = cfg.tilt_step * cfg.tilt_keep / (1.0 - cfg.tilt_keep)
+        level = self.tilt_level + cfg.tilt_step * kept - down * int(np.sum(dropped))
+        self.tilt_level = float(np.clip(level, 0.0, 1.0))
