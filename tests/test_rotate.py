@@ -175,6 +175,20 @@ def test_ppo_runs_on_rotate(tmp_path):
     env = ckpt["meta"]["env"]
     assert env["axes"] == ["z+", "z-"] and env["wrists"] == ["palm_up", "palm_down"]
     assert env["grasp_cache"] == str(tmp_path / "g") and any((tmp_path / "g").rglob("*.npz"))
+    assert env["dr"]["enabled"] and env["dr"]["force_scale"] > 0  # every randomization on
+    # the rollouts without the random pushes (--randomization no-force), and tilted wrists
+    # whose tilt climbs with the episodes kept (the adaptive curriculum, logged per iteration)
+    nf = tmp_path / "nf"
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "2",
+                 "--axes", "z-", "--wrists", "palm_up>base_up:90", "--randomization", "no-force",
+                 "--set", "tilt_keep=0.5", "--grasp-cache", str(tmp_path / "g"),
+                 "--out", str(nf)]) == 0  # fmt: skip
+    ckpt = torch.load(nf / "checkpoint.pt", weights_only=False)
+    env = ckpt["meta"]["env"]
+    assert env["dr"]["enabled"] and env["dr"]["force_scale"] == 0.0
+    assert env["wrists"] == ["palm_up>base_up:90"] and env["tilt_keep"] == 0.5
+    assert all(0.0 <= r["task_tilt_share"] <= 1.0 for r in ckpt["curve"])
+    assert "tilt_level" in ckpt["env_curriculum"]
 
 
 def test_rotation_settings_are_refused_for_other_tasks(tmp_path, capsys):

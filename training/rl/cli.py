@@ -116,6 +116,12 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
         "--out", help="run folder: checkpoint.pt, policy.pt, tb/ (default out/rl/TASK_HAND_SCALE)"
     )
     p.add_argument("--iterations", type=int, help="PPO iterations (default: the scale's)")
+    p.add_argument(
+        "--randomization",
+        choices=RANDOMIZATION,
+        help="physics randomization of the rollouts: on (the default), no-force (all but "
+        "the random pushes on the object), off (nominal physics)",
+    )
     p.add_argument("--envs", type=int, help="parallel worlds (default: the scale's)")
     p.add_argument("--threads", type=int, help="CPU threads stepping the worlds")
     p.add_argument(
@@ -222,6 +228,10 @@ def run_rl(args: argparse.Namespace) -> int:
         env_over["grasp_cache"] = args.grasp_cache
     env_over.update(physics_overrides(args))
     env_over.update(task_settings(args.task, args.set))
+    if args.randomization is not None:
+        from training.envs.base import Randomization
+
+        env_over["dr"] = Randomization.named(args.randomization)
     _, settings = scale_preset(args.scale, args.task)
     changes = {}
     if args.iterations is not None:
