@@ -316,8 +316,9 @@ def test_rotation_picture_draws_an_episode(tmp_path, capsys):
 
 
 def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
-    """The shipped generalist and the -z and -x specialists (cupped palm start, 7 cm cube)
-    load and act; the specialists turn the cube the commanded way on nominal physics."""
+    """The shipped generalist and the -z, tilted -z and -x specialists (cupped palm start,
+    7 cm cube) load and act; the specialists turn the cube the commanded way on nominal
+    physics."""
     from bench.rotation_eval import main as bench
     from training.rl.cli import shipped_policy
     from training.rl.distill import rotation_trained_settings, shipped_generalist
@@ -335,6 +336,17 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
                   "--episode-s", "3", *nominal]) == 0  # fmt: skip
     rec = json.loads(out.read_text())[0]
     assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # the measured rate: 1.06
+    # tilted 60 degrees toward fingers-down, the palm-up specialist only holds the cube; the
+    # one trained on through the tilt curriculum turns it there
+    tilted = ["--axis", "z-", "--wrist", "palm_up>base_up:60", "--episodes", "4",
+              "--episode-s", "3", *nominal]  # fmt: skip
+    assert bench(["--checkpoint", str(spec), *tilted]) == 0
+    assert json.loads(out.read_text())[0]["rot_rad_per_s"] < 0.1  # measured: 0.007
+    tilt_spec = spec.with_name("rotate_leap_zm_tilt.pt")
+    assert tilt_spec.stat().st_size < 20e6
+    assert bench(["--checkpoint", str(tilt_spec), *tilted]) == 0
+    rec = json.loads(out.read_text())[0]
+    assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # measured: 0.85
     # the -x specialist corrects a reference gait that ships beside it (assets/gaits)
     spec = spec.with_name("rotate_leap_xm.pt")
     assert spec.stat().st_size < 20e6 and Policy.env_overrides(spec)["gait"] is True
