@@ -175,7 +175,7 @@ def evaluate(args: argparse.Namespace, axes: tuple[str, ...], family: str, wrist
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.envs import RANDOMIZATION
+    from training.rl.cli import add_randomization_argument
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--hand", default="leap")
@@ -218,12 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="rotate task settings (RotateConfig), over the policy's",
     )
-    p.add_argument(
-        "--randomization",
-        choices=RANDOMIZATION,
-        default="on",
-        help="physics randomization: on (as trained), no-force (no random pushes), off",
-    )
+    add_randomization_argument(p)
     p.add_argument(
         "--flip-s",
         type=float,

@@ -9,8 +9,13 @@ import json
 from pathlib import Path
 
 from training.commands import DATA
-from training.envs import RANDOMIZATION, TASKS
-from training.rl.cli import add_physics_arguments, physics_overrides, shipped_policy
+from training.envs import TASKS
+from training.rl.cli import (
+    add_physics_arguments,
+    add_randomization_argument,
+    physics_overrides,
+    shipped_policy,
+)
 
 
 def add_generate_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,13 +52,7 @@ def add_generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--future", type=int, default=2, help="future keypoint steps T per transition")
     p.add_argument("--minutes", type=float, help="stop after this long")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--randomization",
-        choices=RANDOMIZATION,
-        default="on",
-        help="the physics randomization of the rollouts: on (as the policies were trained), "
-        "no-force (no random pushes on the object), off (the nominal physics)",
-    )
+    add_randomization_argument(p)
     p.add_argument("--grasp-cache", help="folder for generated grasp caches")
     add_physics_arguments(p)
 

@@ -525,7 +525,7 @@ class HandEnv(abc.ABC):
             log.warning("physics diverged in %d world(s); their episodes end", int(diverged.sum()))
         metrics["diverged"] = diverged.astype(float)
         self._ep_return += rew
-        timeout = self.episode_length_buf.cpu().numpy() >= self.max_episode_length
+        timeout = self.timed_out()
         done = terminated | timeout
         q = self.q
         noise = rng.normal(0, dr.joint_noise_step, q.shape) if dr.enabled else 0.0
@@ -556,6 +556,10 @@ class HandEnv(abc.ABC):
             torch.as_tensor(done, dtype=torch.long, device=self.device),
             extras,
         )
+
+    def timed_out(self) -> np.ndarray:
+        """(N,) bool: worlds whose episode reaches its length with this step."""
+        return self.episode_length_buf.cpu().numpy() >= self.max_episode_length
 
     def _apply_disturbances(self) -> None:
         """Gravity drift (the wrist turning) and random forces on the object."""

@@ -337,11 +337,12 @@ class RotateEnv(AnygraspEnv):
             name = cfg.axes[i]
             self.axis[w] = random_unit(rng, 1)[0] if name == ANY_AXIS else axis_vector(name)
         wrists = rng.integers(0, len(cfg.wrists), k)
+        tilt = self.tilt_share()
         for w, i in zip(ids, wrists, strict=True):
             name = cfg.wrists[i]
             self.wrist_id[w] = -1 if name == RANDOM_WRIST else i
             if name != RANDOM_WRIST:
-                self.gravity[w] = self.gravity_goal[w] = wrist_gravity(name, self.tilt_share())
+                self.gravity[w] = self.gravity_goal[w] = wrist_gravity(name, tilt)
                 self.gravity_rate[w] = 0.0
         self.gait_t0[ids] = 0
         for w, ia, iw in zip(ids, names, wrists, strict=True):
@@ -590,8 +591,7 @@ class RotateEnv(AnygraspEnv):
         tilt_keep / (1 - tilt_keep)`` if it dropped it, so that the tilt settles where
         ``tilt_keep`` of the episodes are kept, and climbs as the policy learns to keep it."""
         cfg = self.cfg
-        timeout = self.episode_length_buf.cpu().numpy() >= self.max_episode_length
-        kept = int(np.sum(timeout & ~dropped))
+        kept = int(np.sum(self.timed_out() & ~dropped))
         down = cfg.tilt_step * cfg.tilt_keep / (1.0 - cfg.tilt_keep)
         level = self.tilt_level + cfg.tilt_step * kept - down * int(np.sum(dropped))
         self.tilt_level = float(np.clip(level, 0.0, 1.0))

@@ -59,7 +59,8 @@ def add_physics_arguments(p: argparse.ArgumentParser) -> None:
         metavar="WRIST",
         help="rotate: the wrist orientations, drawn per episode (palm_up, palm_down, base_up, "
         "base_down, thumb_up, thumb_down, random, or a tilt between two: A>B:DEG, e.g. "
-        "'palm_up>base_up:90' with --set tilt_resets=5,60 for a curriculum)",
+        "'palm_up>base_up:90' with --set tilt_keep=0.5 to tilt as far as half the episodes "
+        "are kept)",
     )
     p.add_argument(
         "--axis-flip-s",
@@ -74,6 +75,20 @@ def add_physics_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rotate: the shipped periodic finger gait of each wrist and axis as the reference "
         "the policy corrects (assets/gaits; `dexteleop train gait` finds one)",
+    )
+
+
+def add_randomization_argument(p: argparse.ArgumentParser, default: str | None = "on") -> None:
+    """``--randomization``: the physics randomization of the rollouts
+    (:meth:`training.envs.base.Randomization.named`), for every command that rolls
+    policies out."""
+    p.add_argument(
+        "--randomization",
+        choices=RANDOMIZATION,
+        default=default,
+        help="physics randomization of the rollouts: on (as the policies are trained), "
+        "no-force (all but the random pushes on the object), off (nominal physics)"
+        + ("" if default else "; default: the task's own (on)"),
     )
 
 
@@ -116,12 +131,7 @@ def add_rl_arguments(p: argparse.ArgumentParser) -> None:
         "--out", help="run folder: checkpoint.pt, policy.pt, tb/ (default out/rl/TASK_HAND_SCALE)"
     )
     p.add_argument("--iterations", type=int, help="PPO iterations (default: the scale's)")
-    p.add_argument(
-        "--randomization",
-        choices=RANDOMIZATION,
-        help="physics randomization of the rollouts: on (the default), no-force (all but "
-        "the random pushes on the object), off (nominal physics)",
-    )
+    add_randomization_argument(p, default=None)
     p.add_argument("--envs", type=int, help="parallel worlds (default: the scale's)")
     p.add_argument("--threads", type=int, help="CPU threads stepping the worlds")
     p.add_argument(
@@ -326,12 +336,7 @@ def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
         "specialist) every FLIP_S seconds, so the generalist reverses when the operator "
         "switches axes (0: one specialist per episode)",
     )
-    p.add_argument(
-        "--randomization",
-        choices=RANDOMIZATION,
-        default="on",
-        help="physics randomization of the rollouts (no-force: all but the random pushes)",
-    )
+    add_randomization_argument(p)
     p.add_argument(
         "--dagger-rounds",
         type=int,
