@@ -8,7 +8,7 @@ import torch
 from assets.rotations import axis_angle_quat, quat_angle, quat_mul
 from training.envs import TASKS, make_env
 from training.envs.base import Randomization
-from training.envs.rotate import AXES, LEAP_CUPPED_POSE, RotateEnv, wrist_gravity
+from training.envs.rotate import AXES, LEAP_CUPPED_POSE, RotateEnv, axis_vector, wrist_gravity
 
 CUPPED = LEAP_CUPPED_POSE
 
@@ -119,6 +119,45 @@ def test_the_adaptive_tilt_climbs_with_kept_episodes_and_falls_with_drops(tmp_pa
     assert other.tilt_share() == pytest.approx(0.9)
     with pytest.raises(ValueError, match="tilt_keep must be in"):
         _env(tmp_path, tilt_keep=1.0)
+
+
+def test_a_tilted_axis_turns_with_the_curriculum_that_counts_only_turning_episodes(tmp_path):
+    """``A>B:DEG`` for axes: the axis turned DEG degrees from A toward B (x->y-:90 is -y);
+    the adaptive curriculum turns it as it tilts wrists, and with ``tilt_rate`` an episode
+    kept without turning that fast counts as a drop; ``tilt_start`` is where a run begins;
+    a tilted axis takes the gait of the axis it tilts from."""
+    h = np.sqrt(0.5)
+    assert axis_vector("x->y-:90") == pytest.approx(AXES["y-"])
+    assert axis_vector("x->y-:45") == pytest.approx([-h, -h, 0])
+    assert axis_vector("z->y-:90", 0.5) == pytest.approx([0, -h, -h])
+    for bad, why in (("x+>x-:10", "opposite"), ("x->y-:100", "0-90 degrees"),
+                     ("x->y-", "A>B:DEG"), ("x->w+:10", "unknown axis")):  # fmt: skip
+        with pytest.raises(ValueError, match=why):
+            axis_vector(bad)
+    env = _env(tmp_path, axes=("x->y-:90",), tilt_keep=0.5, tilt_step=0.1, tilt_rate=0.2,
+               tilt_start=0.5, dr=Randomization(enabled=False))  # fmt: skip
+    env.reset()
+    assert env.tilt_share() == 0.5
+    want = axis_vector("x->y-:90", 0.5)
+    np.testing.assert_allclose(env.axis, np.tile(want, (4, 1)), atol=1e-12)
+    T = env.max_episode_length
+    env.episode_length_buf[:] = T  # every episode ends kept; two turned 0.2 rad/s or more
+    env.rotated_rad[:] = np.array([0.25, 0.2, 0.19, 0.0]) * T * env.dt
+    env._adapt_tilt(np.zeros(4, dtype=bool))
+    assert env.tilt_share() == pytest.approx(0.5 + 2 * 0.1 - 2 * 0.1)
+    env.rotated_rad[:] = 1.0 * T * env.dt  # all four turned
+    _, _, metrics = env._reward()
+    assert metrics["tilt_share"] == pytest.approx(np.full(4, 0.9))
+    env._reset_worlds(np.arange(4))  # the next episodes' axis: 0.9 of the way
+    np.testing.assert_allclose(env.axis, np.tile(axis_vector("x->y-:90", 0.9), (4, 1)), atol=1e-12)
+    env.set_axis(np.array([1]), "x->y-:90")  # a switch takes the level too
+    np.testing.assert_allclose(env.axis[1], axis_vector("x->y-:90", 0.9), atol=1e-12)
+    for bad in (dict(tilt_start=1.5), dict(tilt_rate=-0.1)):
+        with pytest.raises(ValueError, match="tilt_start must be in"):
+            _env(tmp_path, **bad)
+    gait = _env(tmp_path, axes=("x->y-:30",), start="palm", rest_q=CUPPED, gait=True,
+                action_mode="reference", scale_range=(1.4, 1.4))  # fmt: skip
+    assert gait.gaits[("palm_up", "x->y-:30")].period_s > 0  # x-'s, shipped
 
 
 def test_rotation_is_measured_about_the_axis_and_the_waypoint_moves_on(tmp_path):

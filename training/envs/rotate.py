@@ -74,42 +74,60 @@ LEAP_CUPPED_POSE: tuple[float, ...] = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0
                                        0.5, 0.75, 0.75, 0.25, 0.65, 0.9, 0.75, 0.6)  # fmt: skip
 
 
+def _turned(
+    name: str, a: np.ndarray, b: np.ndarray, deg: str, tilt: float, what: str
+) -> np.ndarray:
+    """Unit vector ``a`` turned ``deg`` degrees (times ``tilt``, 0-1) toward ``b`` on the great
+    circle between them; ``name`` (``A>B:DEG``) and ``what`` (wrist, axis) name errors."""
+    try:
+        rad = np.radians(float(deg))
+    except ValueError:
+        raise ValueError(
+            f"{what} {name!r}: write a tilt as A>B:DEG, e.g. {_TILT_EXAMPLE[what]}"
+        ) from None
+    span = float(np.arccos(np.clip(a @ b, -1.0, 1.0)))
+    if span > np.pi - 1e-6:
+        raise ValueError(f"{what} {name!r}: the two ends are opposite; tilt through a third")
+    if not (np.isfinite(rad) and 0.0 <= rad <= span + 1e-9):
+        raise ValueError(f"{what} {name!r}: the tilt must be 0-{np.degrees(span):.0f} degrees")
+    if span < 1e-9:
+        return a
+    k = np.cross(a, b) / np.sin(span)  # the unit axis a turns about toward b
+    t = rad * float(np.clip(tilt, 0.0, 1.0))
+    return a * np.cos(t) + np.cross(k, a) * np.sin(t)
+
+
+_TILT_EXAMPLE = {"wrist": "palm_up>base_up:45", "axis": "x->y-:45"}
+
+
 def wrist_gravity(wrist: str, tilt: float = 1.0) -> np.ndarray:
     """The unit gravity direction in the palm frame for one of the six wrists, or for a wrist
     between two of them: ``A>B:DEG`` (e.g. ``palm_up>base_up:45``) is wrist ``A`` turned
     ``DEG`` degrees toward ``B`` (gravity on the great circle from ``A``'s to ``B``'s; ``DEG``
     up to the angle between them, 90 for neighbours). ``tilt`` (0-1) scales ``DEG``: the
-    tilt curriculum's share (:attr:`RotateConfig.tilt_resets`)."""
+    tilt curriculum's share (:meth:`RotateEnv.tilt_share`)."""
     if ">" in wrist:
         a, _, rest = wrist.partition(">")
         b, _, deg = rest.partition(":")
-        ga, gb = wrist_gravity(a), wrist_gravity(b)
-        try:
-            rad = np.radians(float(deg))
-        except ValueError:
-            raise ValueError(
-                f"wrist {wrist!r}: write a tilt as A>B:DEG, e.g. palm_up>base_up:45"
-            ) from None
-        span = float(np.arccos(np.clip(ga @ gb, -1.0, 1.0)))
-        if span > np.pi - 1e-6:
-            raise ValueError(f"wrist {wrist!r}: {a} and {b} are opposite; tilt through a third")
-        if not (np.isfinite(rad) and 0.0 <= rad <= span + 1e-9):
-            raise ValueError(f"wrist {wrist!r}: the tilt must be 0-{np.degrees(span):.0f} degrees")
-        if span < 1e-9:
-            return ga
-        k = np.cross(ga, gb) / np.sin(span)  # the unit axis ga turns about toward gb
-        t = rad * float(np.clip(tilt, 0.0, 1.0))
-        return ga * np.cos(t) + np.cross(k, ga) * np.sin(t)
+        return _turned(wrist, wrist_gravity(a), wrist_gravity(b), deg, tilt, "wrist")
     if wrist not in WRIST_ORIENTATIONS:
         known = ", ".join([*WRIST_ORIENTATIONS, RANDOM_WRIST, "A>B:DEG"])
         raise ValueError(f"unknown wrist {wrist!r}; known: {known}")
     return WRIST_ORIENTATIONS[wrist].T @ np.array([0.0, 0.0, -1.0])
 
 
-def axis_vector(name: str) -> np.ndarray:
+def axis_vector(name: str, tilt: float = 1.0) -> np.ndarray:
+    """The unit axis of the palm frame named ``name`` (:data:`AXES`), or an axis between two
+    of them: ``A>B:DEG`` (e.g. ``x->y-:45``, halfway from -x to -y) is axis ``A`` turned
+    ``DEG`` degrees toward ``B``; ``tilt`` (0-1) scales ``DEG`` as for wrists (the same
+    curriculum turns a tilted axis)."""
+    if ">" in name:
+        a, _, rest = name.partition(">")
+        b, _, deg = rest.partition(":")
+        return _turned(name, axis_vector(a), axis_vector(b), deg, tilt, "axis")
     if name not in AXES:
-        raise ValueError(f"unknown axis {name!r}; known: {', '.join([*AXES, ANY_AXIS])}")
-    return np.array(AXES[name])
+        raise ValueError(f"unknown axis {name!r}; known: {', '.join([*AXES, ANY_AXIS, 'A>B:DEG'])}")
+    return np.array(AXES[name], dtype=float)
 
 
 @dataclass
@@ -118,7 +136,9 @@ class RotateConfig(AnygraspConfig):
     in :class:`AnygraspConfig`.
 
     Attributes:
-        axes: the commanded axes, drawn per episode: names of :data:`AXES` or ``any``.
+        axes: the commanded axes, drawn per episode: names of :data:`AXES`, ``any``, or an
+            axis between two named ones, ``A>B:DEG`` (:func:`axis_vector`), which the tilt
+            curricula turn as they turn tilted wrists.
         wrists: the wrist orientations, drawn per episode: names of
             ``devices.robots.scene.WRIST_ORIENTATIONS`` or ``random``.
         rot_clip: ``c``, the clip of the angular speed about the axis, rad/s.
@@ -159,7 +179,8 @@ class RotateConfig(AnygraspConfig):
             proprioception, the axis and the wrist). Off: proprioception only.
         gait: add the periodic finger gait of each world's (wrist, axis) to the reference
             (``reference`` actions); every named axis and fixed wrist needs one under
-            ``gait_dir`` (default ``assets/gaits``).
+            ``gait_dir`` (default ``assets/gaits``); a tilted one (``A>B:DEG``) takes
+            ``A``'s.
         gait_axes: with ``gait``, only these of ``axes`` take a gait; worlds about the
             others keep the start grasp as their reference, as without ``gait`` (their
             actor's phase features are there but mean nothing). Empty: every axis. For
@@ -178,7 +199,15 @@ class RotateConfig(AnygraspConfig):
         tilt_keep / tilt_step: > 0: the adaptive tilt curriculum instead (0-1 of ``DEG``,
             from 0): every episode kept to the end tilts the next ones ``tilt_step`` more,
             every drop ``tilt_step * tilt_keep / (1 - tilt_keep)`` less, so the tilt climbs
-            only as fast as the policy keeps ``tilt_keep`` of its episodes.
+            only as fast as the policy keeps ``tilt_keep`` of its episodes. It tilts wrists
+            and axes (``A>B:DEG``) alike.
+        tilt_rate: with ``tilt_keep``, an episode counts as kept only if it also turned the
+            object at least this fast about its axis (rad/s, over the whole episode); one
+            kept without turning so counts as a drop. For tilted axes, where holding still
+            keeps the object as well as turning does. 0: kept is kept.
+        tilt_start: the adaptive curriculum's level at the start of a run (0-1; a resumed run
+            continues from its saved level instead), e.g. to go on from where another run's
+            tilt stopped.
     """
 
     families: tuple[str, ...] = ("cube", "cylinder", "cuboid_ar3", "sphere")
@@ -218,6 +247,8 @@ class RotateConfig(AnygraspConfig):
     tilt_resets: tuple[float, float] = (0.0, 0.0)
     tilt_keep: float = 0.0
     tilt_step: float = 0.001
+    tilt_rate: float = 0.0
+    tilt_start: float = 0.0
 
 
 class RotateEnv(AnygraspEnv):
@@ -236,6 +267,11 @@ class RotateEnv(AnygraspEnv):
             raise ValueError(
                 f"tilt_keep must be in [0, 1) and tilt_step > 0, got {cfg.tilt_keep}, "
                 f"{cfg.tilt_step}"
+            )
+        if not (0.0 <= cfg.tilt_start <= 1.0 and cfg.tilt_rate >= 0.0):
+            raise ValueError(
+                f"tilt_start must be in [0, 1] and tilt_rate >= 0, got {cfg.tilt_start}, "
+                f"{cfg.tilt_rate}"
             )
         if cfg.axis_flip_s > 0 and ANY_AXIS in cfg.axes:
             raise ValueError("axis_flip_s switches between named axes, not 'any'")
@@ -283,16 +319,19 @@ class RotateEnv(AnygraspEnv):
                 if w == RANDOM_WRIST or a == ANY_AXIS:
                     missing.append(f"{w}/{a} (gaits exist only for fixed wrists and named axes)")
                     continue
-                g = find_gait(cfg.hand, w, a, cfg.gait_dir, cfg.start)
+                # a tilted wrist or axis (A>B:DEG) takes the gait of where it tilts from
+                wa, aa = w.partition(">")[0], a.partition(">")[0]
+                g = find_gait(cfg.hand, wa, aa, cfg.gait_dir, cfg.start)
                 if g is None:
-                    p = gait_path(cfg.hand, w, a, cfg.gait_dir, cfg.start)
+                    p = gait_path(cfg.hand, wa, aa, cfg.gait_dir, cfg.start)
                     missing.append(f"{w}/{a} ({p})")
                 else:
                     gaits[(w, a)] = g
         if missing:
             raise ValueError(
                 f"no {cfg.hand} gait for: {'; '.join(missing)}; find one with "
-                "`dexteleop train gait --hand H --start S --wrist W --axis A`"
+                "`dexteleop train gait --hand H --start S --wrist W --axis A` (a policy "
+                "trained about a tilted axis, e.g. x->y-:90, takes x-'s: command it so)"
             )
         return gaits
 
@@ -308,7 +347,7 @@ class RotateEnv(AnygraspEnv):
         self.waypoints = np.zeros(N, dtype=int)
         self.rotated_rad = np.zeros(N)  # the episode's rotation about the axis so far
         self.resets = 0  # episodes started, all worlds (the curriculum's clock)
-        self.tilt_level = 0.0  # the adaptive tilt curriculum's share (tilt_keep > 0)
+        self.tilt_level = self.cfg.tilt_start  # the adaptive curriculum's share (tilt_keep > 0)
         # start=palm: each instance's rest pose, part of the way to its mean cached grasp
         rest = [self.cfg.rest_frac * gs.q.mean(axis=0) for gs in self.grasps]
         if self.cfg.rest_q:
@@ -333,11 +372,11 @@ class RotateEnv(AnygraspEnv):
         if cfg.axis_flip_s > 0:  # the operator's sequence starts at the first axis
             names[:] = 0
         self.axis_name[ids] = names
+        tilt = self.tilt_share()
         for w, i in zip(ids, names, strict=True):
             name = cfg.axes[i]
-            self.axis[w] = random_unit(rng, 1)[0] if name == ANY_AXIS else axis_vector(name)
+            self.axis[w] = random_unit(rng, 1)[0] if name == ANY_AXIS else axis_vector(name, tilt)
         wrists = rng.integers(0, len(cfg.wrists), k)
-        tilt = self.tilt_share()
         for w, i in zip(ids, wrists, strict=True):
             name = cfg.wrists[i]
             self.wrist_id[w] = -1 if name == RANDOM_WRIST else i
@@ -386,7 +425,7 @@ class RotateEnv(AnygraspEnv):
             raise ValueError(f"axis {name!r} is not one of this task's axes {self.cfg.axes}")
         ids = np.atleast_1d(np.asarray(ids, dtype=int))
         self.axis_name[ids] = self.cfg.axes.index(name)
-        self.axis[ids] = axis_vector(name)
+        self.axis[ids] = axis_vector(name, self.tilt_share())
         if self.cfg.gait_from_switch:
             self.gait_t0[ids] = self.episode_length_buf.cpu().numpy()[ids]
         for w in ids:
@@ -589,9 +628,14 @@ class RotateEnv(AnygraspEnv):
         """The adaptive tilt curriculum: each episode that ends this step raises the tilt by
         ``tilt_step`` if it kept the object to the end, and lowers it by ``tilt_step *
         tilt_keep / (1 - tilt_keep)`` if it dropped it, so that the tilt settles where
-        ``tilt_keep`` of the episodes are kept, and climbs as the policy learns to keep it."""
+        ``tilt_keep`` of the episodes are kept, and climbs as the policy learns to keep it.
+        With ``tilt_rate``, an episode kept without turning that fast counts as a drop."""
         cfg = self.cfg
-        kept = int(np.sum(self.timed_out() & ~dropped))
+        ended = self.timed_out() | dropped
+        kept = self.timed_out() & ~dropped
+        if cfg.tilt_rate > 0:  # and turned: the episode's mean speed about its axis
+            kept &= self.rotated_rad >= cfg.tilt_rate * self.max_episode_length * self.dt
         down = cfg.tilt_step * cfg.tilt_keep / (1.0 - cfg.tilt_keep)
-        level = self.tilt_level + cfg.tilt_step * kept - down * int(np.sum(dropped))
+        n_kept = int(np.sum(kept))
+        level = self.tilt_level + cfg.tilt_step * n_kept - down * (int(np.sum(ended)) - n_kept)
         self.tilt_level = float(np.clip(level, 0.0, 1.0))

@@ -51,7 +51,9 @@ def add_physics_arguments(p: argparse.ArgumentParser) -> None:
         "--axes",
         nargs="+",
         metavar="AXIS",
-        help="rotate: the commanded axes, drawn per episode (x+ x- y+ y- z+ z- or any)",
+        help="rotate: the commanded axes, drawn per episode (x+ x- y+ y- z+ z-, any, or a tilt "
+        "between two: A>B:DEG, e.g. 'x->y-:90' with --set tilt_keep=0.5 tilt_rate=0.15 to turn "
+        "the axis as far as half the episodes keep turning the object that fast)",
     )
     p.add_argument(
         "--wrists",
