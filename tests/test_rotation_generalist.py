@@ -316,9 +316,9 @@ def test_rotation_picture_draws_an_episode(tmp_path, capsys):
 
 
 def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
-    """The shipped generalist and the -z, tilted -z, -x and -y specialists (cupped palm
-    start, 7 cm cube) load and act; the specialists turn the cube the commanded way on
-    nominal physics."""
+    """The shipped generalist and the -z, tilted -z (60 and 75 degrees), -x, -y and +y
+    specialists (cupped palm start, 7 cm cube) load and act; the specialists turn the cube
+    the commanded way on nominal physics."""
     from bench.rotation_eval import main as bench
     from training.rl.cli import shipped_policy
     from training.rl.distill import rotation_trained_settings, shipped_generalist
@@ -364,6 +364,18 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
     assert bench(["--checkpoint", str(y_spec), *about_y]) == 0
     rec = json.loads(out.read_text())[0]
     assert rec["rot_rad_per_s"] > 0.2 and rec["drops"] == 0  # measured: 0.36
+    about_y = ["--axis", "x->y+:90", "--episodes", "4", "--episode-s", "5", *nominal]  # +y
+    assert bench(["--checkpoint", str(spec), *about_y]) == 0
+    assert abs(json.loads(out.read_text())[0]["rot_rad_per_s"]) < 0.1  # measured: -0.038
+    assert bench(["--checkpoint", str(spec.with_name("rotate_leap_yp.pt")), *about_y]) == 0
+    rec = json.loads(out.read_text())[0]
+    assert rec["rot_rad_per_s"] > 0.25 and rec["drops"] == 0  # measured: 0.46
+    # the tilted -z specialist trained on toward base up, at 75 degrees
+    tilt75 = ["--axis", "z-", "--wrist", "palm_up>base_up:75", "--episodes", "4",
+              "--episode-s", "5", *nominal]  # fmt: skip
+    assert bench(["--checkpoint", str(spec.with_name("rotate_leap_zm_tilt75.pt")), *tilt75]) == 0
+    rec = json.loads(out.read_text())[0]
+    assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # measured: 0.67
     assert bench(["--checkpoint", str(gen), "--axis", "z+", "--episodes", "2",
                   "--episode-s", "1", "--json", str(out)]) == 0  # fmt: skip
     assert np.isfinite(json.loads(out.read_text())[0]["rotr"])
