@@ -74,30 +74,32 @@ LEAP_CUPPED_POSE: tuple[float, ...] = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0
                                        0.5, 0.75, 0.75, 0.25, 0.65, 0.9, 0.75, 0.6)  # fmt: skip
 
 
-def _turned(
-    name: str, a: np.ndarray, b: np.ndarray, deg: str, tilt: float, what: str
-) -> np.ndarray:
-    """Unit vector ``a`` turned ``deg`` degrees (times ``tilt``, 0-1) toward ``b`` on the great
-    circle between them; ``name`` (``A>B:DEG``) and ``what`` (wrist, axis) name errors."""
+def _tilted(name: str, resolve, tilt: float, what: str, example: str) -> np.ndarray:
+    """``A>B:DEG``: the unit vector ``resolve(A)`` turned ``DEG`` degrees (times ``tilt``,
+    0-1) toward ``resolve(B)`` on the great circle between them; ``what`` (wrist, axis) and
+    ``example`` name errors."""
+    a, _, rest = name.partition(">")
+    b, _, deg = rest.partition(":")
+    va, vb = resolve(a), resolve(b)
     try:
         rad = np.radians(float(deg))
     except ValueError:
-        raise ValueError(
-            f"{what} {name!r}: write a tilt as A>B:DEG, e.g. {_TILT_EXAMPLE[what]}"
-        ) from None
-    span = float(np.arccos(np.clip(a @ b, -1.0, 1.0)))
+        raise ValueError(f"{what} {name!r}: write a tilt as A>B:DEG, e.g. {example}") from None
+    span = float(np.arccos(np.clip(va @ vb, -1.0, 1.0)))
     if span > np.pi - 1e-6:
-        raise ValueError(f"{what} {name!r}: the two ends are opposite; tilt through a third")
+        raise ValueError(f"{what} {name!r}: {a} and {b} are opposite; tilt through a third")
     if not (np.isfinite(rad) and 0.0 <= rad <= span + 1e-9):
         raise ValueError(f"{what} {name!r}: the tilt must be 0-{np.degrees(span):.0f} degrees")
     if span < 1e-9:
-        return a
-    k = np.cross(a, b) / np.sin(span)  # the unit axis a turns about toward b
+        return va
+    k = np.cross(va, vb) / np.sin(span)  # the unit axis va turns about toward vb
     t = rad * float(np.clip(tilt, 0.0, 1.0))
-    return a * np.cos(t) + np.cross(k, a) * np.sin(t)
+    return va * np.cos(t) + np.cross(k, va) * np.sin(t)
 
 
-_TILT_EXAMPLE = {"wrist": "palm_up>base_up:45", "axis": "x->y-:45"}
+def tilt_origin(name: str) -> str:
+    """The wrist or axis a tilted one (``A>B:DEG``) tilts from (``A``); a plain name itself."""
+    return name.partition(">")[0]
 
 
 def wrist_gravity(wrist: str, tilt: float = 1.0) -> np.ndarray:
@@ -107,9 +109,7 @@ def wrist_gravity(wrist: str, tilt: float = 1.0) -> np.ndarray:
     up to the angle between them, 90 for neighbours). ``tilt`` (0-1) scales ``DEG``: the
     tilt curriculum's share (:meth:`RotateEnv.tilt_share`)."""
     if ">" in wrist:
-        a, _, rest = wrist.partition(">")
-        b, _, deg = rest.partition(":")
-        return _turned(wrist, wrist_gravity(a), wrist_gravity(b), deg, tilt, "wrist")
+        return _tilted(wrist, wrist_gravity, tilt, "wrist", "palm_up>base_up:45")
     if wrist not in WRIST_ORIENTATIONS:
         known = ", ".join([*WRIST_ORIENTATIONS, RANDOM_WRIST, "A>B:DEG"])
         raise ValueError(f"unknown wrist {wrist!r}; known: {known}")
@@ -122,9 +122,7 @@ def axis_vector(name: str, tilt: float = 1.0) -> np.ndarray:
     ``DEG`` degrees toward ``B``; ``tilt`` (0-1) scales ``DEG`` as for wrists (the same
     curriculum turns a tilted axis)."""
     if ">" in name:
-        a, _, rest = name.partition(">")
-        b, _, deg = rest.partition(":")
-        return _turned(name, axis_vector(a), axis_vector(b), deg, tilt, "axis")
+        return _tilted(name, axis_vector, tilt, "axis", "x->y-:45")
     if name not in AXES:
         raise ValueError(f"unknown axis {name!r}; known: {', '.join([*AXES, ANY_AXIS, 'A>B:DEG'])}")
     return np.array(AXES[name], dtype=float)
@@ -319,8 +317,7 @@ class RotateEnv(AnygraspEnv):
                 if w == RANDOM_WRIST or a == ANY_AXIS:
                     missing.append(f"{w}/{a} (gaits exist only for fixed wrists and named axes)")
                     continue
-                # a tilted wrist or axis (A>B:DEG) takes the gait of where it tilts from
-                wa, aa = w.partition(">")[0], a.partition(">")[0]
+                wa, aa = tilt_origin(w), tilt_origin(a)  # a tilted one: its origin's gait
                 g = find_gait(cfg.hand, wa, aa, cfg.gait_dir, cfg.start)
                 if g is None:
                     p = gait_path(cfg.hand, wa, aa, cfg.gait_dir, cfg.start)
@@ -631,8 +628,9 @@ class RotateEnv(AnygraspEnv):
         ``tilt_keep`` of the episodes are kept, and climbs as the policy learns to keep it.
         With ``tilt_rate``, an episode kept without turning that fast counts as a drop."""
         cfg = self.cfg
-        ended = self.timed_out() | dropped
-        kept = self.timed_out() & ~dropped
+        timeout = self.timed_out()
+        ended = timeout | dropped
+        kept = timeout & ~dropped
         if cfg.tilt_rate > 0:  # and turned: the episode's mean speed about its axis
             kept &= self.rotated_rad >= cfg.tilt_rate * self.max_episode_length * self.dt
         down = cfg.tilt_step * cfg.tilt_keep / (1.0 - cfg.tilt_keep)
