@@ -56,7 +56,8 @@ class RotationMeter:
         self.by_axis: dict[str, np.ndarray] = {}
 
     def __call__(self, env: Any, counted: np.ndarray) -> None:
-        from training.envs.rotate import ANY_AXIS, axis_vector
+        from devices.tick import axis_vector
+        from training.envs.rotate import ANY_AXIS
 
         omega, axis = env.last_omega, env.last_axis  # this step's, before any reset
         about = np.sum(omega * axis, axis=1) * env.dt

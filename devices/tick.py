@@ -134,6 +134,54 @@ PALM_AXES: dict[str, tuple[float, float, float]] = {
 }
 
 
+#: The same six axes named sign-last (``z+``, ``z-``), as command lines and training runs
+#: name them (a bare ``-z`` reads as an option).
+AXES: dict[str, tuple[float, float, float]] = {
+    name[1:] + name[0]: v for name, v in PALM_AXES.items()
+}
+
+
+def tilted_unit(name: str, resolve, tilt: float, what: str, example: str) -> np.ndarray:
+    """``A>B:DEG``: the unit vector ``resolve(A)`` turned ``DEG`` degrees (times ``tilt``,
+    0-1) toward ``resolve(B)`` on the great circle between them; ``what`` (wrist, axis) and
+    ``example`` name errors. The one parser of tilted names (axes here, wrists in the
+    rotation task)."""
+    a, _, rest = name.partition(">")
+    b, _, deg = rest.partition(":")
+    va, vb = resolve(a), resolve(b)
+    try:
+        rad = np.radians(float(deg))
+    except ValueError:
+        raise ValueError(f"{what} {name!r}: write a tilt as A>B:DEG, e.g. {example}") from None
+    span = float(np.arccos(np.clip(va @ vb, -1.0, 1.0)))
+    if span > np.pi - 1e-6:
+        raise ValueError(f"{what} {name!r}: {a} and {b} are opposite; tilt through a third")
+    if not (np.isfinite(rad) and 0.0 <= rad <= span + 1e-9):
+        raise ValueError(f"{what} {name!r}: the tilt must be 0-{np.degrees(span):.0f} degrees")
+    if span < 1e-9:
+        return va
+    k = np.cross(va, vb) / np.sin(span)  # the unit axis va turns about toward vb
+    t = rad * float(np.clip(tilt, 0.0, 1.0))
+    return va * np.cos(t) + np.cross(k, va) * np.sin(t)
+
+
+def tilt_origin(name: str) -> str:
+    """The wrist or axis a tilted one (``A>B:DEG``) tilts from (``A``); a plain name itself."""
+    return name.partition(">")[0]
+
+
+def axis_vector(name: str, tilt: float = 1.0) -> np.ndarray:
+    """The unit palm axis named ``name`` (:data:`AXES`), or an axis between two of them:
+    ``A>B:DEG`` (e.g. ``x->y-:45``, halfway from -x to -y) is axis ``A`` turned ``DEG``
+    degrees toward ``B``; ``tilt`` (0-1) scales ``DEG`` (the rotation task's tilt
+    curriculum turns a tilted axis with it)."""
+    if ">" in name:
+        return tilted_unit(name, axis_vector, tilt, "axis", "x->y-:45")
+    if name not in AXES:
+        raise ValueError(f"unknown axis {name!r}; known: {', '.join([*AXES, 'A>B:DEG'])}")
+    return np.array(AXES[name], dtype=float)
+
+
 def palm_axis(text: str) -> str:
     """A palm axis's name from ``+z`` or ``z+`` (on a command line a bare ``-z`` reads as an
     option, so scripts write ``z-``); ValueError for anything else."""

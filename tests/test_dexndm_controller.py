@@ -47,7 +47,8 @@ def test_the_shipped_residuals_load_by_kind_with_their_models(kind):
     member's); the torque ones' models also predict torques, and a blend holds its torque
     member and its angle-only one, with their weights."""
     c = DexNDMController(DexNDMControllerConfig(hand="leap", residual=kind))
-    assert c.residual_path.name == f"residual_{kind}_leap.pt" and not c.notes
+    assert c.residual_path.name == f"residual_{kind}_leap.pt"
+    assert not [n for n in c.notes if "residual" in n]  # trained for this generalist
     base = kind.removesuffix("_effort").removesuffix("_blend")
     assert c.ndm is not None and c.ndm.cfg.effort == (kind != base)
     assert c.ndm.cfg.kind == base
@@ -81,6 +82,19 @@ def test_turns_about_the_commanded_axis_and_holds_without_one():
     c.update(axis_source="-z")  # a fixed axis overrides the command
     _, info = c.step(state, Command(t=0.0, axis=np.array([0.0, 0.0, 1.0])))
     assert info["axis"] == "-z" and info["axis_z"] == -1.0
+
+
+def test_an_axis_beyond_the_generalists_training_is_noticed_and_measured():
+    """The shipped generalist was trained about +-z only: the controller says so once (its
+    notice) and reports each tick how far the commanded axis is from those it knows."""
+    c = DexNDMController(DexNDMControllerConfig(hand="leap", residual="none", ndm="none"))
+    assert set(c.gen.trained_axes) == {"z+", "z-"}
+    assert "trained about +z, -z only" in c.notice
+    state = _hand().read()
+    c.reset(state)
+    for axis, off in (([0, 0, 1.0], 0.0), ([0, -1.0, 0], 90.0), ([0, 1.0, 1.0], 45.0)):
+        _, info = c.step(state, Command(t=0.0, axis=np.array(axis)))
+        assert info["axis_off_deg"] == pytest.approx(off)
 
 
 def test_the_shipped_generalist_turns_the_cube_both_ways_in_simulation():
@@ -259,7 +273,7 @@ def test_a_residual_for_another_generalist_is_noticed(tmp_path, files, caplog):
     shipped = DexNDMController(DexNDMControllerConfig(hand="leap"))
     gen_fp = RotationGeneralist.load(generalist_path("leap"), hand="leap").meta["data_fingerprint"]
     assert shipped.residual_meta["base_policy"]["data_fingerprint"] == gen_fp
-    assert shipped.notes == []
+    assert not [n for n in shipped.notes if "generalist (" in n or "residual" in n]
     model, meta = load_residual(files / "res.pt", hand="leap")
     other = tmp_path / "res_other.pt"
     base = {"path": "out/gen_other.pt", "data_fingerprint": "sha256:" + "ab" * 32, "history": 10}
@@ -268,8 +282,20 @@ def test_a_residual_for_another_generalist_is_noticed(tmp_path, files, caplog):
     assert "another generalist" in c.notice and "out/gen_other.pt" in c.notice
     assert c.check_physics(None) == "" and "another generalist" in c.notice  # kept
     # unrecorded (older residuals, the fixture's): nothing to compare, nothing said
-    assert DexNDMController(DexNDMControllerConfig(hand="leap", residual=str(files / "res.pt"),
-                                                   ndm="none")).notes == []  # fmt: skip
+    unrecorded = DexNDMController(
+        DexNDMControllerConfig(hand="leap", residual=str(files / "res.pt"), ndm="none")
+    )
+    assert not [n for n in unrecorded.notes if "residual" in n]
+    # another generalist with the default residual: that residual is not run, and it is said
+    gen = RotationGeneralist.load(generalist_path("leap"), hand="leap")
+    other_gen = tmp_path / "gen_other.pt"
+    gen.save(other_gen, {**gen.meta, "data_fingerprint": "sha256:" + "cd" * 32})
+    alone = DexNDMController(DexNDMControllerConfig(hand="leap", generalist=str(other_gen)))
+    assert alone.residual is None and alone.residual_path is None and alone.ndm is None
+    assert "no shipped residual for this generalist (gen_other.pt)" in alone.notice
+    named = DexNDMController(DexNDMControllerConfig(hand="leap", generalist=str(other_gen),
+                                                    residual="joint_wise"))  # fmt: skip
+    assert named.residual is not None and "another generalist" in named.notice
     from teleop_app.configs import session_config
     from teleop_app.session import Session
 

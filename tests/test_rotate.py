@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from assets.rotations import axis_angle_quat, quat_angle, quat_mul
+from devices.tick import AXES, axis_vector
 from training.envs import TASKS, make_env
 from training.envs.base import Randomization
-from training.envs.rotate import AXES, LEAP_CUPPED_POSE, RotateEnv, axis_vector, wrist_gravity
+from training.envs.rotate import LEAP_CUPPED_POSE, RotateEnv, wrist_gravity
 
 CUPPED = LEAP_CUPPED_POSE
 

@@ -9,7 +9,8 @@ residual`), trained through a neural dynamics model of this hand, adds its corre
 (DexNDM Sec. 3.3). Without an axis the hand holds its targets.
 
 Live settings: the residual on or off and its scale, and where the axis comes from (the
-command, or a fixed palm axis). ``info``: the axis in use, the residual's size, and the
+command, or a fixed palm axis). ``info``: the axis in use and how far it is from those the
+generalist was trained about (``axis_off_deg``), the residual's size, and the
 dynamics model's one-step prediction error (its prediction of this tick's joint angles
 from the last ``W`` ticks against the measured ones): how well the model knows this hand;
 with an ensemble residual, how far its members disagree (``residual_spread_rad``).
@@ -35,9 +36,18 @@ AXIS_SOURCES = ("command", *PALM_AXES)
 SHIPPED, NONE = "", "none"
 
 
-def generalist_path(hand: str) -> Path:
-    """The shipped rotation generalist of a hand."""
-    return CHECKPOINTS_DIR / "rl" / f"rotate_generalist_{hand}.pt"
+#: ``generalist`` settings naming another shipped generalist than the default (``""``: +-z,
+#: trained on with PPO after distillation; the shipped residuals were trained for it):
+#: ``six_axes``, distilled from the six palm-up specialists (+-x, +-y, +-z).
+GENERALIST_KINDS = ("six_axes",)
+
+
+def generalist_path(hand: str, kind: str = SHIPPED) -> Path:
+    """A shipped rotation generalist of a hand: the default, or one of
+    :data:`GENERALIST_KINDS`."""
+    if kind != SHIPPED and kind not in GENERALIST_KINDS:
+        raise ValueError(f"no shipped generalist {kind!r}; known: {', '.join(GENERALIST_KINDS)}")
+    return CHECKPOINTS_DIR / "rl" / f"rotate_generalist{'_' + kind if kind else ''}_{hand}.pt"
 
 
 #: ``residual`` settings naming a shipped residual by the dynamics model it went through
@@ -87,13 +97,15 @@ class DexNDMControllerConfig(ControllerConfig):
     """DexNDM (see the module docstring).
 
     Attributes:
-        generalist: the rotation generalist ("" = the shipped one).
+        generalist: the rotation generalist ("" = the shipped default, ``six_axes`` = the
+            shipped one that knows all six palm axes (:data:`GENERALIST_KINDS`), else a
+            file).
         residual: the residual policy ("" = the shipped default, ``joint_wise_blend``,
-            when there is one; ``joint_wise`` / ``whole_hand`` = the shipped one trained
-            through that model, ``joint_wise_effort`` / ``whole_hand_effort`` = through that
-            model with torques, ``joint_wise_blend`` = the joint-wise torque one plus a
-            quarter of the angle-only one, the default;
-            ``none`` = the generalist alone, else a file).
+            when there is one and it was trained for the running generalist;
+            ``joint_wise`` / ``whole_hand`` = the shipped one trained through that model,
+            ``joint_wise_effort`` / ``whole_hand_effort`` = through that model with
+            torques, ``joint_wise_blend`` = the joint-wise torque one plus a quarter of the
+            angle-only one, the default; ``none`` = the generalist alone, else a file).
         ndm: the dynamics model for the prediction-error readout ("" = the one the
             residual was trained through, ``none`` = no readout).
         residual_on / residual_scale: use the residual, and how much of it.
@@ -149,12 +161,21 @@ class DexNDMController(Controller):
         self._torch = torch
         self._obs = generalist_obs
         hand = config.hand
-        gpath = Path(config.generalist) if config.generalist else generalist_path(hand)
+        if config.generalist in (SHIPPED, *GENERALIST_KINDS):
+            gpath = generalist_path(hand, config.generalist)
+        else:
+            gpath = Path(config.generalist)
         try:
             self.gen = RotationGeneralist.load(gpath, hand=hand)
         except CheckpointError as e:
             raise ControllerUnavailable(str(e)) from None
         self._trained_on(self.gen.meta.get("physics"))
+        if (known := self.gen.trained_axes) is not None and len(known) < len(PALM_AXES):
+            # an operator's button for an axis it never turned about gives a guess
+            self.notes.append(
+                f"the generalist was trained about {', '.join(map(axis_name, known.values()))}"
+                " only: other axes are beyond it (info: axis_off_deg)"
+            )
         self.residual = None
         self.residual_meta: dict[str, Any] = {}
         rpath = None
@@ -169,7 +190,15 @@ class DexNDMController(Controller):
                 self.residual, self.residual_meta = load_residual(rpath, hand=hand)
             except CheckpointError as e:
                 raise ControllerUnavailable(str(e)) from None
-            if mismatch := base_policy_mismatch(self.residual_meta, self.gen.meta, gpath):
+            mismatch = base_policy_mismatch(self.residual_meta, self.gen.meta, gpath)
+            if mismatch and config.residual == SHIPPED:
+                # the default corrects the default generalist only; another runs alone
+                self.residual, self.residual_meta, rpath = None, {}, None
+                self.notes.append(
+                    f"no shipped residual for this generalist ({gpath.name}): it runs alone "
+                    "(residual=KIND or a file adds one anyway)"
+                )
+            elif mismatch:
                 self.notes.append(mismatch)
         self.ndm = None
         npath = None
@@ -291,6 +320,7 @@ class DexNDMController(Controller):
             axis_x=float(axis[0]),
             axis_y=float(axis[1]),
             axis_z=float(axis[2]),
+            axis_off_deg=self.gen.axis_off_deg(axis),
             residual_rad=float(np.max(np.abs(res))),
         )
         return target, info

@@ -24,6 +24,7 @@ from torch import nn
 from assets import checkpoint
 from assets.checkpoint import CheckpointError
 from controllers.nets import Normalizer
+from devices.tick import axis_vector
 
 GENERALIST_FORMAT = "dexteleop-rotation-generalist/1"
 
@@ -123,6 +124,25 @@ class RotationGeneralist:
         net = checkpoint.restore(ck, lambda: GeneralistNet(cfg), what)
         meta = dict(ck.meta, physics_differences=ck.physics_differences)
         return RotationGeneralist(net, meta, Path(path))
+
+    @property
+    def trained_axes(self) -> dict[str, np.ndarray] | None:
+        """The axes its specialists turned (name: palm-frame unit vector), or None where it
+        was trained on axes drawn from the whole sphere (``any``) or does not say."""
+        names = self.meta.get("trained", {}).get("axes")
+        if not names or "any" in names:
+            return None
+        return {n: axis_vector(n) for n in names}
+
+    def axis_off_deg(self, axis: np.ndarray) -> float:
+        """Degrees from ``axis`` to the nearest axis it was trained about (0 where it knows
+        every axis)."""
+        known = self.trained_axes
+        if known is None:
+            return 0.0
+        a = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
+        cos = max(float(np.clip(v @ a, -1.0, 1.0)) for v in known.values())
+        return float(np.degrees(np.arccos(cos)))
 
     def save(self, path: str | Path, meta: dict[str, Any]) -> Path:
         self.meta = dict(meta)

@@ -53,16 +53,10 @@ from assets.rotations import (
     random_unit,
 )
 from devices.robots.scene import WRIST_ORIENTATIONS, rotation_start_palm
-from devices.tick import PALM_AXES
+from devices.tick import axis_vector, tilt_origin, tilted_unit
 from training.envs.anygrasp import AnygraspConfig, AnygraspEnv
 from training.envs.gait import Gait, find_gait, gait_offsets, gait_path
 
-#: The six principal axes of the palm frame (x: along the fingers, y: toward the thumb,
-#: z: dorsal): the app's :data:`~devices.retargeting.axis.PALM_AXES`, named sign-last
-#: (``z+``, ``z-``) so that a command line can pass them.
-AXES: dict[str, tuple[float, float, float]] = {
-    name[1:] + name[0]: v for name, v in PALM_AXES.items()
-}
 #: An axis drawn uniformly on the sphere per episode.
 ANY_AXIS = "any"
 #: The base environment's random, drifting gravity instead of a fixed wrist.
@@ -74,34 +68,6 @@ LEAP_CUPPED_POSE: tuple[float, ...] = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0
                                        0.5, 0.75, 0.75, 0.25, 0.65, 0.9, 0.75, 0.6)  # fmt: skip
 
 
-def _tilted(name: str, resolve, tilt: float, what: str, example: str) -> np.ndarray:
-    """``A>B:DEG``: the unit vector ``resolve(A)`` turned ``DEG`` degrees (times ``tilt``,
-    0-1) toward ``resolve(B)`` on the great circle between them; ``what`` (wrist, axis) and
-    ``example`` name errors."""
-    a, _, rest = name.partition(">")
-    b, _, deg = rest.partition(":")
-    va, vb = resolve(a), resolve(b)
-    try:
-        rad = np.radians(float(deg))
-    except ValueError:
-        raise ValueError(f"{what} {name!r}: write a tilt as A>B:DEG, e.g. {example}") from None
-    span = float(np.arccos(np.clip(va @ vb, -1.0, 1.0)))
-    if span > np.pi - 1e-6:
-        raise ValueError(f"{what} {name!r}: {a} and {b} are opposite; tilt through a third")
-    if not (np.isfinite(rad) and 0.0 <= rad <= span + 1e-9):
-        raise ValueError(f"{what} {name!r}: the tilt must be 0-{np.degrees(span):.0f} degrees")
-    if span < 1e-9:
-        return va
-    k = np.cross(va, vb) / np.sin(span)  # the unit axis va turns about toward vb
-    t = rad * float(np.clip(tilt, 0.0, 1.0))
-    return va * np.cos(t) + np.cross(k, va) * np.sin(t)
-
-
-def tilt_origin(name: str) -> str:
-    """The wrist or axis a tilted one (``A>B:DEG``) tilts from (``A``); a plain name itself."""
-    return name.partition(">")[0]
-
-
 def wrist_gravity(wrist: str, tilt: float = 1.0) -> np.ndarray:
     """The unit gravity direction in the palm frame for one of the six wrists, or for a wrist
     between two of them: ``A>B:DEG`` (e.g. ``palm_up>base_up:45``) is wrist ``A`` turned
@@ -109,23 +75,11 @@ def wrist_gravity(wrist: str, tilt: float = 1.0) -> np.ndarray:
     up to the angle between them, 90 for neighbours). ``tilt`` (0-1) scales ``DEG``: the
     tilt curriculum's share (:meth:`RotateEnv.tilt_share`)."""
     if ">" in wrist:
-        return _tilted(wrist, wrist_gravity, tilt, "wrist", "palm_up>base_up:45")
+        return tilted_unit(wrist, wrist_gravity, tilt, "wrist", "palm_up>base_up:45")
     if wrist not in WRIST_ORIENTATIONS:
         known = ", ".join([*WRIST_ORIENTATIONS, RANDOM_WRIST, "A>B:DEG"])
         raise ValueError(f"unknown wrist {wrist!r}; known: {known}")
     return WRIST_ORIENTATIONS[wrist].T @ np.array([0.0, 0.0, -1.0])
-
-
-def axis_vector(name: str, tilt: float = 1.0) -> np.ndarray:
-    """The unit axis of the palm frame named ``name`` (:data:`AXES`), or an axis between two
-    of them: ``A>B:DEG`` (e.g. ``x->y-:45``, halfway from -x to -y) is axis ``A`` turned
-    ``DEG`` degrees toward ``B``; ``tilt`` (0-1) scales ``DEG`` as for wrists (the same
-    curriculum turns a tilted axis)."""
-    if ">" in name:
-        return _tilted(name, axis_vector, tilt, "axis", "x->y-:45")
-    if name not in AXES:
-        raise ValueError(f"unknown axis {name!r}; known: {', '.join([*AXES, ANY_AXIS, 'A>B:DEG'])}")
-    return np.array(AXES[name], dtype=float)
 
 
 @dataclass
@@ -134,9 +88,10 @@ class RotateConfig(AnygraspConfig):
     in :class:`AnygraspConfig`.
 
     Attributes:
-        axes: the commanded axes, drawn per episode: names of :data:`AXES`, ``any``, or an
-            axis between two named ones, ``A>B:DEG`` (:func:`axis_vector`), which the tilt
-            curricula turn as they turn tilted wrists.
+        axes: the commanded axes, drawn per episode: names of :data:`devices.tick.AXES`,
+            ``any``, or an axis between two named ones, ``A>B:DEG``
+            (:func:`devices.tick.axis_vector`), which the tilt curricula turn as they turn
+            tilted wrists.
         wrists: the wrist orientations, drawn per episode: names of
             ``devices.robots.scene.WRIST_ORIENTATIONS`` or ``random``.
         rot_clip: ``c``, the clip of the angular speed about the axis, rad/s.
@@ -260,7 +215,10 @@ class RotateEnv(AnygraspEnv):
             raise ValueError("rotate needs at least one axis and one wrist")
         for a in cfg.axes:
             if a != ANY_AXIS:
-                axis_vector(a)
+                try:
+                    axis_vector(a)
+                except ValueError as e:
+                    raise ValueError(f"{e}; or {ANY_AXIS!r} (one drawn per episode)") from None
         if not (0.0 <= cfg.tilt_keep < 1.0 and cfg.tilt_step > 0):
             raise ValueError(
                 f"tilt_keep must be in [0, 1) and tilt_step > 0, got {cfg.tilt_keep}, "

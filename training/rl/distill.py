@@ -92,7 +92,7 @@ class DistillSettings:
 def row_weights(obs: np.ndarray, axis_weight: dict[str, float]) -> np.ndarray:
     """(N,) each row's weight in the loss: ``axis_weight`` of the axis in its observation
     (the generalist's input ends with the axis and the gravity direction), else 1."""
-    from training.envs.rotate import axis_vector
+    from devices.tick import axis_vector
 
     check_axis_weights(axis_weight)
     w = np.ones(len(obs))
@@ -104,7 +104,7 @@ def row_weights(obs: np.ndarray, axis_weight: dict[str, float]) -> np.ndarray:
 
 def check_axis_weights(axis_weight: dict[str, float]) -> None:
     """ValueError unless every key is a known axis and every weight finite and > 0."""
-    from training.envs.rotate import axis_vector
+    from devices.tick import axis_vector
 
     for name, weight in axis_weight.items():
         axis_vector(name)  # a known axis
