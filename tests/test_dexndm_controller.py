@@ -303,6 +303,7 @@ def test_a_residual_for_another_generalist_is_noticed(tmp_path, files, caplog):
     save_residual(other, model, {**meta, "base_policy": base})
     c = DexNDMController(DexNDMControllerConfig(hand="leap", residual=str(other), ndm="none"))
     assert "another generalist" in c.notice and "out/gen_other.pt" in c.notice
+    assert c.residual_mismatch in c.notes and shipped.residual_mismatch == ""
     assert c.check_physics(None) == "" and "another generalist" in c.notice  # kept
     # unrecorded (older residuals, the fixture's): nothing to compare, nothing said
     unrecorded = DexNDMController(

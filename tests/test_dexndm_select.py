@@ -116,3 +116,6 @@ def test_without_direct_a_residual_is_always_chosen_and_bad_lists_are_refused(ca
         select_residual([shipped, shipped], cfg)
     with pytest.raises(ValueError, match="at least one"):
         select_residual([], cfg)
+    # a residual trained for another generalist does not compete (the six-axis one has none)
+    with pytest.raises(ValueError, match="another generalist"):
+        select_residual([shipped], replace(cfg, generalist="six_axes"))

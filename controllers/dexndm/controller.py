@@ -170,6 +170,8 @@ class DexNDMController(Controller):
         except CheckpointError as e:
             raise ControllerUnavailable(str(e)) from None
         self._trained_on(self.gen.meta.get("physics"))
+        #: why the residual may not fit (it was trained for another generalist), else ""
+        self.residual_mismatch = ""
         if (known := self.gen.trained_axes) is not None and len(known) < len(PALM_AXES):
             # an operator's button for an axis it never turned about gives a guess
             self.notes.append(
@@ -200,6 +202,7 @@ class DexNDMController(Controller):
                 )
             elif mismatch:
                 self.notes.append(mismatch)
+                self.residual_mismatch = mismatch
         self.ndm = None
         npath = None
         if config.ndm not in (SHIPPED, NONE):

@@ -92,8 +92,8 @@ def select_residual(
                 residual_scale=scale,
             )
         )
-        if ctrl.notice:  # e.g. trained for another generalist: it does not compete
-            raise ValueError(f"{name}: {ctrl.notice}")
+        if ctrl.residual_mismatch:  # trained for another generalist: it does not compete
+            raise ValueError(f"{name}: {ctrl.residual_mismatch}")
         if robot is None:
             robot = rotation_robot(ctrl, cfg.robot, cfg.hand, wrist=cfg.wrist, object=cfg.object)
         records = []
