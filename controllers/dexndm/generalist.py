@@ -132,7 +132,10 @@ class RotationGeneralist:
         names = self.meta.get("trained", {}).get("axes")
         if not names or "any" in names:
             return None
-        return {n: axis_vector(n) for n in names}
+        try:
+            return {n: axis_vector(n) for n in names}
+        except ValueError:  # a name this version cannot read: it does not say, then
+            return None
 
     def axis_off_deg(self, axis: np.ndarray) -> float:
         """Degrees from ``axis`` to the nearest axis it was trained about (0 where it knows
