@@ -172,7 +172,8 @@ class DexNDMController(Controller):
         self._trained_on(self.gen.meta.get("physics"))
         #: why the residual may not fit (it was trained for another generalist), else ""
         self.residual_mismatch = ""
-        if (known := self.gen.trained_axes) is not None and len(known) < len(PALM_AXES):
+        known = self.gen.trained_axes
+        if known is not None and any(self.gen.axis_off_deg(v) > 1.0 for v in PALM_AXES.values()):
             # an operator's button for an axis it never turned about gives a guess
             self.notes.append(
                 f"the generalist was trained about {', '.join(map(axis_name, known.values()))}"

@@ -105,6 +105,7 @@ class RotationGeneralist:
         self.cfg = net.cfg
         self.meta = meta
         self.path = path
+        self._trained_axes = self._read_axes(meta)  # read once: the loop asks each tick
 
     @staticmethod
     def load(
@@ -129,7 +130,11 @@ class RotationGeneralist:
     def trained_axes(self) -> dict[str, np.ndarray] | None:
         """The axes its specialists turned (name: palm-frame unit vector), or None where it
         was trained on axes drawn from the whole sphere (``any``) or does not say."""
-        names = self.meta.get("trained", {}).get("axes")
+        return self._trained_axes
+
+    @staticmethod
+    def _read_axes(meta: dict[str, Any]) -> dict[str, np.ndarray] | None:
+        names = meta.get("trained", {}).get("axes")
         if not names or "any" in names:
             return None
         try:
@@ -149,6 +154,7 @@ class RotationGeneralist:
 
     def save(self, path: str | Path, meta: dict[str, Any]) -> Path:
         self.meta = dict(meta)
+        self._trained_axes = self._read_axes(self.meta)
         return checkpoint.save(
             path,
             {"config": asdict(self.cfg), "state": self.net.state_dict()},
