@@ -8,7 +8,7 @@ import torch
 
 from controllers.base import CONTROLLERS
 from controllers.dexndm import DexNDMController, DexNDMControllerConfig
-from controllers.dexndm.controller import DEFAULT_RESIDUAL, RESIDUAL_KINDS
+from controllers.dexndm.controller import DEFAULT_RESIDUAL, RESIDUAL_KINDS, generalist_path
 from controllers.dexndm.ndm import NDMConfig, NeuralDynamics, save_ndm
 from controllers.dexndm.residual import ResidualConfig, ResidualPolicy, save_residual
 from devices.robots.sim import SimHand, SimHandConfig
@@ -115,8 +115,6 @@ def test_the_six_axis_generalist_turns_the_cube_about_x_and_y_where_the_default_
             turned[name] = np.mean([r.rotr for r in res])
         assert turned["six"] > 1.0 and turned["default"] < 0.5, (axis, turned)
     with pytest.raises(ValueError, match="no shipped generalist"):
-        from controllers.dexndm.controller import generalist_path
-
         generalist_path("leap", "seven_axes")
 
 

@@ -172,11 +172,11 @@ class DexNDMController(Controller):
         self._trained_on(self.gen.meta.get("physics"))
         #: why the residual may not fit (it was trained for another generalist), else ""
         self.residual_mismatch = ""
-        known = self.gen.trained_axes
-        if known is not None and any(self.gen.axis_off_deg(v) > 1.0 for v in PALM_AXES.values()):
+        if any(self.gen.axis_off_deg(v) > 1.0 for v in PALM_AXES.values()):  # 0 if unknown
             # an operator's button for an axis it never turned about gives a guess
+            known = self.gen.trained_axes.values()
             self.notes.append(
-                f"the generalist was trained about {', '.join(map(axis_name, known.values()))}"
+                f"the generalist was trained about {', '.join(map(axis_name, known))}"
                 " only: other axes are beyond it (info: axis_off_deg)"
             )
         self.residual = None
