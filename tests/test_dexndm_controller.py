@@ -118,6 +118,22 @@ def test_the_six_axis_generalist_turns_the_cube_about_x_and_y_where_the_default_
         generalist_path("leap", "seven_axes")
 
 
+def test_the_wrist_beyond_the_generalists_training_is_warned_of_and_measured(caplog):
+    """The six-axis generalist was trained palm up only: on a hand mounted fingers down
+    (base up) the controller warns at reset and reports 90 degrees each tick; palm up, 0."""
+    c = DexNDMController(DexNDMControllerConfig(hand="leap", generalist="six_axes"))
+    assert set(c.gen.trained_wrists) == {"palm_up"}
+    for wrist, off in (("palm_up", 0.0), ("base_up", 90.0), ("palm_down", 180.0)):
+        robot = SimHand(SimHandConfig(hand="leap", object="cube", object_scale=1.4, wrist=wrist))
+        state = robot.read()
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="controllers.dexndm.controller"):
+            c.reset(state)
+        assert ("degrees from those the generalist was trained at" in caplog.text) == (off > 0)
+        _, info = c.step(state, Command(t=0.0, axis=np.array([0.0, 0.0, 1.0])))
+        assert info["wrist_off_deg"] == pytest.approx(off, abs=1e-6)
+
+
 def test_the_shipped_generalist_turns_the_cube_both_ways_in_simulation():
     c = DexNDMController(DexNDMControllerConfig(hand="leap", residual="none", ndm="none"))
     robot = _hand()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from assets.rotations import axis_angle_quat, quat_angle, quat_mul
+from assets.rotations import axis_angle_quat, quat_angle, quat_mul, quat_rotate
 from devices.tick import AXES, axis_vector
 from training.envs import TASKS, make_env
 from training.envs.base import Randomization
@@ -280,11 +280,13 @@ def test_task_settings_from_the_command_line(tmp_path, capsys):
 
     pose = ",".join(str(v) for v in CUPPED)
     assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
-                 "--set", "start=palm", f"rest_q={pose}", "scale_range=1.2,1.2",
+                 "--set", "start=palm", f"rest_q={pose}", "scale_range=1.2,1.2", "lie=1",
                  "--grasp-cache", str(tmp_path / "g"),
                  "--out", str(tmp_path / "cup")]) == 0  # fmt: skip
     policy = tmp_path / "cup" / "policy.pt"
     assert Policy.env_overrides(policy)["rest_q"] == CUPPED
+    assert Policy.env_overrides(policy)["lie"] is True  # the object lies as it learned
+    assert "lie" not in Policy.env_overrides(run / "policy.pt")  # off: as older files
     trained = rotation_trained_settings(policy)
     assert trained["start"] == "palm" and trained["scale_range"] == (1.2, 1.2)
     assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--set", "nosuch=1",
@@ -409,6 +411,26 @@ def test_palm_start_from_a_given_rest_pose(tmp_path):
     assert not env.last_terminated.any()
     with pytest.raises(ValueError, match="rest_q has 3 joints, the hand 16"):
         _env(tmp_path, start="palm", rest_q=(0.1, 0.2, 0.3))
+
+
+def test_lie_lays_a_long_object_down_in_the_palm(tmp_path):
+    """lie: a long cuboid starts with its own z axis in the palm's plane (standing on its
+    end without), settles there in the cupped hand and stays in it for a second."""
+    kw = dict(axes=("z+",), start="palm", rest_q=CUPPED, families=("cuboid_ar2",),
+              scale_range=(1.4, 1.4), dr=Randomization(enabled=False))  # fmt: skip
+    z = np.array([0.0, 0.0, 1.0])
+    for lie, along_normal in ((False, 1.0), (True, 0.0)):
+        env = _env(tmp_path, lie=lie, **kw)
+        env.reset()
+        _, quat = env.obj_pose()
+        own_z = np.array([quat_rotate(q, z) for q in quat])
+        np.testing.assert_allclose(np.abs(own_z @ z), along_normal, atol=1e-6)
+        for _ in range(20):
+            env.step(torch.zeros(env.num_envs, env.n))
+        assert not env.last_terminated.any()
+    _, quat = env.obj_pose()
+    # still lying: its long axis within 30 degrees of the palm's plane
+    assert np.all(np.abs([quat_rotate(q, z) @ z for q in quat]) < np.sin(np.radians(30)))
 
 
 def test_rotation_eval_takes_task_settings(tmp_path):

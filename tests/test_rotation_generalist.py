@@ -159,6 +159,9 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     _, tspecs, _ = distill.collect(trio, "leap", replace(sf, episodes=2))
     assert [(sp["wrists"], sp["axes"]) for sp in tspecs] == [
         (["palm_up"], ["z+", "z-"]), (["palm_up>base_up:90"], ["z+"])]  # fmt: skip
+    # the wrist with one specialist has no other axis to switch to, whatever its worlds
+    _, (solo,) = distill.collect([spec_t / "policy.pt"], "leap", replace(sf, episodes=8))[:2]
+    assert solo["flips"] == 0 and solo["kept"] + solo["dropped"] == 8
     # a generalist may see more steps than the specialists' own history: the rollouts keep
     # its buffer, whose last 10 steps are the 10-step generalist's observation
     sl = DistillSettings(episodes=4, episode_s=1.0, flip_s=0.2, keep_dropped=True, threads=1,

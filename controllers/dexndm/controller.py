@@ -10,14 +10,17 @@ residual`), trained through a neural dynamics model of this hand, adds its corre
 
 Live settings: the residual on or off and its scale, and where the axis comes from (the
 command, or a fixed palm axis). ``info``: the axis in use and how far it is from those the
-generalist was trained about (``axis_off_deg``), the residual's size, and the
-dynamics model's one-step prediction error (its prediction of this tick's joint angles
-from the last ``W`` ticks against the measured ones): how well the model knows this hand;
-with an ensemble residual, how far its members disagree (``residual_spread_rad``).
+generalist was trained about (``axis_off_deg``), the wrist's from those it was trained at
+(``wrist_off_deg``: gravity in the palm frame; a reset warns past ``WRIST_WARN_DEG``), the
+residual's size, and the dynamics model's one-step prediction error (its prediction of this
+tick's joint angles from the last ``W`` ticks against the measured ones): how well the model
+knows this hand; with an ensemble residual, how far its members disagree
+(``residual_spread_rad``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +32,14 @@ from assets import CHECKPOINTS_DIR
 from controllers.base import CONTROLLERS, Controller, ControllerConfig, ControllerUnavailable, live
 from devices.tick import PALM_AXES, Command, HandState, axis_name
 
+log = logging.getLogger(__name__)
+
 #: Where DexNDM's trained models ship (the generalist with the RL policies).
 DEXNDM_DIR = CHECKPOINTS_DIR / "dexndm"
 AXIS_SOURCES = ("command", *PALM_AXES)
+#: a wrist this far (degrees of gravity in the palm frame) from every wrist the generalist
+#: was trained at is warned of at reset: beyond its training, it guesses
+WRIST_WARN_DEG = 30.0
 #: ``residual`` / ``ndm`` setting values: the shipped file, or none.
 SHIPPED, NONE = "", "none"
 
@@ -239,6 +247,15 @@ class DexNDMController(Controller):
 
     # -- the loop ---------------------------------------------------------------------------
     def reset(self, state: HandState) -> None:
+        off = self.gen.wrist_off_deg(gravity_in_palm(state.wrist))
+        if off > WRIST_WARN_DEG:
+            known = ", ".join(self.gen.trained_wrists or ())
+            log.warning(
+                "the hand's wrist is %.0f degrees from those the generalist was trained at "
+                "(%s): it may drop the object (info: wrist_off_deg)",
+                off,
+                known,
+            )
         self._hq.clear()
         self._ht.clear()
         self._hs.clear()
@@ -325,6 +342,7 @@ class DexNDMController(Controller):
             axis_y=float(axis[1]),
             axis_z=float(axis[2]),
             axis_off_deg=self.gen.axis_off_deg(axis),
+            wrist_off_deg=self.gen.wrist_off_deg(gravity),
             residual_rad=float(np.max(np.abs(res))),
         )
         return target, info

@@ -24,6 +24,7 @@ from torch import nn
 from assets import checkpoint
 from assets.checkpoint import CheckpointError
 from controllers.nets import Normalizer
+from devices.robots.scene import wrist_gravity
 from devices.tick import axis_vector
 
 GENERALIST_FORMAT = "dexteleop-rotation-generalist/1"
@@ -97,6 +98,16 @@ class GeneralistNet(nn.Module):
         return torch.tanh(self.head(self.blocks(h)))
 
 
+def _degrees_to_nearest(known: dict[str, np.ndarray] | None, v: np.ndarray) -> float:
+    """Degrees from direction ``v`` to the nearest of the unit vectors ``known`` (0 where
+    there are none to compare with)."""
+    if known is None:
+        return 0.0
+    u = np.asarray(v, dtype=float) / np.linalg.norm(v)
+    cos = max(float(np.clip(k @ u, -1.0, 1.0)) for k in known.values())
+    return float(np.degrees(np.arccos(cos)))
+
+
 class RotationGeneralist:
     """A shipped generalist, loaded: ``act(hist_q, hist_target, axis, gravity)``."""
 
@@ -105,7 +116,9 @@ class RotationGeneralist:
         self.cfg = net.cfg
         self.meta = meta
         self.path = path
-        self._trained_axes = self._read_axes(meta)  # read once: the loop asks each tick
+        # read once: the loop asks each tick
+        self._trained_axes = self._read_axes(meta)
+        self._trained_wrists = self._read_wrists(meta)
 
     @staticmethod
     def load(
@@ -145,16 +158,34 @@ class RotationGeneralist:
     def axis_off_deg(self, axis: np.ndarray) -> float:
         """Degrees from ``axis`` to the nearest axis it was trained about (0 where it knows
         every axis)."""
-        known = self.trained_axes
-        if known is None:
-            return 0.0
-        a = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
-        cos = max(float(np.clip(v @ a, -1.0, 1.0)) for v in known.values())
-        return float(np.degrees(np.arccos(cos)))
+        return _degrees_to_nearest(self.trained_axes, axis)
+
+    @property
+    def trained_wrists(self) -> dict[str, np.ndarray] | None:
+        """The wrists its specialists turned the object at (name: gravity in the palm
+        frame, unit), or None where it does not say (or names one this version cannot
+        read)."""
+        return self._trained_wrists
+
+    @staticmethod
+    def _read_wrists(meta: dict[str, Any]) -> dict[str, np.ndarray] | None:
+        names = meta.get("trained", {}).get("wrists")
+        if not names:
+            return None
+        try:
+            return {n: wrist_gravity(n) for n in names}
+        except ValueError:  # "random" or a name this version cannot read
+            return None
+
+    def wrist_off_deg(self, gravity: np.ndarray) -> float:
+        """Degrees from ``gravity`` (palm frame) to the nearest wrist it was trained at (0
+        where it does not say)."""
+        return _degrees_to_nearest(self.trained_wrists, gravity)
 
     def save(self, path: str | Path, meta: dict[str, Any]) -> Path:
         self.meta = dict(meta)
         self._trained_axes = self._read_axes(self.meta)
+        self._trained_wrists = self._read_wrists(self.meta)
         return checkpoint.save(
             path,
             {"config": asdict(self.cfg), "state": self.net.state_dict()},

@@ -19,6 +19,7 @@ import numpy as np
 from assets.hands import PALM_FRAME_SITE, ROBOT_KEYPOINT_NAMES, Hand
 from assets.objects import ObjectSpec, geom_type
 from assets.physics import DEFAULT_PHYSICS, Physics
+from devices.tick import tilted_unit
 
 HAND_PREFIX = "hand/"
 ARM_PREFIX = "arm/"
@@ -51,6 +52,20 @@ _R = {
 WRIST_ORIENTATIONS: dict[str, np.ndarray] = {k: np.array(v, dtype=float) for k, v in _R.items()}
 #: Wrist modes: a fixed orientation or following the operator.
 WRIST_MODES: tuple[str, ...] = (*WRIST_ORIENTATIONS, "follow")
+
+
+def wrist_gravity(wrist: str, tilt: float = 1.0) -> np.ndarray:
+    """The unit gravity direction in the palm frame for one of the six wrists, or for a wrist
+    between two of them: ``A>B:DEG`` (e.g. ``palm_up>base_up:45``) is wrist ``A`` turned
+    ``DEG`` degrees toward ``B`` (gravity on the great circle from ``A``'s to ``B``'s; ``DEG``
+    up to the angle between them, 90 for neighbours). ``tilt`` (0-1) scales ``DEG``: the
+    tilt curriculum's share (the rotation task's ``tilt_share``)."""
+    if ">" in wrist:
+        return tilted_unit(wrist, wrist_gravity, tilt, "wrist", "palm_up>base_up:45")
+    if wrist not in WRIST_ORIENTATIONS:
+        known = ", ".join([*WRIST_ORIENTATIONS, "A>B:DEG"])
+        raise ValueError(f"unknown wrist {wrist!r}; known: {known}")
+    return WRIST_ORIENTATIONS[wrist].T @ np.array([0.0, 0.0, -1.0])
 
 
 def mat_to_quat(r: np.ndarray) -> np.ndarray:

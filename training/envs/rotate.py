@@ -52,8 +52,8 @@ from assets.rotations import (
     quat_rotvec,
     random_unit,
 )
-from devices.robots.scene import WRIST_ORIENTATIONS, rotation_start_palm
-from devices.tick import axis_vector, tilt_origin, tilted_unit
+from devices.robots.scene import rotation_start_palm, wrist_gravity
+from devices.tick import axis_vector, tilt_origin
 from training.envs.anygrasp import AnygraspConfig, AnygraspEnv
 from training.envs.gait import Gait, find_gait, gait_offsets, gait_path
 
@@ -66,20 +66,6 @@ RANDOM_WRIST = "random"
 #: opposed; a 7 cm cube (``scale_range=1.4,1.4``) lies in the palm inside the fingers.
 LEAP_CUPPED_POSE: tuple[float, ...] = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0.25,
                                        0.5, 0.75, 0.75, 0.25, 0.65, 0.9, 0.75, 0.6)  # fmt: skip
-
-
-def wrist_gravity(wrist: str, tilt: float = 1.0) -> np.ndarray:
-    """The unit gravity direction in the palm frame for one of the six wrists, or for a wrist
-    between two of them: ``A>B:DEG`` (e.g. ``palm_up>base_up:45``) is wrist ``A`` turned
-    ``DEG`` degrees toward ``B`` (gravity on the great circle from ``A``'s to ``B``'s; ``DEG``
-    up to the angle between them, 90 for neighbours). ``tilt`` (0-1) scales ``DEG``: the
-    tilt curriculum's share (:meth:`RotateEnv.tilt_share`)."""
-    if ">" in wrist:
-        return tilted_unit(wrist, wrist_gravity, tilt, "wrist", "palm_up>base_up:45")
-    if wrist not in WRIST_ORIENTATIONS:
-        known = ", ".join([*WRIST_ORIENTATIONS, RANDOM_WRIST, "A>B:DEG"])
-        raise ValueError(f"unknown wrist {wrist!r}; known: {known}")
-    return WRIST_ORIENTATIONS[wrist].T @ np.array([0.0, 0.0, -1.0])
 
 
 @dataclass
@@ -126,6 +112,9 @@ class RotateConfig(AnygraspConfig):
             (``palm_up>base_up:60``) and toward the thumb 60 degrees; it drops it at 90
             degrees (``base_up``), and tilted 60 degrees toward the little finger or the
             wrist (BENCHMARKS, in-hand rotation).
+        lie: with ``start=palm``, the object's own z axis laid along the palm's y before the
+            random yaw: a cylinder or long cuboid lies in the palm instead of standing on its
+            end (where the cupped fingers tip it over). A cube or sphere is unchanged by it.
         oracle: the actor also sees the object's position, orientation, velocities and
             waypoint and the fingertips (DexNDM A.1: the specialists are oracle policies
             with the object's state; the generalist distilled from them sees only
@@ -189,6 +178,7 @@ class RotateConfig(AnygraspConfig):
     start: str = "grasp"
     rest_frac: float = 0.5
     rest_q: tuple[float, ...] = ()
+    lie: bool = False
     oracle: bool = True
     alive_bonus: float = 0.5
     penalty_cap: float = 0.5
@@ -233,7 +223,10 @@ class RotateEnv(AnygraspEnv):
             raise ValueError("axis_flip_s switches between named axes, not 'any'")
         for w in cfg.wrists:
             if w != RANDOM_WRIST:
-                wrist_gravity(w)
+                try:
+                    wrist_gravity(w)
+                except ValueError as e:
+                    raise ValueError(f"{e}; or {RANDOM_WRIST!r} (drifting gravity)") from None
         unknown = sorted(set(cfg.families) - set(FAMILIES))
         if unknown:
             raise ValueError(f"unknown object families {unknown}; known: {', '.join(FAMILIES)}")
@@ -367,6 +360,8 @@ class RotateEnv(AnygraspEnv):
             pos = rotation_start_palm(self.hand, float(rbound[w]))
             qpos[w, self.obj_qadr : self.obj_qadr + 3] = self.palm_pos + pos
             yaw = axis_angle_quat(np.array([0.0, 0.0, 1.0]), np.array(rng.uniform(0, 2 * np.pi)))
+            if self.cfg.lie:  # the object's z along the palm's y, then the yaw
+                yaw = quat_mul(yaw, axis_angle_quat(np.array([1.0, 0.0, 0.0]), np.array(np.pi / 2)))
             qpos[w, self.obj_qadr + 3 : self.obj_qadr + 7] = yaw
             self.goal_q[w] = q
             self.goal_q_target[w] = q

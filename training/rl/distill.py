@@ -346,7 +346,9 @@ def _rollouts(
         turned = np.zeros(N)
         length = np.zeros(N, int)
         period = s.flip_s / env.dt
-        next_flip = rng.uniform(0.75, 1.25, N) * period if s.flip_s > 0 else np.full(N, np.inf)
+        # a wrist with one specialist has no other axis to switch to
+        switching = s.flip_s > 0 and len(team.by_axis) > 1
+        next_flip = rng.uniform(0.75, 1.25, N) * period if switching else np.full(N, np.inf)
         next_flip[rng.random(N) < 0.5] = np.inf  # half the worlds keep their first axis
         expert_drives = rng.random(N) < beta if student is not None else np.ones(N, bool)
         for t in range(steps):

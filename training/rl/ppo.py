@@ -594,6 +594,9 @@ class Policy:
         "oracle",
         "rest_q",
     )
+    #: Start settings a policy depends on where they are on (``lie``: the long objects it
+    #: learned lie in the palm); off, they are left out, as in the files that predate them.
+    ENV_FLAGS = ("lie",)
 
     @staticmethod
     def env_overrides(path: str | Path) -> dict[str, Any]:
@@ -603,6 +606,7 @@ class Policy:
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"cannot load policy {path}: {e}") from e
         out = {k: env[k] for k in Policy.ENV_KEYS if k in env}
+        out.update({k: True for k in Policy.ENV_FLAGS if env.get(k)})
         # policies that do not record their physics predate issue 18: the Menagerie model
         out.setdefault("physics_model", BASELINE_PHYSICS)
         if "styles" in out:
