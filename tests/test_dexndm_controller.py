@@ -98,10 +98,11 @@ def test_an_axis_beyond_the_generalists_training_is_noticed_and_measured():
 
 
 def test_the_six_axis_generalist_turns_the_cube_about_x_and_y_where_the_default_does_not():
-    """``generalist=six_axes`` (distilled from the six palm-up specialists) turns the cube
-    about +-x and +-y on the simulated hand through the controller (8 s, two starts each;
-    measured 2.0-7.1 rad), where the default generalist (+-z only) does not (-1.3 to +0.1);
-    it knows every palm axis, and no residual was trained for it, so it runs alone."""
+    """``generalist=six_axes`` (distilled from the six palm-up specialists and the base-up
+    -z one) turns the cube about +-x and +-y on the simulated hand through the controller
+    (8 s, two starts each; its first version, palm up only: 2.0-7.1 rad), where the default
+    generalist (+-z only) does not (-1.3 to +0.1); it knows every palm axis, and no residual
+    was trained for it, so it runs alone."""
     robot = _hand()
     six = DexNDMController(DexNDMControllerConfig(hand="leap", generalist="six_axes"))
     assert six.residual is None and len(six.gen.trained_axes) == 6
@@ -119,11 +120,12 @@ def test_the_six_axis_generalist_turns_the_cube_about_x_and_y_where_the_default_
 
 
 def test_the_wrist_beyond_the_generalists_training_is_warned_of_and_measured(caplog):
-    """The six-axis generalist was trained palm up only: on a hand mounted fingers down
-    (base up) the controller warns at reset and reports 90 degrees each tick; palm up, 0."""
+    """The six-axis generalist was trained palm up and base up (fingers down): on a hand
+    mounted thumb down the controller warns at reset and reports 90 degrees each tick; at
+    the two it knows, 0 and no warning."""
     c = DexNDMController(DexNDMControllerConfig(hand="leap", generalist="six_axes"))
-    assert set(c.gen.trained_wrists) == {"palm_up"}
-    for wrist, off in (("palm_up", 0.0), ("base_up", 90.0), ("palm_down", 180.0)):
+    assert set(c.gen.trained_wrists) == {"palm_up", "palm_up>base_up:90"}
+    for wrist, off in (("palm_up", 0.0), ("base_up", 0.0), ("thumb_down", 90.0)):
         robot = SimHand(SimHandConfig(hand="leap", object="cube", object_scale=1.4, wrist=wrist))
         state = robot.read()
         caplog.clear()
@@ -132,6 +134,22 @@ def test_the_wrist_beyond_the_generalists_training_is_warned_of_and_measured(cap
         assert ("degrees from those the generalist was trained at" in caplog.text) == (off > 0)
         _, info = c.step(state, Command(t=0.0, axis=np.array([0.0, 0.0, 1.0])))
         assert info["wrist_off_deg"] == pytest.approx(off, abs=1e-6)
+
+
+def test_the_six_axis_generalist_turns_the_cube_fingers_down_where_the_default_drops_it():
+    """Base up (fingers down, the hand's mount turned 90 degrees from palm up): the six-axis
+    generalist, distilled with the base-up -z specialist too, turns the cube about -z
+    through the controller on the simulated hand (8 s, two starts; measured 2.0 (then
+    dropped) and 9.8 rad); the default generalist, palm up only, does not."""
+    robot = SimHand(SimHandConfig(hand="leap", object="cube", object_scale=1.4, wrist="base_up"))
+    turned = {}
+    for gen in ("six_axes", ""):
+        c = DexNDMController(DexNDMControllerConfig(hand="leap", generalist=gen, residual="none",
+                                                    ndm="none"))  # fmt: skip
+        res = [rotation_episode(robot, c, "-z", c.sim_start(), np.random.default_rng(s), 8.0)
+               for s in (0, 1)]  # fmt: skip
+        turned[gen] = np.mean([r.rotr for r in res])
+    assert turned["six_axes"] > 3.0 and turned[""] < 1.0, turned
 
 
 def test_the_shipped_generalist_turns_the_cube_both_ways_in_simulation():

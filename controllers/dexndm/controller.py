@@ -46,7 +46,8 @@ SHIPPED, NONE = "", "none"
 
 #: ``generalist`` settings naming another shipped generalist than the default (``""``: +-z,
 #: trained on with PPO after distillation; the shipped residuals were trained for it):
-#: ``six_axes``, distilled from the six palm-up specialists (+-x, +-y, +-z).
+#: ``six_axes``, distilled from the six palm-up specialists (+-x, +-y, +-z) and the base-up
+#: (fingers-down) -z one.
 GENERALIST_KINDS = ("six_axes",)
 
 
@@ -106,8 +107,8 @@ class DexNDMControllerConfig(ControllerConfig):
 
     Attributes:
         generalist: the rotation generalist ("" = the shipped default, ``six_axes`` = the
-            shipped one that knows all six palm axes (:data:`GENERALIST_KINDS`), else a
-            file).
+            shipped one that knows all six palm axes, and -z with the fingers down
+            (:data:`GENERALIST_KINDS`), else a file).
         residual: the residual policy ("" = the shipped default, ``joint_wise_blend``,
             when there is one and it was trained for the running generalist;
             ``joint_wise`` / ``whole_hand`` = the shipped one trained through that model,
