@@ -564,3 +564,22 @@ def test_an_anchored_fine_tune_stays_near_its_start_and_keeps_snapshots(tmp_path
     with pytest.raises(ValueError, match="give init"):
         train("rotate", scale="smoke", hand="leap", out=tmp_path / "none", env_overrides=over,
               settings=pulled, progress=False)  # fmt: skip
+
+
+def test_a_generalist_of_lying_objects_lays_them_down_too(tmp_path):
+    """A specialist trained with the object lying in the palm (``lie``) hands that start to
+    the generalist distilled from it, so that it is evaluated on what it learned."""
+    import training.rl.distill as distill
+    from teleop_app.cli import main
+
+    spec = tmp_path / "spec"
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
+                 "--axes", "z-", "--families", "cuboid_ar2", "--set", "start=palm", "lie=1",
+                 f"rest_q={CUPPED}", "scale_range=1.4,1.4", "--grasp-cache", str(tmp_path / "g"),
+                 "--out", str(spec)]) == 0  # fmt: skip
+    s = DistillSettings(episodes=2, episode_s=0.5, epochs=1, hidden=16, blocks=1, threads=1,
+                        keep_dropped=True)  # fmt: skip
+    gen = tmp_path / "gen.pt"
+    rep = distill.distill([spec / "policy.pt"], "leap", gen, s)
+    assert [sp["lie"] for sp in rep["specialists"]] == [True]
+    assert distill.generalist_env_overrides(gen)["lie"] is True

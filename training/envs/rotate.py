@@ -68,6 +68,10 @@ LEAP_CUPPED_POSE: tuple[float, ...] = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0
                                        0.5, 0.75, 0.75, 0.25, 0.65, 0.9, 0.75, 0.6)  # fmt: skip
 
 
+#: ``lie``: the turn that lays an object's own z axis along the palm's y
+_LAY_DOWN = axis_angle_quat(np.array([1.0, 0.0, 0.0]), np.array(np.pi / 2))
+
+
 @dataclass
 class RotateConfig(AnygraspConfig):
     """Rotation settings (see the module docstring); objects, grasps and randomization as
@@ -361,7 +365,7 @@ class RotateEnv(AnygraspEnv):
             qpos[w, self.obj_qadr : self.obj_qadr + 3] = self.palm_pos + pos
             yaw = axis_angle_quat(np.array([0.0, 0.0, 1.0]), np.array(rng.uniform(0, 2 * np.pi)))
             if self.cfg.lie:  # the object's z along the palm's y, then the yaw
-                yaw = quat_mul(yaw, axis_angle_quat(np.array([1.0, 0.0, 0.0]), np.array(np.pi / 2)))
+                yaw = quat_mul(yaw, _LAY_DOWN)
             qpos[w, self.obj_qadr + 3 : self.obj_qadr + 7] = yaw
             self.goal_q[w] = q
             self.goal_q_target[w] = q

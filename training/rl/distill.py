@@ -173,6 +173,7 @@ def collect(
                 "families": list(env.cfg.families),
                 "start": env.cfg.start,
                 "rest_q": [float(v) for v in env.cfg.rest_q],
+                "lie": bool(env.cfg.lie),
                 "scale_range": [float(v) for v in env.cfg.scale_range],
                 "action_mode": env.cfg.action_mode,
                 "episodes": s.episodes * s.rounds,
@@ -586,6 +587,8 @@ def _save(
             "history": cfg.history,
             "physics_model": info["physics"].get("name") if info["physics"] else None,
             "rest_q": shared["rest_q"] or None,
+            # the objects lay in the palm for every specialist (Policy.ENV_FLAGS): so here
+            **({"lie": True} if all(sp.get("lie") for sp in specialists) else {}),
         },
         "report": {k: v for k, v in report.items() if k != "curve"},
         # what the specialists covered, the generalist's defaults for data generation
