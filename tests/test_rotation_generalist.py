@@ -179,6 +179,21 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     (r1,) = rd["dagger"]
     assert r1["beta"] == 0.5 and r1["added"] > 0 and r1["episodes"] == 3
     assert rd["transitions"] > r1["added"] and rd["curve"][-1]["dagger_round"] == 1
+    # more DAgger rounds from d, without cloning: d's net (0 epochs: unchanged) and size,
+    # the rounds numbered on, fitted to the new rows only
+    more = tmp_path / "d_more.pt"
+    rm = distill.distill([spec / "policy.pt", spec_m / "policy.pt"], "leap", more,
+                         replace(sd, hidden=16, history=12, dagger_epochs=0, save_data=False),
+                         dagger_from=d)  # fmt: skip
+    assert [r["round"] for r in rm["dagger"]] == [1, 2] and rm["dagger"][1]["beta"] == 0.25
+    assert rm["dagger"][0] == r1 and rm["transitions"] == rm["dagger"][1]["added"] > 0
+    assert rm["dagger_from"] == str(d) and rm["config"] == rd["config"] and not rm["curve"]
+    more_state = RotationGeneralist.load(more).net.state_dict()
+    d_state = RotationGeneralist.load(d).net.state_dict()
+    assert all(torch.equal(d_state[k], more_state[k]) for k in d_state)
+    with pytest.raises(ValueError, match="at least one"):
+        distill.distill([spec / "policy.pt"], "leap", more, replace(sd, dagger_rounds=0),
+                        dagger_from=d)  # fmt: skip
     # another net fitted to the same rows, every DAgger round's included, without rollouts
     assert distill.data_path(d) == tmp_path / "d.data.npz"
     refitted = tmp_path / "d_refit.pt"
@@ -208,7 +223,9 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
                 ([str(spec / "policy.pt"), "--warm"], "named by --refit"),
                 (["--refit", str(d), "--axis-weight", "z+"], "expected AXIS=W"),
                 (["--refit", str(d), "--axis-weight", "w+=2"], "unknown axis"),
-                (["--refit", str(d), "--axis-weight", "z+=-1"], "must be finite"))  # fmt: skip
+                (["--refit", str(d), "--axis-weight", "z+=-1"], "must be finite"),
+                ([str(spec / "policy.pt"), "--dagger-from", str(d)], "--dagger-rounds >= 1"),
+                (["--refit", str(d), "--dagger-from", str(d)], "not with --refit"))  # fmt: skip
     for bad, says in bad_args:
         with pytest.raises(SystemExit, match=says):
             main(["train", "rotation-generalist", *bad, "--out", str(tmp_path / "x.pt")])

@@ -375,6 +375,12 @@ def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --refit: start from GENERALIST's own net (its size) and train --epochs more",
     )
+    p.add_argument(
+        "--dagger-from",
+        metavar="GENERALIST",
+        help="no cloning: --dagger-rounds more DAgger rounds starting from GENERALIST's net "
+        "(its size and history), the specialists named labelling",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ship", action="store_true", help="copy the result into assets/checkpoints/rl")
@@ -405,6 +411,8 @@ def run_generalist(args: argparse.Namespace) -> int:
         raise SystemExit("name the specialists to distil, or --refit GENERALIST (not both)")
     if args.warm and not args.refit:
         raise SystemExit("--warm continues a generalist named by --refit")
+    if args.dagger_from and (args.refit or args.dagger_rounds < 1):
+        raise SystemExit("--dagger-from goes on with --dagger-rounds >= 1 (not with --refit)")
     s = DistillSettings(
         episodes=args.episodes,
         rounds=args.rounds,
@@ -425,7 +433,7 @@ def run_generalist(args: argparse.Namespace) -> int:
     if args.refit:
         rep = refit(args.refit, out, s, warm=args.warm)
     else:
-        rep = distill(args.specialists, args.hand, out, s)
+        rep = distill(args.specialists, args.hand, out, s, dagger_from=args.dagger_from)
     last = rep["curve"][-1] if rep["curve"] else {}
     print(
         json.dumps(

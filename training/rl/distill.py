@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -456,29 +456,57 @@ def fit(
 
 
 def distill(
-    paths: list[str | Path], hand: str, out: str | Path, s: DistillSettings | None = None
+    paths: list[str | Path],
+    hand: str,
+    out: str | Path,
+    s: DistillSettings | None = None,
+    dagger_from: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Collect, fit and save; returns the report (also written next to ``out``)."""
+    """Collect, fit and save; returns the report (also written next to ``out``).
+
+    With ``dagger_from`` (a generalist file) there is no cloning stage: ``s.dagger_rounds``
+    more DAgger rounds start from that generalist's net (its size, history and scale), the
+    rounds numbered on from its own (beta = 0.5 ** round) and fitted to the new rows only
+    (the start's own rows are not needed). The specialists named label, as in its
+    distillation; they need not be the same ones."""
     s = s or DistillSettings()
+    if dagger_from is not None and s.dagger_rounds < 1:
+        raise ValueError("--dagger-from trains only DAgger rounds: ask for at least one")
     torch.set_num_threads(s.threads)
     t0 = time.perf_counter()
-    data, specialists, info = collect(paths, hand, s)
-    cfg = GeneralistConfig(
-        n=data["act"].shape[1],
-        history=s.history,
-        hidden=s.hidden,
-        blocks=s.blocks,
-        action_mode="delta",
-        action_scale_rad=info["action_scale_rad"],
-    )
-    net, fit_report = fit(data, cfg, s)
-    dagger = []
-    for r in range(s.dagger_rounds):
+    data: dict[str, np.ndarray] | None = None
+    if dagger_from is None:
+        data, specialists, info = collect(paths, hand, s)
+        cfg = GeneralistConfig(
+            n=data["act"].shape[1],
+            history=s.history,
+            hidden=s.hidden,
+            blocks=s.blocks,
+            action_mode="delta",
+            action_scale_rad=info["action_scale_rad"],
+        )
+        net, fit_report = fit(data, cfg, s)
+        done = 0
+    else:
+        net, cfg, done, fit_report, s = _dagger_start(dagger_from, hand, s)
+    dagger = list(fit_report.pop("dagger", []))
+    for r in range(done, done + s.dagger_rounds):
         beta = 0.5 ** (r + 1)
         net.eval()
-        more, sums, _ = collect(paths, hand, s, student=net, beta=beta, seed_offset=100 * (r + 1))
-        more["episode"] = more["episode"] + int(data["episode"].max()) + 1
-        data = {k: np.concatenate([data[k], more[k]]) for k in data}
+        off = 100 * (r + 1)
+        more, sums, info = collect(paths, hand, s, student=net, beta=beta, seed_offset=off)
+        if info["action_scale_rad"] != cfg.action_scale_rad:
+            raise ValueError(
+                f"the specialists' rate limit is {info['action_scale_rad']} rad per step, the "
+                f"generalist's scale {cfg.action_scale_rad}: another hand or physics"
+            )
+        if data is None:  # dagger_from: the first round's rows are the start
+            if differences(fit_report["physics"], info["physics"]):
+                raise ValueError(f"{dagger_from}: trained on other physics than the specialists")
+            data, specialists = more, sums
+        else:
+            more["episode"] = more["episode"] + int(data["episode"].max()) + 1
+            data = {k: np.concatenate([data[k], more[k]]) for k in data}
         net, rep = fit(data, cfg, s, net=net, epochs=s.dagger_epochs)
         dagger.append(
             {
@@ -492,11 +520,30 @@ def distill(
         )
         log.info("DAgger round %d: %s", r + 1, dagger[-1])
         fit_report["curve"] += [{**c, "dagger_round": r + 1} for c in rep["curve"]]
+    fit_report.pop("physics", None)
     fit_report["transitions"] = len(data["act"])
     fit_report["dagger"] = dagger
     if s.save_data:
         _save_data(Path(out), data)
     return _save(out, hand, net, cfg, data, specialists, info, s, fit_report, t0)
+
+
+def _dagger_start(
+    source: str | Path, hand: str, s: DistillSettings
+) -> tuple[GeneralistNet, GeneralistConfig, int, dict[str, Any], DistillSettings]:
+    """The net, config, DAgger rounds done and report of a generalist DAgger goes on from;
+    ``s`` with the generalist's history and size (its observations and net are fixed)."""
+    src = RotationGeneralist.load(source, hand=hand)
+    rep = src.meta["report"]
+    done = max((d["round"] for d in rep.get("dagger", [])), default=0)
+    s = replace(s, history=src.cfg.history, hidden=src.cfg.hidden, blocks=src.cfg.blocks)
+    report = {
+        "curve": [],
+        "dagger": list(rep.get("dagger", [])),
+        "dagger_from": str(source),
+        "physics": src.meta["physics"],
+    }
+    return src.net, src.cfg, done, report, s
 
 
 def data_path(generalist: str | Path) -> Path:
