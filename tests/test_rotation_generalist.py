@@ -337,8 +337,8 @@ def test_rotation_picture_draws_an_episode(tmp_path, capsys):
 
 def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
     """The shipped generalist and the -z, tilted -z (60 and 75 degrees), -x, -y and +y
-    specialists (cupped palm start, 7 cm cube) load and act; the specialists turn the cube
-    the commanded way on nominal physics."""
+    specialists (cupped palm start, 7 cm cube) and the lying cuboid's -x one load and act;
+    the specialists turn their object the commanded way on nominal physics."""
     from bench.rotation_eval import main as bench
     from training.rl.cli import shipped_policy
     from training.rl.distill import rotation_trained_settings, shipped_generalist
@@ -374,6 +374,17 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
                   "--episode-s", "3", *nominal]) == 0  # fmt: skip
     rec = json.loads(out.read_text())[0]
     assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # the measured rate: 0.78
+    # a long cuboid laid in the palm (lie=1, recorded in the file): the cube's -x specialist
+    # only holds it; the one trained on with it turns it
+    lying = ["--axis", "x-", "--object", "cuboid_ar2", "--episodes", "8", "--episode-s", "8",
+             *nominal]  # fmt: skip
+    assert bench(["--checkpoint", str(spec), "--set", "lie=1", *lying]) == 0
+    assert abs(json.loads(out.read_text())[0]["rot_rad_per_s"]) < 0.1  # measured: 0.029
+    cuboid = spec.with_name("rotate_leap_xm_cuboid_lie.pt")
+    assert cuboid.stat().st_size < 20e6 and Policy.env_overrides(cuboid)["lie"] is True
+    assert bench(["--checkpoint", str(cuboid), *lying]) == 0
+    rec = json.loads(out.read_text())[0]
+    assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # measured: 0.665
     # about -y, reached by turning the -x specialist's axis (x->y-:90, -x's gait): the -x
     # specialist does not turn the cube there, the one trained through the axis curriculum does
     about_y = ["--axis", "x->y-:90", "--episodes", "4", "--episode-s", "5", *nominal]
