@@ -374,10 +374,13 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
                   "--episode-s", "3", *nominal]) == 0  # fmt: skip
     rec = json.loads(out.read_text())[0]
     assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # the measured rate: 0.78
+
     # a long cuboid laid in the palm (lie=1, recorded in the file): the cube's -x specialist
     # only holds it; the one trained on with it turns it
-    lying = ["--axis", "x-", "--object", "cuboid_ar2", "--episodes", "8", "--episode-s", "8",
-             *nominal]  # fmt: skip
+    def about_x(obj: str) -> list[str]:
+        return ["--axis", "x-", "--object", obj, "--episodes", "8", "--episode-s", "8", *nominal]
+
+    lying = about_x("cuboid_ar2")
     assert bench(["--checkpoint", str(spec), "--set", "lie=1", *lying]) == 0
     assert abs(json.loads(out.read_text())[0]["rot_rad_per_s"]) < 0.1  # measured: 0.029
     cuboid = spec.with_name("rotate_leap_xm_cuboid_lie.pt")
@@ -392,8 +395,7 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
         trained = spec.with_name(f"rotate_leap_xm_{name}.pt")
         assert trained.stat().st_size < 20e6
         assert obj == "sphere" or Policy.env_overrides(trained)["lie"] is True
-        assert bench(["--checkpoint", str(trained), *lying[:2], "--object", obj,
-                      *lying[4:]]) == 0  # fmt: skip
+        assert bench(["--checkpoint", str(trained), *about_x(obj)]) == 0
         rec = json.loads(out.read_text())[0]
         assert rec["object"] == obj and rec["rot_rad_per_s"] > 0.15 and rec["drops"] == 0
     # about -y, reached by turning the -x specialist's axis (x->y-:90, -x's gait): the -x

@@ -486,23 +486,22 @@ def distill(
             action_scale_rad=info["action_scale_rad"],
         )
         net, fit_report = fit(data, cfg, s)
-        done = 0
+        dagger = []
     else:
-        net, cfg, done, fit_report, s = _dagger_start(dagger_from, hand, s)
-    dagger = list(fit_report.pop("dagger", []))
+        src = RotationGeneralist.load(dagger_from, hand=hand)
+        net, cfg = src.net, src.cfg
+        # its observations and net are fixed: its history and size
+        s = replace(s, history=cfg.history, hidden=cfg.hidden, blocks=cfg.blocks)
+        fit_report = {"curve": [], "dagger_from": str(dagger_from)}
+        dagger = list(src.meta["report"].get("dagger", []))
+    done = max((d["round"] for d in dagger), default=0)
     for r in range(done, done + s.dagger_rounds):
         beta = 0.5 ** (r + 1)
         net.eval()
         off = 100 * (r + 1)
         more, sums, info = collect(paths, hand, s, student=net, beta=beta, seed_offset=off)
-        if info["action_scale_rad"] != cfg.action_scale_rad:
-            raise ValueError(
-                f"the specialists' rate limit is {info['action_scale_rad']} rad per step, the "
-                f"generalist's scale {cfg.action_scale_rad}: another hand or physics"
-            )
         if data is None:  # dagger_from: the first round's rows are the start
-            if differences(fit_report["physics"], info["physics"]):
-                raise ValueError(f"{dagger_from}: trained on other physics than the specialists")
+            _check_dagger_start(dagger_from, src, info)
             data, specialists = more, sums
         else:
             more["episode"] = more["episode"] + int(data["episode"].max()) + 1
@@ -520,7 +519,6 @@ def distill(
         )
         log.info("DAgger round %d: %s", r + 1, dagger[-1])
         fit_report["curve"] += [{**c, "dagger_round": r + 1} for c in rep["curve"]]
-    fit_report.pop("physics", None)
     fit_report["transitions"] = len(data["act"])
     fit_report["dagger"] = dagger
     if s.save_data:
@@ -528,22 +526,16 @@ def distill(
     return _save(out, hand, net, cfg, data, specialists, info, s, fit_report, t0)
 
 
-def _dagger_start(
-    source: str | Path, hand: str, s: DistillSettings
-) -> tuple[GeneralistNet, GeneralistConfig, int, dict[str, Any], DistillSettings]:
-    """The net, config, DAgger rounds done and report of a generalist DAgger goes on from;
-    ``s`` with the generalist's history and size (its observations and net are fixed)."""
-    src = RotationGeneralist.load(source, hand=hand)
-    rep = src.meta["report"]
-    done = max((d["round"] for d in rep.get("dagger", [])), default=0)
-    s = replace(s, history=src.cfg.history, hidden=src.cfg.hidden, blocks=src.cfg.blocks)
-    report = {
-        "curve": [],
-        "dagger": list(rep.get("dagger", [])),
-        "dagger_from": str(source),
-        "physics": src.meta["physics"],
-    }
-    return src.net, src.cfg, done, report, s
+def _check_dagger_start(source: str | Path, src: RotationGeneralist, info: dict[str, Any]) -> None:
+    """ValueError unless the specialists' physics and rate limit are the generalist's."""
+    scale = src.cfg.action_scale_rad
+    if info["action_scale_rad"] != scale:
+        raise ValueError(
+            f"the specialists' rate limit is {info['action_scale_rad']} rad per step, the "
+            f"generalist's scale {scale}: another hand or physics"
+        )
+    if differences(src.meta["physics"], info["physics"]):
+        raise ValueError(f"{source}: trained on other physics than the specialists")
 
 
 def data_path(generalist: str | Path) -> Path:
