@@ -156,6 +156,16 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
                  "--out", str(spec_t)]) == 0  # fmt: skip
     trio = [spec / "policy.pt", spec_t / "policy.pt", spec_m / "policy.pt"]
     assert distill.switch_groups(trio) == [[trio[0], trio[2]], [trio[1]]]
+    # a specialist of another object is a group of its own: the operator switches the axis,
+    # not the object in the hand
+    spec_s = tmp_path / "spec_s"
+    assert main(["train", "rl", "--task", "rotate", "--scale", "smoke", "--iterations", "1",
+                 "--action-mode", "delta", "--axes", "z+", "--wrists", "palm_up",
+                 "--families", "sphere", "--grasp-cache", cache, "--set", "start=palm",
+                 f"rest_q={CUPPED}", "scale_range=1.4,1.4",
+                 "--out", str(spec_s)]) == 0  # fmt: skip
+    quad = [*trio, spec_s / "policy.pt"]
+    assert distill.switch_groups(quad) == [[quad[0], quad[2]], [quad[1]], [quad[3]]]
     _, tspecs, _ = distill.collect(trio, "leap", replace(sf, episodes=2))
     assert [(sp["wrists"], sp["axes"]) for sp in tspecs] == [
         (["palm_up"], ["z+", "z-"]), (["palm_up>base_up:90"], ["z+"])]  # fmt: skip
@@ -337,7 +347,7 @@ def test_rotation_picture_draws_an_episode(tmp_path, capsys):
 
 def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
     """The shipped generalist and the -z, tilted -z (60 and 75 degrees), -x, -y and +y
-    specialists (cupped palm start, 7 cm cube) and the lying cuboid's -x one load and act;
+    specialists (cupped palm start, 7 cm cube) and those of the other objects load and act;
     the specialists turn their object the commanded way on nominal physics."""
     from bench.rotation_eval import main as bench
     from training.rl.cli import shipped_policy
@@ -377,8 +387,8 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
 
     # a long cuboid laid in the palm (lie=1, recorded in the file): the cube's -x specialist
     # only holds it; the one trained on with it turns it
-    def about_x(obj: str) -> list[str]:
-        return ["--axis", "x-", "--object", obj, "--episodes", "8", "--episode-s", "8", *nominal]
+    def about_x(obj: str, axis: str = "x-") -> list[str]:
+        return ["--axis", axis, "--object", obj, "--episodes", "8", "--episode-s", "8", *nominal]
 
     lying = about_x("cuboid_ar2")
     assert bench(["--checkpoint", str(spec), "--set", "lie=1", *lying]) == 0
@@ -398,6 +408,13 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
         assert bench(["--checkpoint", str(trained), *about_x(obj)]) == 0
         rec = json.loads(out.read_text())[0]
         assert rec["object"] == obj and rec["rot_rad_per_s"] > 0.15 and rec["drops"] == 0
+    # the sphere about -y (the cube's -y specialist trained on with it; measured 0.60) and
+    # about +x (the cube's +x specialist as it is; measured 0.54)
+    for name, axis in (("ym_sphere", "x->y-:90"), ("xp", "x+")):
+        assert bench(["--checkpoint", str(spec.with_name(f"rotate_leap_{name}.pt")),
+                      *about_x("sphere", axis)]) == 0  # fmt: skip
+        rec = json.loads(out.read_text())[0]
+        assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0
     # about -y, reached by turning the -x specialist's axis (x->y-:90, -x's gait): the -x
     # specialist does not turn the cube there, the one trained through the axis curriculum does
     about_y = ["--axis", "x->y-:90", "--episodes", "4", "--episode-s", "5", *nominal]

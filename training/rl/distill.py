@@ -65,8 +65,8 @@ class DistillSettings:
     #: > 0: the specialists of each wrist act together, the axis of half the worlds (at
     #: random) switching to another specialist's every ``flip_s`` seconds (+-25 %), so that
     #: the generalist learns to reverse when the operator switches axes (specialists of
-    #: several wrists: one such run per wrist, :func:`switch_groups`); 0: one specialist and
-    #: axis per episode
+    #: several wrists or objects: one such run per wrist and object, :func:`switch_groups`);
+    #: 0: one specialist and axis per episode
     flip_s: float = 0.0
     #: the physics randomization of the rollouts (``Randomization.named``): ``on`` as the
     #: specialists trained; ``no-force`` keeps the episodes random pushes would end
@@ -188,12 +188,15 @@ def collect(
 
 def switch_groups(paths: list[str | Path]) -> list[list[str | Path]]:
     """The specialists an operator switches between, mid-episode (``flip_s``): one group
-    per wrist orientation (the axis is switched, the wrist stays), in the order first
-    named; a group rolls out in one environment (:func:`_group_settings`)."""
-    by_wrist: dict[tuple[str, ...], list[str | Path]] = {}
+    per wrist orientation and object (the axis is switched, the wrist and the object in
+    the hand stay), in the order first named; a group rolls out in one environment
+    (:func:`_group_settings`)."""
+    groups: dict[tuple[Any, ...], list[str | Path]] = {}
     for p in paths:
-        by_wrist.setdefault(tuple(specialist_settings(p).get("wrists", ())), []).append(p)
-    return list(by_wrist.values())
+        st = specialist_settings(p)
+        key = (tuple(st.get("wrists", ())), tuple(st.get("families", ())), st.get("lie"))
+        groups.setdefault(key, []).append(p)
+    return list(groups.values())
 
 
 def _group_settings(group: list[str | Path]) -> dict[str, Any]:
