@@ -17,6 +17,10 @@ oracle the specialists are distilled from (it steps ``samples x horizon`` worlds
 and control step: minutes per episode).
 ``--randomization`` sets the physics randomization (``on``: as trained, the default;
 ``no-force``: all but the random forces pushing the object; ``off``: nominal physics).
+``--scale`` sets the objects' scale of their family's base size (the cube's is 5 cm, so 1.4
+is the 7 cm cube the shipped specialists trained with; several values: a record each, with
+``scale`` and ``size_m``, the objects' MuJoCo sizes: half extents, a sphere's radius); by
+default the policy's own.
 ``--start`` picks the episodes' start (``grasp``: cached grasps; ``palm``: the object lying
 in the palm, see ``RotateConfig.start``); by default the policy's own.
 ``--checkpoint`` with several specialists evaluates them as a team, each acting while its
@@ -78,7 +82,13 @@ def randomization(name: str) -> Any:
     return Randomization.named(name)
 
 
-def evaluate(args: argparse.Namespace, axes: tuple[str, ...], family: str, wrist: str) -> dict:
+def evaluate(
+    args: argparse.Namespace,
+    axes: tuple[str, ...],
+    family: str,
+    wrist: str,
+    scale: float | None = None,
+) -> dict:
     from training.envs import make_env
     from training.rl.distill import (
         SpecialistTeam,
@@ -108,6 +118,10 @@ def evaluate(args: argparse.Namespace, axes: tuple[str, ...], family: str, wrist
         start = extra.pop("start", start)
         over = {**over, **extra}
     start = args.start or start
+    if scale is not None:
+        if any(kv.startswith("scale_range=") for kv in args.set):
+            raise ValueError("give the objects' scale with --scale or --set scale_range, not both")
+        over["scale_range"] = (scale, scale)
     over["dr"] = randomization(args.randomization)
     if args.flip_s:
         over["axis_flip_s"] = args.flip_s
@@ -158,6 +172,8 @@ def evaluate(args: argparse.Namespace, axes: tuple[str, ...], family: str, wrist
         "axis": ",".join(axes),
         **flips,
         "object": family,
+        "scale": [float(v) for v in env.cfg.scale_range],
+        "size_m": sorted({tuple(o.size) for o in env.cfg.instances}),
         "wrist": wrist,
         "start": start,
         "episodes": int(env.num_envs),
@@ -187,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         default=["palm_up"],
         help="wrist orientations: DexNDM's six (palm_up, ...) or tilts between two, A>B:DEG",
+    )
+    p.add_argument(
+        "--scale",
+        nargs="+",
+        type=float,
+        help="object scales of the family's base size (1.4: the 7 cm cube); default: the policy's",
     )
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
@@ -234,15 +256,23 @@ def main(argv: list[str] | None = None) -> int:
     from assets.checkpoint import CheckpointError
 
     records = []
-    print("| axis | object | wrist | episodes | rad/s | RotR rad | TTF | RotP rad/s | drops |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| axis | object | scale | wrist | episodes | rad/s | RotR rad | TTF | RotP rad/s | drops |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     try:
         sequences = [tuple(args.axis)] if args.flip_s else [(a,) for a in args.axis]
-        for axes, family, wrist in itertools.product(sequences, args.object, args.wrist):
-            r = evaluate(args, axes, family, wrist)
+        scales = args.scale or [None]
+        for axes, family, wrist, scale in itertools.product(
+            sequences, args.object, args.wrist, scales
+        ):
+            r = evaluate(args, axes, family, wrist, scale)
             records.append(r)
+            lo, hi = r["scale"]
+            shown = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
             print(
-                f"| {r['axis']} | {family} | {wrist} | {r['episodes']} | {r['rot_rad_per_s']:.3f} "
+                f"| {r['axis']} | {family} | {shown} | {wrist} | {r['episodes']} "
+                f"| {r['rot_rad_per_s']:.3f} "
                 f"| {r['rotr']:.2f} | {r['ttf']:.2f} | {r['rotp']:.3f} | {r['drops']} |",
                 flush=True,
             )

@@ -258,7 +258,7 @@ def test_rotation_eval_bench_writes_dexndms_metrics(tmp_path, capsys):
         assert r["episodes"] == 3 and 0.0 <= r["ttf"] <= 1.0 and 0 <= r["drops"] <= 3
         assert abs(r["rot_rad_per_s"]) < 0.1 and r["rotp"] >= 0.0
         assert r["rot_rad_per_s"] == pytest.approx(r["rotr"] / r["episode_s"])
-    assert "| z+ | cube | palm_up | 3 |" in capsys.readouterr().out
+    assert "| z+ | cube | 0.85-1.15 | palm_up | 3 |" in capsys.readouterr().out
     assert main(["--hold", "--episodes", "1", "--axis", "q+"]) == 2  # a clear refusal
 
 
@@ -446,6 +446,23 @@ def test_rotation_eval_takes_task_settings(tmp_path):
     rec = json.loads(out.read_text())[0]
     assert rec["episodes"] == 2 and rec["start"] == "palm"
     assert main(["--hold", "--episodes", "1", "--set", "axes=x+"]) == 2
+
+
+def test_rotation_eval_sweeps_object_scales(tmp_path):
+    """--scale: a record per scale, each with the objects built at it (the 5 cm cube's half
+    extent times the scale); with --set scale_range as well it is refused, not guessed."""
+    import json
+
+    from bench.rotation_eval import main
+
+    out = tmp_path / "rot.json"
+    assert main(["--hold", "--episodes", "2", "--episode-s", "0.3", "--scale", "1.2", "1.6",
+                 "--json", str(out)]) == 0  # fmt: skip
+    recs = json.loads(out.read_text())
+    assert [r["scale"] for r in recs] == [[1.2, 1.2], [1.6, 1.6]]
+    assert [r["size_m"] for r in recs] == [[[0.03] * 3], [[0.04] * 3]]
+    assert main(["--hold", "--episodes", "1", "--scale", "1.2",
+                 "--set", "scale_range=1.3,1.3"]) == 2  # fmt: skip
 
 
 def test_rotation_eval_randomization_settings(tmp_path):
