@@ -112,15 +112,14 @@ def evaluate(
         from training.rl.cli import task_settings
 
         extra = task_settings("rotate", args.set)
-        taken = sorted(set(extra) & {"axes", "wrists", "families", "num_envs", "episode_s"})
+        own = {"axes", "wrists", "families", "num_envs", "episode_s"}
+        taken = sorted(set(extra) & (own if scale is None else own | {"scale_range"}))
         if taken:
             raise ValueError(f"set {', '.join(taken)} with the bench's own options")
         start = extra.pop("start", start)
         over = {**over, **extra}
     start = args.start or start
     if scale is not None:
-        if any(kv.startswith("scale_range=") for kv in args.set):
-            raise ValueError("give the objects' scale with --scale or --set scale_range, not both")
         over["scale_range"] = (scale, scale)
     over["dr"] = randomization(args.randomization)
     if args.flip_s:
