@@ -122,6 +122,33 @@ def test_the_adaptive_tilt_climbs_with_kept_episodes_and_falls_with_drops(tmp_pa
         _env(tmp_path, tilt_keep=1.0)
 
 
+def test_tilt_replay_starts_some_episodes_below_the_level_and_only_those_at_it_count(tmp_path):
+    """tilt_replay=R: about R of the episodes start at a tilt drawn between 0 and the level
+    (their gravity at that tilt), the rest at the level; only those at the level move it."""
+    env = _env(tmp_path, num_envs=64, axes=("z-",), wrists=("palm_up>base_up:90",),
+               tilt_keep=0.5, tilt_step=0.005, tilt_start=0.7, tilt_replay=0.5,
+               dr=Randomization(enabled=False))  # fmt: skip
+    env.reset()
+    replayed = ~env.tilt_at_level
+    assert 16 <= replayed.sum() <= 48  # about half of 64
+    assert np.all(env.tilt[~replayed] == 0.7)
+    assert np.all((env.tilt[replayed] >= 0.0) & (env.tilt[replayed] < 0.7))
+    assert np.ptp(env.tilt[replayed]) > 0.3  # spread over [0, 0.7), not one value
+    for w in range(64):
+        want = wrist_gravity("palm_up>base_up:90", env.tilt[w])
+        np.testing.assert_allclose(env.gravity[w], want, atol=1e-12)
+    T = env.max_episode_length
+    env.episode_length_buf[:] = T  # every episode ends kept
+    env._adapt_tilt(np.zeros(64, dtype=bool))
+    assert env.tilt_share() == pytest.approx(0.7 + 0.005 * (~replayed).sum())  # replays: none
+    with pytest.raises(ValueError, match="tilt_replay must be in"):
+        _env(tmp_path, tilt_replay=1.5)
+    plain = _env(tmp_path, num_envs=8, axes=("z-",), wrists=("palm_up>base_up:90",),
+                 tilt_keep=0.5, tilt_start=0.3)  # fmt: skip
+    plain.reset()  # no replay: every episode at the level
+    assert plain.tilt_at_level.all() and np.all(plain.tilt == 0.3)
+
+
 def test_a_tilted_axis_turns_with_the_curriculum_that_counts_only_turning_episodes(tmp_path):
     """``A>B:DEG`` for axes: the axis turned DEG degrees from A toward B (x->y-:90 is -y);
     the adaptive curriculum turns it as it tilts wrists, and with ``tilt_rate`` an episode

@@ -154,6 +154,9 @@ class RotateConfig(AnygraspConfig):
         tilt_start: the adaptive curriculum's level at the start of a run (0-1; a resumed run
             continues from its saved level instead), e.g. to go on from where another run's
             tilt stopped.
+        tilt_replay: with ``tilt_keep``, the share of episodes that start at a tilt drawn
+            uniformly between 0 and the level instead of at the level, so that a policy
+            keeps the wrists (or axes) it has passed; only the episodes at the level move it.
     """
 
     families: tuple[str, ...] = ("cube", "cylinder", "cuboid_ar3", "sphere")
@@ -196,6 +199,7 @@ class RotateConfig(AnygraspConfig):
     tilt_step: float = 0.001
     tilt_rate: float = 0.0
     tilt_start: float = 0.0
+    tilt_replay: float = 0.0
 
 
 class RotateEnv(AnygraspEnv):
@@ -223,6 +227,8 @@ class RotateEnv(AnygraspEnv):
                 f"tilt_start must be in [0, 1] and tilt_rate >= 0, got {cfg.tilt_start}, "
                 f"{cfg.tilt_rate}"
             )
+        if not 0.0 <= cfg.tilt_replay <= 1.0:
+            raise ValueError(f"tilt_replay must be in [0, 1], got {cfg.tilt_replay}")
         if cfg.axis_flip_s > 0 and ANY_AXIS in cfg.axes:
             raise ValueError("axis_flip_s switches between named axes, not 'any'")
         for w in cfg.wrists:
@@ -300,6 +306,8 @@ class RotateEnv(AnygraspEnv):
         self.rotated_rad = np.zeros(N)  # the episode's rotation about the axis so far
         self.resets = 0  # episodes started, all worlds (the curriculum's clock)
         self.tilt_level = self.cfg.tilt_start  # the adaptive curriculum's share (tilt_keep > 0)
+        self.tilt = np.zeros(N)  # each world's episode's tilt (share of A>B:DEG)
+        self.tilt_at_level = np.ones(N, dtype=bool)  # False: a replayed, easier tilt
         # start=palm: each instance's rest pose, part of the way to its mean cached grasp
         rest = [self.cfg.rest_frac * gs.q.mean(axis=0) for gs in self.grasps]
         if self.cfg.rest_q:
@@ -324,16 +332,23 @@ class RotateEnv(AnygraspEnv):
         if cfg.axis_flip_s > 0:  # the operator's sequence starts at the first axis
             names[:] = 0
         self.axis_name[ids] = names
-        tilt = self.tilt_share()
+        level = self.tilt_share()
+        at_level = np.ones(k, dtype=bool)
+        if cfg.tilt_keep > 0 and cfg.tilt_replay > 0:
+            at_level = rng.random(k) >= cfg.tilt_replay
+        self.tilt_at_level[ids] = at_level
+        self.tilt[ids] = np.where(at_level, level, rng.uniform(0.0, level, k))
         for w, i in zip(ids, names, strict=True):
             name = cfg.axes[i]
-            self.axis[w] = random_unit(rng, 1)[0] if name == ANY_AXIS else axis_vector(name, tilt)
+            self.axis[w] = (
+                random_unit(rng, 1)[0] if name == ANY_AXIS else axis_vector(name, self.tilt[w])
+            )
         wrists = rng.integers(0, len(cfg.wrists), k)
         for w, i in zip(ids, wrists, strict=True):
             name = cfg.wrists[i]
             self.wrist_id[w] = -1 if name == RANDOM_WRIST else i
             if name != RANDOM_WRIST:
-                self.gravity[w] = self.gravity_goal[w] = wrist_gravity(name, tilt)
+                self.gravity[w] = self.gravity_goal[w] = wrist_gravity(name, self.tilt[w])
                 self.gravity_rate[w] = 0.0
         self.gait_t0[ids] = 0
         for w, ia, iw in zip(ids, names, wrists, strict=True):
@@ -379,7 +394,8 @@ class RotateEnv(AnygraspEnv):
             raise ValueError(f"axis {name!r} is not one of this task's axes {self.cfg.axes}")
         ids = np.atleast_1d(np.asarray(ids, dtype=int))
         self.axis_name[ids] = self.cfg.axes.index(name)
-        self.axis[ids] = axis_vector(name, self.tilt_share())
+        for w in ids:  # at the tilt its episode started with
+            self.axis[w] = axis_vector(name, self.tilt[w])
         if self.cfg.gait_from_switch:
             self.gait_t0[ids] = self.episode_length_buf.cpu().numpy()[ids]
         for w in ids:
@@ -583,11 +599,12 @@ class RotateEnv(AnygraspEnv):
         ``tilt_step`` if it kept the object to the end, and lowers it by ``tilt_step *
         tilt_keep / (1 - tilt_keep)`` if it dropped it, so that the tilt settles where
         ``tilt_keep`` of the episodes are kept, and climbs as the policy learns to keep it.
-        With ``tilt_rate``, an episode kept without turning that fast counts as a drop."""
+        With ``tilt_rate``, an episode kept without turning that fast counts as a drop; with
+        ``tilt_replay``, episodes replayed at an easier tilt do not count."""
         cfg = self.cfg
         timeout = self.timed_out()
-        ended = timeout | dropped
-        kept = timeout & ~dropped
+        ended = (timeout | dropped) & self.tilt_at_level
+        kept = timeout & ~dropped & self.tilt_at_level
         if cfg.tilt_rate > 0:  # and turned: the episode's mean speed about its axis
             kept &= self.rotated_rad >= cfg.tilt_rate * self.max_episode_length * self.dt
         down = cfg.tilt_step * cfg.tilt_keep / (1.0 - cfg.tilt_keep)
