@@ -371,7 +371,7 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
     tilted = ["--axis", "z-", "--wrist", "palm_up>base_up:60", "--episodes", "4",
               "--episode-s", "3", *nominal]  # fmt: skip
     assert bench(["--checkpoint", str(spec), *tilted]) == 0
-    held = json.loads(out.read_text())[0]["rot_rad_per_s"]  # measured: 0.007 (Xeon), 0.13 (EPYC)
+    held = json.loads(out.read_text())[0]["rot_rad_per_s"]  # measured: 0.007 (other draws: 0.13)
     tilt_spec = spec.with_name("rotate_leap_zm_tilt.pt")
     assert tilt_spec.stat().st_size < 20e6
     assert bench(["--checkpoint", str(tilt_spec), *tilted]) == 0
@@ -435,16 +435,16 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
     rec = json.loads(out.read_text())[0]
     assert rec["rot_rad_per_s"] > 0.25 and rec["drops"] == 0  # measured: 0.46
     # +z by -x's gait (x->z+:90): -x's specialist rolls the cube about -x, mostly off the axis
-    # (and drops it once); the one trained through the axis curriculum turns it about +z
+    # (and drops it); the one trained through the axis curriculum turns it about +z
     about_z = ["--axis", "x->z+:90", "--episodes", "4", "--episode-s", "5", *nominal]
     assert bench(["--checkpoint", str(spec), *about_z]) == 0
-    rolled = json.loads(out.read_text())[0]["rotp"]  # measured: 3.63 rad/s off the axis
+    rolled = json.loads(out.read_text())[0]["rotp"]  # measured: 4.21 rad/s off the axis
     z_spec = spec.with_name("rotate_leap_zp_xgait.pt")
     assert z_spec.stat().st_size < 20e6 and Policy.env_overrides(z_spec)["gait"] is True
     assert bench(["--checkpoint", str(z_spec), *about_z]) == 0
     rec = json.loads(out.read_text())[0]
-    assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # measured: 0.38
-    assert rec["rotp"] < 0.5 * rolled  # measured: 1.47
+    assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # measured: 0.65
+    assert rec["rotp"] < 0.6 * rolled  # measured: 1.83
     # the tilted -z specialist trained on toward base up, at 75 degrees
     tilt75 = ["--axis", "z-", "--wrist", "palm_up>base_up:75", "--episodes", "4",
               "--episode-s", "5", *nominal]  # fmt: skip

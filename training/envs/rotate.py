@@ -333,11 +333,12 @@ class RotateEnv(AnygraspEnv):
             names[:] = 0
         self.axis_name[ids] = names
         level = self.tilt_share()
-        at_level = np.ones(k, dtype=bool)
-        if cfg.tilt_keep > 0 and cfg.tilt_replay > 0:
-            at_level = rng.random(k) >= cfg.tilt_replay
-        self.tilt_at_level[ids] = at_level
-        self.tilt[ids] = np.where(at_level, level, rng.uniform(0.0, level, k))
+        self.tilt_at_level[ids] = True
+        self.tilt[ids] = level
+        if cfg.tilt_keep > 0 and cfg.tilt_replay > 0:  # (draws nothing otherwise: same stream)
+            replay = ids[rng.random(k) < cfg.tilt_replay]
+            self.tilt_at_level[replay] = False
+            self.tilt[replay] = rng.uniform(0.0, level, replay.size)
         for w, i in zip(ids, names, strict=True):
             name = cfg.axes[i]
             self.axis[w] = (
