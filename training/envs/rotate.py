@@ -395,11 +395,10 @@ class RotateEnv(AnygraspEnv):
             raise ValueError(f"axis {name!r} is not one of this task's axes {self.cfg.axes}")
         ids = np.atleast_1d(np.asarray(ids, dtype=int))
         self.axis_name[ids] = self.cfg.axes.index(name)
-        for w in ids:  # at the tilt its episode started with
-            self.axis[w] = axis_vector(name, self.tilt[w])
         if self.cfg.gait_from_switch:
             self.gait_t0[ids] = self.episode_length_buf.cpu().numpy()[ids]
         for w in ids:
+            self.axis[w] = axis_vector(name, self.tilt[w])  # at its episode's tilt
             iw = self.wrist_id[w]
             self._take_gait(w, self.gaits.get((self.cfg.wrists[iw], name)) if iw >= 0 else None)
             self._next_goal(int(w))
