@@ -143,6 +143,8 @@ def test_tilt_replay_starts_some_episodes_below_the_level_and_only_those_at_it_c
     assert env.tilt_share() == pytest.approx(0.7 + 0.005 * (~replayed).sum())  # replays: none
     with pytest.raises(ValueError, match="tilt_replay must be in"):
         _env(tmp_path, tilt_replay=1.5)
+    with pytest.raises(ValueError, match="needs tilt_keep > 0"):  # it would do nothing
+        _env(tmp_path, tilt_replay=0.25)
     plain = _env(tmp_path, num_envs=8, axes=("z-",), wrists=("palm_up>base_up:90",),
                  tilt_keep=0.5, tilt_start=0.3)  # fmt: skip
     plain.reset()  # no replay: every episode at the level

@@ -229,6 +229,11 @@ class RotateEnv(AnygraspEnv):
             )
         if not 0.0 <= cfg.tilt_replay <= 1.0:
             raise ValueError(f"tilt_replay must be in [0, 1], got {cfg.tilt_replay}")
+        if cfg.tilt_replay > 0 and cfg.tilt_keep == 0:
+            raise ValueError(
+                "tilt_replay replays episodes below the adaptive curriculum's level: it needs "
+                f"tilt_keep > 0 (got tilt_replay={cfg.tilt_replay}, tilt_keep=0)"
+            )
         if cfg.axis_flip_s > 0 and ANY_AXIS in cfg.axes:
             raise ValueError("axis_flip_s switches between named axes, not 'any'")
         for w in cfg.wrists:
