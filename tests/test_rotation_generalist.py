@@ -346,7 +346,7 @@ def test_rotation_picture_draws_an_episode(tmp_path, capsys):
 
 
 def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
-    """The shipped generalist and the -z, tilted -z (60 and 75 degrees), -x, -y and +y
+    """The shipped generalist and the -z, tilted -z (60 and 75 degrees), -x (two), -y and +y
     specialists (cupped palm start, 7 cm cube) and those of the other objects load and act;
     the specialists turn their object the commanded way on nominal physics."""
     from bench.rotation_eval import main as bench
@@ -378,13 +378,16 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
     rec = json.loads(out.read_text())[0]
     assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # measured: 0.85
     assert held < 0.3 * rec["rot_rad_per_s"]
-    # the -x specialist corrects a reference gait that ships beside it (assets/gaits)
-    spec = spec.with_name("rotate_leap_xm.pt")
-    assert spec.stat().st_size < 20e6 and Policy.env_overrides(spec)["gait"] is True
-    assert bench(["--checkpoint", str(spec), "--axis", "x-", "--episodes", "4",
-                  "--episode-s", "3", *nominal]) == 0  # fmt: skip
-    rec = json.loads(out.read_text())[0]
-    assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # the measured rate: 0.78
+    # the -x specialist corrects a reference gait that ships beside it (assets/gaits); so does
+    # the one trained on from it with a heavier drop penalty (slower, safer under pushes)
+    # (measured: 0.87 and 0.78 rad/s; the later checks use -x itself, so it comes last)
+    for name in ("rotate_leap_xm_safe.pt", "rotate_leap_xm.pt"):
+        spec = spec.with_name(name)
+        assert spec.stat().st_size < 20e6 and Policy.env_overrides(spec)["gait"] is True
+        assert bench(["--checkpoint", str(spec), "--axis", "x-", "--episodes", "4",
+                      "--episode-s", "3", *nominal]) == 0  # fmt: skip
+        rec = json.loads(out.read_text())[0]
+        assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0
 
     # a long cuboid laid in the palm (lie=1, recorded in the file): the cube's -x specialist
     # only holds it; the one trained on with it turns it
