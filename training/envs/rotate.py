@@ -154,9 +154,10 @@ class RotateConfig(AnygraspConfig):
         tilt_start: the adaptive curriculum's level at the start of a run (0-1; a resumed run
             continues from its saved level instead), e.g. to go on from where another run's
             tilt stopped.
-        tilt_replay: with ``tilt_keep``, the share of episodes that start at a tilt drawn
-            uniformly between 0 and the level instead of at the level, so that a policy
-            keeps the wrists (or axes) it has passed; only the episodes at the level move it.
+        tilt_replay: with ``tilt_keep`` (refused without it), the share of episodes that
+            start at a tilt drawn uniformly between 0 and the level instead of at the level,
+            so that a policy keeps the wrists (or axes) it has passed; only the episodes at
+            the level move it.
     """
 
     families: tuple[str, ...] = ("cube", "cylinder", "cuboid_ar3", "sphere")
@@ -340,7 +341,7 @@ class RotateEnv(AnygraspEnv):
         level = self.tilt_share()
         self.tilt_at_level[ids] = True
         self.tilt[ids] = level
-        if cfg.tilt_keep > 0 and cfg.tilt_replay > 0:  # (draws nothing otherwise: same stream)
+        if cfg.tilt_replay > 0:  # (needs tilt_keep; draws nothing otherwise: same stream)
             replay = ids[rng.random(k) < cfg.tilt_replay]
             self.tilt_at_level[replay] = False
             self.tilt[replay] = rng.uniform(0.0, level, replay.size)
