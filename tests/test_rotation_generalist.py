@@ -442,12 +442,15 @@ def test_the_shipped_rotation_policies_load_and_turn_the_cube(tmp_path):
     about_z = ["--axis", "x->z+:90", "--episodes", "4", "--episode-s", "5", *nominal]
     assert bench(["--checkpoint", str(spec), *about_z]) == 0
     rolled = json.loads(out.read_text())[0]["rotp"]  # measured: 4.21 rad/s off the axis
-    z_spec = spec.with_name("rotate_leap_zp_xgait.pt")
-    assert z_spec.stat().st_size < 20e6 and Policy.env_overrides(z_spec)["gait"] is True
-    assert bench(["--checkpoint", str(z_spec), *about_z]) == 0
-    rec = json.loads(out.read_text())[0]
-    assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0  # measured: 0.65
-    assert rec["rotp"] < 0.6 * rolled  # measured: 1.83
+    # (measured: 0.65 rad/s, 1.83 off the axis; the one trained on from it with a larger
+    # alive bonus and penalty cap, then a heavier drop penalty, rotate_leap_zp_fast.pt: 0.89, 1.69)
+    for name in ("rotate_leap_zp_xgait.pt", "rotate_leap_zp_fast.pt"):
+        z_spec = spec.with_name(name)
+        assert z_spec.stat().st_size < 20e6 and Policy.env_overrides(z_spec)["gait"] is True
+        assert bench(["--checkpoint", str(z_spec), *about_z]) == 0
+        rec = json.loads(out.read_text())[0]
+        assert rec["rot_rad_per_s"] > 0.3 and rec["drops"] == 0
+        assert rec["rotp"] < 0.6 * rolled
     # the tilted -z specialist trained on toward base up, at 75 degrees
     tilt75 = ["--axis", "z-", "--wrist", "palm_up>base_up:75", "--episodes", "4",
               "--episode-s", "5", *nominal]  # fmt: skip
