@@ -24,7 +24,9 @@ def test_position_round_trip_under_1cm(name):
     hyperextension).
     """
     hand = load_hand(name)
-    rt = Retargeter(hand, RetargetConfig(mode="position", lowpass_alpha=1.0))
+    # no wall-clock cap: the accuracy of a solve, not its real-time budget, is under test (with
+    # the cap, a loaded machine cut solves short: 10.3 mm on a fresh clone's full suite)
+    rt = Retargeter(hand, RetargetConfig(mode="position", lowpass_alpha=1.0, max_solve_s=None))
     rng = np.random.default_rng(0)
     errors = []
     for _ in range(25):
