@@ -4,6 +4,7 @@ device status, persistence. The loop runs in real time on its own thread, as in 
 import dataclasses
 import threading
 import time
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -50,7 +51,10 @@ class RotateTest(RetargetController):
 class SlowBuild(RetargetController):
     """Takes 0.6 s to build, like a controller loading its model."""
 
+    built_on: ClassVar[list] = []  # the thread each build ran on
+
     def __init__(self, config):
+        SlowBuild.built_on.append(threading.get_ident())
         time.sleep(0.6)
         super().__init__(config)
 
@@ -142,11 +146,12 @@ def test_switching_controllers_keeps_the_loop_running(qtbot):
     session = w.runner.session
     seen = ticks_seen(w)
     qtbot.waitUntil(lambda: len(seen) > 10, timeout=5000)
-    # baseline: missed deadlines over 2 s of plain running, in this same sitting
-    missed0 = session.metrics.missed_deadlines
-    qtbot.wait(2000)
-    baseline = session.metrics.missed_deadlines - missed0
-    missed0, n0, t0 = session.metrics.missed_deadlines, len(seen), time.monotonic()
+    loop_thread = []
+    session.subscribe(lambda r: loop_thread.append(threading.get_ident()))
+    stamps = []
+    session.subscribe(lambda r: stamps.append(time.monotonic()))
+    SlowBuild.built_on.clear()
+    n0, t0 = len(seen), time.monotonic()
     for name in ("guided_test", "slow_test", "retarget"):
         future = w.choose_controller(name)
         qtbot.waitUntil(future.done, timeout=5000)
@@ -155,9 +160,11 @@ def test_switching_controllers_keeps_the_loop_running(qtbot):
     qtbot.wait(300)
     elapsed = time.monotonic() - t0
     assert w.runner.session is session and w.runner.running  # same session, still running
-    # no burst of missed deadlines: the slow build (0.6 s) ran off the loop thread
-    missed = session.metrics.missed_deadlines - missed0
-    assert missed <= 3 + 2 * baseline * max(elapsed / 2.0, 1.0), (missed, baseline)
+    # the slow build (0.6 s) ran off the loop thread, so the loop never stalled for it: a
+    # build on the loop would leave a gap of at least 0.6 s between two ticks
+    assert len(SlowBuild.built_on) == 1 and SlowBuild.built_on[0] not in set(loop_thread)
+    gaps = np.diff(stamps)
+    assert gaps.max() < 0.6, gaps.max()
     rate = (len(seen) - n0) / elapsed
     assert rate >= 10.0, rate  # the loop went on (20 Hz asked; a loaded machine is slower)
     held = [ev for *_, ev, _ in seen if "switching_controller" in ev]
