@@ -383,6 +383,37 @@ def test_a_new_run_starts_from_another_policy(tmp_path, capsys):
     assert main([*rl, "--iterations", "0", "--set", "oracle=false", "--init", str(src),
                  "--out", str(tmp_path / "no")]) != 0  # fmt: skip
     assert "weights do not fit" in capsys.readouterr().err
+    # blind: the same inputs with the object's slots empty, so the policy's weights fit, and
+    # the file says so (its evaluations and distillations build the blind env from it)
+    from training.rl.ppo import Policy
+
+    assert main([*rl, "--iterations", "0", "--axes", "x+", "--set", "start=palm", "blind=1",
+                 "scale_range=1.4,1.4", "--init", str(src),
+                 "--out", str(tmp_path / "blind")]) == 0  # fmt: skip
+    assert Policy.env_overrides(tmp_path / "blind" / "policy.pt")["blind"] is True
+    assert "blind" not in Policy.env_overrides(src)
+
+
+def test_blind_empties_the_objects_slots_of_the_actors_observation(tmp_path):
+    """``blind``: the oracle actor's object slots (pose, velocities, waypoint) are zeros,
+    everything else as the oracle's (the fingertips included); the critic still sees the
+    object in its privileged part."""
+    kw = dict(axes=("z+",), dr=Randomization(enabled=False), seed=2, start="palm",
+              rest_q=CUPPED, scale_range=(1.4, 1.4))  # fmt: skip
+    seeing, blind = _env(tmp_path, **kw), _env(tmp_path, blind=True, **kw)
+    rng = np.random.default_rng(0)
+    for x in torch.as_tensor(rng.uniform(-1, 1, (3, 4, seeing.n)), dtype=torch.float32):
+        a, b = seeing.step(x)[0], blind.step(x)[0]
+    H, n = seeing.cfg.history, seeing.n
+    obj = slice(H * 2 * n + 3, H * 2 * n + 3 + 17)
+    assert a["policy"].shape == b["policy"].shape
+    assert torch.count_nonzero(a["policy"][:, obj]) > 0 and not b["policy"][:, obj].any()
+    rest = np.r_[0 : obj.start, obj.stop : a["policy"].shape[1]]
+    torch.testing.assert_close(a["policy"][:, rest], b["policy"][:, rest])
+    width = a["policy"].shape[1]  # the critic: the actor's observation, then the object's
+    torch.testing.assert_close(a["critic"][:, width:], b["critic"][:, width:])
+    with pytest.raises(ValueError, match="needs oracle=True"):
+        _env(tmp_path, axes=("z+",), oracle=False, blind=True)
 
 
 def test_penalty_scale_scales_the_regularisers_only(tmp_path):

@@ -123,6 +123,12 @@ class RotateConfig(AnygraspConfig):
             waypoint and the fingertips (DexNDM A.1: the specialists are oracle policies
             with the object's state; the generalist distilled from them sees only
             proprioception, the axis and the wrist). Off: proprioception only.
+        blind: with ``oracle``, the object's slots of the actor's observation (its pose,
+            velocities and waypoint) are filled with zeros; the fingertips stay (they follow
+            from the joint angles). An oracle policy trained on with it (``--init``) keeps
+            its network and learns to act without the object: a teacher whose actions
+            depend only on what the generalist sees (its joint history, with the gait's
+            phase where it has one).
         gait: add the periodic finger gait of each world's (wrist, axis) to the reference
             (``reference`` actions); every named axis and fixed wrist needs one under
             ``gait_dir`` (default ``assets/gaits``); a tilted one (``A>B:DEG``) takes
@@ -188,6 +194,7 @@ class RotateConfig(AnygraspConfig):
     rest_q: tuple[float, ...] = ()
     lie: bool = False
     oracle: bool = True
+    blind: bool = False
     alive_bonus: float = 0.5
     penalty_cap: float = 0.5
     gait: bool = False
@@ -230,6 +237,8 @@ class RotateEnv(AnygraspEnv):
             )
         if not 0.0 <= cfg.tilt_replay <= 1.0:
             raise ValueError(f"tilt_replay must be in [0, 1], got {cfg.tilt_replay}")
+        if cfg.blind and not cfg.oracle:
+            raise ValueError("blind empties the oracle's object slots: it needs oracle=True")
         if cfg.tilt_replay > 0 and cfg.tilt_keep == 0:
             raise ValueError(
                 "tilt_replay replays episodes below the adaptive curriculum's level: it needs "
@@ -532,7 +541,8 @@ class RotateEnv(AnygraspEnv):
         actor = self.axis.copy()
         if self.cfg.oracle:  # DexNDM's oracle specialists see the object and fingertips
             tips = self.tips().reshape(self.num_envs, -1) / 0.05
-            actor = np.concatenate([actor, critic[:, :17], tips], axis=1)
+            seen = np.zeros_like(critic[:, :17]) if self.cfg.blind else critic[:, :17]
+            actor = np.concatenate([actor, seen, tips], axis=1)
         if self.cfg.gait:
             w = 2 * np.pi * self.gait_time() / self.gait_period
             actor = np.concatenate([actor, np.sin(w)[:, None], np.cos(w)[:, None]], axis=1)

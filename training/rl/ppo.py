@@ -594,9 +594,10 @@ class Policy:
         "oracle",
         "rest_q",
     )
-    #: Start settings a policy depends on where they are on (``lie``: the long objects it
-    #: learned lie in the palm); off, they are left out, as in the files that predate them.
-    ENV_FLAGS = ("lie",)
+    #: Settings a policy depends on where they are on (``lie``: the long objects it learned
+    #: lie in the palm; ``blind``: its actor never saw the object); off, they are left out,
+    #: as in the files that predate them.
+    ENV_FLAGS = ("lie", "blind")
 
     @staticmethod
     def env_overrides(path: str | Path) -> dict[str, Any]:
