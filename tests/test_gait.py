@@ -95,14 +95,14 @@ def test_gaits_for_some_axes_and_gaitless_specialists_beside_them(tmp_path):
     """``gait_axes``: worlds about +z keep the start grasp as reference, worlds about -z
     follow the gait; a gait-less specialist's view of that env is the plain env's
     observation (the phase columns removed), step after step."""
-    from training.rl.distill import _EnvWithoutPhase
+    from training.rl.distill import _SpecialistView
 
     g = Gait.load(_gait().save(gait_path("leap", "palm_up", "z-", tmp_path / "gaits")))
     kw = dict(num_envs=4, axes=("z+", "z-"))
     plain = _env(tmp_path, **kw)
     env = _env(tmp_path, **kw, gait=True, gait_dir=str(tmp_path / "gaits"), gait_axes=("z-",))
     assert plain.gait_phase_columns() is None and env.gait_phase_columns() == slice(-6, -4)
-    view = _EnvWithoutPhase(env)
+    view = _SpecialistView(env, strip_phase=True, blind=False)
     plain.reset()
     env.reset()
     about_zm = env.axis_name == 1

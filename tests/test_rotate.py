@@ -387,11 +387,22 @@ def test_a_new_run_starts_from_another_policy(tmp_path, capsys):
     # the file says so (its evaluations and distillations build the blind env from it)
     from training.rl.ppo import Policy
 
-    assert main([*rl, "--iterations", "0", "--axes", "x+", "--set", "start=palm", "blind=1",
+    assert main([*rl, "--iterations", "0", "--axes", "x-", "--set", "start=palm", "blind=1",
                  "scale_range=1.4,1.4", "--init", str(src),
                  "--out", str(tmp_path / "blind")]) == 0  # fmt: skip
-    assert Policy.env_overrides(tmp_path / "blind" / "policy.pt")["blind"] is True
+    blind = tmp_path / "blind" / "policy.pt"
+    assert Policy.env_overrides(blind)["blind"] is True
     assert "blind" not in Policy.env_overrides(src)
+    # it joins a seeing specialist in one (oracle) environment, seeing it blind
+    from training.rl.distill import SpecialistTeam, _group_settings, _ViewedSpecialist
+
+    over = _group_settings([src, blind])
+    assert over["axes"] == ("x+", "x-") and "blind" not in over
+    env = make_env("rotate", **{**over, "num_envs": 2, "nthread": 1, "seed": 0, "per_family": 1,
+                   "grasps_base": 3, "grasps_rrt": 20, "grasp_cache": str(tmp_path / "g")})  # fmt: skip
+    team = SpecialistTeam([src, blind], env)
+    assert isinstance(team.by_axis[1], _ViewedSpecialist) and team.by_axis[1].view.empty
+    assert isinstance(team.by_axis[0], Policy)
 
 
 def test_blind_empties_the_objects_slots_of_the_actors_observation(tmp_path):
@@ -412,6 +423,12 @@ def test_blind_empties_the_objects_slots_of_the_actors_observation(tmp_path):
     torch.testing.assert_close(a["policy"][:, rest], b["policy"][:, rest])
     width = a["policy"].shape[1]  # the critic: the actor's observation, then the object's
     torch.testing.assert_close(a["critic"][:, width:], b["critic"][:, width:])
+    # a blind specialist's view of the seeing env is the blind env's observation
+    from training.rl.distill import _SpecialistView
+
+    view = _SpecialistView(seeing, strip_phase=False, blind=True)
+    torch.testing.assert_close(view.get_observations()["policy"], b["policy"])
+    assert seeing.get_observations()["policy"][:, obj].any()  # the env's own untouched
     with pytest.raises(ValueError, match="needs oracle=True"):
         _env(tmp_path, axes=("z+",), oracle=False, blind=True)
 

@@ -486,7 +486,12 @@ def test_a_team_of_specialists_acts_by_each_worlds_axis(tmp_path):
     team through an operator's switches."""
     from training.envs import make_env
     from training.envs.base import Randomization
-    from training.rl.distill import SpecialistTeam, _GaitlessSpecialist, team_run_settings
+    from training.rl.distill import (
+        SpecialistTeam,
+        _SpecialistView,
+        _ViewedSpecialist,
+        team_run_settings,
+    )
     from training.rl.evaluate import DEMO_OBJECTS
     from training.rl.ppo import Policy
 
@@ -501,7 +506,8 @@ def test_a_team_of_specialists_acts_by_each_worlds_axis(tmp_path):
                    dr=Randomization.named("off"), **{**DEMO_OBJECTS, **over})  # fmt: skip
     team = SpecialistTeam(team_files, env)
     assert sorted(team.by_axis) == [0, 1]
-    zp, xm = _GaitlessSpecialist(team_files[0], env), Policy(team_files[2], env)
+    zp = _ViewedSpecialist(team_files[0], _SpecialistView(env, strip_phase=True, blind=False))
+    xm = Policy(team_files[2], env)
     env.reset()
     env.set_axis(np.array([0, 1]), "z+")
     env.set_axis(np.array([2, 3]), "x-")

@@ -436,6 +436,15 @@ class RotateEnv(AnygraspEnv):
         else:
             self.gait_amp[w] = self.gait_phase[w] = self.gait_bias[w] = 0.0
 
+    def object_columns(self) -> slice | None:
+        """Where the oracle's object slots (position, orientation, velocities, waypoint: 17)
+        sit in the actor's observation (None without ``oracle``): after the proprioception
+        history and the axis. ``blind`` fills them with zeros."""
+        if not self.cfg.oracle:
+            return None
+        start = self.hist_q.shape[1] * 2 * self.n + 3
+        return slice(start, start + 17)
+
     def gait_phase_columns(self) -> slice | None:
         """Where the gait's phase (sine, cosine) sits in the actor's observation (None
         without a gait): the last of its task features, before the gravity and styles."""

@@ -201,12 +201,14 @@ def switch_groups(paths: list[str | Path]) -> list[list[str | Path]]:
 
 def _group_settings(group: list[str | Path]) -> dict[str, Any]:
     """One environment for specialists switched mid-episode: they must differ only in their
-    axes (the union is the environment's) and in whether they correct a gait: with one that
-    does, the environment has gaits for those specialists' axes only (``gait_axes``), the
-    others' worlds keep the plain reference, and a switch to a gait's axis starts the gait
-    anew (``gait_from_switch``)."""
+    axes (the union is the environment's), in whether they correct a gait and in whether
+    they are ``blind``: with one that corrects a gait, the environment has gaits for those
+    specialists' axes only (``gait_axes``), the others' worlds keep the plain reference, and
+    a switch to a gait's axis starts the gait anew (``gait_from_switch``); the environment
+    is the oracle's, a blind specialist seeing it with the object's slots emptied."""
     settings = [specialist_settings(p) for p in group]
-    rest = [{k: v for k, v in st.items() if k not in ("axes", "gait")} for st in settings]
+    own = ("axes", "gait", "blind")  # a blind specialist sees the oracle's env with its view
+    rest = [{k: v for k, v in st.items() if k not in own} for st in settings]
     for p, st in zip(group[1:], rest[1:], strict=True):
         if st != rest[0]:
             diff = sorted(k for k in {*st, *rest[0]} if st.get(k) != rest[0].get(k))
@@ -228,35 +230,41 @@ def _group_settings(group: list[str | Path]) -> dict[str, Any]:
     return out
 
 
-class _EnvWithoutPhase:
-    """An environment with gaits as a gait-less specialist sees it: the actor's observation
-    without the gait's phase features (everything else is the environment's)."""
+class _SpecialistView:
+    """The environment as one specialist sees it: without the gait's phase features (a
+    specialist without a gait in an environment with gaits) and with the object's slots
+    filled with zeros (a ``blind`` specialist in the oracle's environment); everything else
+    is the environment's."""
 
-    def __init__(self, env: Any) -> None:
+    def __init__(self, env: Any, strip_phase: bool, blind: bool) -> None:
         self._env = env
-        cols = env.gait_phase_columns()
         width = env.get_observations()["policy"].shape[1]
-        self.keep = np.delete(np.arange(width), np.arange(width)[cols])
+        cols = np.arange(width)
+        self.keep = np.delete(cols, cols[env.gait_phase_columns()]) if strip_phase else cols
+        self.empty = env.object_columns() if blind else None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._env, name)
 
     def strip(self, obs: Any) -> Any:
         out = obs.clone()
-        out["policy"] = obs["policy"][:, self.keep]
+        policy = obs["policy"].clone()
+        if self.empty is not None:
+            policy[:, self.empty] = 0.0
+        out["policy"] = policy[:, self.keep]
         return out
 
     def get_observations(self) -> Any:
         return self.strip(self._env.get_observations())
 
 
-class _GaitlessSpecialist:
-    """A specialist without a gait, acting in an environment with gaits."""
+class _ViewedSpecialist:
+    """A specialist acting through its :class:`_SpecialistView` of the environment."""
 
-    def __init__(self, path: str | Path, env: Any) -> None:
+    def __init__(self, path: str | Path, view: _SpecialistView) -> None:
         from training.rl.ppo import Policy
 
-        self.view = _EnvWithoutPhase(env)
+        self.view = view
         self.policy = Policy(path, self.view)
 
     def __call__(self, obs: Any) -> torch.Tensor:
@@ -281,7 +289,11 @@ class SpecialistTeam:
             if not mine:
                 continue
             gaitless = env.cfg.gait and not own.get("gait", False)
-            policy = _GaitlessSpecialist(path, env) if gaitless else Policy(path, env)
+            blind = own.get("blind", False) and not env.cfg.blind
+            if gaitless or blind:
+                policy = _ViewedSpecialist(path, _SpecialistView(env, gaitless, blind))
+            else:
+                policy = Policy(path, env)
             for a in mine:
                 self.by_axis[env.cfg.axes.index(a)] = policy
         missing = [a for i, a in enumerate(env.cfg.axes) if i not in self.by_axis]
