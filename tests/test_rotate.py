@@ -398,8 +398,9 @@ def test_a_new_run_starts_from_another_policy(tmp_path, capsys):
 
     over = _group_settings([src, blind])
     assert over["axes"] == ("x+", "x-") and "blind" not in over
-    env = make_env("rotate", **{**over, "num_envs": 2, "nthread": 1, "seed": 0, "per_family": 1,
-                   "grasps_base": 3, "grasps_rrt": 20, "grasp_cache": str(tmp_path / "g")})  # fmt: skip
+    small = {"num_envs": 2, "nthread": 1, "seed": 0, "per_family": 1, "grasps_base": 3,
+             "grasps_rrt": 20, "grasp_cache": str(tmp_path / "g")}  # fmt: skip
+    env = make_env("rotate", **{**over, **small})
     team = SpecialistTeam([src, blind], env)
     assert isinstance(team.by_axis[1], _ViewedSpecialist) and team.by_axis[1].view.empty
     assert isinstance(team.by_axis[0], Policy)
