@@ -68,15 +68,25 @@ class JointCheck:
         }
 
 
-def _settle(robot: Robot, target: np.ndarray, seconds: float) -> np.ndarray:
+def _settle(
+    robot: Robot, target: np.ndarray, seconds: float, still_rad: float = 2e-3
+) -> np.ndarray:
     """Send ``target`` every period for ``seconds`` (the filter spreads it within the rate
-    limit) and return the measured joints at the end."""
+    limit), and on, up to ``seconds`` more, while the joints still move (more than
+    ``still_rad`` over a period: a slow or loaded hand is still on its way), and return the
+    measured joints at the end."""
     period = 1.0 / robot.rate_hz
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    start = time.monotonic()
+    q_prev = None
+    while True:
         t0 = time.monotonic()
-        robot.read()
+        q = robot.read().q
         robot.send(target)
+        moving = q_prev is None or float(np.max(np.abs(q - q_prev))) > still_rad
+        elapsed = t0 - start
+        if elapsed >= 2 * seconds or (elapsed >= seconds and not moving):
+            break
+        q_prev = q
         time.sleep(max(0.0, period - (time.monotonic() - t0)))
     return robot.read().q
 

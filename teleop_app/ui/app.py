@@ -84,6 +84,7 @@ def run_app(
     # possibly holding a lock the control loop needs, so it must not wait for the loop.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: QTimer.singleShot(0, window.close))
+    log.info("the window is up (Ctrl+C closes it)")
     result: dict[str, Any] = {}
     if timed:
         assert duration_s is not None
