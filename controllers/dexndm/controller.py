@@ -47,8 +47,10 @@ SHIPPED, NONE = "", "none"
 #: ``generalist`` settings naming another shipped generalist than the default (``""``: +-z,
 #: trained on with PPO after distillation; the shipped residuals were trained for it):
 #: ``six_axes``, distilled from the six palm-up specialists (+-x, +-y, +-z) and the base-up
-#: (fingers-down) -z one.
-GENERALIST_KINDS = ("six_axes",)
+#: (fingers-down) -z one; ``fast``, +-z distilled from a blind +z specialist (one that never
+#: saw the cube, trained on from ``rotate_leap_zp_fast.pt``) and the -z one: about twice the
+#: default's speed about +z in ``bench/rotation_eval.py`` (every randomization on).
+GENERALIST_KINDS = ("six_axes", "fast")
 
 
 def generalist_path(hand: str, kind: str = SHIPPED) -> Path:
