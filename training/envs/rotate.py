@@ -72,6 +72,11 @@ LEAP_CUPPED_POSE: tuple[float, ...] = (0.5, -0.75, 0.75, 0.25, 0.5, 0.0, 0.75, 0
 _LAY_DOWN = axis_angle_quat(np.array([1.0, 0.0, 0.0]), np.array(np.pi / 2))
 
 
+#: the object's features at the head of the critic's task observation, which the oracle
+#: actor sees too: position 3, orientation 4, velocities 3 + 3, waypoint 4
+OBJECT_SLOTS = 17
+
+
 @dataclass
 class RotateConfig(AnygraspConfig):
     """Rotation settings (see the module docstring); objects, grasps and randomization as
@@ -443,7 +448,7 @@ class RotateEnv(AnygraspEnv):
         if not self.cfg.oracle:
             return None
         start = self.hist_q.shape[1] * 2 * self.n + 3
-        return slice(start, start + 17)
+        return slice(start, start + OBJECT_SLOTS)
 
     def gait_phase_columns(self) -> slice | None:
         """Where the gait's phase (sine, cosine) sits in the actor's observation (None
@@ -550,7 +555,8 @@ class RotateEnv(AnygraspEnv):
         actor = self.axis.copy()
         if self.cfg.oracle:  # DexNDM's oracle specialists see the object and fingertips
             tips = self.tips().reshape(self.num_envs, -1) / 0.05
-            seen = np.zeros_like(critic[:, :17]) if self.cfg.blind else critic[:, :17]
+            obj = critic[:, :OBJECT_SLOTS]
+            seen = np.zeros_like(obj) if self.cfg.blind else obj
             actor = np.concatenate([actor, seen, tips], axis=1)
         if self.cfg.gait:
             w = 2 * np.pi * self.gait_time() / self.gait_period

@@ -248,10 +248,9 @@ class _SpecialistView:
 
     def strip(self, obs: Any) -> Any:
         out = obs.clone()
-        policy = obs["policy"].clone()
+        out["policy"] = obs["policy"][:, self.keep]  # indexing copies: the env's is untouched
         if self.empty is not None:
-            policy[:, self.empty] = 0.0
-        out["policy"] = policy[:, self.keep]
+            out["policy"][:, self.empty] = 0.0  # the object's slots come before the phase
         return out
 
     def get_observations(self) -> Any:
