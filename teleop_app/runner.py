@@ -29,6 +29,7 @@ import numpy as np
 from devices.inputs.base import Device, DeviceStatus
 from teleop_app.history import TickHistory
 from teleop_app.session import Session, SessionConfig, TickRecord
+from teleop_app.workers import start_worker
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class SessionRunner:
             except Exception as e:  # noqa: BLE001 - reported through the future and state
                 future.set_exception(e)
 
-        threading.Thread(target=work, name="session-connect", daemon=True).start()
+        start_worker(work, "session-connect")
         return future
 
     def disconnect(self) -> None:

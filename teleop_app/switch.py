@@ -19,11 +19,11 @@ its future holds the reason.
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from controllers.base import CONTROLLERS, Controller, ControllerUnavailable
+from teleop_app.workers import start_worker
 
 if TYPE_CHECKING:
     from teleop_app.session import Session
@@ -66,7 +66,7 @@ class ControllerSwitch:
         if held.exception() is not None:  # the session closed first
             self._finish(held)
             return
-        threading.Thread(target=self._builder, name="controller-build", daemon=True).start()
+        start_worker(self._builder, "controller-build")
 
     def _builder(self) -> None:
         if not self._latest():  # superseded before we began: do not load a model

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from teleop_app.workers import join_workers
+
 log = logging.getLogger(__name__)
 
 
@@ -37,6 +39,18 @@ def display_problem() -> str | None:
             "Xvfb, or set QT_QPA_PLATFORM=offscreen with --screenshot"
         )
     return None
+
+
+def _wait_for_loaders(timeout_s: float = 60.0) -> None:
+    """Let a hand or controller still loading finish before the interpreter exits (it
+    discards what it built; see :mod:`teleop_app.workers`)."""
+    if join_workers(0.0):
+        log.info("waiting for the model still loading to finish before exiting")
+        still = join_workers(timeout_s)
+        if still:
+            log.warning(
+                "%s still running %.0f s after the window closed", ", ".join(still), timeout_s
+            )
 
 
 def run_app(
@@ -137,6 +151,7 @@ def run_app(
         app.exec()
     finally:
         sys.excepthook = previous_hook
+        _wait_for_loaders()
     if timed:
         if "error" in result:
             raise RuntimeError(result["error"])
