@@ -135,8 +135,8 @@ def test_qt_is_imported_only_by_the_ui_package():
 @pytest.mark.parametrize("wait_s", [0.0, 6.0], ids=["while-loading", "running"])
 def test_ctrl_c_closes_the_app_properly(tmp_path, wait_s):
     """SIGINT from the terminal: the window closes, the hand disconnects, settings are saved.
-    At once (the hand still loading on its worker thread: the app waits for it rather than
-    exit under it, which crashed) or with the loop running."""
+    At once (the hand usually still loading on its worker thread: the app waits for it
+    rather than exit under it, which crashed on a loaded machine) or with the loop running."""
     import signal
     import threading
     import time
