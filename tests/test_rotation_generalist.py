@@ -189,6 +189,18 @@ def test_specialist_to_generalist_to_bench(tmp_path, capsys):
     (r1,) = rd["dagger"]
     assert r1["beta"] == 0.5 and r1["added"] > 0 and r1["episodes"] == 3
     assert rd["transitions"] > r1["added"] and rd["curve"][-1]["dagger_round"] == 1
+    # each stage kept beside it: the cloned net, then each round's (the last is d's own)
+    snaps = tmp_path / "d_snapshots"
+    assert sorted(p.name for p in snaps.glob("*.pt")) == ["clone.pt", "dagger1.pt"]
+    assert distill.snapshot_path(d, "clone") == snaps / "clone.pt"
+    clone_rep = json.loads((snaps / "clone.json").read_text())
+    assert clone_rep["dagger"] == [] and clone_rep["transitions"] < rd["transitions"]
+    assert json.loads((snaps / "dagger1.json").read_text())["dagger"] == [r1]
+    last = RotationGeneralist.load(snaps / "dagger1.pt").net.state_dict()
+    final = RotationGeneralist.load(d).net.state_dict()
+    assert all(torch.equal(last[k], final[k]) for k in final)
+    first = RotationGeneralist.load(snaps / "clone.pt").net.state_dict()
+    assert not all(torch.equal(first[k], final[k]) for k in final)
     # more DAgger rounds from d, without cloning: d's net (0 epochs: unchanged) and size,
     # the rounds numbered on, fitted to the new rows only
     more = tmp_path / "d_more.pt"

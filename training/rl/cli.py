@@ -379,7 +379,8 @@ def add_generalist_arguments(p: argparse.ArgumentParser) -> None:
         "--dagger-from",
         metavar="GENERALIST",
         help="no cloning: --dagger-rounds more DAgger rounds starting from GENERALIST's net "
-        "(its size and history), the specialists named labelling",
+        "(its size and history), the specialists named labelling; a run cut off goes on "
+        "from its last stage, OUT_snapshots/daggerN.pt",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)

@@ -482,7 +482,11 @@ def distill(
     more DAgger rounds start from that generalist's net (its size, history and scale), the
     rounds numbered on from its own (beta = 0.5 ** round) and fitted to the new rows only
     (the start's own rows are not needed). The specialists named label, as in its
-    distillation; they need not be the same ones."""
+    distillation; they need not be the same ones.
+
+    The generalist after cloning and after each DAgger round is kept as
+    ``snapshot_path(out, "clone" | "daggerN")``, to evaluate a stage or to go on from it
+    (``dagger_from``) when a run is cut off."""
     s = s or DistillSettings()
     if dagger_from is not None and s.dagger_rounds < 1:
         raise ValueError("--dagger-from trains only DAgger rounds: ask for at least one")
@@ -501,6 +505,9 @@ def distill(
         )
         net, fit_report = fit(data, cfg, s)
         dagger = []
+        fit_report["dagger"] = dagger
+        _save(snapshot_path(out, "clone"), hand, net, cfg, data, specialists, info, s,
+              fit_report, t0)  # fmt: skip
     else:
         src = RotationGeneralist.load(dagger_from, hand=hand)
         net, cfg = src.net, src.cfg
@@ -533,6 +540,11 @@ def distill(
         )
         log.info("DAgger round %d: %s", r + 1, dagger[-1])
         fit_report["curve"] += [{**c, "dagger_round": r + 1} for c in rep["curve"]]
+        # each round kept: a run cut off goes on with --dagger-from this file
+        fit_report["transitions"] = len(data["act"])
+        fit_report["dagger"] = dagger
+        _save(snapshot_path(out, f"dagger{r + 1}"), hand, net, cfg, data, specialists, info,
+              s, fit_report, t0)  # fmt: skip
     fit_report["transitions"] = len(data["act"])
     fit_report["dagger"] = dagger
     if s.save_data:
@@ -550,6 +562,13 @@ def _check_dagger_start(source: str | Path, src: RotationGeneralist, info: dict[
         )
     if differences(src.meta["physics"], info["physics"]):
         raise ValueError(f"{source}: trained on other physics than the specialists")
+
+
+def snapshot_path(generalist: str | Path, stage: str) -> Path:
+    """Where ``distill`` keeps the generalist of a stage (``clone``, ``daggerN``) of the
+    run writing ``generalist``: ``<stem>_snapshots/<stage>.pt`` beside it."""
+    p = Path(generalist)
+    return p.with_name(p.stem + "_snapshots") / f"{stage}.pt"
 
 
 def data_path(generalist: str | Path) -> Path:
