@@ -505,9 +505,6 @@ def distill(
         )
         net, fit_report = fit(data, cfg, s)
         dagger = []
-        fit_report["dagger"] = dagger
-        _save(snapshot_path(out, "clone"), hand, net, cfg, data, specialists, info, s,
-              fit_report, t0)  # fmt: skip
     else:
         src = RotationGeneralist.load(dagger_from, hand=hand)
         net, cfg = src.net, src.cfg
@@ -515,6 +512,15 @@ def distill(
         s = replace(s, history=cfg.history, hidden=cfg.hidden, blocks=cfg.blocks)
         fit_report = {"curve": [], "dagger_from": str(dagger_from)}
         dagger = list(src.meta["report"].get("dagger", []))
+    fit_report["dagger"] = dagger  # filled round by round
+
+    def keep(stage: str) -> None:  # a run cut off goes on with --dagger-from this file
+        fit_report["transitions"] = len(data["act"])
+        _save(snapshot_path(out, stage), hand, net, cfg, data, specialists, info, s,
+              fit_report, t0)  # fmt: skip
+
+    if dagger_from is None:
+        keep("clone")
     done = max((d["round"] for d in dagger), default=0)
     for r in range(done, done + s.dagger_rounds):
         beta = 0.5 ** (r + 1)
@@ -540,13 +546,7 @@ def distill(
         )
         log.info("DAgger round %d: %s", r + 1, dagger[-1])
         fit_report["curve"] += [{**c, "dagger_round": r + 1} for c in rep["curve"]]
-        # each round kept: a run cut off goes on with --dagger-from this file
-        fit_report["transitions"] = len(data["act"])
-        fit_report["dagger"] = dagger
-        _save(snapshot_path(out, f"dagger{r + 1}"), hand, net, cfg, data, specialists, info,
-              s, fit_report, t0)  # fmt: skip
-    fit_report["transitions"] = len(data["act"])
-    fit_report["dagger"] = dagger
+        keep(f"dagger{r + 1}")
     if s.save_data:
         _save_data(Path(out), data)
     return _save(out, hand, net, cfg, data, specialists, info, s, fit_report, t0)
